@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Varve needs to build, test and run its demo.
+# Does nothing when every package is already installed. Needs root (apt-get).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config ccache clang-format
+  liblmdb-dev lmdb-utils        # storage engine, and mdb_stat/mdb_dump for tests
+  libbotan-2-dev                # AES-256-GCM, key wrap, system RNG
+  libcaf-dev                    # actors (CAF 0.17.6)
+  libboost-test-dev             # Boost.Test
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

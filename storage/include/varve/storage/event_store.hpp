@@ -1,0 +1,208 @@
+// varve::event_store: an append-only event log with streams, versions and
+// consumer cursors in one LMDB environment.
+//
+// Thread safety: an event_store may be shared by any number of threads. Writes
+// (append, write, save_cursor) are serialised inside the store; reads run in
+// parallel with each other and with writes, each in its own read transaction.
+// Several processes may open the same directory; their appends keep one
+// gapless global order (LMDB's writer lock orders them).
+//
+// Errors: no call throws. Every call returns a result; see error.hpp for the
+// codes. A write that fails leaves the store as it was: nothing of it is
+// visible, ever.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "varve/storage/error.hpp"
+#include "varve/storage/event.hpp"
+#include "varve/storage/options.hpp"
+
+namespace varve {
+
+namespace detail {
+struct store_impl;
+struct read_state;
+}  // namespace detail
+
+/// Read from the newest end: as `from` in a backward read, the last version or
+/// position.
+inline constexpr std::uint64_t from_end = ~std::uint64_t{0};
+
+/// A consumer's checkpoint to store, as part of a write_request.
+struct cursor_update {
+  std::string consumer{};
+  global_position position = 0;
+};
+
+/// One unit of a batch write: appends to one or more streams (each stream at
+/// most once, each with its own expectation) and cursor updates, committed all
+/// together or not at all.
+struct write_request {
+  std::vector<append_request> appends{};
+  std::vector<cursor_update> cursors{};
+};
+
+/// The outcome of one write_request: one append_result per entry of
+/// `appends`, in order, or the error that rejected the whole request.
+using write_outcome = result<std::vector<append_result>>;
+
+/// A non-owning callable reference, for the visitor-style reads.
+template <class Signature>
+class function_ref;
+
+template <class R, class... Args>
+class function_ref<R(Args...)> {
+ public:
+  template <class F>
+  function_ref(F& f) noexcept  // NOLINT: implicit on purpose
+      : object_(&f), call_([](void* o, Args... args) -> R {
+          return (*static_cast<F*>(o))(std::forward<Args>(args)...);
+        }) {}
+  R operator()(Args... args) const { return call_(object_, std::forward<Args>(args)...); }
+
+ private:
+  void* object_;
+  R (*call_)(void*, Args...);
+};
+
+/// A consistent snapshot of the store, as of the moment it began. Views it
+/// hands out (event_view, std::string_view) point into the memory map and stay
+/// valid until the transaction is destroyed; copy what must outlive it.
+/// Move-only; use from one thread at a time (it may move between threads).
+/// Keep read transactions short: while one is open in this process the map
+/// cannot grow, and the pages it sees cannot be reused.
+class read_transaction {
+ public:
+  read_transaction(read_transaction&&) noexcept;
+  read_transaction& operator=(read_transaction&&) noexcept;
+  ~read_transaction();
+
+  /// Position of the newest event, which is also the number of events (0: empty).
+  global_position head() const;
+
+  /// Number of streams ever created (shredded ones included).
+  std::uint64_t stream_count() const;
+
+  /// The stream's id, version, last position and state; std::nullopt when no
+  /// stream has this name. Errors: corruption.
+  result<std::optional<stream_info>> stream(std::string_view name) const;
+
+  /// The name of the stream with this internal id. Errors: not_found.
+  result<std::string_view> stream_name(std::uint64_t stream_id) const;
+
+  /// The event at `position`. Errors: not_found (position 0 or past the head),
+  /// corruption (the stored record does not decode).
+  result<event_view> event_at(global_position position) const;
+
+  /// Visits up to `limit` events of the stream `name` in version order,
+  /// starting at version `from` (forward: from 0 or 1 = the first; backward:
+  /// from_end = the last); `visit` returns false to stop early. Returns the
+  /// number visited. Errors: not_found (no such stream), corruption.
+  result<std::size_t> scan_stream(std::string_view name, stream_version from, direction dir,
+                                  std::size_t limit,
+                                  function_ref<bool(const event_view&)> visit) const;
+
+  /// Visits up to `limit` events of the global log starting at position
+  /// `from` (forward: 0 or 1 = the first; backward: from_end = the newest).
+  /// Returns the number visited. Errors: corruption.
+  result<std::size_t> scan_log(global_position from, direction dir, std::size_t limit,
+                               function_ref<bool(const event_view&)> visit) const;
+
+  /// scan_stream / scan_log collected into a vector of views.
+  result<std::vector<event_view>> read_stream(std::string_view name, stream_version from,
+                                              direction dir, std::size_t limit) const;
+  result<std::vector<event_view>> read_log(global_position from, direction dir,
+                                           std::size_t limit) const;
+
+  /// The stored checkpoint of a consumer; std::nullopt when it has none.
+  result<std::optional<global_position>> cursor(std::string_view consumer) const;
+
+  /// Visits every stream name with its info, in name order; `visit` returns
+  /// false to stop. Returns the number visited.
+  result<std::size_t> scan_streams(
+      function_ref<bool(std::string_view name, const stream_info&)> visit) const;
+
+ private:
+  friend class event_store;
+  explicit read_transaction(std::unique_ptr<detail::read_state> state);
+  std::unique_ptr<detail::read_state> state_;
+};
+
+/// Figures about a store, read without scanning.
+struct store_stats {
+  global_position head = 0;  ///< = number of events
+  std::uint64_t streams = 0;
+  std::uint64_t map_size = 0;    ///< current size of the memory map, bytes
+  std::uint64_t used_bytes = 0;  ///< pages in use × page size
+  std::uint64_t commits = 0;     ///< write transactions committed by this handle
+  std::uint64_t events_written = 0;  ///< events appended through this handle
+};
+
+class event_store {
+ public:
+  /// Opens (or creates) the store in `opts.directory`.
+  /// Errors: invalid_argument (a bad option, a path that is not a directory,
+  /// a directory that cannot be created or written), format_version (the
+  /// store was written by a newer Varve), corruption (not a Varve store, or
+  /// damaged files), io_error.
+  static result<std::unique_ptr<event_store>> open(options opts);
+
+  ~event_store();
+  event_store(const event_store&) = delete;
+  event_store& operator=(const event_store&) = delete;
+
+  /// Appends `events` to `stream` if `expected` holds, in one transaction.
+  /// Errors: wrong_expected_version (the message names expected and actual),
+  /// invalid_argument (empty or over-long stream name, name not UTF-8, no
+  /// events, empty type, event over max_event_bytes), shredded, storage_full,
+  /// io_error, failed_state.
+  result<append_result> append(std::string_view stream, expected_version expected,
+                               std::span<const new_event> events);
+
+  /// Appends to several streams atomically: every expectation holds and all
+  /// events are written, or nothing is. One append_result per request, in
+  /// order. A stream may appear only once. Errors: as for append.
+  result<std::vector<append_result>> append(std::span<const append_request> requests);
+
+  /// Group commit: applies many independent requests in ONE write
+  /// transaction and one sync. Each request is checked completely before it
+  /// writes, so a request that fails (a version conflict, bad input) fails
+  /// alone and leaves no trace; the others commit. The outer result fails
+  /// only when the transaction itself cannot commit (storage_full, io_error,
+  /// failed_state); then nothing of the batch was written.
+  result<std::vector<write_outcome>> write(std::span<const write_request> batch);
+
+  /// Stores a consumer's checkpoint in its own transaction.
+  result<void> save_cursor(std::string_view consumer, global_position position);
+
+  /// Begins a read transaction (see read_transaction for its rules).
+  /// Errors: busy (too many readers), io_error.
+  result<read_transaction> read() const;
+
+  /// Owned-copy conveniences, each in its own read transaction.
+  result<std::vector<recorded_event>> read_stream(std::string_view name, stream_version from = 1,
+                                                  direction dir = direction::forward,
+                                                  std::size_t limit = SIZE_MAX) const;
+  result<std::vector<recorded_event>> read_log(global_position from = 1,
+                                               direction dir = direction::forward,
+                                               std::size_t limit = SIZE_MAX) const;
+
+  result<store_stats> stats() const;
+
+  const options& opts() const noexcept;
+
+ private:
+  explicit event_store(std::unique_ptr<detail::store_impl> impl);
+  std::unique_ptr<detail::store_impl> impl_;
+};
+
+}  // namespace varve

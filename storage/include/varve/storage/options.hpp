@@ -1,0 +1,44 @@
+// How to open a store. Every field is checked by event_store::open, which
+// answers invalid_argument naming the field when a value is out of range.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string_view>
+
+namespace varve {
+
+/// When a commit reaches the disk.
+enum class durability : std::uint8_t {
+  sync,          ///< fsync at every commit (default): an acknowledged append survives a power cut
+  no_meta_sync,  ///< data synced, LMDB's meta page not: a crash may lose the last commit,
+                 ///< never corrupts
+  no_sync,       ///< no fsync: an operating-system crash may lose recent commits;
+                 ///< a process crash loses nothing
+};
+
+/// "sync", "no_meta_sync" or "no_sync".
+std::string_view to_string(durability d) noexcept;
+
+struct options {
+  /// Directory holding the store (data.mdb, lock.mdb). Created, mode 0700,
+  /// when missing and `create_if_missing` is set.
+  std::filesystem::path directory;
+  bool create_if_missing = true;
+
+  durability sync = durability::sync;
+
+  /// Initial size of the memory map. The map grows by itself (doubling) when
+  /// full, up to `max_map_size`; past that, appends fail with storage_full.
+  /// The data file only takes the space its pages use.
+  std::uint64_t map_size = std::uint64_t{64} << 20;
+  std::uint64_t max_map_size = std::uint64_t{256} << 30;
+
+  /// Largest event accepted (type + metadata + payload), in bytes.
+  std::uint64_t max_event_bytes = std::uint64_t{16} << 20;
+
+  /// Most read transactions open at once across all processes using the store.
+  std::uint32_t max_readers = 256;
+};
+
+}  // namespace varve

@@ -1,0 +1,313 @@
+// Opening a store, and the event_store entry points over the write path.
+#include "varve/storage/event_store.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <system_error>
+
+#include "store_impl.hpp"
+
+namespace varve {
+
+namespace fs = std::filesystem;
+
+namespace detail {
+
+namespace {
+
+constexpr unsigned max_dbs = 16;
+constexpr auto map_lock_wait = std::chrono::seconds(10);
+
+result<void> validate(const options& o) {
+  auto bad = [](std::string what) { return error{errc::invalid_argument, std::move(what)}; };
+  if (o.directory.empty()) return bad("options.directory is empty");
+  if (o.map_size == 0) return bad("options.map_size is 0");
+  if (o.max_map_size == 0) return bad("options.max_map_size is 0");
+  if (o.max_map_size < o.map_size)
+    return bad("options.max_map_size (" + std::to_string(o.max_map_size) +
+               ") is smaller than options.map_size (" + std::to_string(o.map_size) + ")");
+  if (o.max_event_bytes == 0) return bad("options.max_event_bytes is 0");
+  if (o.max_event_bytes > 0xFFFFFFFFull)
+    return bad("options.max_event_bytes is over 4 GiB - 1, the largest event a record holds");
+  if (o.max_readers == 0) return bad("options.max_readers is 0");
+  return {};
+}
+
+result<void> prepare_directory(const options& o) {
+  const fs::path& dir = o.directory;
+  std::error_code ec;
+  auto st = fs::status(dir, ec);
+  if (fs::exists(st)) {
+    if (!fs::is_directory(st))
+      return error{errc::invalid_argument, "store path " + dir.string() + " is not a directory"};
+  } else {
+    if (!o.create_if_missing)
+      return error{errc::not_found, "store directory " + dir.string() + " does not exist"};
+    fs::create_directories(dir, ec);
+    if (ec)
+      return error{errc::invalid_argument,
+                   "cannot create store directory " + dir.string() + ": " + ec.message()};
+    ::chmod(dir.c_str(), 0700);
+  }
+  if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
+    return error{errc::invalid_argument,
+                 "store directory " + dir.string() + " is not readable and writable"};
+  return {};
+}
+
+result<MDB_dbi> open_db(MDB_txn* txn, const char* name, unsigned flags) {
+  MDB_dbi dbi = 0;
+  if (int rc = mdb_dbi_open(txn, name, flags, &dbi); rc != 0)
+    return lmdb::to_error(rc, std::string("opening table ") + name);
+  return dbi;
+}
+
+/// Checks the meta table of an existing store, or lays out a new one.
+result<tables> open_tables(MDB_env* env) {
+  {  // Look before writing anything: a newer or foreign store stays untouched.
+    auto t = lmdb::txn::begin(env, MDB_RDONLY);
+    if (!t) return std::move(t).err();
+    MDB_dbi meta = 0;
+    int rc = mdb_dbi_open(t->get(), "meta", 0, &meta);
+    if (rc == 0) {
+      auto v = t->get(meta, "format_version");
+      if (!v) return std::move(v).err();
+      if (!*v || (*v)->size() != 4)
+        return error{errc::corruption, "the store's meta table has no valid format_version"};
+      const std::uint32_t version = bytes::get_le<std::uint32_t>((*v)->data());
+      if (version > format_version)
+        return error{errc::format_version,
+                     "the store has format version " + std::to_string(version) +
+                         ", newer than this build of Varve supports (" +
+                         std::to_string(format_version) + ")"};
+    } else if (rc == MDB_NOTFOUND) {
+      MDB_stat st{};
+      MDB_dbi main = 0;
+      if (mdb_dbi_open(t->get(), nullptr, 0, &main) == 0 && mdb_stat(t->get(), main, &st) == 0 &&
+          st.ms_entries != 0)
+        return error{errc::corruption, "the directory holds an LMDB environment that is not a "
+                                       "Varve store"};
+    } else {
+      return lmdb::to_error(rc, "opening the meta table");
+    }
+  }
+  auto t = lmdb::txn::begin(env, 0);
+  if (!t) return std::move(t).err();
+  tables dbs;
+  struct {
+    MDB_dbi* dbi;
+    const char* name;
+    unsigned flags;
+  } const layout[] = {
+      {&dbs.meta, "meta", 0},
+      {&dbs.events, "events", MDB_INTEGERKEY},
+      {&dbs.stream_names, "stream_names", 0},
+      {&dbs.stream_ids, "stream_ids", MDB_INTEGERKEY},
+      {&dbs.stream_heads, "stream_heads", MDB_INTEGERKEY},
+      {&dbs.stream_index, "stream_index", 0},
+      {&dbs.cursors, "cursors", 0},
+      {&dbs.keys, "keys", MDB_INTEGERKEY},
+      {&dbs.snapshots, "snapshots", MDB_INTEGERKEY},
+  };
+  for (const auto& l : layout) {
+    auto dbi = open_db(t->get(), l.name, l.flags | MDB_CREATE);
+    if (!dbi) return std::move(dbi).err();
+    *l.dbi = *dbi;
+  }
+  auto v = t->get(dbs.meta, "format_version");
+  if (!v) return std::move(v).err();
+  if (!*v) {
+    std::string version(4, '\0');
+    bytes::put_le<std::uint32_t>(version.data(), format_version);
+    std::string created(8, '\0');
+    bytes::put_le<std::int64_t>(
+        created.data(), std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+    if (int rc = t->put(dbs.meta, "format_version", version); rc != 0)
+      return lmdb::to_error(rc, "writing meta");
+    if (int rc = t->put(dbs.meta, "created_at", created); rc != 0)
+      return lmdb::to_error(rc, "writing meta");
+  }
+  if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "committing the store layout");
+  return dbs;
+}
+
+}  // namespace
+
+std::uint64_t store_impl::map_size() const {
+  MDB_envinfo info{};
+  mdb_env_info(env.get(), &info);
+  return info.me_mapsize;
+}
+
+result<void> store_impl::adopt_map_size() const {
+  std::unique_lock<std::shared_timed_mutex> lock(map_lock, std::defer_lock);
+  if (!lock.try_lock_for(map_lock_wait))
+    return error{errc::busy, "another process grew the map; adopting it waits for this "
+                             "process's open read transactions, which stayed open"};
+  if (int rc = mdb_env_set_mapsize(env.get(), 0); rc != 0)
+    return lmdb::to_error(rc, "adopting the new map size");
+  return {};
+}
+
+result<void> store_impl::grow_map() {
+  const std::uint64_t current = map_size();
+  if (current >= opts.max_map_size)
+    return error{errc::storage_full, "the store is full: the map reached max_map_size (" +
+                                         std::to_string(opts.max_map_size) + " bytes)"};
+  const std::uint64_t next = std::min(opts.max_map_size, current * 2);
+  std::unique_lock<std::shared_timed_mutex> lock(map_lock, std::defer_lock);
+  if (!lock.try_lock_for(map_lock_wait))
+    return error{errc::busy, "the map must grow, which waits for this process's open read "
+                             "transactions to end, and they stayed open"};
+  if (int rc = mdb_env_set_mapsize(env.get(), next); rc != 0)
+    return lmdb::to_error(rc, "growing the map");
+  return {};
+}
+
+}  // namespace detail
+
+event_store::event_store(std::unique_ptr<detail::store_impl> impl) : impl_(std::move(impl)) {}
+event_store::~event_store() = default;
+
+const options& event_store::opts() const noexcept { return impl_->opts; }
+
+result<std::unique_ptr<event_store>> event_store::open(options opts) {
+  if (auto v = detail::validate(opts); !v) return std::move(v).err();
+  if (auto d = detail::prepare_directory(opts); !d) return std::move(d).err();
+
+  auto impl = std::make_unique<detail::store_impl>();
+  impl->opts = opts;
+  MDB_env* raw = nullptr;
+  if (int rc = mdb_env_create(&raw); rc != 0) return lmdb::to_error(rc, "mdb_env_create");
+  impl->env = lmdb::env(raw);
+  if (int rc = mdb_env_set_maxdbs(raw, detail::max_dbs); rc != 0)
+    return lmdb::to_error(rc, "mdb_env_set_maxdbs");
+  if (int rc = mdb_env_set_maxreaders(raw, opts.max_readers); rc != 0)
+    return lmdb::to_error(rc, "mdb_env_set_maxreaders");
+  if (int rc = mdb_env_set_mapsize(raw, opts.map_size); rc != 0)
+    return lmdb::to_error(rc, "mdb_env_set_mapsize");
+  unsigned flags = MDB_NOTLS;
+  if (opts.sync == durability::no_meta_sync) flags |= MDB_NOMETASYNC;
+  if (opts.sync == durability::no_sync) flags |= MDB_NOSYNC;
+  if (int rc = mdb_env_open(raw, opts.directory.c_str(), flags, 0600); rc != 0) {
+    if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+      return error{errc::corruption,
+                   opts.directory.string() + " does not hold a Varve store: " + mdb_strerror(rc)};
+    return lmdb::to_error(rc, "opening " + opts.directory.string());
+  }
+  auto dbs = detail::open_tables(raw);
+  if (!dbs) return std::move(dbs).err();
+  impl->dbs = *dbs;
+  impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
+  return std::unique_ptr<event_store>(new event_store(std::move(impl)));
+}
+
+result<append_result> event_store::append(std::string_view stream, expected_version expected,
+                                          std::span<const new_event> events) {
+  write_request req;
+  req.appends.push_back(
+      append_request{std::string(stream), expected, {events.begin(), events.end()}});
+  auto out = impl_->write({&req, 1});
+  if (!out) return std::move(out).err();
+  write_outcome& one = out->front();
+  if (!one) return std::move(one).err();
+  return one->front();
+}
+
+result<std::vector<append_result>> event_store::append(std::span<const append_request> requests) {
+  write_request req;
+  req.appends.assign(requests.begin(), requests.end());
+  auto out = impl_->write({&req, 1});
+  if (!out) return std::move(out).err();
+  return std::move(out->front());
+}
+
+result<std::vector<write_outcome>> event_store::write(std::span<const write_request> batch) {
+  return impl_->write(batch);
+}
+
+result<void> event_store::save_cursor(std::string_view consumer, global_position position) {
+  write_request req;
+  req.cursors.push_back(cursor_update{std::string(consumer), position});
+  auto out = impl_->write({&req, 1});
+  if (!out) return std::move(out).err();
+  if (!out->front()) return std::move(out->front()).err();
+  return {};
+}
+
+result<read_transaction> event_store::read() const {
+  auto state = std::make_unique<detail::read_state>();
+  state->store = impl_.get();
+  for (;;) {
+    state->map_guard = std::shared_lock<std::shared_timed_mutex>(impl_->map_lock);
+    MDB_txn* t = nullptr;
+    int rc = mdb_txn_begin(impl_->env.get(), nullptr, MDB_RDONLY, &t);
+    if (rc == MDB_MAP_RESIZED) {
+      state->map_guard.unlock();
+      if (auto a = impl_->adopt_map_size(); !a) return std::move(a).err();
+      continue;
+    }
+    if (rc != 0) return lmdb::to_error(rc, "beginning a read transaction");
+    state->txn = lmdb::txn(t);
+    return read_transaction(std::move(state));
+  }
+}
+
+result<std::vector<recorded_event>> event_store::read_stream(std::string_view name,
+                                                             stream_version from, direction dir,
+                                                             std::size_t limit) const {
+  auto txn = read();
+  if (!txn) return std::move(txn).err();
+  std::vector<recorded_event> out;
+  auto copy = [&](const event_view& v) {
+    out.push_back(recorded_event::from(v, name));
+    return true;
+  };
+  auto n = txn->scan_stream(name, from, dir, limit, copy);
+  if (!n) return std::move(n).err();
+  return out;
+}
+
+result<std::vector<recorded_event>> event_store::read_log(global_position from, direction dir,
+                                                          std::size_t limit) const {
+  auto txn = read();
+  if (!txn) return std::move(txn).err();
+  std::vector<recorded_event> out;
+  std::optional<error> failure;
+  auto copy = [&](const event_view& v) {
+    auto name = txn->stream_name(v.stream_id);
+    if (!name) {
+      failure = std::move(name).err();
+      return false;
+    }
+    out.push_back(recorded_event::from(v, *name));
+    return true;
+  };
+  auto n = txn->scan_log(from, dir, limit, copy);
+  if (!n) return std::move(n).err();
+  if (failure) return std::move(*failure);
+  return out;
+}
+
+result<store_stats> event_store::stats() const {
+  auto txn = read();
+  if (!txn) return std::move(txn).err();
+  store_stats s;
+  s.head = txn->head();
+  s.streams = txn->stream_count();
+  s.map_size = impl_->map_size();
+  MDB_envinfo info{};
+  MDB_stat st{};
+  mdb_env_info(impl_->env.get(), &info);
+  mdb_env_stat(impl_->env.get(), &st);
+  s.used_bytes = (info.me_last_pgno + 1) * std::uint64_t{st.ms_psize};
+  s.commits = impl_->commits.load(std::memory_order_relaxed);
+  s.events_written = impl_->events_written.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace varve

@@ -1,0 +1,231 @@
+// The read path: read_transaction over one LMDB read-only transaction.
+#include <algorithm>
+
+#include "record.hpp"
+#include "store_impl.hpp"
+
+namespace varve {
+
+namespace {
+
+result<std::uint64_t> last_integer_key(MDB_txn* txn, MDB_dbi dbi) {
+  auto c = lmdb::cursor::open(txn, dbi);
+  if (!c) return std::move(c).err();
+  MDB_val k{}, v{};
+  auto found = c->get(k, v, MDB_LAST);
+  if (!found) return std::move(found).err();
+  if (!*found) return std::uint64_t{0};
+  return bytes::get_native_u64(lmdb::to_view(k));
+}
+
+}  // namespace
+
+read_transaction::read_transaction(std::unique_ptr<detail::read_state> state)
+    : state_(std::move(state)) {}
+read_transaction::read_transaction(read_transaction&&) noexcept = default;
+read_transaction& read_transaction::operator=(read_transaction&&) noexcept = default;
+read_transaction::~read_transaction() {
+  if (state_) state_->txn.abort();  // before the map guard is released
+}
+
+global_position read_transaction::head() const {
+  auto last = last_integer_key(state_->txn.get(), state_->store->dbs.events);
+  return last ? *last : 0;
+}
+
+std::uint64_t read_transaction::stream_count() const {
+  auto last = last_integer_key(state_->txn.get(), state_->store->dbs.stream_ids);
+  return last ? *last : 0;
+}
+
+result<std::optional<stream_info>> read_transaction::stream(std::string_view name) const {
+  const auto& dbs = state_->store->dbs;
+  auto id_value = state_->txn.get(dbs.stream_names, name);
+  if (!id_value) return std::move(id_value).err();
+  if (!*id_value) return std::optional<stream_info>{};
+  auto id = detail::decode_u64_le(**id_value, "id of stream '" + std::string(name) + "'");
+  if (!id) return std::move(id).err();
+  bytes::u64_key key(*id);
+  auto head = state_->txn.get(dbs.stream_heads, key.view());
+  if (!head) return std::move(head).err();
+  if (!*head)
+    return error{errc::corruption, "stream '" + std::string(name) + "' has no head"};
+  auto info = detail::decode_head(*id, **head);
+  if (!info) return std::move(info).err();
+  return std::optional<stream_info>{*info};
+}
+
+result<std::string_view> read_transaction::stream_name(std::uint64_t stream_id) const {
+  if (auto it = state_->names.find(stream_id); it != state_->names.end()) return it->second;
+  bytes::u64_key key(stream_id);
+  auto name = state_->txn.get(state_->store->dbs.stream_ids, key.view());
+  if (!name) return std::move(name).err();
+  if (!*name) return error{errc::not_found, "no stream has id " + std::to_string(stream_id)};
+  state_->names.emplace(stream_id, **name);
+  return **name;
+}
+
+result<event_view> read_transaction::event_at(global_position position) const {
+  bytes::u64_key key(position);
+  auto value = state_->txn.get(state_->store->dbs.events, key.view());
+  if (!value) return std::move(value).err();
+  if (!*value) return error{errc::not_found, "no event at position " + std::to_string(position)};
+  return record::decode(position, **value);
+}
+
+result<std::size_t> read_transaction::scan_stream(
+    std::string_view name, stream_version from, direction dir, std::size_t limit,
+    function_ref<bool(const event_view&)> visit) const {
+  auto info = stream(name);
+  if (!info) return std::move(info).err();
+  if (!*info) return error{errc::not_found, "stream '" + std::string(name) + "' does not exist"};
+  const stream_info& head = **info;
+  if (head.version == 0 || limit == 0) return std::size_t{0};
+
+  const bool forward = dir == direction::forward;
+  stream_version first, last;  // the versions to visit, first <= last
+  if (forward) {
+    first = std::max<stream_version>(from, 1);
+    if (first > head.version) return std::size_t{0};
+    last = head.version - first + 1 <= limit ? head.version : first + limit - 1;
+  } else {
+    last = std::min(from, head.version);
+    if (last == 0) return std::size_t{0};
+    first = last <= limit ? 1 : last - limit + 1;
+  }
+
+  std::size_t visited = 0;
+  std::vector<global_position> positions;
+  positions.reserve(detail::chunk_size);
+  // One stream-index chunk (or the tail after the last full one) at a time.
+  stream_version lo = forward ? first : std::max(first, (last - 1) / detail::chunk_size * detail::chunk_size + 1);
+  stream_version hi = forward ? std::min(last, (first - 1) / detail::chunk_size * detail::chunk_size + detail::chunk_size) : last;
+  for (;;) {
+    positions.clear();
+    auto found = detail::stream_positions(state_->txn.get(), state_->store->dbs, head.id,
+                                          head.version, head.last_position, lo, hi, positions);
+    if (!found) return std::move(found).err();
+    for (std::size_t i = 0; i < positions.size(); ++i) {
+      const std::size_t at = forward ? i : positions.size() - 1 - i;
+      auto ev = event_at(positions[at]);
+      if (!ev) {
+        if (ev.err().code() == errc::not_found)
+          return error{errc::corruption, "stream '" + std::string(name) +
+                                             "' points at a missing event " +
+                                             std::to_string(positions[at])};
+        return std::move(ev).err();
+      }
+      if (ev->stream_id != head.id || ev->version != lo + at)
+        return error{errc::corruption, "stream '" + std::string(name) + "' index points at " +
+                                           "the wrong event " + std::to_string(positions[at])};
+      ++visited;
+      if (!visit(*ev)) return visited;
+    }
+    if (forward) {
+      if (hi == last) break;
+      lo = hi + 1;
+      hi = std::min(last, hi + detail::chunk_size);
+    } else {
+      if (lo == first) break;
+      hi = lo - 1;
+      lo = hi >= first + detail::chunk_size ? hi - detail::chunk_size + 1 : first;
+    }
+  }
+  return visited;
+}
+
+result<std::size_t> read_transaction::scan_log(global_position from, direction dir,
+                                               std::size_t limit,
+                                               function_ref<bool(const event_view&)> visit) const {
+  if (limit == 0) return std::size_t{0};
+  auto c = lmdb::cursor::open(state_->txn.get(), state_->store->dbs.events);
+  if (!c) return std::move(c).err();
+  const bool forward = dir == direction::forward;
+  global_position start = forward ? std::max<global_position>(from, 1) : from;
+  MDB_val k{sizeof start, &start}, v{};
+  result<bool> found = false;
+  if (!forward && from == from_end) {
+    found = c->get(k, v, MDB_LAST);
+  } else {
+    found = c->get(k, v, MDB_SET_RANGE);
+    if (!forward) {
+      if (found && !*found)
+        found = c->get(k, v, MDB_LAST);
+      else if (found && bytes::get_native_u64(lmdb::to_view(k)) > start)
+        found = c->get(k, v, MDB_PREV);
+    }
+  }
+  std::size_t visited = 0;
+  const MDB_cursor_op step = forward ? MDB_NEXT : MDB_PREV;
+  while (found && *found) {
+    auto ev = record::decode(bytes::get_native_u64(lmdb::to_view(k)), lmdb::to_view(v));
+    if (!ev) return std::move(ev).err();
+    ++visited;
+    if (!visit(*ev) || visited == limit) return visited;
+    found = c->get(k, v, step);
+  }
+  if (!found) return std::move(found).err();
+  return visited;
+}
+
+result<std::vector<event_view>> read_transaction::read_stream(std::string_view name,
+                                                              stream_version from, direction dir,
+                                                              std::size_t limit) const {
+  std::vector<event_view> out;
+  auto collect = [&](const event_view& v) {
+    out.push_back(v);
+    return true;
+  };
+  auto n = scan_stream(name, from, dir, limit, collect);
+  if (!n) return std::move(n).err();
+  return out;
+}
+
+result<std::vector<event_view>> read_transaction::read_log(global_position from, direction dir,
+                                                           std::size_t limit) const {
+  std::vector<event_view> out;
+  auto collect = [&](const event_view& v) {
+    out.push_back(v);
+    return true;
+  };
+  auto n = scan_log(from, dir, limit, collect);
+  if (!n) return std::move(n).err();
+  return out;
+}
+
+result<std::optional<global_position>> read_transaction::cursor(std::string_view consumer) const {
+  auto value = state_->txn.get(state_->store->dbs.cursors, consumer);
+  if (!value) return std::move(value).err();
+  if (!*value) return std::optional<global_position>{};
+  auto pos = detail::decode_u64_le(**value, "cursor of '" + std::string(consumer) + "'");
+  if (!pos) return std::move(pos).err();
+  return std::optional<global_position>{*pos};
+}
+
+result<std::size_t> read_transaction::scan_streams(
+    function_ref<bool(std::string_view name, const stream_info&)> visit) const {
+  const auto& dbs = state_->store->dbs;
+  auto c = lmdb::cursor::open(state_->txn.get(), dbs.stream_names);
+  if (!c) return std::move(c).err();
+  MDB_val k{}, v{};
+  std::size_t visited = 0;
+  auto found = c->get(k, v, MDB_FIRST);
+  while (found && *found) {
+    const std::string_view name = lmdb::to_view(k);
+    auto id = detail::decode_u64_le(lmdb::to_view(v), "id of stream '" + std::string(name) + "'");
+    if (!id) return std::move(id).err();
+    bytes::u64_key key(*id);
+    auto head = state_->txn.get(dbs.stream_heads, key.view());
+    if (!head) return std::move(head).err();
+    if (!*head) return error{errc::corruption, "stream '" + std::string(name) + "' has no head"};
+    auto info = detail::decode_head(*id, **head);
+    if (!info) return std::move(info).err();
+    ++visited;
+    if (!visit(name, *info)) return visited;
+    found = c->get(k, v, MDB_NEXT);
+  }
+  if (!found) return std::move(found).err();
+  return visited;
+}
+
+}  // namespace varve

@@ -1,0 +1,85 @@
+#include "record.hpp"
+
+#include <cstring>
+#include <string>
+
+#include "bytes.hpp"
+
+namespace varve::record {
+
+namespace {
+
+error corrupt(global_position position, std::string_view what) {
+  return {errc::corruption,
+          "event record at position " + std::to_string(position) + ": " + std::string(what)};
+}
+
+}  // namespace
+
+void encode(char* out, const header& h, std::string_view type, std::string_view metadata,
+            std::string_view payload) {
+  using namespace bytes;
+  out[0] = static_cast<char>(format_v1);
+  out[1] = 0;
+  put_le<std::uint16_t>(out + 2, static_cast<std::uint16_t>(type.size()));
+  put_le<std::uint32_t>(out + 4, static_cast<std::uint32_t>(metadata.size()));
+  put_le<std::uint32_t>(out + 8, static_cast<std::uint32_t>(payload.size()));
+  put_le<std::uint64_t>(out + 12, h.stream_id);
+  put_le<std::uint64_t>(out + 20, h.version);
+  put_le<std::uint64_t>(out + 28, h.previous_position);
+  std::memcpy(out + 36, h.id.bytes.data(), 16);
+  put_le<std::int64_t>(out + 52, h.time);
+  char* p = out + header_size;
+  std::memcpy(p, type.data(), type.size());
+  p += type.size();
+  if (!metadata.empty()) std::memcpy(p, metadata.data(), metadata.size());
+  p += metadata.size();
+  if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
+}
+
+result<header> decode_links(global_position position, std::string_view bytes) {
+  using namespace bytes;
+  if (bytes.size() < header_size) return corrupt(position, "shorter than its header");
+  const char* in = bytes.data();
+  if (static_cast<std::uint8_t>(in[0]) != format_v1)
+    return corrupt(position, "unknown record format " +
+                                 std::to_string(static_cast<std::uint8_t>(in[0])));
+  header h;
+  h.stream_id = get_le<std::uint64_t>(in + 12);
+  h.version = get_le<std::uint64_t>(in + 20);
+  h.previous_position = get_le<std::uint64_t>(in + 28);
+  if (h.stream_id == 0 || h.version == 0 || h.previous_position >= position ||
+      (h.version == 1) != (h.previous_position == 0))
+    return corrupt(position, "impossible stream link");
+  return h;
+}
+
+result<event_view> decode(global_position position, std::string_view bytes) {
+  using namespace bytes;
+  auto links = decode_links(position, bytes);
+  if (!links) return std::move(links).err();
+  const char* in = bytes.data();
+  if (in[1] != 0) return corrupt(position, "unknown flags");
+  std::uint64_t type_len = get_le<std::uint16_t>(in + 2);
+  std::uint64_t meta_len = get_le<std::uint32_t>(in + 4);
+  std::uint64_t payload_len = get_le<std::uint32_t>(in + 8);
+  if (header_size + type_len + meta_len + payload_len != bytes.size())
+    return corrupt(position, "lengths do not match the stored size");
+  if (type_len == 0) return corrupt(position, "empty event type");
+  event_view v;
+  v.position = position;
+  v.stream_id = links->stream_id;
+  v.version = links->version;
+  v.previous_position = links->previous_position;
+  std::memcpy(v.id.bytes.data(), in + 36, 16);
+  v.time = get_le<std::int64_t>(in + 52);
+  const char* p = in + header_size;
+  v.type = {p, type_len};
+  p += type_len;
+  v.metadata = {p, meta_len};
+  p += meta_len;
+  v.payload = {p, payload_len};
+  return v;
+}
+
+}  // namespace varve::record

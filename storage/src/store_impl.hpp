@@ -1,0 +1,81 @@
+// The private state behind event_store and read_transaction.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "lmdb.hpp"
+#include "tables.hpp"
+#include "varve/storage/event_store.hpp"
+
+namespace varve::detail {
+
+/// What the single writer of this process remembers about a stream between
+/// transactions. `open_chunk` holds the positions of the versions after the
+/// last full stream-index chunk when `chunk_known` is set.
+struct head_state {
+  stream_info info;
+  std::vector<global_position> open_chunk;
+  bool chunk_known = false;
+};
+
+/// The writer's caches. Valid only while no other process has committed in
+/// between: `expected_txn_id` is the id the next write transaction gets when
+/// this process was the last writer; any other id clears the caches.
+struct writer_cache {
+  std::unordered_map<std::string, std::uint64_t> names;
+  std::unordered_map<std::uint64_t, head_state> heads;
+  global_position next_position = 0;  // 0 = unknown
+  std::uint64_t next_stream_id = 0;   // 0 = unknown
+  std::uint64_t expected_txn_id = 0;
+
+  void clear() {
+    names.clear();
+    heads.clear();
+    next_position = 0;
+    next_stream_id = 0;
+  }
+};
+
+struct store_impl {
+  options opts;
+  lmdb::env env;
+  tables dbs;
+  std::size_t max_key_size = 511;
+
+  // Open read transactions hold this shared; growing the map (which remaps
+  // it) takes it exclusively.
+  mutable std::shared_timed_mutex map_lock;
+
+  // The write path.
+  std::mutex write_mutex;
+  writer_cache cache;
+  bool failed = false;
+  std::string failure;
+  std::atomic<std::uint64_t> commits{0};
+  std::atomic<std::uint64_t> events_written{0};
+
+  result<std::vector<write_outcome>> write(std::span<const write_request> batch);
+
+  /// Adopts a map size changed by another process (after MDB_MAP_RESIZED).
+  result<void> adopt_map_size() const;
+  /// Doubles the map, up to opts.max_map_size. Errors: storage_full at the
+  /// maximum, busy when read transactions stay open.
+  result<void> grow_map();
+  std::uint64_t map_size() const;
+};
+
+struct read_state {
+  const store_impl* store = nullptr;
+  std::shared_lock<std::shared_timed_mutex> map_guard;
+  lmdb::txn txn;
+  mutable std::unordered_map<std::uint64_t, std::string_view> names;
+};
+
+}  // namespace varve::detail

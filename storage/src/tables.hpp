@@ -1,0 +1,89 @@
+// The named databases of a store and the encodings of their small values
+// (private to varve::storage; the layout is documented in storage/FORMAT.md).
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bytes.hpp"
+#include "varve/storage/error.hpp"
+#include "varve/storage/event.hpp"
+
+namespace varve::detail {
+
+/// The store's format version, kept in `meta` under "format_version".
+inline constexpr std::uint32_t format_version = 1;
+
+/// Versions per stream-index chunk.
+inline constexpr std::uint64_t chunk_size = 64;
+
+struct tables {
+  MDB_dbi meta = 0;
+  MDB_dbi events = 0;        // u64 position (INTEGERKEY) -> record
+  MDB_dbi stream_names = 0;  // name -> u64 id (LE)
+  MDB_dbi stream_ids = 0;    // u64 id (INTEGERKEY) -> name
+  MDB_dbi stream_heads = 0;  // u64 id (INTEGERKEY) -> head value
+  MDB_dbi stream_index = 0;  // id BE + chunk BE -> 64 x u64 LE positions
+  MDB_dbi cursors = 0;       // consumer name -> u64 LE position
+  MDB_dbi keys = 0;          // u64 id (INTEGERKEY) -> wrapped data key
+  MDB_dbi snapshots = 0;     // u64 id (INTEGERKEY) -> snapshot
+};
+
+/// The stored head of a stream: version, last position, state (17 bytes).
+inline constexpr std::size_t head_value_size = 17;
+
+inline std::string encode_head(const stream_info& h) {
+  std::string out(head_value_size, '\0');
+  bytes::put_le<std::uint64_t>(out.data(), h.version);
+  bytes::put_le<std::uint64_t>(out.data() + 8, h.last_position);
+  out[16] = static_cast<char>(h.state);
+  return out;
+}
+
+inline result<stream_info> decode_head(std::uint64_t id, std::string_view v) {
+  if (v.size() != head_value_size || static_cast<std::uint8_t>(v[16]) > 2)
+    return error{errc::corruption, "stream head of stream id " + std::to_string(id) +
+                                       " has an invalid value"};
+  stream_info h;
+  h.id = id;
+  h.version = bytes::get_le<std::uint64_t>(v.data());
+  h.last_position = bytes::get_le<std::uint64_t>(v.data() + 8);
+  h.state = static_cast<stream_state>(v[16]);
+  return h;
+}
+
+inline std::string encode_u64_le(std::uint64_t v) {
+  std::string out(8, '\0');
+  bytes::put_le(out.data(), v);
+  return out;
+}
+
+inline result<std::uint64_t> decode_u64_le(std::string_view v, std::string_view what) {
+  if (v.size() != 8) return error{errc::corruption, std::string(what) + " has an invalid value"};
+  return bytes::get_le<std::uint64_t>(v.data());
+}
+
+/// Key of stream-index chunk `chunk` (0-based: versions chunk*64+1 .. chunk*64+64).
+inline std::string chunk_key(std::uint64_t stream_id, std::uint64_t chunk) {
+  std::string out(16, '\0');
+  bytes::put_be(out.data(), stream_id);
+  bytes::put_be(out.data() + 8, chunk);
+  return out;
+}
+
+/// Appends to `out`, in ascending version order, the log positions of
+/// versions [first, last] of a stream whose newest event is `head_version` at
+/// `head_position`. Full chunks come from the stream index, the versions after
+/// the last full chunk from walking the records' previous-position links back
+/// from the head. Requires 1 <= first <= last <= head_version.
+/// Errors: corruption (a missing chunk or a broken link), io_error.
+result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t stream_id,
+                              stream_version head_version, global_position head_position,
+                              stream_version first, stream_version last,
+                              std::vector<global_position>& out);
+
+}  // namespace varve::detail

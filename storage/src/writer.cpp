@@ -1,0 +1,431 @@
+// The write path: one write transaction per batch, every request checked
+// completely before it writes anything, one commit for the lot.
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <unordered_set>
+
+#include "record.hpp"
+#include "store_impl.hpp"
+#include "utf8.hpp"
+
+namespace varve::detail {
+
+namespace {
+
+/// Heads cached by the writer beyond this many are dropped (and re-read).
+constexpr std::size_t max_cached_streams = std::size_t{1} << 20;
+
+/// How many recent events of a stream an `any` append with caller-given ids
+/// looks back through for a duplicate.
+constexpr stream_version idempotency_window = 64;
+
+timestamp_us now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string stream_label(std::string_view name) { return "stream '" + std::string(name) + "'"; }
+
+/// The state of one write transaction.
+struct batch_txn {
+  batch_txn(store_impl& s, MDB_txn* t) : store(s), txn(t) {}
+  store_impl& store;
+  MDB_txn* txn;
+  global_position next_position = 0;
+  std::uint64_t next_stream_id = 0;
+  std::unordered_map<std::uint64_t, head_state> touched;
+  std::unordered_map<std::string, std::uint64_t> created;
+  timestamp_us now = now_us();
+  std::uint64_t events = 0;
+  bool wrote = false;
+  int fatal_rc = 0;  // set when an LMDB write failed: the transaction must abort
+};
+
+/// One stream of a request, after its checks.
+struct plan {
+  const append_request* request;
+  std::optional<head_state> head;  // empty: the stream does not exist yet
+  std::optional<append_result> idempotent;
+};
+
+result<void> validate(const store_impl& s, const append_request& r) {
+  if (r.stream.empty()) return error{errc::invalid_argument, "stream name is empty"};
+  if (r.stream.size() > s.max_key_size)
+    return error{errc::invalid_argument, "stream name is " + std::to_string(r.stream.size()) +
+                                             " bytes, longer than the limit of " +
+                                             std::to_string(s.max_key_size)};
+  if (!utf8::valid(r.stream))
+    return error{errc::invalid_argument, "stream name is not valid UTF-8"};
+  if (r.events.empty()) return error{errc::invalid_argument, stream_label(r.stream) + ": no events"};
+  for (std::size_t i = 0; i < r.events.size(); ++i) {
+    const new_event& e = r.events[i];
+    if (e.type.empty())
+      return error{errc::invalid_argument,
+                   stream_label(r.stream) + ": event " + std::to_string(i) + " has an empty type"};
+    if (e.type.size() > record::max_type_size)
+      return error{errc::invalid_argument,
+                   stream_label(r.stream) + ": event " + std::to_string(i) + " has a type over " +
+                       std::to_string(record::max_type_size) + " bytes"};
+    const std::uint64_t size = e.type.size() + e.metadata.size() + e.payload.size();
+    if (size > s.opts.max_event_bytes)
+      return error{errc::invalid_argument, stream_label(r.stream) + ": event " + std::to_string(i) +
+                                               " is " + std::to_string(size) +
+                                               " bytes, over max_event_bytes (" +
+                                               std::to_string(s.opts.max_event_bytes) + ")"};
+  }
+  return {};
+}
+
+/// The stream's head as this transaction sees it; std::nullopt when the
+/// stream does not exist.
+result<std::optional<head_state>> find_head(batch_txn& b, const std::string& name) {
+  writer_cache& cache = b.store.cache;
+  std::uint64_t id = 0;
+  if (auto it = b.created.find(name); it != b.created.end()) {
+    id = it->second;
+  } else if (auto c = cache.names.find(name); c != cache.names.end()) {
+    id = c->second;
+  } else {
+    MDB_val k = lmdb::to_val(name), v{};
+    int rc = mdb_get(b.txn, b.store.dbs.stream_names, &k, &v);
+    if (rc == MDB_NOTFOUND) return std::optional<head_state>{};
+    if (rc != 0) return lmdb::to_error(rc, "reading stream names");
+    auto decoded = decode_u64_le(lmdb::to_view(v), stream_label(name) + " id");
+    if (!decoded) return std::move(decoded).err();
+    id = *decoded;
+    cache.names.emplace(name, id);
+  }
+  if (auto t = b.touched.find(id); t != b.touched.end()) return std::optional<head_state>{t->second};
+  if (auto c = cache.heads.find(id); c != cache.heads.end())
+    return std::optional<head_state>{c->second};
+  bytes::u64_key key(id);
+  MDB_val k = lmdb::to_val(key.view()), v{};
+  int rc = mdb_get(b.txn, b.store.dbs.stream_heads, &k, &v);
+  if (rc == MDB_NOTFOUND) return error{errc::corruption, stream_label(name) + " has no head"};
+  if (rc != 0) return lmdb::to_error(rc, "reading stream heads");
+  auto info = decode_head(id, lmdb::to_view(v));
+  if (!info) return std::move(info).err();
+  head_state h{*info, {}, false};
+  cache.heads.emplace(id, h);
+  return std::optional<head_state>{std::move(h)};
+}
+
+result<event_id> stored_id(batch_txn& b, global_position pos) {
+  bytes::u64_key key(pos);
+  MDB_val k = lmdb::to_val(key.view()), v{};
+  int rc = mdb_get(b.txn, b.store.dbs.events, &k, &v);
+  if (rc != 0) return lmdb::to_error(rc, "reading event " + std::to_string(pos));
+  auto ev = record::decode(pos, lmdb::to_view(v));
+  if (!ev) return std::move(ev).err();
+  return ev->id;
+}
+
+/// Whether `r.events` (all with ids) already sit at versions from+1... of the
+/// stream; their places if so.
+result<std::optional<append_result>> already_appended(batch_txn& b, const head_state& h,
+                                                      const append_request& r,
+                                                      stream_version after) {
+  const stream_version k = r.events.size();
+  if (after + k > h.info.version) return std::optional<append_result>{};
+  std::vector<global_position> positions;
+  auto found = stream_positions(b.txn, b.store.dbs, h.info.id, h.info.version,
+                                h.info.last_position, after + 1, after + k, positions);
+  if (!found) return std::move(found).err();
+  for (std::size_t i = 0; i < k; ++i) {
+    auto id = stored_id(b, positions[i]);
+    if (!id) return std::move(id).err();
+    if (*id != *r.events[i].id) return std::optional<append_result>{};
+  }
+  return std::optional<append_result>{
+      append_result{after + 1, after + k, positions.front(), positions.back(), true}};
+}
+
+/// For `any` / `stream_exists` appends with caller-given ids: looks for the
+/// first event among the stream's recent events.
+result<std::optional<append_result>> recently_appended(batch_txn& b, const head_state& h,
+                                                       const append_request& r) {
+  const stream_version cur = h.info.version;
+  const stream_version lo = cur > idempotency_window ? cur - idempotency_window + 1 : 1;
+  std::vector<global_position> positions;
+  auto found =
+      stream_positions(b.txn, b.store.dbs, h.info.id, cur, h.info.last_position, lo, cur, positions);
+  if (!found) return std::move(found).err();
+  for (std::size_t i = 0; i < positions.size(); ++i) {
+    auto id = stored_id(b, positions[i]);
+    if (!id) return std::move(id).err();
+    if (*id != *r.events.front().id) continue;
+    auto same = already_appended(b, h, r, lo + i - 1);
+    if (!same) return std::move(same).err();
+    if (*same) return same;
+    return error{errc::invalid_argument,
+                 stream_label(r.stream) + ": event " + r.events.front().id->to_string() +
+                     " was appended before, but not together with the same events"};
+  }
+  return std::optional<append_result>{};
+}
+
+bool all_ids_given(const append_request& r) {
+  return std::all_of(r.events.begin(), r.events.end(), [](const new_event& e) { return e.id; });
+}
+
+std::string describe(stream_version v) {
+  return v == 0 ? "the stream does not exist" : "the stream is at version " + std::to_string(v);
+}
+
+/// Checks one stream of a request: state, expectation, idempotency.
+result<plan> check(batch_txn& b, const append_request& r) {
+  auto valid = validate(b.store, r);
+  if (!valid) return std::move(valid).err();
+  auto head = find_head(b, r.stream);
+  if (!head) return std::move(head).err();
+  plan p{&r, std::move(*head), std::nullopt};
+  if (p.head && p.head->info.state != stream_state::live)
+    return error{errc::shredded, stream_label(r.stream) + " was shredded and takes no more events"};
+  const stream_version cur = p.head ? p.head->info.version : 0;
+  const expected_version& e = r.expected;
+  bool holds = false;
+  switch (e.type()) {
+    case expected_version::kind::any: holds = true; break;
+    case expected_version::kind::no_stream: holds = cur == 0; break;
+    case expected_version::kind::stream_exists: holds = cur > 0; break;
+    case expected_version::kind::exact: holds = cur == e.version(); break;
+  }
+  const bool ids = all_ids_given(r);
+  if (!holds) {
+    const bool positional =
+        e.type() == expected_version::kind::exact || e.type() == expected_version::kind::no_stream;
+    if (positional && ids && p.head) {
+      auto same = already_appended(b, *p.head, r, e.version());
+      if (!same) return std::move(same).err();
+      if (*same) {
+        p.idempotent = *same;
+        return p;
+      }
+    }
+    return error{errc::wrong_expected_version, stream_label(r.stream) + ": expected version " +
+                                                   e.to_string() + ", but " + describe(cur)};
+  }
+  const bool windowed =
+      e.type() == expected_version::kind::any || e.type() == expected_version::kind::stream_exists;
+  if (windowed && p.head && r.events.front().id) {
+    auto same = recently_appended(b, *p.head, r);
+    if (!same) return std::move(same).err();
+    p.idempotent = *same;
+  }
+  return p;
+}
+
+int put_chunk(batch_txn& b, const head_state& h) {
+  std::string value(chunk_size * 8, '\0');
+  for (std::size_t i = 0; i < chunk_size; ++i)
+    bytes::put_le<std::uint64_t>(value.data() + i * 8, h.open_chunk[i]);
+  const std::string key = chunk_key(h.info.id, h.info.version / chunk_size - 1);
+  MDB_val k = lmdb::to_val(key), v = lmdb::to_val(value);
+  return mdb_put(b.txn, b.store.dbs.stream_index, &k, &v, 0);
+}
+
+/// Writes one checked stream append. On an LMDB failure it sets b.fatal_rc:
+/// the transaction must then be aborted.
+result<append_result> apply(batch_txn& b, plan& p) {
+  auto fail = [&](int rc, std::string_view what) -> error {
+    b.fatal_rc = rc;
+    return lmdb::to_error(rc, what);
+  };
+  const append_request& r = *p.request;
+  head_state* h = nullptr;
+  if (!p.head) {
+    const std::uint64_t id = b.next_stream_id++;
+    bytes::u64_key key(id);
+    const std::string id_value = encode_u64_le(id);
+    MDB_val name = lmdb::to_val(r.stream), id_val = lmdb::to_val(id_value);
+    if (int rc = mdb_put(b.txn, b.store.dbs.stream_names, &name, &id_val, MDB_NOOVERWRITE); rc != 0)
+      return fail(rc, "creating the stream name");
+    MDB_val id_key = lmdb::to_val(key.view()), name_val = lmdb::to_val(r.stream);
+    if (int rc = mdb_put(b.txn, b.store.dbs.stream_ids, &id_key, &name_val, MDB_APPEND); rc != 0)
+      return fail(rc, "creating the stream id");
+    b.created.emplace(r.stream, id);
+    h = &b.touched.insert_or_assign(id, head_state{stream_info{id, 0, 0, stream_state::live}, {}, true})
+             .first->second;
+  } else {
+    h = &b.touched.insert_or_assign(p.head->info.id, std::move(*p.head)).first->second;
+  }
+
+  append_result out;
+  out.first_version = h->info.version + 1;
+  out.first_position = b.next_position;
+  for (const new_event& e : r.events) {
+    const global_position pos = b.next_position;
+    record::header hdr{h->info.id, h->info.version + 1, h->info.last_position,
+                       e.id ? *e.id : event_id::generate(), e.time ? *e.time : b.now};
+    MDB_val k{sizeof pos, const_cast<global_position*>(&pos)};
+    MDB_val v{record::encoded_size(e.type.size(), e.metadata.size(), e.payload.size()), nullptr};
+    if (int rc = mdb_put(b.txn, b.store.dbs.events, &k, &v, MDB_APPEND | MDB_RESERVE); rc != 0)
+      return fail(rc, "appending to the log");
+    record::encode(static_cast<char*>(v.mv_data), hdr, e.type, e.metadata, e.payload);
+    ++b.next_position;
+    ++b.events;
+    h->info.version = hdr.version;
+    h->info.last_position = pos;
+    if (h->chunk_known) h->open_chunk.push_back(pos);
+    if (h->info.version % chunk_size == 0) {
+      if (!h->chunk_known) {
+        h->open_chunk.clear();
+        auto walked = stream_positions(b.txn, b.store.dbs, h->info.id, hdr.version - 1,
+                                       hdr.previous_position, hdr.version - chunk_size + 1,
+                                       hdr.version - 1, h->open_chunk);
+        if (!walked) return std::move(walked).err();
+        h->open_chunk.push_back(pos);
+      }
+      if (int rc = put_chunk(b, *h); rc != 0) return fail(rc, "writing the stream index");
+      h->open_chunk.clear();
+      h->chunk_known = true;
+    }
+  }
+  out.last_version = h->info.version;
+  out.last_position = b.next_position - 1;
+  b.wrote = true;
+  return out;
+}
+
+/// Applies one request: checks all of its streams, then writes them.
+write_outcome apply_request(batch_txn& b, const write_request& req) {
+  std::vector<plan> plans;
+  plans.reserve(req.appends.size());
+  std::unordered_set<std::string_view> seen;
+  for (const append_request& r : req.appends) {
+    if (!seen.insert(r.stream).second)
+      return error{errc::invalid_argument, stream_label(r.stream) + " appears twice in one request"};
+    auto p = check(b, r);
+    if (!p) return std::move(p).err();
+    plans.push_back(std::move(*p));
+  }
+  for (const cursor_update& c : req.cursors) {
+    if (c.consumer.empty() || c.consumer.size() > b.store.max_key_size)
+      return error{errc::invalid_argument, "consumer name must be 1 to " +
+                                               std::to_string(b.store.max_key_size) + " bytes"};
+  }
+  std::vector<append_result> results;
+  results.reserve(plans.size());
+  for (plan& p : plans) {
+    if (p.idempotent) {
+      results.push_back(*p.idempotent);
+      continue;
+    }
+    auto r = apply(b, p);
+    if (!r) return std::move(r).err();
+    results.push_back(*r);
+  }
+  for (const cursor_update& c : req.cursors) {
+    const std::string value = encode_u64_le(c.position);
+    MDB_val k = lmdb::to_val(c.consumer), v = lmdb::to_val(value);
+    if (int rc = mdb_put(b.txn, b.store.dbs.cursors, &k, &v, 0); rc != 0) {
+      b.fatal_rc = rc;
+      return lmdb::to_error(rc, "writing a cursor");
+    }
+    b.wrote = true;
+  }
+  return results;
+}
+
+result<std::uint64_t> last_key(MDB_txn* txn, MDB_dbi dbi) {
+  auto c = lmdb::cursor::open(txn, dbi);
+  if (!c) return std::move(c).err();
+  MDB_val k{}, v{};
+  auto found = c->get(k, v, MDB_LAST);
+  if (!found) return std::move(found).err();
+  if (!*found) return std::uint64_t{0};
+  if (k.mv_size != 8) return error{errc::corruption, "integer key of the wrong size"};
+  return bytes::get_native_u64(lmdb::to_view(k));
+}
+
+}  // namespace
+
+result<std::vector<write_outcome>> store_impl::write(std::span<const write_request> batch) {
+  std::lock_guard<std::mutex> lock(write_mutex);
+  for (;;) {
+    if (failed)
+      return error{errc::failed_state,
+                   "the store stopped taking writes after an I/O failure (" + failure +
+                       "); reopen it to recover what was committed"};
+    auto t = lmdb::txn::begin(env.get(), 0);
+    if (!t) {
+      if (t.err().code() == errc::busy) {  // MDB_MAP_RESIZED: another process grew the map
+        auto adopted = adopt_map_size();
+        if (!adopted) return std::move(adopted).err();
+        continue;
+      }
+      return std::move(t).err();
+    }
+    const std::uint64_t txn_id = mdb_txn_id(t->get());
+    if (txn_id != cache.expected_txn_id) cache.clear();
+    if (cache.heads.size() > max_cached_streams) cache.clear();
+
+    batch_txn b{*this, t->get()};
+    if (cache.next_position == 0) {
+      auto last = last_key(b.txn, dbs.events);
+      if (!last) return std::move(last).err();
+      cache.next_position = *last + 1;
+    }
+    if (cache.next_stream_id == 0) {
+      auto last = last_key(b.txn, dbs.stream_ids);
+      if (!last) return std::move(last).err();
+      cache.next_stream_id = *last + 1;
+    }
+    b.next_position = cache.next_position;
+    b.next_stream_id = cache.next_stream_id;
+
+    std::vector<write_outcome> outcomes;
+    outcomes.reserve(batch.size());
+    for (const write_request& req : batch) {
+      outcomes.push_back(apply_request(b, req));
+      if (b.fatal_rc != 0) break;
+    }
+    for (const auto& [id, h] : b.touched) {
+      if (b.fatal_rc != 0) break;
+      const std::string value = encode_head(h.info);
+      bytes::u64_key key(id);
+      MDB_val k = lmdb::to_val(key.view()), v = lmdb::to_val(value);
+      b.fatal_rc = mdb_put(b.txn, dbs.stream_heads, &k, &v, 0);
+    }
+    if (b.fatal_rc == MDB_MAP_FULL) {
+      t->abort();
+      auto grown = grow_map();
+      if (!grown) return std::move(grown).err();
+      continue;
+    }
+    if (b.fatal_rc != 0) return lmdb::to_error(b.fatal_rc, "writing a batch");
+
+    if (!b.wrote) {  // nothing to commit: the next transaction keeps this id
+      t->abort();
+      cache.expected_txn_id = txn_id;
+      return outcomes;
+    }
+    if (int rc = t->commit(); rc != 0) {
+      cache.clear();
+      cache.expected_txn_id = 0;
+      if (rc == MDB_MAP_FULL) {
+        auto grown = grow_map();
+        if (!grown) return std::move(grown).err();
+        continue;
+      }
+      error err = lmdb::to_error(rc, "committing");
+      if (err.code() != errc::storage_full) {
+        failed = true;
+        failure = err.message();
+      }
+      return err;
+    }
+    cache.expected_txn_id = txn_id + 1;
+    cache.next_position = b.next_position;
+    cache.next_stream_id = b.next_stream_id;
+    for (auto& [name, id] : b.created) cache.names.emplace(name, id);
+    for (auto& [id, h] : b.touched) cache.heads.insert_or_assign(id, std::move(h));
+    commits.fetch_add(1, std::memory_order_relaxed);
+    events_written.fetch_add(b.events, std::memory_order_relaxed);
+    return outcomes;
+  }
+}
+
+}  // namespace varve::detail
