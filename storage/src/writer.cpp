@@ -349,20 +349,19 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
       return error{errc::failed_state,
                    "the store stopped taking writes after an I/O failure (" + failure +
                        "); reopen it to recover what was committed"};
-    auto t = lmdb::txn::begin(env.get(), 0);
-    if (!t) {
-      if (t.err().code() == errc::busy) {  // MDB_MAP_RESIZED: another process grew the map
-        auto adopted = adopt_map_size();
-        if (!adopted) return std::move(adopted).err();
-        continue;
-      }
-      return std::move(t).err();
+    MDB_txn* raw = nullptr;
+    if (int rc = mdb_txn_begin(env.get(), nullptr, 0, &raw); rc != 0) {
+      if (rc != MDB_MAP_RESIZED) return lmdb::to_error(rc, "beginning a write transaction");
+      auto adopted = adopt_map_size();  // another process grew the map
+      if (!adopted) return std::move(adopted).err();
+      continue;
     }
-    const std::uint64_t txn_id = mdb_txn_id(t->get());
+    lmdb::txn t(raw);
+    const std::uint64_t txn_id = mdb_txn_id(t.get());
     if (txn_id != cache.expected_txn_id) cache.clear();
     if (cache.heads.size() > max_cached_streams) cache.clear();
 
-    batch_txn b{*this, t->get()};
+    batch_txn b{*this, t.get()};
     if (cache.next_position == 0) {
       auto last = last_key(b.txn, dbs.events);
       if (!last) return std::move(last).err();
@@ -390,7 +389,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
       b.fatal_rc = mdb_put(b.txn, dbs.stream_heads, &k, &v, 0);
     }
     if (b.fatal_rc == MDB_MAP_FULL) {
-      t->abort();
+      t.abort();
       auto grown = grow_map();
       if (!grown) return std::move(grown).err();
       continue;
@@ -398,11 +397,11 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
     if (b.fatal_rc != 0) return lmdb::to_error(b.fatal_rc, "writing a batch");
 
     if (!b.wrote) {  // nothing to commit: the next transaction keeps this id
-      t->abort();
+      t.abort();
       cache.expected_txn_id = txn_id;
       return outcomes;
     }
-    if (int rc = t->commit(); rc != 0) {
+    if (int rc = t.commit(); rc != 0) {
       cache.clear();
       cache.expected_txn_id = 0;
       if (rc == MDB_MAP_FULL) {
