@@ -4,17 +4,32 @@ namespace varve {
 
 std::string_view to_string(errc code) noexcept {
   switch (code) {
-    case errc::not_found: return "not_found";
-    case errc::wrong_expected_version: return "wrong_expected_version";
-    case errc::corruption: return "corruption";
-    case errc::io_error: return "io_error";
-    case errc::storage_full: return "storage_full";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::auth_failed: return "auth_failed";
-    case errc::shredded: return "shredded";
-    case errc::format_version: return "format_version";
-    case errc::failed_state: return "failed_state";
-    case errc::busy: return "busy";
+    case errc::not_found:
+      return "not_found";
+    case errc::wrong_expected_version:
+      return "wrong_expected_version";
+    case errc::corruption:
+      return "corruption";
+    case errc::io_error:
+      return "io_error";
+    case errc::storage_full:
+      return "storage_full";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::auth_failed:
+      return "auth_failed";
+    case errc::shredded:
+      return "shredded";
+    case errc::format_version:
+      return "format_version";
+    case errc::failed_state:
+      return "failed_state";
+    case errc::busy:
+      return "busy";
+    case errc::rejected:
+      return "rejected";
+    case errc::unavailable:
+      return "unavailable";
   }
   return "unknown";
 }

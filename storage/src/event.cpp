@@ -83,25 +83,37 @@ std::string event_id::to_string() const {
 
 std::string expected_version::to_string() const {
   switch (kind_) {
-    case kind::any: return "any";
-    case kind::no_stream: return "no_stream";
-    case kind::stream_exists: return "stream_exists";
-    case kind::exact: return std::to_string(version_);
+    case kind::any:
+      return "any";
+    case kind::no_stream:
+      return "no_stream";
+    case kind::stream_exists:
+      return "stream_exists";
+    case kind::exact:
+      return std::to_string(version_);
   }
   return "?";
 }
 
 recorded_event recorded_event::from(const event_view& v, std::string_view stream_name) {
-  return recorded_event{v.position,      std::string(stream_name), v.version,
-                        v.id,            v.time,
-                        std::string(v.type), std::string(v.metadata), std::string(v.payload)};
+  return recorded_event{v.position,
+                        std::string(stream_name),
+                        v.version,
+                        v.id,
+                        v.time,
+                        std::string(v.type),
+                        std::string(v.metadata),
+                        std::string(v.payload)};
 }
 
 std::string_view to_string(durability d) noexcept {
   switch (d) {
-    case durability::sync: return "sync";
-    case durability::no_meta_sync: return "no_meta_sync";
-    case durability::no_sync: return "no_sync";
+    case durability::sync:
+      return "sync";
+    case durability::no_meta_sync:
+      return "no_meta_sync";
+    case durability::no_sync:
+      return "no_sync";
   }
   return "?";
 }

@@ -17,7 +17,8 @@ namespace detail {
 
 namespace {
 
-constexpr unsigned max_dbs = 16;
+/// Tables of the layout, besides views.
+constexpr unsigned core_tables = 9;
 constexpr auto map_lock_wait = std::chrono::seconds(10);
 
 result<void> validate(const options& o) {
@@ -32,6 +33,7 @@ result<void> validate(const options& o) {
   if (o.max_event_bytes > 0xFFFFFFFFull)
     return bad("options.max_event_bytes is over 4 GiB - 1, the largest event a record holds");
   if (o.max_readers == 0) return bad("options.max_readers is 0");
+  if (o.max_views > 32000) return bad("options.max_views is over 32000");
   return {};
 }
 
@@ -78,17 +80,18 @@ result<tables> open_tables(MDB_env* env) {
         return error{errc::corruption, "the store's meta table has no valid format_version"};
       const std::uint32_t version = bytes::get_le<std::uint32_t>((*v)->data());
       if (version > format_version)
-        return error{errc::format_version,
-                     "the store has format version " + std::to_string(version) +
-                         ", newer than this build of Varve supports (" +
-                         std::to_string(format_version) + ")"};
+        return error{errc::format_version, "the store has format version " +
+                                               std::to_string(version) +
+                                               ", newer than this build of Varve supports (" +
+                                               std::to_string(format_version) + ")"};
     } else if (rc == MDB_NOTFOUND) {
       MDB_stat st{};
       MDB_dbi main = 0;
       if (mdb_dbi_open(t->get(), nullptr, 0, &main) == 0 && mdb_stat(t->get(), main, &st) == 0 &&
           st.ms_entries != 0)
-        return error{errc::corruption, "the directory holds an LMDB environment that is not a "
-                                       "Varve store"};
+        return error{errc::corruption,
+                     "the directory holds an LMDB environment that is not a "
+                     "Varve store"};
     } else {
       return lmdb::to_error(rc, "opening the meta table");
     }
@@ -122,10 +125,10 @@ result<tables> open_tables(MDB_env* env) {
     std::string version(4, '\0');
     bytes::put_le<std::uint32_t>(version.data(), format_version);
     std::string created(8, '\0');
-    bytes::put_le<std::int64_t>(
-        created.data(), std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count());
+    bytes::put_le<std::int64_t>(created.data(),
+                                std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count());
     if (int rc = t->put(dbs.meta, "format_version", version); rc != 0)
       return lmdb::to_error(rc, "writing meta");
     if (int rc = t->put(dbs.meta, "created_at", created); rc != 0)
@@ -133,6 +136,35 @@ result<tables> open_tables(MDB_env* env) {
   }
   if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "committing the store layout");
   return dbs;
+}
+
+/// Opens the handles of every view table the store holds.
+result<void> open_views(store_impl& s) {
+  auto t = lmdb::txn::begin(s.env.get(), MDB_RDONLY);
+  if (!t) return std::move(t).err();
+  MDB_dbi main = 0;
+  if (int rc = mdb_dbi_open(t->get(), nullptr, 0, &main); rc != 0)
+    return lmdb::to_error(rc, "opening the main table");
+  std::vector<std::string> names;
+  {
+    auto c = lmdb::cursor::open(t->get(), main);
+    if (!c) return std::move(c).err();
+    const std::string prefix = view_table("");
+    MDB_val k = lmdb::to_val(prefix), v{};
+    auto found = c->get(k, v, MDB_SET_RANGE);
+    while (found && *found && lmdb::to_view(k).starts_with(prefix)) {
+      names.emplace_back(lmdb::to_view(k).substr(prefix.size()));
+      found = c->get(k, v, MDB_NEXT);
+    }
+    if (!found) return std::move(found).err();
+  }
+  for (const std::string& name : names) {
+    auto dbi = open_db(t->get(), view_table(name).c_str(), 0);
+    if (!dbi) return std::move(dbi).err();
+    s.views.emplace(name, *dbi);
+  }
+  if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "registering views");
+  return {};
 }
 
 }  // namespace
@@ -146,11 +178,27 @@ std::uint64_t store_impl::map_size() const {
 result<void> store_impl::adopt_map_size() const {
   std::unique_lock<std::shared_timed_mutex> lock(map_lock, std::defer_lock);
   if (!lock.try_lock_for(map_lock_wait))
-    return error{errc::busy, "another process grew the map; adopting it waits for this "
-                             "process's open read transactions, which stayed open"};
+    return error{errc::busy,
+                 "another process grew the map; adopting it waits for this "
+                 "process's open read transactions, which stayed open"};
   if (int rc = mdb_env_set_mapsize(env.get(), 0); rc != 0)
     return lmdb::to_error(rc, "adopting the new map size");
   return {};
+}
+
+result<std::optional<MDB_dbi>> store_impl::view_for_read(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(dbi_mutex);
+  if (auto it = views.find(std::string(name)); it != views.end())
+    return std::optional<MDB_dbi>{it->second};
+  auto t = lmdb::txn::begin(env.get(), MDB_RDONLY);
+  if (!t) return std::move(t).err();
+  MDB_dbi dbi = 0;
+  int rc = mdb_dbi_open(t->get(), view_table(name).c_str(), 0, &dbi);
+  if (rc == MDB_NOTFOUND) return std::optional<MDB_dbi>{};
+  if (rc != 0) return lmdb::to_error(rc, "opening view " + std::string(name));
+  if (rc = t->commit(); rc != 0) return lmdb::to_error(rc, "registering view " + std::string(name));
+  views.emplace(std::string(name), dbi);
+  return std::optional<MDB_dbi>{dbi};
 }
 
 result<void> store_impl::grow_map() {
@@ -161,8 +209,9 @@ result<void> store_impl::grow_map() {
   const std::uint64_t next = std::min(opts.max_map_size, current * 2);
   std::unique_lock<std::shared_timed_mutex> lock(map_lock, std::defer_lock);
   if (!lock.try_lock_for(map_lock_wait))
-    return error{errc::busy, "the map must grow, which waits for this process's open read "
-                             "transactions to end, and they stayed open"};
+    return error{errc::busy,
+                 "the map must grow, which waits for this process's open read "
+                 "transactions to end, and they stayed open"};
   if (int rc = mdb_env_set_mapsize(env.get(), next); rc != 0)
     return lmdb::to_error(rc, "growing the map");
   return {};
@@ -173,7 +222,9 @@ result<void> store_impl::grow_map() {
 event_store::event_store(std::unique_ptr<detail::store_impl> impl) : impl_(std::move(impl)) {}
 event_store::~event_store() = default;
 
-const options& event_store::opts() const noexcept { return impl_->opts; }
+const options& event_store::opts() const noexcept {
+  return impl_->opts;
+}
 
 result<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (auto v = detail::validate(opts); !v) return std::move(v).err();
@@ -184,7 +235,7 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   MDB_env* raw = nullptr;
   if (int rc = mdb_env_create(&raw); rc != 0) return lmdb::to_error(rc, "mdb_env_create");
   impl->env = lmdb::env(raw);
-  if (int rc = mdb_env_set_maxdbs(raw, detail::max_dbs); rc != 0)
+  if (int rc = mdb_env_set_maxdbs(raw, detail::core_tables + opts.max_views); rc != 0)
     return lmdb::to_error(rc, "mdb_env_set_maxdbs");
   if (int rc = mdb_env_set_maxreaders(raw, opts.max_readers); rc != 0)
     return lmdb::to_error(rc, "mdb_env_set_maxreaders");
@@ -203,6 +254,7 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (!dbs) return std::move(dbs).err();
   impl->dbs = *dbs;
   impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
+  if (auto v = detail::open_views(*impl); !v) return std::move(v).err();
   return std::unique_ptr<event_store>(new event_store(std::move(impl)));
 }
 
@@ -211,7 +263,7 @@ result<append_result> event_store::append(std::string_view stream, expected_vers
   write_request req;
   req.appends.push_back(
       append_request{std::string(stream), expected, {events.begin(), events.end()}});
-  auto out = impl_->write({&req, 1});
+  auto out = impl_->write({&req, 1}, nullptr);
   if (!out) return std::move(out).err();
   write_outcome& one = out->front();
   if (!one) return std::move(one).err();
@@ -221,19 +273,30 @@ result<append_result> event_store::append(std::string_view stream, expected_vers
 result<std::vector<append_result>> event_store::append(std::span<const append_request> requests) {
   write_request req;
   req.appends.assign(requests.begin(), requests.end());
-  auto out = impl_->write({&req, 1});
+  auto out = impl_->write({&req, 1}, nullptr);
   if (!out) return std::move(out).err();
   return std::move(out->front());
 }
 
-result<std::vector<write_outcome>> event_store::write(std::span<const write_request> batch) {
-  return impl_->write(batch);
+result<std::vector<write_outcome>> event_store::write(std::span<const write_request> batch,
+                                                      write_timing* timing) {
+  return impl_->write(batch, timing);
+}
+
+bool event_store::failed() const {
+  std::lock_guard<std::mutex> lock(impl_->write_mutex);
+  return impl_->failed;
+}
+
+void testing_fail_next_commit(event_store& store, int os_error) {
+  std::lock_guard<std::mutex> lock(store.impl_->write_mutex);
+  store.impl_->injected_commit_failure = os_error;
 }
 
 result<void> event_store::save_cursor(std::string_view consumer, global_position position) {
   write_request req;
   req.cursors.push_back(cursor_update{std::string(consumer), position});
-  auto out = impl_->write({&req, 1});
+  auto out = impl_->write({&req, 1}, nullptr);
   if (!out) return std::move(out).err();
   if (!out->front()) return std::move(out->front()).err();
   return {};

@@ -1,5 +1,7 @@
 // The read path: read_transaction over one LMDB read-only transaction.
 #include <algorithm>
+#include <cerrno>
+#include <memory>
 
 #include "record.hpp"
 #include "store_impl.hpp"
@@ -48,8 +50,7 @@ result<std::optional<stream_info>> read_transaction::stream(std::string_view nam
   bytes::u64_key key(*id);
   auto head = state_->txn.get(dbs.stream_heads, key.view());
   if (!head) return std::move(head).err();
-  if (!*head)
-    return error{errc::corruption, "stream '" + std::string(name) + "' has no head"};
+  if (!*head) return error{errc::corruption, "stream '" + std::string(name) + "' has no head"};
   auto info = detail::decode_head(*id, **head);
   if (!info) return std::move(info).err();
   return std::optional<stream_info>{*info};
@@ -98,8 +99,12 @@ result<std::size_t> read_transaction::scan_stream(
   std::vector<global_position> positions;
   positions.reserve(detail::chunk_size);
   // One stream-index chunk (or the tail after the last full one) at a time.
-  stream_version lo = forward ? first : std::max(first, (last - 1) / detail::chunk_size * detail::chunk_size + 1);
-  stream_version hi = forward ? std::min(last, (first - 1) / detail::chunk_size * detail::chunk_size + detail::chunk_size) : last;
+  stream_version lo =
+      forward ? first : std::max(first, (last - 1) / detail::chunk_size * detail::chunk_size + 1);
+  stream_version hi = forward
+                          ? std::min(last, (first - 1) / detail::chunk_size * detail::chunk_size +
+                                               detail::chunk_size)
+                          : last;
   for (;;) {
     positions.clear();
     auto found = detail::stream_positions(state_->txn.get(), state_->store->dbs, head.id,
@@ -225,6 +230,73 @@ result<std::size_t> read_transaction::scan_streams(
     found = c->get(k, v, MDB_NEXT);
   }
   if (!found) return std::move(found).err();
+  return visited;
+}
+
+result<std::optional<snapshot_view>> read_transaction::snapshot(
+    std::string_view stream_name) const {
+  auto info = stream(stream_name);
+  if (!info) return std::move(info).err();
+  if (!*info) return std::optional<snapshot_view>{};
+  bytes::u64_key key((*info)->id);
+  auto value = state_->txn.get(state_->store->dbs.snapshots, key.view());
+  if (!value) return std::move(value).err();
+  if (!*value) return std::optional<snapshot_view>{};
+  std::string_view v = **value;
+  if (v.size() < detail::snapshot_header_size)
+    return error{errc::corruption,
+                 "snapshot of stream '" + std::string(stream_name) + "' is truncated"};
+  return std::optional<snapshot_view>{snapshot_view{bytes::get_le<std::uint64_t>(v.data()),
+                                                    bytes::get_le<std::uint32_t>(v.data() + 8),
+                                                    v.substr(detail::snapshot_header_size)}};
+}
+
+namespace {
+
+/// LMDB's answers for a table this transaction cannot see: the view did not
+/// exist when the transaction began.
+bool view_not_visible(int rc) {
+  return rc == EINVAL || rc == MDB_BAD_DBI || rc == MDB_NOTFOUND;
+}
+
+}  // namespace
+
+result<std::optional<std::string_view>> read_transaction::view_get(std::string_view view,
+                                                                   std::string_view key) const {
+  auto dbi = state_->store->view_for_read(view);
+  if (!dbi) return std::move(dbi).err();
+  if (!*dbi) return std::optional<std::string_view>{};
+  MDB_val k = lmdb::to_val(key), v{};
+  int rc = mdb_get(state_->txn.get(), **dbi, &k, &v);
+  if (rc == 0) return std::optional<std::string_view>{lmdb::to_view(v)};
+  if (view_not_visible(rc)) return std::optional<std::string_view>{};
+  return lmdb::to_error(rc, "reading view " + std::string(view));
+}
+
+result<std::size_t> read_transaction::scan_view(
+    std::string_view view, std::string_view from_key,
+    function_ref<bool(std::string_view key, std::string_view value)> visit) const {
+  auto dbi = state_->store->view_for_read(view);
+  if (!dbi) return std::move(dbi).err();
+  if (!*dbi) return std::size_t{0};
+  MDB_cursor* raw = nullptr;
+  int rc = mdb_cursor_open(state_->txn.get(), **dbi, &raw);
+  if (rc != 0) {
+    if (view_not_visible(rc)) return std::size_t{0};
+    return lmdb::to_error(rc, "reading view " + std::string(view));
+  }
+  std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> cur(raw, mdb_cursor_close);
+  MDB_val k = lmdb::to_val(from_key), v{};
+  rc = from_key.empty() ? mdb_cursor_get(raw, &k, &v, MDB_FIRST)
+                        : mdb_cursor_get(raw, &k, &v, MDB_SET_RANGE);
+  std::size_t visited = 0;
+  while (rc == 0) {
+    ++visited;
+    if (!visit(lmdb::to_view(k), lmdb::to_view(v))) return visited;
+    rc = mdb_cursor_get(raw, &k, &v, MDB_NEXT);
+  }
+  if (rc != MDB_NOTFOUND && !view_not_visible(rc))
+    return lmdb::to_error(rc, "reading view " + std::string(view));
   return visited;
 }
 

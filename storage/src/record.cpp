@@ -42,8 +42,8 @@ result<header> decode_links(global_position position, std::string_view bytes) {
   if (bytes.size() < header_size) return corrupt(position, "shorter than its header");
   const char* in = bytes.data();
   if (static_cast<std::uint8_t>(in[0]) != format_v1)
-    return corrupt(position, "unknown record format " +
-                                 std::to_string(static_cast<std::uint8_t>(in[0])));
+    return corrupt(position,
+                   "unknown record format " + std::to_string(static_cast<std::uint8_t>(in[0])));
   header h;
   h.stream_id = get_le<std::uint64_t>(in + 12);
   h.version = get_le<std::uint64_t>(in + 20);

@@ -54,14 +54,26 @@ struct store_impl {
   mutable std::shared_timed_mutex map_lock;
 
   // The write path.
-  std::mutex write_mutex;
+  mutable std::mutex write_mutex;
   writer_cache cache;
   bool failed = false;
   std::string failure;
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> events_written{0};
+  int injected_commit_failure = 0;  // testing_fail_next_commit
 
-  result<std::vector<write_outcome>> write(std::span<const write_request> batch);
+  // Handles of the view tables ("views/<name>") known to this process.
+  // mdb_dbi_open must not run in two transactions at once: whoever opens a
+  // table holds dbi_mutex until its transaction ends.
+  mutable std::mutex dbi_mutex;
+  mutable std::unordered_map<std::string, MDB_dbi> views;
+
+  /// The handle of a view table for reading; std::nullopt when it does not
+  /// exist. Registers tables created since the store was opened.
+  result<std::optional<MDB_dbi>> view_for_read(std::string_view name) const;
+
+  result<std::vector<write_outcome>> write(std::span<const write_request> batch,
+                                           write_timing* timing);
 
   /// Adopts a map size changed by another process (after MDB_MAP_RESIZED).
   result<void> adopt_map_size() const;

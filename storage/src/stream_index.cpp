@@ -27,10 +27,12 @@ result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t strea
     int rc = mdb_get(txn, t.stream_index, &k, &val);
     if (rc == MDB_NOTFOUND) return broken(stream_id, "stream index chunk missing");
     if (rc != 0) return lmdb::to_error(rc, "reading the stream index");
-    if (val.mv_size != chunk_size * 8) return broken(stream_id, "stream index chunk has a bad size");
+    if (val.mv_size != chunk_size * 8)
+      return broken(stream_id, "stream index chunk has a bad size");
     const char* positions = static_cast<const char*>(val.mv_data);
     const stream_version end = std::min(last, (chunk + 1) * chunk_size);
-    for (; v <= end; ++v) out.push_back(bytes::get_le<std::uint64_t>(positions + ((v - 1) % chunk_size) * 8));
+    for (; v <= end; ++v)
+      out.push_back(bytes::get_le<std::uint64_t>(positions + ((v - 1) % chunk_size) * 8));
   }
   if (v > last) return {};
 

@@ -18,6 +18,14 @@ namespace varve::detail {
 /// The store's format version, kept in `meta` under "format_version".
 inline constexpr std::uint32_t format_version = 1;
 
+/// LMDB name of the table that holds view `name`.
+inline std::string view_table(std::string_view name) {
+  return "views/" + std::string(name);
+}
+
+/// The stored snapshot: version:u64 schema:u32 bytes.
+inline constexpr std::size_t snapshot_header_size = 12;
+
 /// Versions per stream-index chunk.
 inline constexpr std::uint64_t chunk_size = 64;
 
@@ -46,8 +54,8 @@ inline std::string encode_head(const stream_info& h) {
 
 inline result<stream_info> decode_head(std::uint64_t id, std::string_view v) {
   if (v.size() != head_value_size || static_cast<std::uint8_t>(v[16]) > 2)
-    return error{errc::corruption, "stream head of stream id " + std::to_string(id) +
-                                       " has an invalid value"};
+    return error{errc::corruption,
+                 "stream head of stream id " + std::to_string(id) + " has an invalid value"};
   stream_info h;
   h.id = id;
   h.version = bytes::get_le<std::uint64_t>(v.data());

@@ -2,6 +2,8 @@
 // completely before it writes anything, one commit for the lot.
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <mutex>
 #include <optional>
 #include <unordered_set>
 
@@ -26,11 +28,14 @@ timestamp_us now_us() {
       .count();
 }
 
-std::string stream_label(std::string_view name) { return "stream '" + std::string(name) + "'"; }
+std::string stream_label(std::string_view name) {
+  return "stream '" + std::string(name) + "'";
+}
 
 /// The state of one write transaction.
 struct batch_txn {
-  batch_txn(store_impl& s, MDB_txn* t) : store(s), txn(t) {}
+  batch_txn(store_impl& s, MDB_txn* t, std::unique_lock<std::mutex>& views_lock)
+      : store(s), txn(t), dbi_lock(views_lock) {}
   store_impl& store;
   MDB_txn* txn;
   global_position next_position = 0;
@@ -41,6 +46,10 @@ struct batch_txn {
   std::uint64_t events = 0;
   bool wrote = false;
   int fatal_rc = 0;  // set when an LMDB write failed: the transaction must abort
+  // View tables created by this transaction; dbi_lock is held from the
+  // first creation until the transaction ends.
+  std::unordered_map<std::string, MDB_dbi> new_views;
+  std::unique_lock<std::mutex>& dbi_lock;
 };
 
 /// One stream of a request, after its checks.
@@ -58,16 +67,17 @@ result<void> validate(const store_impl& s, const append_request& r) {
                                              std::to_string(s.max_key_size)};
   if (!utf8::valid(r.stream))
     return error{errc::invalid_argument, "stream name is not valid UTF-8"};
-  if (r.events.empty()) return error{errc::invalid_argument, stream_label(r.stream) + ": no events"};
+  if (r.events.empty())
+    return error{errc::invalid_argument, stream_label(r.stream) + ": no events"};
   for (std::size_t i = 0; i < r.events.size(); ++i) {
     const new_event& e = r.events[i];
     if (e.type.empty())
       return error{errc::invalid_argument,
                    stream_label(r.stream) + ": event " + std::to_string(i) + " has an empty type"};
     if (e.type.size() > record::max_type_size)
-      return error{errc::invalid_argument,
-                   stream_label(r.stream) + ": event " + std::to_string(i) + " has a type over " +
-                       std::to_string(record::max_type_size) + " bytes"};
+      return error{errc::invalid_argument, stream_label(r.stream) + ": event " + std::to_string(i) +
+                                               " has a type over " +
+                                               std::to_string(record::max_type_size) + " bytes"};
     const std::uint64_t size = e.type.size() + e.metadata.size() + e.payload.size();
     if (size > s.opts.max_event_bytes)
       return error{errc::invalid_argument, stream_label(r.stream) + ": event " + std::to_string(i) +
@@ -97,7 +107,8 @@ result<std::optional<head_state>> find_head(batch_txn& b, const std::string& nam
     id = *decoded;
     cache.names.emplace(name, id);
   }
-  if (auto t = b.touched.find(id); t != b.touched.end()) return std::optional<head_state>{t->second};
+  if (auto t = b.touched.find(id); t != b.touched.end())
+    return std::optional<head_state>{t->second};
   if (auto c = cache.heads.find(id); c != cache.heads.end())
     return std::optional<head_state>{c->second};
   bytes::u64_key key(id);
@@ -130,8 +141,8 @@ result<std::optional<append_result>> already_appended(batch_txn& b, const head_s
   const stream_version k = r.events.size();
   if (after + k > h.info.version) return std::optional<append_result>{};
   std::vector<global_position> positions;
-  auto found = stream_positions(b.txn, b.store.dbs, h.info.id, h.info.version,
-                                h.info.last_position, after + 1, after + k, positions);
+  auto found = stream_positions(b.txn, b.store.dbs, h.info.id, h.info.version, h.info.last_position,
+                                after + 1, after + k, positions);
   if (!found) return std::move(found).err();
   for (std::size_t i = 0; i < k; ++i) {
     auto id = stored_id(b, positions[i]);
@@ -149,8 +160,8 @@ result<std::optional<append_result>> recently_appended(batch_txn& b, const head_
   const stream_version cur = h.info.version;
   const stream_version lo = cur > idempotency_window ? cur - idempotency_window + 1 : 1;
   std::vector<global_position> positions;
-  auto found =
-      stream_positions(b.txn, b.store.dbs, h.info.id, cur, h.info.last_position, lo, cur, positions);
+  auto found = stream_positions(b.txn, b.store.dbs, h.info.id, cur, h.info.last_position, lo, cur,
+                                positions);
   if (!found) return std::move(found).err();
   for (std::size_t i = 0; i < positions.size(); ++i) {
     auto id = stored_id(b, positions[i]);
@@ -187,10 +198,18 @@ result<plan> check(batch_txn& b, const append_request& r) {
   const expected_version& e = r.expected;
   bool holds = false;
   switch (e.type()) {
-    case expected_version::kind::any: holds = true; break;
-    case expected_version::kind::no_stream: holds = cur == 0; break;
-    case expected_version::kind::stream_exists: holds = cur > 0; break;
-    case expected_version::kind::exact: holds = cur == e.version(); break;
+    case expected_version::kind::any:
+      holds = true;
+      break;
+    case expected_version::kind::no_stream:
+      holds = cur == 0;
+      break;
+    case expected_version::kind::stream_exists:
+      holds = cur > 0;
+      break;
+    case expected_version::kind::exact:
+      holds = cur == e.version();
+      break;
   }
   const bool ids = all_ids_given(r);
   if (!holds) {
@@ -246,7 +265,8 @@ result<append_result> apply(batch_txn& b, plan& p) {
     if (int rc = mdb_put(b.txn, b.store.dbs.stream_ids, &id_key, &name_val, MDB_APPEND); rc != 0)
       return fail(rc, "creating the stream id");
     b.created.emplace(r.stream, id);
-    h = &b.touched.insert_or_assign(id, head_state{stream_info{id, 0, 0, stream_state::live}, {}, true})
+    h = &b.touched
+             .insert_or_assign(id, head_state{stream_info{id, 0, 0, stream_state::live}, {}, true})
              .first->second;
   } else {
     h = &b.touched.insert_or_assign(p.head->info.id, std::move(*p.head)).first->second;
@@ -272,9 +292,9 @@ result<append_result> apply(batch_txn& b, plan& p) {
     if (h->info.version % chunk_size == 0) {
       if (!h->chunk_known) {
         h->open_chunk.clear();
-        auto walked = stream_positions(b.txn, b.store.dbs, h->info.id, hdr.version - 1,
-                                       hdr.previous_position, hdr.version - chunk_size + 1,
-                                       hdr.version - 1, h->open_chunk);
+        auto walked =
+            stream_positions(b.txn, b.store.dbs, h->info.id, hdr.version - 1, hdr.previous_position,
+                             hdr.version - chunk_size + 1, hdr.version - 1, h->open_chunk);
         if (!walked) return std::move(walked).err();
         h->open_chunk.push_back(pos);
       }
@@ -289,6 +309,77 @@ result<append_result> apply(batch_txn& b, plan& p) {
   return out;
 }
 
+/// The id of the stream a snapshot is for, checking that the stream will be
+/// at least at the snapshot's version once the request's appends are done.
+result<std::uint64_t> check_snapshot(batch_txn& b, const std::vector<plan>& plans,
+                                     const snapshot_update& u) {
+  for (const plan& p : plans) {
+    if (p.request->stream != u.stream) continue;
+    if (!p.head)
+      return error{errc::invalid_argument,
+                   stream_label(u.stream) + ": a snapshot cannot go with the stream's creation"};
+    const stream_version after =
+        p.idempotent ? p.head->info.version : p.head->info.version + p.request->events.size();
+    if (u.version == 0 || u.version > after)
+      return error{errc::invalid_argument, stream_label(u.stream) + ": snapshot version " +
+                                               std::to_string(u.version) + " is not in the stream"};
+    return p.head->info.id;
+  }
+  auto head = find_head(b, u.stream);
+  if (!head) return std::move(head).err();
+  if (!*head)
+    return error{errc::invalid_argument,
+                 stream_label(u.stream) + ": a snapshot of a stream that does not exist"};
+  if (u.version == 0 || u.version > (*head)->info.version)
+    return error{errc::invalid_argument, stream_label(u.stream) + ": snapshot version " +
+                                             std::to_string(u.version) + " is not in the stream"};
+  return (*head)->info.id;
+}
+
+result<void> check_view(const store_impl& s, const view_update& u) {
+  if (u.view.empty() || u.view.size() > 200 || !utf8::valid(u.view) ||
+      u.view.find('\0') != std::string::npos)
+    return error{errc::invalid_argument,
+                 "view name must be 1 to 200 bytes of UTF-8 without NUL: '" + u.view + "'"};
+  if (u.kind != view_update::op::clear && (u.key.empty() || u.key.size() > s.max_key_size))
+    return error{errc::invalid_argument, "view '" + u.view + "': keys must be 1 to " +
+                                             std::to_string(s.max_key_size) + " bytes"};
+  return {};
+}
+
+/// The handle of a view table in this write transaction, created if missing.
+int view_for_write(batch_txn& b, const std::string& name, MDB_dbi& dbi) {
+  if (auto it = b.new_views.find(name); it != b.new_views.end()) {
+    dbi = it->second;
+    return 0;
+  }
+  if (!b.dbi_lock.owns_lock()) b.dbi_lock.lock();
+  if (auto it = b.store.views.find(name); it != b.store.views.end()) {
+    dbi = it->second;
+    return 0;
+  }
+  if (int rc = mdb_dbi_open(b.txn, view_table(name).c_str(), MDB_CREATE, &dbi); rc != 0) return rc;
+  b.new_views.emplace(name, dbi);
+  return 0;
+}
+
+int apply_view(batch_txn& b, const view_update& u) {
+  MDB_dbi dbi = 0;
+  if (int rc = view_for_write(b, u.view, dbi); rc != 0) return rc;
+  MDB_val k = lmdb::to_val(u.key), v = lmdb::to_val(u.value);
+  switch (u.kind) {
+    case view_update::op::put:
+      return mdb_put(b.txn, dbi, &k, &v, 0);
+    case view_update::op::erase: {
+      int rc = mdb_del(b.txn, dbi, &k, nullptr);
+      return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    case view_update::op::clear:
+      return mdb_drop(b.txn, dbi, 0);
+  }
+  return EINVAL;
+}
+
 /// Applies one request: checks all of its streams, then writes them.
 write_outcome apply_request(batch_txn& b, const write_request& req) {
   std::vector<plan> plans;
@@ -296,15 +387,26 @@ write_outcome apply_request(batch_txn& b, const write_request& req) {
   std::unordered_set<std::string_view> seen;
   for (const append_request& r : req.appends) {
     if (!seen.insert(r.stream).second)
-      return error{errc::invalid_argument, stream_label(r.stream) + " appears twice in one request"};
+      return error{errc::invalid_argument,
+                   stream_label(r.stream) + " appears twice in one request"};
     auto p = check(b, r);
     if (!p) return std::move(p).err();
     plans.push_back(std::move(*p));
   }
   for (const cursor_update& c : req.cursors) {
     if (c.consumer.empty() || c.consumer.size() > b.store.max_key_size)
-      return error{errc::invalid_argument, "consumer name must be 1 to " +
-                                               std::to_string(b.store.max_key_size) + " bytes"};
+      return error{errc::invalid_argument,
+                   "consumer name must be 1 to " + std::to_string(b.store.max_key_size) + " bytes"};
+  }
+  std::vector<std::uint64_t> snapshot_ids;
+  for (const snapshot_update& u : req.snapshots) {
+    auto id = check_snapshot(b, plans, u);
+    if (!id) return std::move(id).err();
+    snapshot_ids.push_back(*id);
+  }
+  for (const view_update& u : req.views) {
+    auto valid = check_view(b.store, u);
+    if (!valid) return std::move(valid).err();
   }
   std::vector<append_result> results;
   results.reserve(plans.size());
@@ -326,6 +428,28 @@ write_outcome apply_request(batch_txn& b, const write_request& req) {
     }
     b.wrote = true;
   }
+  for (std::size_t i = 0; i < req.snapshots.size(); ++i) {
+    const snapshot_update& u = req.snapshots[i];
+    std::string value(snapshot_header_size + u.bytes.size(), '\0');
+    bytes::put_le<std::uint64_t>(value.data(), u.version);
+    bytes::put_le<std::uint32_t>(value.data() + 8, u.schema);
+    if (!u.bytes.empty())
+      std::memcpy(value.data() + snapshot_header_size, u.bytes.data(), u.bytes.size());
+    bytes::u64_key key(snapshot_ids[i]);
+    MDB_val k = lmdb::to_val(key.view()), v = lmdb::to_val(value);
+    if (int rc = mdb_put(b.txn, b.store.dbs.snapshots, &k, &v, 0); rc != 0) {
+      b.fatal_rc = rc;
+      return lmdb::to_error(rc, "writing a snapshot");
+    }
+    b.wrote = true;
+  }
+  for (const view_update& u : req.views) {
+    if (int rc = apply_view(b, u); rc != 0) {
+      b.fatal_rc = rc;
+      return lmdb::to_error(rc, "writing view " + u.view);
+    }
+    b.wrote = true;
+  }
   return results;
 }
 
@@ -342,13 +466,21 @@ result<std::uint64_t> last_key(MDB_txn* txn, MDB_dbi dbi) {
 
 }  // namespace
 
-result<std::vector<write_outcome>> store_impl::write(std::span<const write_request> batch) {
+result<std::vector<write_outcome>> store_impl::write(std::span<const write_request> batch,
+                                                     write_timing* timing) {
+  using steady = std::chrono::steady_clock;
+  auto elapsed_ns = [](steady::time_point since) {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - since).count());
+  };
   std::lock_guard<std::mutex> lock(write_mutex);
   for (;;) {
+    const auto started = steady::now();
     if (failed)
-      return error{errc::failed_state,
-                   "the store stopped taking writes after an I/O failure (" + failure +
-                       "); reopen it to recover what was committed"};
+      return error{errc::failed_state, "the store stopped taking writes after an I/O failure (" +
+                                           failure + "); reopen it to recover what was committed"};
+    // Declared before the transaction so that it is released after it ends.
+    std::unique_lock<std::mutex> dbi_lock(dbi_mutex, std::defer_lock);
     MDB_txn* raw = nullptr;
     if (int rc = mdb_txn_begin(env.get(), nullptr, 0, &raw); rc != 0) {
       if (rc != MDB_MAP_RESIZED) return lmdb::to_error(rc, "beginning a write transaction");
@@ -361,7 +493,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
     if (txn_id != cache.expected_txn_id) cache.clear();
     if (cache.heads.size() > max_cached_streams) cache.clear();
 
-    batch_txn b{*this, t.get()};
+    batch_txn b{*this, t.get(), dbi_lock};
     if (cache.next_position == 0) {
       auto last = last_key(b.txn, dbs.events);
       if (!last) return std::move(last).err();
@@ -401,7 +533,17 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
       cache.expected_txn_id = txn_id;
       return outcomes;
     }
-    if (int rc = t.commit(); rc != 0) {
+    if (timing) timing->apply_ns = elapsed_ns(started);
+    const auto committing = steady::now();
+    int rc = 0;
+    if (injected_commit_failure != 0) {
+      rc = std::exchange(injected_commit_failure, 0);
+      t.abort();
+    } else {
+      rc = t.commit();
+    }
+    if (timing) timing->commit_ns = elapsed_ns(committing);
+    if (rc != 0) {
       cache.clear();
       cache.expected_txn_id = 0;
       if (rc == MDB_MAP_FULL) {
@@ -419,8 +561,12 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
     cache.expected_txn_id = txn_id + 1;
     cache.next_position = b.next_position;
     cache.next_stream_id = b.next_stream_id;
-    for (auto& [name, id] : b.created) cache.names.emplace(name, id);
-    for (auto& [id, h] : b.touched) cache.heads.insert_or_assign(id, std::move(h));
+    for (auto& [name, id] : b.created)
+      cache.names.emplace(name, id);
+    for (auto& [id, h] : b.touched)
+      cache.heads.insert_or_assign(id, std::move(h));
+    for (auto& [name, dbi] : b.new_views)
+      views.emplace(name, dbi);
     commits.fetch_add(1, std::memory_order_relaxed);
     events_written.fetch_add(b.events, std::memory_order_relaxed);
     return outcomes;

@@ -28,6 +28,8 @@ enum class errc : std::uint8_t {
   format_version,          ///< the store was written by a newer format version
   failed_state,            ///< an earlier I/O failure stopped all writes to this store
   busy,                    ///< a resource is held elsewhere (e.g. open read transactions)
+  rejected,                ///< an aggregate refused a command (a domain rule)
+  unavailable,             ///< an actor or service that should answer is gone
 };
 
 /// The stable lower-case name of a code, e.g. "wrong_expected_version".

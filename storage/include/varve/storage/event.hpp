@@ -47,6 +47,9 @@ class expected_version {
  public:
   enum class kind : std::uint8_t { any, no_stream, stream_exists, exact };
 
+  /// any().
+  expected_version() = default;
+
   /// No condition.
   static expected_version any() { return {kind::any, 0}; }
   /// The stream must not exist yet (same as exact(0)).
@@ -67,8 +70,8 @@ class expected_version {
 
  private:
   expected_version(kind k, stream_version v) : kind_(k), version_(v) {}
-  kind kind_;
-  stream_version version_;
+  kind kind_ = kind::any;
+  stream_version version_ = 0;
 };
 
 /// An event to append. `type` must be non-empty. When `id` is empty Varve
@@ -105,8 +108,8 @@ enum class stream_state : std::uint8_t { live = 0, shredded = 1, deleted = 2 };
 
 /// What the store knows about one stream, without scanning it.
 struct stream_info {
-  std::uint64_t id = 0;           ///< internal integer id, allocated in creation order
-  stream_version version = 0;     ///< current version = number of events
+  std::uint64_t id = 0;        ///< internal integer id, allocated in creation order
+  stream_version version = 0;  ///< current version = number of events
   global_position last_position = 0;
   stream_state state = stream_state::live;
 };

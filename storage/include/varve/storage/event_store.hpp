@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "varve/storage/error.hpp"
@@ -43,12 +44,49 @@ struct cursor_update {
   global_position position = 0;
 };
 
+/// A snapshot of an aggregate's state at `version` of `stream` (which must
+/// exist, possibly created by the same request). `schema` is the version of
+/// the encoding of `bytes`, chosen by the aggregate. Replaces any earlier one.
+struct snapshot_update {
+  std::string stream{};
+  stream_version version = 0;
+  std::uint32_t schema = 0;
+  std::string bytes{};
+};
+
+/// A change to a read-model view: a named table of the store ("views/<name>"
+/// in LMDB), created by its first write. `put` stores `value` under `key`,
+/// `erase` removes `key` (absent keys are fine), `clear` empties the view.
+struct view_update {
+  enum class op : std::uint8_t { put, erase, clear };
+  std::string view{};
+  op kind = op::put;
+  std::string key{};
+  std::string value{};
+};
+
 /// One unit of a batch write: appends to one or more streams (each stream at
-/// most once, each with its own expectation) and cursor updates, committed all
-/// together or not at all.
+/// most once, each with its own expectation), cursor updates, snapshots and
+/// view changes, committed all together or not at all. Cursors, snapshots
+/// and views are written after the appends, in the order given.
 struct write_request {
   std::vector<append_request> appends{};
   std::vector<cursor_update> cursors{};
+  std::vector<snapshot_update> snapshots{};
+  std::vector<view_update> views{};
+};
+
+/// Where the time of one batch write went.
+struct write_timing {
+  std::uint64_t apply_ns = 0;   ///< checking and writing the requests in the transaction
+  std::uint64_t commit_ns = 0;  ///< mdb_txn_commit: page writes and the fsync
+};
+
+/// A stored snapshot; `bytes` is a view valid for the read transaction.
+struct snapshot_view {
+  stream_version version = 0;
+  std::uint32_t schema = 0;
+  std::string_view bytes;
 };
 
 /// The outcome of one write_request: one append_result per entry of
@@ -62,10 +100,13 @@ class function_ref;
 template <class R, class... Args>
 class function_ref<R(Args...)> {
  public:
+  /// Refers to `f`, which must outlive the call it is passed to.
   template <class F>
-  function_ref(F& f) noexcept  // NOLINT: implicit on purpose
-      : object_(&f), call_([](void* o, Args... args) -> R {
-          return (*static_cast<F*>(o))(std::forward<Args>(args)...);
+  requires(!std::is_same_v<std::remove_cvref_t<F>, function_ref>) function_ref(F&& f)
+  noexcept  // NOLINT: implicit on purpose
+      : object_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o, Args... args) -> R {
+          return (*static_cast<std::remove_reference_t<F>*>(o))(std::forward<Args>(args)...);
         }) {}
   R operator()(Args... args) const { return call_(object_, std::forward<Args>(args)...); }
 
@@ -131,6 +172,22 @@ class read_transaction {
   result<std::size_t> scan_streams(
       function_ref<bool(std::string_view name, const stream_info&)> visit) const;
 
+  /// The latest snapshot of a stream; std::nullopt when it has none (or the
+  /// stream does not exist). Errors: corruption.
+  result<std::optional<snapshot_view>> snapshot(std::string_view stream) const;
+
+  /// The value under `key` in view `view`; std::nullopt when the key or the
+  /// view does not exist (in this transaction's snapshot).
+  result<std::optional<std::string_view>> view_get(std::string_view view,
+                                                   std::string_view key) const;
+
+  /// Visits the entries of view `view` in key order, starting at the first
+  /// key >= `from_key`; `visit` returns false to stop. A view that does not
+  /// exist has no entries. Returns the number visited.
+  result<std::size_t> scan_view(
+      std::string_view view, std::string_view from_key,
+      function_ref<bool(std::string_view key, std::string_view value)> visit) const;
+
  private:
   friend class event_store;
   explicit read_transaction(std::unique_ptr<detail::read_state> state);
@@ -141,9 +198,9 @@ class read_transaction {
 struct store_stats {
   global_position head = 0;  ///< = number of events
   std::uint64_t streams = 0;
-  std::uint64_t map_size = 0;    ///< current size of the memory map, bytes
-  std::uint64_t used_bytes = 0;  ///< pages in use × page size
-  std::uint64_t commits = 0;     ///< write transactions committed by this handle
+  std::uint64_t map_size = 0;        ///< current size of the memory map, bytes
+  std::uint64_t used_bytes = 0;      ///< pages in use × page size
+  std::uint64_t commits = 0;         ///< write transactions committed by this handle
   std::uint64_t events_written = 0;  ///< events appended through this handle
 };
 
@@ -179,7 +236,9 @@ class event_store {
   /// alone and leaves no trace; the others commit. The outer result fails
   /// only when the transaction itself cannot commit (storage_full, io_error,
   /// failed_state); then nothing of the batch was written.
-  result<std::vector<write_outcome>> write(std::span<const write_request> batch);
+  /// `timing`, when given, receives where the time went.
+  result<std::vector<write_outcome>> write(std::span<const write_request> batch,
+                                           write_timing* timing = nullptr);
 
   /// Stores a consumer's checkpoint in its own transaction.
   result<void> save_cursor(std::string_view consumer, global_position position);
@@ -187,6 +246,9 @@ class event_store {
   /// Begins a read transaction (see read_transaction for its rules).
   /// Errors: busy (too many readers), io_error.
   result<read_transaction> read() const;
+
+  /// Whether an earlier I/O failure stopped writes (see failed_state).
+  bool failed() const;
 
   /// Owned-copy conveniences, each in its own read transaction.
   result<std::vector<recorded_event>> read_stream(std::string_view name, stream_version from = 1,
@@ -202,6 +264,7 @@ class event_store {
 
  private:
   explicit event_store(std::unique_ptr<detail::store_impl> impl);
+  friend void testing_fail_next_commit(event_store&, int);
   std::unique_ptr<detail::store_impl> impl_;
 };
 

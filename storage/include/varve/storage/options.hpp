@@ -39,6 +39,9 @@ struct options {
 
   /// Most read transactions open at once across all processes using the store.
   std::uint32_t max_readers = 256;
+
+  /// Most read-model views (named tables) the store can hold.
+  std::uint32_t max_views = 128;
 };
 
 }  // namespace varve

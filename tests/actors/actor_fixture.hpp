@@ -1,0 +1,72 @@
+// Test support for the actor suites: an actor system configured as Varve
+// runs it (sharing scheduler, Varve's types registered) over a real store in
+// a fresh temporary directory, with its storage actor.
+#pragma once
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include <memory>
+
+#include "../storage/temp_dir.hpp"
+#include "varve/actors/error.hpp"
+#include "varve/actors/storage_actor.hpp"
+
+namespace varve_test {
+
+struct actor_config : caf::actor_system_config {
+  actor_config() {
+    set("scheduler.policy", caf::atom("sharing"));
+    set("scheduler.max-threads", 2);
+    set("logger.console", caf::atom("none"));
+    add_message_types<caf::id_block::varve>();
+    varve::add_error_category(*this);
+  }
+};
+
+/// A store, an actor system and the store's storage actor; stops the actor
+/// and waits for every actor at the end (a hang fails the test by timeout).
+struct actor_fixture {
+  temp_dir dir;
+  varve::options opts;
+  std::shared_ptr<varve::event_store> store;
+  actor_config cfg;
+  caf::actor_system sys{cfg};
+  varve::storage_actor storage;
+
+  explicit actor_fixture(varve::durability sync = varve::durability::no_sync) {
+    opts = test_options(dir / "store");
+    opts.sync = sync;
+    store = open_store(opts);
+    storage = varve::spawn_storage(sys, store);
+  }
+  ~actor_fixture() {
+    caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+  }
+
+  varve::read_transaction read() const {
+    auto tx = store->read();
+    BOOST_REQUIRE_MESSAGE(tx.ok(), "read: " << describe(tx));
+    return std::move(tx).value();
+  }
+
+  varve::storage_stats stats() {
+    caf::scoped_actor self{sys};
+    varve::storage_stats out;
+    self->request(storage, caf::infinite, varve::stats_atom_v)
+        .receive([&](const varve::storage_stats& s) { out = s; },
+                 [&](caf::error& e) { BOOST_FAIL("stats: " << sys.render(e)); });
+    return out;
+  }
+};
+
+/// A request for one event appended to `stream` under `expected`.
+inline varve::append_request one_event(std::string stream, varve::expected_version expected,
+                                       std::string payload = "x") {
+  return varve::append_request{std::move(stream), expected, {make_event("test-event", payload)}};
+}
+
+}  // namespace varve_test

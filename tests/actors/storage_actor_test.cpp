@@ -1,0 +1,211 @@
+// The storage actor: group commit, isolation of failed requests inside a
+// batch, publishing heads, the failed state, shutdown.
+#define BOOST_TEST_MODULE storage_actor
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <caf/event_based_actor.hpp>
+
+#include <map>
+#include <set>
+#include <varve/storage/testing.hpp>
+
+#include "actor_fixture.hpp"
+
+using namespace varve;
+using varve_test::actor_fixture;
+using varve_test::one_event;
+
+namespace {
+
+/// What one requester got back.
+struct outcome {
+  std::string stream;
+  std::optional<append_result> result;
+  std::optional<varve::error> failure;
+};
+
+/// Sends every request at once, each from its own actor, and collects the
+/// answers (in arrival order).
+std::vector<outcome> append_concurrently(actor_fixture& f, std::vector<append_request> requests) {
+  caf::scoped_actor self{f.sys};
+  const caf::actor collector = caf::actor_cast<caf::actor>(self);
+  for (auto& r : requests) {
+    f.sys.spawn([storage = f.storage, collector, r = std::move(r)](caf::event_based_actor* a) {
+      const std::string stream = r.stream;
+      a->request(storage, caf::infinite, append_atom_v, r)
+          .then([=](const append_result& res) { a->send(collector, stream, res); },
+                [=](caf::error& e) { a->send(collector, stream, e); });
+    });
+  }
+  std::vector<outcome> out;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    self->receive(
+        [&](const std::string& stream, const append_result& r) {
+          out.push_back({stream, r, std::nullopt});
+        },
+        [&](const std::string& stream, const caf::error& e) {
+          out.push_back({stream, std::nullopt, error_from(e)});
+        });
+  }
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(concurrent_requesters_share_commits_and_each_gets_its_own_position) {
+  actor_fixture f{durability::sync};
+  std::vector<append_request> requests;
+  for (int i = 0; i < 1000; ++i)
+    requests.push_back(one_event("writer-" + std::to_string(i), expected_version::no_stream(),
+                                 "payload-" + std::to_string(i)));
+  auto outcomes = append_concurrently(f, std::move(requests));
+
+  std::set<global_position> positions;
+  auto txn = f.read();
+  for (const auto& o : outcomes) {
+    BOOST_REQUIRE_MESSAGE(o.result, o.stream << ": " << (o.failure ? o.failure->to_string() : ""));
+    BOOST_CHECK_EQUAL(o.result->first_version, 1u);
+    positions.insert(o.result->first_position);
+    auto ev = txn.event_at(o.result->first_position);
+    BOOST_REQUIRE(ev.ok());
+    BOOST_CHECK_EQUAL(txn.stream_name(ev->stream_id).value(), o.stream);
+    BOOST_CHECK_EQUAL(ev->payload, "payload-" + o.stream.substr(7));
+  }
+  BOOST_CHECK_EQUAL(positions.size(), 1000u);
+  BOOST_CHECK_EQUAL(*positions.begin(), 1u);
+  BOOST_CHECK_EQUAL(*positions.rbegin(), 1000u);
+
+  auto stats = f.stats();
+  BOOST_TEST_MESSAGE("1000 appends in " << stats.commits << " commits");
+  BOOST_CHECK_EQUAL(stats.events, 1000u);
+  BOOST_CHECK_LT(stats.commits, 250u);  // far fewer commits than appends
+  std::uint64_t in_histogram = 0;
+  for (auto n : stats.batch_histogram)
+    in_histogram += n;
+  BOOST_CHECK_EQUAL(in_histogram, stats.commits);
+}
+
+BOOST_AUTO_TEST_CASE(a_conflicting_request_in_a_batch_fails_alone) {
+  actor_fixture f;
+  std::vector<append_request> requests;
+  for (int i = 0; i < 50; ++i) {
+    // Request 17 expects a version its stream does not have.
+    auto expected = i == 17 ? expected_version::exact(5) : expected_version::no_stream();
+    requests.push_back(one_event("s-" + std::to_string(i), expected));
+  }
+  auto outcomes = append_concurrently(f, std::move(requests));
+  int failed = 0;
+  for (const auto& o : outcomes) {
+    if (o.stream == "s-17") {
+      BOOST_REQUIRE(o.failure);
+      BOOST_CHECK_EQUAL(to_string(o.failure->code()), "wrong_expected_version");
+      ++failed;
+    } else {
+      BOOST_CHECK_MESSAGE(o.result, o.stream << " failed");
+    }
+  }
+  BOOST_CHECK_EQUAL(failed, 1);
+  auto txn = f.read();
+  BOOST_CHECK_EQUAL(txn.head(), 49u);
+  BOOST_CHECK(!txn.stream("s-17").value());
+}
+
+BOOST_AUTO_TEST_CASE(a_subscriber_sees_every_commit_head_in_order) {
+  actor_fixture f;
+  caf::scoped_actor self{f.sys};
+  std::vector<global_position> heads;
+  auto subscriber = f.sys.spawn([&heads](caf::event_based_actor*) -> caf::behavior {
+    return {[&heads](committed_atom, global_position head) { heads.push_back(head); }};
+  });
+  self->request(f.storage, caf::infinite, subscribe_atom_v, caf::actor{subscriber})
+      .receive([](global_position head) { BOOST_CHECK_EQUAL(head, 0u); },
+               [](caf::error&) { BOOST_FAIL("subscribe failed"); });
+
+  std::vector<append_request> requests;
+  for (int i = 0; i < 300; ++i)
+    requests.push_back(one_event("t-" + std::to_string(i % 7), expected_version::any()));
+  append_concurrently(f, std::move(requests));
+  auto stats = f.stats();  // answered after every commit above was published
+  caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
+  self->wait_for(subscriber);
+
+  BOOST_REQUIRE(!heads.empty());
+  BOOST_CHECK(std::is_sorted(heads.begin(), heads.end()));
+  BOOST_CHECK(std::adjacent_find(heads.begin(), heads.end()) == heads.end());
+  BOOST_CHECK_EQUAL(heads.back(), 300u);
+  BOOST_CHECK_EQUAL(heads.size(), stats.commits);  // one head per commit, none skipped
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_commit_refuses_later_writes_and_keeps_committed_data_readable) {
+  actor_fixture f;
+  caf::scoped_actor self{f.sys};
+  auto append = [&](std::string stream) {
+    std::optional<varve::error> failure;
+    self->request(f.storage, caf::infinite, append_atom_v,
+                  one_event(std::move(stream), expected_version::any()))
+        .receive([](const append_result&) {}, [&](caf::error& e) { failure = error_from(e); });
+    return failure;
+  };
+  BOOST_REQUIRE(!append("kept"));
+  testing_fail_next_commit(*f.store, EIO);
+  auto first = append("lost");
+  BOOST_REQUIRE(first);
+  BOOST_CHECK_EQUAL(to_string(first->code()), "io_error");
+  auto later = append("refused");
+  BOOST_REQUIRE(later);
+  BOOST_CHECK_EQUAL(to_string(later->code()), "failed_state");
+  BOOST_CHECK(f.stats().failed);
+
+  // Reads go on, through the actor and directly.
+  self->request(f.storage, caf::infinite, read_atom_v, std::string("kept"), std::uint64_t{1}, false,
+                std::uint64_t{10})
+      .receive([](const std::vector<recorded_event>& evs) { BOOST_CHECK_EQUAL(evs.size(), 1u); },
+               [&](caf::error& e) { BOOST_FAIL("read: " << f.sys.render(e)); });
+  auto txn = f.read();
+  BOOST_CHECK_EQUAL(txn.head(), 1u);
+  BOOST_CHECK(!txn.stream("lost").value());
+
+  // Reopening recovers everything committed before the fault.
+  auto reopened = event_store::open(f.opts);
+  BOOST_REQUIRE(reopened.ok());
+  BOOST_CHECK(!(*reopened)->failed());
+  BOOST_CHECK_EQUAL((*reopened)->read().value().head(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(reads_and_multi_stream_appends_go_through_the_actor) {
+  actor_fixture f;
+  caf::scoped_actor self{f.sys};
+  std::vector<append_request> both{one_event("a", expected_version::no_stream()),
+                                   one_event("b", expected_version::no_stream())};
+  self->request(f.storage, caf::infinite, append_atom_v, both)
+      .receive([](const std::vector<append_result>& r) { BOOST_CHECK_EQUAL(r.size(), 2u); },
+               [&](caf::error& e) { BOOST_FAIL(f.sys.render(e)); });
+  // The same again conflicts on both streams and writes nothing.
+  self->request(f.storage, caf::infinite, append_atom_v, both)
+      .receive([](const std::vector<append_result>&) { BOOST_FAIL("expected a conflict"); },
+               [](caf::error& e) {
+                 BOOST_CHECK_EQUAL(to_string(error_from(e).code()), "wrong_expected_version");
+               });
+  self->request(f.storage, caf::infinite, read_log_atom_v, std::uint64_t{1}, false,
+                std::uint64_t{100})
+      .receive(
+          [](const std::vector<recorded_event>& evs) {
+            BOOST_REQUIRE_EQUAL(evs.size(), 2u);
+            BOOST_CHECK_EQUAL(evs[0].stream, "a");
+            BOOST_CHECK_EQUAL(evs[1].stream, "b");
+          },
+          [&](caf::error& e) { BOOST_FAIL(f.sys.render(e)); });
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_commits_what_was_gathered_and_leaves_no_actor) {
+  auto f = std::make_unique<actor_fixture>();
+  auto store = f->store;
+  {
+    caf::scoped_actor self{f->sys};
+    for (int i = 0; i < 100; ++i)
+      self->send(f->storage, append_atom_v, one_event("late", expected_version::any()));
+  }
+  f.reset();  // sends the exit, waits for every actor; hangs fail by timeout
+  BOOST_CHECK_EQUAL(store->read().value().head(), 100u);
+}

@@ -1,0 +1,260 @@
+// event_store::write (group commit of independent requests) and consumer
+// cursors (write_request::cursors, save_cursor, read_transaction::cursor).
+#define BOOST_TEST_MODULE batch
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "temp_dir.hpp"
+
+using namespace varve;
+using varve_test::make_event;
+using varve_test::make_events;
+using varve_test::store_fixture;
+
+namespace {
+
+/// What the tests compare a missing cursor as.
+constexpr global_position none = ~global_position{0};
+
+write_request single(std::string stream, expected_version expected, std::vector<new_event> events) {
+  write_request w;
+  w.appends.push_back({std::move(stream), expected, std::move(events)});
+  return w;
+}
+
+}  // namespace
+
+struct batch_fixture : store_fixture {
+  /// Runs a batch, requiring the transaction itself to commit.
+  std::vector<write_outcome> write(const std::vector<write_request>& batch) {
+    auto r = store->write(batch);
+    BOOST_REQUIRE_MESSAGE(r.ok(), "write: " << varve_test::describe(r));
+    BOOST_REQUIRE_EQUAL(r->size(), batch.size());
+    return std::move(r).value();
+  }
+
+  std::optional<global_position> cursor(std::string_view consumer) const {
+    auto tx = read();
+    auto c = tx.cursor(consumer);
+    BOOST_REQUIRE_MESSAGE(c.ok(), "cursor " << consumer << ": " << varve_test::describe(c));
+    return c.value();
+  }
+};
+
+BOOST_FIXTURE_TEST_SUITE(batches, batch_fixture)
+
+BOOST_AUTO_TEST_CASE(conflicting_request_fails_alone_and_the_others_commit_consecutively) {
+  append("x", expected_version::any(), make_events(2, "x"));  // x at version 2, head 2
+
+  std::vector<write_request> batch;
+  batch.push_back(single("a", expected_version::any(), make_events(2, "a")));
+  batch.push_back(single("x", expected_version::exact(0), make_events(1, "x-bad")));  // conflict
+  batch.push_back(single("b", expected_version::no_stream(), make_events(3, "b")));
+  batch.push_back(single("c", expected_version::any(), make_events(1, "c")));
+  batch.push_back(single("x", expected_version::exact(2), make_events(1, "x-good")));
+  const auto out = write(batch);
+
+  VARVE_CHECK_ERRC(out[1], errc::wrong_expected_version);
+  for (std::size_t i : {0u, 2u, 3u, 4u}) {
+    BOOST_TEST_CONTEXT("request " << i) {
+      VARVE_REQUIRE_OK(out[i]);
+      BOOST_REQUIRE_EQUAL(out[i]->size(), 1u);
+    }
+  }
+  const auto& a = out[0].value()[0];
+  const auto& b = out[2].value()[0];
+  const auto& c = out[3].value()[0];
+  const auto& x = out[4].value()[0];
+  BOOST_TEST(a.first_position == 3u);
+  BOOST_TEST(a.last_position == 4u);
+  BOOST_TEST(b.first_position == 5u);
+  BOOST_TEST(b.last_position == 7u);
+  BOOST_TEST(c.first_position == 8u);
+  BOOST_TEST(x.first_position == 9u);
+  BOOST_TEST(x.first_version == 3u);
+  BOOST_TEST(b.first_version == 1u);
+  BOOST_TEST(b.last_version == 3u);
+
+  BOOST_TEST(head() == 2u + 2u + 3u + 1u + 1u);
+  BOOST_TEST(version_of("x") == 3u);
+  const auto log = this->log();
+  BOOST_REQUIRE_EQUAL(log.size(), 9u);
+  for (std::size_t i = 0; i < log.size(); ++i)
+    BOOST_TEST(log[i].position == i + 1);
+  for (const auto& e : log) {
+    BOOST_TEST(e.payload.find("x-bad") == std::string::npos, "the failed request left a trace");
+  }
+  BOOST_TEST(log[2].stream == "a");
+  BOOST_TEST(log[4].stream == "b");
+  BOOST_TEST(log[7].stream == "c");
+  BOOST_TEST(log[8].stream == "x");
+  BOOST_TEST(log[8].payload == "x-good-0");
+  BOOST_TEST(store->stats()->streams == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(chained_exact_versions_to_one_stream_in_one_batch_both_succeed) {
+  std::vector<write_request> batch;
+  batch.push_back(single("chain", expected_version::exact(0), make_events(1, "v1")));
+  batch.push_back(single("chain", expected_version::exact(1), make_events(2, "v2")));
+  batch.push_back(single("chain", expected_version::exact(1), make_events(1, "stale")));
+  batch.push_back(single("chain", expected_version::exact(3), make_events(1, "v4")));
+  const auto out = write(batch);
+
+  VARVE_REQUIRE_OK(out[0]);
+  VARVE_REQUIRE_OK(out[1]);
+  VARVE_CHECK_ERRC(out[2], errc::wrong_expected_version);
+  VARVE_REQUIRE_OK(out[3]);
+  BOOST_TEST(out[0].value()[0].first_version == 1u);
+  BOOST_TEST(out[1].value()[0].first_version == 2u);
+  BOOST_TEST(out[1].value()[0].last_version == 3u);
+  BOOST_TEST(out[3].value()[0].first_version == 4u);
+  BOOST_TEST(out[3].value()[0].first_position == 4u);
+
+  const auto events = stream_events("chain");
+  BOOST_REQUIRE_EQUAL(events.size(), 4u);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    BOOST_TEST(events[i].version == i + 1);
+    BOOST_TEST(events[i].position == i + 1);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(request_with_a_bad_event_fails_alone) {
+  std::vector<write_request> batch;
+  batch.push_back(single("good-1", expected_version::any(), make_events(1)));
+  batch.push_back(single("bad", expected_version::any(), {make_event("ok"), make_event("")}));
+  batch.push_back(single("", expected_version::any(), make_events(1)));
+  batch.push_back(single("good-2", expected_version::any(), make_events(2)));
+  const auto out = write(batch);
+
+  VARVE_REQUIRE_OK(out[0]);
+  VARVE_CHECK_ERRC(out[1], errc::invalid_argument);
+  VARVE_CHECK_ERRC(out[2], errc::invalid_argument);
+  VARVE_REQUIRE_OK(out[3]);
+  BOOST_TEST(out[3].value()[0].first_position == 2u);
+  BOOST_TEST(head() == 3u);
+  BOOST_TEST(version_of("bad") == 0u);
+  BOOST_TEST(read().stream_count() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(request_to_several_streams_fails_whole_when_one_part_fails) {
+  append("held", expected_version::any(), make_events(1));
+
+  write_request multi;
+  multi.appends.push_back({"m1", expected_version::any(), make_events(2)});
+  multi.appends.push_back({"held", expected_version::no_stream(), make_events(1)});  // conflict
+  write_request multi_bad;
+  multi_bad.appends.push_back({"m2", expected_version::any(), make_events(1)});
+  multi_bad.appends.push_back({"m3", expected_version::any(), {make_event("")}});
+  write_request fine;
+  fine.appends.push_back({"f1", expected_version::no_stream(), make_events(1)});
+  fine.appends.push_back({"f2", expected_version::no_stream(), make_events(2)});
+
+  const auto out = write({multi, multi_bad, fine});
+  VARVE_CHECK_ERRC(out[0], errc::wrong_expected_version);
+  VARVE_CHECK_ERRC(out[1], errc::invalid_argument);
+  VARVE_REQUIRE_OK(out[2]);
+  BOOST_REQUIRE_EQUAL(out[2]->size(), 2u);
+  BOOST_TEST(out[2].value()[0].first_position == 2u);
+  BOOST_TEST(out[2].value()[1].first_position == 3u);
+  BOOST_TEST(out[2].value()[1].last_position == 4u);
+  BOOST_TEST(head() == 4u);
+  for (auto name : {"m1", "m2", "m3"})
+    BOOST_TEST(version_of(name) == 0u, name);
+  BOOST_TEST(version_of("held") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(cursor_update_is_stored_atomically_with_its_appends) {
+  write_request with_cursor = single("orders", expected_version::no_stream(), make_events(3));
+  with_cursor.cursors.push_back({"projector", 3});
+  write_request conflicting = single("orders", expected_version::no_stream(), make_events(1));
+  conflicting.cursors.push_back({"loser", 99});
+  conflicting.cursors.push_back({"projector", 1000});
+
+  const auto out = write({with_cursor, conflicting});
+  VARVE_REQUIRE_OK(out[0]);
+  VARVE_CHECK_ERRC(out[1], errc::wrong_expected_version);
+
+  BOOST_TEST(cursor("projector").value_or(none) == 3);
+  BOOST_TEST(!cursor("loser").has_value());
+  BOOST_TEST(head() == 3u);
+
+  // Later batches move the cursor forward with their appends.
+  write_request next = single("orders", expected_version::exact(3), make_events(1));
+  next.cursors.push_back({"projector", 4});
+  const auto out2 = write({next});
+  VARVE_REQUIRE_OK(out2[0]);
+  BOOST_TEST(cursor("projector").value_or(none) == 4);
+
+  reopen();
+  BOOST_TEST(cursor("projector").value_or(none) == 4);
+  BOOST_TEST(!cursor("loser").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(save_cursor_and_cursor_round_trip) {
+  VARVE_REQUIRE_OK(store->save_cursor("reader-a", 5));
+  VARVE_REQUIRE_OK(store->save_cursor("reader-b", 0));
+  BOOST_TEST(cursor("reader-a").value_or(none) == 5);
+  BOOST_TEST(cursor("reader-b").value_or(none) == 0);
+
+  VARVE_REQUIRE_OK(store->save_cursor("reader-a", 7));
+  BOOST_TEST(cursor("reader-a").value_or(none) == 7);
+  BOOST_TEST(cursor("reader-b").value_or(none) == 0);
+
+  const global_position big = std::uint64_t{1} << 40;
+  VARVE_REQUIRE_OK(store->save_cursor("reader-c", big));
+  reopen();
+  BOOST_TEST(cursor("reader-a").value_or(none) == 7);
+  BOOST_TEST(cursor("reader-c").value_or(none) == big);
+  BOOST_TEST(head() == 0u);  // cursors are not events
+}
+
+BOOST_AUTO_TEST_CASE(consumer_with_no_cursor_reads_nullopt) {
+  BOOST_TEST(!cursor("nobody").has_value());
+  VARVE_REQUIRE_OK(store->save_cursor("somebody", 1));
+  BOOST_TEST(!cursor("nobody").has_value());
+  BOOST_TEST(!cursor("somebody-else").has_value());
+  BOOST_TEST(!cursor("somebod").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(empty_consumer_name_is_refused) {
+  auto r = store->save_cursor("", 1);
+  VARVE_CHECK_ERRC(r, errc::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(batch_outcomes_follow_request_order_over_many_requests) {
+  std::vector<write_request> batch;
+  for (int i = 0; i < 300; ++i) {
+    batch.push_back(single("s" + std::to_string(i % 17), expected_version::any(),
+                           make_events(1 + i % 3, "r" + std::to_string(i))));
+  }
+  auto before = store->stats();
+  VARVE_REQUIRE_OK(before);
+  const auto out = write(batch);
+  global_position next = 1;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    VARVE_REQUIRE_OK(out[i]);
+    const auto& r = out[i].value()[0];
+    BOOST_TEST(r.first_position == next);
+    BOOST_TEST(r.last_position - r.first_position + 1 == 1 + i % 3);
+    next = r.last_position + 1;
+  }
+  BOOST_TEST(head() == next - 1);
+  const auto log = this->log();
+  BOOST_REQUIRE_EQUAL(log.size(), next - 1);
+  // The first event of request i carries payload "r<i>-0".
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto& r = out[i].value()[0];
+    BOOST_TEST(log[r.first_position - 1].payload == "r" + std::to_string(i) + "-0");
+    BOOST_TEST(log[r.first_position - 1].stream == "s" + std::to_string(i % 17));
+  }
+  auto stats = store->stats();
+  VARVE_REQUIRE_OK(stats);
+  BOOST_TEST(stats->commits - before->commits == 1u, "one batch is one commit");
+  BOOST_TEST(stats->events_written - before->events_written == next - 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

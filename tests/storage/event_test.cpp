@@ -1,0 +1,114 @@
+// The value types of the storage API: event ids, expected versions, error
+// codes and results. No store needed.
+#define BOOST_TEST_MODULE event
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include "temp_dir.hpp"
+
+using namespace varve;
+
+BOOST_AUTO_TEST_SUITE(values)
+
+BOOST_AUTO_TEST_CASE(event_id_text_form_round_trips) {
+  const auto id = event_id::generate();
+  const std::string text = id.to_string();
+  BOOST_TEST(text.size() == 36u);
+  for (std::size_t i : {8u, 13u, 18u, 23u})
+    BOOST_TEST(text[i] == '-');
+  for (char c : text) {
+    BOOST_TEST(((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-'), text);
+  }
+  const auto parsed = event_id::parse(text);
+  BOOST_REQUIRE(parsed.has_value());
+  BOOST_TEST(*parsed == id);
+
+  std::string hex;
+  for (char c : text) {
+    if (c != '-') hex.push_back(c);
+  }
+  const auto from_hex = event_id::parse(hex);
+  BOOST_REQUIRE(from_hex.has_value());
+  BOOST_TEST(*from_hex == id);
+
+  const auto known = event_id::parse("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+  BOOST_REQUIRE(known.has_value());
+  BOOST_TEST(known->bytes[0] == 0x01u);
+  BOOST_TEST(known->bytes[15] == 0x5bu);
+  BOOST_TEST(known->to_string() == "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+}
+
+BOOST_AUTO_TEST_CASE(event_id_parse_refuses_anything_else) {
+  for (const char* bad :
+       {"", "0190a1b2", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5",
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5bb", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5g",
+        "0190a1b2c3d4-7e5f-8a9b-0c1d2e3f4a5b-", "not an id at all"}) {
+    BOOST_TEST(!event_id::parse(bad).has_value(), "parsed \"" << bad << "\"");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(generated_event_ids_are_distinct_and_time_ordered) {
+  std::set<std::string> seen;
+  std::string last;
+  for (int i = 0; i < 10000; ++i) {
+    const auto text = event_id::generate().to_string();
+    // The first 48 bits are milliseconds: the 12 leading hex digits never go back.
+    BOOST_TEST(text.substr(0, 13) >= last.substr(0, std::min<std::size_t>(13, last.size())));
+    last = text;
+    seen.insert(text);
+  }
+  BOOST_TEST(seen.size() == 10000u);
+}
+
+BOOST_AUTO_TEST_CASE(expected_version_names_itself) {
+  BOOST_TEST(expected_version::any().to_string() == "any");
+  BOOST_TEST(expected_version::no_stream().to_string() == "no_stream");
+  BOOST_TEST(expected_version::stream_exists().to_string() == "stream_exists");
+  BOOST_TEST(expected_version::exact(42).to_string() == "42");
+  BOOST_TEST(expected_version::exact(0).to_string() == "0");
+  BOOST_TEST((expected_version::exact(3) == expected_version::exact(3)));
+  BOOST_TEST(!(expected_version::exact(3) == expected_version::exact(4)));
+  BOOST_TEST(!(expected_version::any() == expected_version::no_stream()));
+  BOOST_TEST((expected_version::exact(7).type() == expected_version::kind::exact));
+  BOOST_TEST(expected_version::exact(7).version() == 7u);
+}
+
+BOOST_AUTO_TEST_CASE(error_codes_have_stable_names) {
+  BOOST_TEST(to_string(errc::not_found) == "not_found");
+  BOOST_TEST(to_string(errc::wrong_expected_version) == "wrong_expected_version");
+  BOOST_TEST(to_string(errc::corruption) == "corruption");
+  BOOST_TEST(to_string(errc::io_error) == "io_error");
+  BOOST_TEST(to_string(errc::storage_full) == "storage_full");
+  BOOST_TEST(to_string(errc::invalid_argument) == "invalid_argument");
+  BOOST_TEST(to_string(errc::auth_failed) == "auth_failed");
+  BOOST_TEST(to_string(errc::shredded) == "shredded");
+  BOOST_TEST(to_string(errc::format_version) == "format_version");
+  BOOST_TEST(to_string(errc::failed_state) == "failed_state");
+  BOOST_TEST(to_string(errc::busy) == "busy");
+  BOOST_TEST(to_string(durability::sync) == "sync");
+  BOOST_TEST(to_string(durability::no_meta_sync) == "no_meta_sync");
+  BOOST_TEST(to_string(durability::no_sync) == "no_sync");
+
+  const error e(errc::corruption, "record 7 is short");
+  BOOST_TEST(e.to_string() == "corruption: record 7 is short");
+}
+
+BOOST_AUTO_TEST_CASE(result_holds_a_value_or_an_error) {
+  result<int> good(5);
+  BOOST_TEST(good.ok());
+  BOOST_TEST(*good == 5);
+  result<int> bad(error(errc::not_found, "nothing"));
+  BOOST_TEST(!bad.ok());
+  BOOST_TEST(bad.err().code() == errc::not_found);
+  result<void> done;
+  BOOST_TEST(done.ok());
+  result<void> failed(error(errc::busy, "readers"));
+  BOOST_TEST(!failed.ok());
+  BOOST_TEST(failed.err().message() == "readers");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

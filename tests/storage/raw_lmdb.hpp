@@ -1,0 +1,114 @@
+// Raw LMDB access to a closed Varve store, for tests that inspect or damage
+// the stored bytes behind Varve's back (format version, corrupt records).
+//
+// Include after <boost/test/unit_test.hpp>.
+#pragma once
+
+#include <lmdb.h>
+
+#include <boost/test/unit_test.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace varve_test {
+
+/// An LMDB environment on a store directory (maxdbs 32), opened only while
+/// no Varve handle has the store open.
+class raw_env {
+ public:
+  explicit raw_env(const std::filesystem::path& dir) {
+    check(mdb_env_create(&env_), "mdb_env_create");
+    check(mdb_env_set_maxdbs(env_, 32), "mdb_env_set_maxdbs");
+    check(mdb_env_open(env_, dir.c_str(), 0, 0600), "mdb_env_open");
+  }
+  ~raw_env() { mdb_env_close(env_); }
+  raw_env(const raw_env&) = delete;
+  raw_env& operator=(const raw_env&) = delete;
+
+  /// The value under `key` in the named database, or std::nullopt.
+  std::optional<std::string> get(const char* db, std::string_view key) {
+    return get_raw(db, key, 0);
+  }
+  /// The record at `position` in "events" (native-endian u64 integer key).
+  std::optional<std::string> get_event(std::uint64_t position) {
+    return get_raw("events", as_key(position), MDB_INTEGERKEY);
+  }
+
+  void put(const char* db, std::string_view key, std::string_view value) {
+    put_raw(db, key, value, 0);
+  }
+  /// Overwrites the record at `position` in "events".
+  void put_event(std::uint64_t position, std::string_view value) {
+    put_raw("events", as_key(position), value, MDB_INTEGERKEY);
+  }
+
+  /// Number of entries in the named database.
+  std::size_t entries(const char* db, unsigned flags = 0) {
+    MDB_txn* txn = nullptr;
+    check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn), "mdb_txn_begin");
+    MDB_dbi dbi = 0;
+    const int rc = mdb_dbi_open(txn, db, flags, &dbi);
+    if (rc != MDB_SUCCESS) mdb_txn_abort(txn);
+    check(rc, std::string("mdb_dbi_open ") + db);
+    MDB_stat st{};
+    check(mdb_stat(txn, dbi, &st), "mdb_stat");
+    mdb_txn_abort(txn);
+    return st.ms_entries;
+  }
+
+ private:
+  static std::string as_key(std::uint64_t position) {
+    return std::string(reinterpret_cast<const char*>(&position), sizeof position);
+  }
+
+  static void check(int rc, const std::string& what) {
+    BOOST_REQUIRE_MESSAGE(rc == MDB_SUCCESS, what << ": " << mdb_strerror(rc));
+  }
+
+  std::optional<std::string> get_raw(const char* db, std::string_view key, unsigned flags) {
+    MDB_txn* txn = nullptr;
+    check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn), "mdb_txn_begin");
+    MDB_dbi dbi = 0;
+    int rc = mdb_dbi_open(txn, db, flags, &dbi);
+    if (rc != MDB_SUCCESS) mdb_txn_abort(txn);
+    check(rc, std::string("mdb_dbi_open ") + db);
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    MDB_val v{};
+    rc = mdb_get(txn, dbi, &k, &v);
+    std::optional<std::string> out;
+    if (rc == MDB_SUCCESS) out.emplace(static_cast<const char*>(v.mv_data), v.mv_size);
+    mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND) check(rc, "mdb_get");
+    return out;
+  }
+
+  void put_raw(const char* db, std::string_view key, std::string_view value, unsigned flags) {
+    MDB_txn* txn = nullptr;
+    check(mdb_txn_begin(env_, nullptr, 0, &txn), "mdb_txn_begin");
+    MDB_dbi dbi = 0;
+    int rc = mdb_dbi_open(txn, db, flags, &dbi);
+    if (rc != MDB_SUCCESS) mdb_txn_abort(txn);
+    check(rc, std::string("mdb_dbi_open ") + db);
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    MDB_val v{value.size(), const_cast<char*>(value.data())};
+    rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (rc != MDB_SUCCESS) mdb_txn_abort(txn);
+    check(rc, "mdb_put");
+    check(mdb_txn_commit(txn), "mdb_txn_commit");
+  }
+
+  MDB_env* env_ = nullptr;
+};
+
+/// A u32 as 4 little-endian bytes.
+inline std::string le32(std::uint32_t v) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i)
+    out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+}  // namespace varve_test
