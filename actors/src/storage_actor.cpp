@@ -59,6 +59,7 @@ struct storage_state {
   storage_config cfg;
 
   std::vector<pending_request> batch;
+  std::size_t batch_events = 0;
   std::size_t batch_bytes = 0;
   bool flush_scheduled = false;
 
@@ -70,6 +71,12 @@ struct storage_state {
 };
 
 using storage_pointer = storage_actor::stateful_pointer<storage_state>;
+
+std::size_t request_events(const write_request& r) {
+  std::size_t n = 0;
+  for (const auto& a : r.appends) n += a.events.size();
+  return n;
+}
 
 std::size_t request_bytes(const write_request& r) {
   std::size_t n = 0;
@@ -96,6 +103,7 @@ void flush(storage_pointer self) {
   if (st.batch.empty()) return;
   std::vector<pending_request> batch;
   batch.swap(st.batch);
+  st.batch_events = 0;
   st.batch_bytes = 0;
 
   std::vector<write_request> requests;
@@ -153,9 +161,16 @@ void flush(storage_pointer self) {
 caf::response_promise enqueue(storage_pointer self, write_request&& request, answer_kind answer) {
   auto& st = self->state;
   auto promise = self->make_response_promise();
-  st.batch_bytes += request_bytes(request);
+  const std::size_t events = request_events(request);
+  const std::size_t bytes = request_bytes(request);
+  // A request that would take the batch past a bound goes into the next one.
+  if (!st.batch.empty() && (st.batch_events + events > st.cfg.max_batch_events ||
+                            st.batch_bytes + bytes > st.cfg.max_batch_bytes))
+    flush(self);
+  st.batch_events += events;
+  st.batch_bytes += bytes;
   st.batch.push_back(pending_request{std::move(request), promise, answer});
-  if (st.batch.size() >= st.cfg.max_batch_requests || st.batch_bytes >= st.cfg.max_batch_bytes) {
+  if (st.batch_events >= st.cfg.max_batch_events || st.batch_bytes >= st.cfg.max_batch_bytes) {
     flush(self);
   } else if (!st.flush_scheduled) {
     st.flush_scheduled = true;

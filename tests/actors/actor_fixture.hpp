@@ -36,11 +36,12 @@ struct actor_fixture {
   caf::actor_system sys{cfg};
   varve::storage_actor storage;
 
-  explicit actor_fixture(varve::durability sync = varve::durability::no_sync) {
+  explicit actor_fixture(varve::durability sync = varve::durability::no_sync,
+                         varve::storage_config batching = {}) {
     opts = test_options(dir / "store");
     opts.sync = sync;
     store = open_store(opts);
-    storage = varve::spawn_storage(sys, store);
+    storage = varve::spawn_storage(sys, store, batching);
   }
   ~actor_fixture() {
     caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);

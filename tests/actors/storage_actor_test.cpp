@@ -86,6 +86,23 @@ BOOST_AUTO_TEST_CASE(concurrent_requesters_share_commits_and_each_gets_its_own_p
   BOOST_CHECK_EQUAL(in_histogram, stats.commits);
 }
 
+BOOST_AUTO_TEST_CASE(batches_stay_within_the_configured_number_of_events) {
+  storage_config batching;
+  batching.max_batch_events = 10;
+  actor_fixture f{durability::sync, batching};
+  std::vector<append_request> requests;
+  for (int i = 0; i < 200; ++i)
+    requests.push_back(one_event("b-" + std::to_string(i), expected_version::any()));
+  for (const auto& o : append_concurrently(f, std::move(requests)))
+    BOOST_CHECK_MESSAGE(o.result, o.stream << " failed");
+  auto stats = f.stats();
+  BOOST_CHECK_EQUAL(stats.events, 200u);
+  BOOST_CHECK_GE(stats.commits, 20u);
+  // Bucket i counts commits of [2^i, 2^(i+1)) requests: none past 8..15.
+  for (std::size_t i = 4; i < stats.batch_histogram.size(); ++i)
+    BOOST_CHECK_EQUAL(stats.batch_histogram[i], 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_conflicting_request_in_a_batch_fails_alone) {
   actor_fixture f;
   std::vector<append_request> requests;

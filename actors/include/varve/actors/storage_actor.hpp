@@ -80,10 +80,12 @@ using storage_actor = caf::typed_actor<
     caf::reacts_to<unsubscribe_atom, caf::actor>, caf::replies_to<stats_atom>::with<storage_stats>,
     caf::reacts_to<flush_atom>>;
 
-/// How the storage actor batches.
+/// How the storage actor batches. A commit takes every request waiting in
+/// the mailbox, up to these bounds; a single request larger than a bound is
+/// committed alone.
 struct storage_config {
-  std::size_t max_batch_requests = 4096;    ///< requests per commit
-  std::size_t max_batch_bytes = 64u << 20;  ///< payload + metadata bytes per commit
+  std::size_t max_batch_events = 8192;      ///< events per commit
+  std::size_t max_batch_bytes = 64u << 20;  ///< type + payload + metadata bytes per commit
 };
 
 /// Spawns the storage actor of `store`, detached. The store must outlive
