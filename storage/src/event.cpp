@@ -103,7 +103,8 @@ recorded_event recorded_event::from(const event_view& v, std::string_view stream
                         v.time,
                         std::string(v.type),
                         std::string(v.metadata),
-                        std::string(v.payload)};
+                        std::string(v.payload),
+                        v.shredded};
 }
 
 std::string_view to_string(durability d) noexcept {

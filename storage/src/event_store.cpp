@@ -7,6 +7,8 @@
 #include <chrono>
 #include <system_error>
 
+#include <botan/mem_ops.h>
+
 #include "store_impl.hpp"
 
 namespace varve {
@@ -34,6 +36,8 @@ result<void> validate(const options& o) {
     return bad("options.max_event_bytes is over 4 GiB - 1, the largest event a record holds");
   if (o.max_readers == 0) return bad("options.max_readers is 0");
   if (o.max_views > 32000) return bad("options.max_views is over 32000");
+  if (o.master_key && !o.key_file.empty())
+    return bad("options.master_key and options.key_file are both given; give one");
   return {};
 }
 
@@ -66,8 +70,11 @@ result<MDB_dbi> open_db(MDB_txn* txn, const char* name, unsigned flags) {
   return dbi;
 }
 
-/// Checks the meta table of an existing store, or lays out a new one.
-result<tables> open_tables(MDB_env* env) {
+/// Checks the meta table of an existing store, or lays out a new one. With
+/// `key`, a new store is created encrypted and an encrypted one is checked
+/// against it; `encrypted` tells what the store is.
+result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool& encrypted) {
+  encrypted = false;
   {  // Look before writing anything: a newer or foreign store stays untouched.
     auto t = lmdb::txn::begin(env, MDB_RDONLY);
     if (!t) return std::move(t).err();
@@ -84,6 +91,15 @@ result<tables> open_tables(MDB_env* env) {
                                                std::to_string(version) +
                                                ", newer than this build of Varve supports (" +
                                                std::to_string(format_version) + ")"};
+      auto check = t->get(meta, "key_check");
+      if (!check) return std::move(check).err();
+      if (*check) {
+        encrypted = true;
+        if (!key)
+          return error{errc::auth_failed,
+                       "the store is encrypted: open it with its master key (key file)"};
+        if (!key->check(**check)) return error{errc::auth_failed, "wrong master key"};
+      }
     } else if (rc == MDB_NOTFOUND) {
       MDB_stat st{};
       MDB_dbi main = 0;
@@ -133,6 +149,15 @@ result<tables> open_tables(MDB_env* env) {
       return lmdb::to_error(rc, "writing meta");
     if (int rc = t->put(dbs.meta, "created_at", created); rc != 0)
       return lmdb::to_error(rc, "writing meta");
+    if (key) {
+      auto check = key->make_check();
+      if (!check) return std::move(check).err();
+      if (int rc = t->put(dbs.meta, "key_check", *check); rc != 0)
+        return lmdb::to_error(rc, "writing meta");
+      if (int rc = t->put(dbs.meta, "cipher", "AES-256/GCM"); rc != 0)
+        return lmdb::to_error(rc, "writing meta");
+      encrypted = true;
+    }
   }
   if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "committing the store layout");
   return dbs;
@@ -250,9 +275,24 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
                    opts.directory.string() + " does not hold a Varve store: " + mdb_strerror(rc)};
     return lmdb::to_error(rc, "opening " + opts.directory.string());
   }
-  auto dbs = detail::open_tables(raw);
+  std::unique_ptr<crypto::master_key> key;
+  if (opts.master_key) {
+    key = std::make_unique<crypto::master_key>(
+        crypto::key_bytes(opts.master_key->begin(), opts.master_key->end()));
+    Botan::secure_scrub_memory(opts.master_key->data(), opts.master_key->size());
+    Botan::secure_scrub_memory(impl->opts.master_key->data(), impl->opts.master_key->size());
+    opts.master_key.reset();
+    impl->opts.master_key.reset();
+  } else if (!opts.key_file.empty()) {
+    auto bytes = crypto::read_key_file(opts.key_file.string());
+    if (!bytes) return std::move(bytes).err();
+    key = std::make_unique<crypto::master_key>(std::move(*bytes));
+  }
+  bool encrypted = false;
+  auto dbs = detail::open_tables(raw, key.get(), encrypted);
   if (!dbs) return std::move(dbs).err();
   impl->dbs = *dbs;
+  if (encrypted) impl->master = std::move(key);
   impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
   if (auto v = detail::open_views(*impl); !v) return std::move(v).err();
   return std::unique_ptr<event_store>(new event_store(std::move(impl)));
@@ -281,6 +321,24 @@ result<std::vector<append_result>> event_store::append(std::span<const append_re
 result<std::vector<write_outcome>> event_store::write(std::span<const write_request> batch,
                                                       write_timing* timing) {
   return impl_->write(batch, timing);
+}
+
+result<void> event_store::shred(std::string_view stream) {
+  return impl_->shred(stream);
+}
+
+result<void> event_store::rotate_master_key(const std::array<std::uint8_t, 32>& new_key) {
+  return impl_->rotate(crypto::key_bytes(new_key.begin(), new_key.end()));
+}
+
+result<void> event_store::rotate_master_key(const std::filesystem::path& new_key_file) {
+  auto key = crypto::read_key_file(new_key_file.string());
+  if (!key) return std::move(key).err();
+  return impl_->rotate(std::move(*key));
+}
+
+bool event_store::encrypted() const noexcept {
+  return impl_->master != nullptr;
 }
 
 bool event_store::failed() const {
@@ -370,6 +428,7 @@ result<store_stats> event_store::stats() const {
   s.used_bytes = (info.me_last_pgno + 1) * std::uint64_t{st.ms_psize};
   s.commits = impl_->commits.load(std::memory_order_relaxed);
   s.events_written = impl_->events_written.load(std::memory_order_relaxed);
+  s.encrypted = encrypted();
   return s;
 }
 

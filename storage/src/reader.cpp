@@ -22,6 +22,67 @@ result<std::uint64_t> last_integer_key(MDB_txn* txn, MDB_dbi dbi) {
 
 }  // namespace
 
+namespace detail {
+
+result<std::shared_ptr<const crypto::key_bytes>> store_impl::data_key(
+    MDB_txn* txn, std::uint64_t stream_id) const {
+  if (auto k = data_keys.find(stream_id)) return k;
+  bytes::u64_key key(stream_id);
+  MDB_val k = lmdb::to_val(key.view()), v{};
+  int rc = mdb_get(txn, dbs.keys, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::shared_ptr<const crypto::key_bytes>{};
+  if (rc != 0)
+    return lmdb::to_error(rc, "reading the data key of stream id " + std::to_string(stream_id));
+  auto unwrapped = master->unwrap(lmdb::to_view(v));
+  if (!unwrapped) return std::move(unwrapped).err();
+  auto shared = std::make_shared<const crypto::key_bytes>(std::move(*unwrapped));
+  data_keys.put(stream_id, shared);
+  return shared;
+}
+
+result<event_view> read_state::event(global_position position, std::string_view bytes,
+                                     bool keep) const {
+  auto d = record::decode_record(position, bytes);
+  if (!d) return std::move(d).err();
+  if (!d->is_sealed) return d->view;
+  event_view& v = d->view;
+  if (!store->master)
+    return error{errc::auth_failed, "event at position " + std::to_string(position) +
+                                        " is encrypted and the store was opened without a key"};
+  auto it = keys.find(v.stream_id);
+  if (it == keys.end()) {
+    auto key = store->data_key(txn.get(), v.stream_id);
+    if (!key) return std::move(key).err();
+    if (!*key) {  // no key: shredded, or damaged
+      bytes::u64_key id(v.stream_id);
+      auto head = txn.get(store->dbs.stream_heads, id.view());
+      if (!head) return std::move(head).err();
+      auto info = *head ? decode_head(v.stream_id, **head) : result<stream_info>(stream_info{});
+      if (!info || info->state != stream_state::shredded)
+        return error{errc::corruption, "event at position " + std::to_string(position) +
+                                           ": its stream has no data key"};
+    }
+    it = keys.emplace(v.stream_id, std::move(*key)).first;
+  }
+  if (!it->second) {
+    v.shredded = true;
+    return v;
+  }
+  if (!opener) opener = std::make_unique<crypto::sealer>();
+  crypto::key_bytes& plain = keep ? kept.emplace_back() : scratch;
+  auto opened = opener->open(crypto::event_place{v.stream_id, v.version, position, v.id, v.type},
+                             *it->second, d->sealed, plain);
+  if (!opened)
+    return error{opened.err().code(),
+                 "event at position " + std::to_string(position) + " " + opened.err().message()};
+  const char* body = reinterpret_cast<const char*>(plain.data());
+  v.metadata = {body, d->metadata_size};
+  v.payload = {body + d->metadata_size, plain.size() - d->metadata_size};
+  return v;
+}
+
+}  // namespace detail
+
 read_transaction::read_transaction(std::unique_ptr<detail::read_state> state)
     : state_(std::move(state)) {}
 read_transaction::read_transaction(read_transaction&&) noexcept = default;
@@ -66,12 +127,20 @@ result<std::string_view> read_transaction::stream_name(std::uint64_t stream_id) 
   return **name;
 }
 
-result<event_view> read_transaction::event_at(global_position position) const {
+namespace {
+
+result<event_view> event_at(const detail::read_state& st, global_position position, bool keep) {
   bytes::u64_key key(position);
-  auto value = state_->txn.get(state_->store->dbs.events, key.view());
+  auto value = st.txn.get(st.store->dbs.events, key.view());
   if (!value) return std::move(value).err();
   if (!*value) return error{errc::not_found, "no event at position " + std::to_string(position)};
-  return record::decode(position, **value);
+  return st.event(position, **value, keep);
+}
+
+}  // namespace
+
+result<event_view> read_transaction::event_at(global_position position) const {
+  return varve::event_at(*state_, position, true);
 }
 
 result<std::size_t> read_transaction::scan_stream(
@@ -112,7 +181,7 @@ result<std::size_t> read_transaction::scan_stream(
     if (!found) return std::move(found).err();
     for (std::size_t i = 0; i < positions.size(); ++i) {
       const std::size_t at = forward ? i : positions.size() - 1 - i;
-      auto ev = event_at(positions[at]);
+      auto ev = varve::event_at(*state_, positions[at], state_->keep_bodies);
       if (!ev) {
         if (ev.err().code() == errc::not_found)
           return error{errc::corruption, "stream '" + std::string(name) +
@@ -163,7 +232,8 @@ result<std::size_t> read_transaction::scan_log(global_position from, direction d
   std::size_t visited = 0;
   const MDB_cursor_op step = forward ? MDB_NEXT : MDB_PREV;
   while (found && *found) {
-    auto ev = record::decode(bytes::get_native_u64(lmdb::to_view(k)), lmdb::to_view(v));
+    auto ev = state_->event(bytes::get_native_u64(lmdb::to_view(k)), lmdb::to_view(v),
+                            state_->keep_bodies);
     if (!ev) return std::move(ev).err();
     ++visited;
     if (!visit(*ev) || visited == limit) return visited;
@@ -181,6 +251,7 @@ result<std::vector<event_view>> read_transaction::read_stream(std::string_view n
     out.push_back(v);
     return true;
   };
+  detail::keeping_bodies keep(*state_);
   auto n = scan_stream(name, from, dir, limit, collect);
   if (!n) return std::move(n).err();
   return out;
@@ -193,6 +264,7 @@ result<std::vector<event_view>> read_transaction::read_log(global_position from,
     out.push_back(v);
     return true;
   };
+  detail::keeping_bodies keep(*state_);
   auto n = scan_log(from, dir, limit, collect);
   if (!n) return std::move(n).err();
   return out;

@@ -16,22 +16,26 @@ error corrupt(global_position position, std::string_view what) {
 
 }  // namespace
 
-void encode(char* out, const header& h, std::string_view type, std::string_view metadata,
-            std::string_view payload) {
+char* encode_head(char* out, const header& h, std::uint8_t flags, std::string_view type,
+                  std::size_t metadata_size, std::size_t payload_size) {
   using namespace bytes;
   out[0] = static_cast<char>(format_v1);
-  out[1] = 0;
+  out[1] = static_cast<char>(flags);
   put_le<std::uint16_t>(out + 2, static_cast<std::uint16_t>(type.size()));
-  put_le<std::uint32_t>(out + 4, static_cast<std::uint32_t>(metadata.size()));
-  put_le<std::uint32_t>(out + 8, static_cast<std::uint32_t>(payload.size()));
+  put_le<std::uint32_t>(out + 4, static_cast<std::uint32_t>(metadata_size));
+  put_le<std::uint32_t>(out + 8, static_cast<std::uint32_t>(payload_size));
   put_le<std::uint64_t>(out + 12, h.stream_id);
   put_le<std::uint64_t>(out + 20, h.version);
   put_le<std::uint64_t>(out + 28, h.previous_position);
   std::memcpy(out + 36, h.id.bytes.data(), 16);
   put_le<std::int64_t>(out + 52, h.time);
-  char* p = out + header_size;
-  std::memcpy(p, type.data(), type.size());
-  p += type.size();
+  std::memcpy(out + header_size, type.data(), type.size());
+  return out + header_size + type.size();
+}
+
+void encode(char* out, const header& h, std::string_view type, std::string_view metadata,
+            std::string_view payload) {
+  char* p = encode_head(out, h, 0, type, metadata.size(), payload.size());
   if (!metadata.empty()) std::memcpy(p, metadata.data(), metadata.size());
   p += metadata.size();
   if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
@@ -54,32 +58,55 @@ result<header> decode_links(global_position position, std::string_view bytes) {
   return h;
 }
 
-result<event_view> decode(global_position position, std::string_view bytes) {
+result<decoded> decode_record(global_position position, std::string_view bytes) {
   using namespace bytes;
   auto links = decode_links(position, bytes);
   if (!links) return std::move(links).err();
   const char* in = bytes.data();
-  if (in[1] != 0) return corrupt(position, "unknown flags");
+  const auto flags = static_cast<std::uint8_t>(in[1]);
+  if ((flags & ~(flag_sealed | flag_shredded)) != 0 || flags == (flag_sealed | flag_shredded))
+    return corrupt(position, "unknown flags");
   std::uint64_t type_len = get_le<std::uint16_t>(in + 2);
   std::uint64_t meta_len = get_le<std::uint32_t>(in + 4);
   std::uint64_t payload_len = get_le<std::uint32_t>(in + 8);
-  if (header_size + type_len + meta_len + payload_len != bytes.size())
-    return corrupt(position, "lengths do not match the stored size");
   if (type_len == 0) return corrupt(position, "empty event type");
-  event_view v;
+  const bool sealed = flags & flag_sealed, shredded = flags & flag_shredded;
+  if (shredded && (meta_len != 0 || payload_len != 0))
+    return corrupt(position, "a shredded record with data");
+  const std::uint64_t body = meta_len + payload_len + (sealed ? crypto_overhead : 0);
+  if (header_size + type_len + body != bytes.size())
+    return corrupt(position, "lengths do not match the stored size");
+  decoded d;
+  event_view& v = d.view;
   v.position = position;
   v.stream_id = links->stream_id;
   v.version = links->version;
   v.previous_position = links->previous_position;
   std::memcpy(v.id.bytes.data(), in + 36, 16);
   v.time = get_le<std::int64_t>(in + 52);
+  v.shredded = shredded;
   const char* p = in + header_size;
   v.type = {p, type_len};
   p += type_len;
+  if (sealed) {
+    d.is_sealed = true;
+    d.sealed = {p, body};
+    d.metadata_size = meta_len;
+    return d;
+  }
   v.metadata = {p, meta_len};
   p += meta_len;
   v.payload = {p, payload_len};
-  return v;
+  return d;
+}
+
+result<event_view> decode(global_position position, std::string_view bytes) {
+  auto d = decode_record(position, bytes);
+  if (!d) return std::move(d).err();
+  if (d->is_sealed)
+    return error{errc::auth_failed,
+                 "event record at position " + std::to_string(position) + " is encrypted"};
+  return d->view;
 }
 
 }  // namespace varve::record

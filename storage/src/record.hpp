@@ -20,8 +20,14 @@
 namespace varve::record {
 
 inline constexpr std::uint8_t format_v1 = 1;
+/// Flags: metadata and payload are sealed (AES-256-GCM, see crypto.hpp).
+inline constexpr std::uint8_t flag_sealed = 1;
+/// Flags: the stream was shredded in a plain store; metadata and payload are gone.
+inline constexpr std::uint8_t flag_shredded = 2;
 inline constexpr std::size_t header_size = 60;
 inline constexpr std::size_t max_type_size = 0xFFFF;
+/// What sealing adds to a body: a 12-byte nonce and a 16-byte tag.
+inline constexpr std::size_t crypto_overhead = 28;
 
 /// The fields of a record other than its three byte strings.
 struct header {
@@ -41,8 +47,27 @@ inline std::size_t encoded_size(std::size_t type, std::size_t metadata, std::siz
 void encode(char* out, const header& h, std::string_view type, std::string_view metadata,
             std::string_view payload);
 
-/// Decodes the record stored at `position`; the view's strings point into
-/// `bytes`. Errors: corruption (names the position and what is wrong).
+/// Writes the header and the type with the given flags and plaintext sizes;
+/// returns where the body (metadata and payload, or the sealed body) goes.
+char* encode_head(char* out, const header& h, std::uint8_t flags, std::string_view type,
+                  std::size_t metadata_size, std::size_t payload_size);
+
+/// A decoded record. For a sealed record the view's metadata and payload are
+/// empty and `sealed` holds nonce, ciphertext and tag; the metadata size
+/// tells where metadata ends in the opened body.
+struct decoded {
+  event_view view;
+  std::string_view sealed;
+  std::size_t metadata_size = 0;
+  bool is_sealed = false;
+};
+
+/// Decodes the record stored at `position`; views point into `bytes`.
+/// Errors: corruption (names the position and what is wrong).
+result<decoded> decode_record(global_position position, std::string_view bytes);
+
+/// decode_record for plain records; a sealed record is an error
+/// (auth_failed: it needs its stream's key).
 result<event_view> decode(global_position position, std::string_view bytes);
 
 /// The stream link of a record (stream id, version, previous position),

@@ -4,12 +4,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "crypto.hpp"
 #include "lmdb.hpp"
 #include "tables.hpp"
 #include "varve/storage/event_store.hpp"
@@ -49,6 +52,18 @@ struct store_impl {
   tables dbs;
   std::size_t max_key_size = 511;
 
+  // Encryption: the master key (null for a plain store), the unwrapped data
+  // keys shared by writer and readers, and the writer's sealer.
+  std::unique_ptr<crypto::master_key> master;
+  mutable crypto::key_cache data_keys{4096};
+  crypto::sealer writer_sealer;
+
+  /// The data key of a stream, from the cache or unwrapped from `keys` in
+  /// `txn`; nullptr when the stream has none (it was shredded).
+  /// Errors: auth_failed (it does not unwrap), corruption.
+  result<std::shared_ptr<const crypto::key_bytes>> data_key(MDB_txn* txn,
+                                                            std::uint64_t stream_id) const;
+
   // Open read transactions hold this shared; growing the map (which remaps
   // it) takes it exclusively.
   mutable std::shared_timed_mutex map_lock;
@@ -74,6 +89,18 @@ struct store_impl {
 
   result<std::vector<write_outcome>> write(std::span<const write_request> batch,
                                            write_timing* timing);
+  result<void> shred(std::string_view stream);
+  result<void> rotate(crypto::key_bytes new_key);
+
+  /// Begins a write transaction (write_mutex held); drops the caches when
+  /// another process wrote since this one's last commit. An empty optional
+  /// means "begin again" (the map was resized by another process).
+  /// Errors: failed_state, io_error.
+  result<std::optional<lmdb::txn>> begin_write();
+  /// Commits. true: committed; false: the map was full and has grown, run the
+  /// transaction again. Errors: storage_full (the store stays usable), any
+  /// other failure puts the store in its failed state.
+  result<bool> commit_write(lmdb::txn& t);
 
   /// Adopts a map size changed by another process (after MDB_MAP_RESIZED).
   result<void> adopt_map_size() const;
@@ -88,6 +115,25 @@ struct read_state {
   std::shared_lock<std::shared_timed_mutex> map_guard;
   lmdb::txn txn;
   mutable std::unordered_map<std::uint64_t, std::string_view> names;
+
+  // Encrypted stores: keys by stream (nullptr: shredded), the opener, and the
+  // decrypted bodies (kept for the transaction, or scratch for one visit).
+  mutable std::unordered_map<std::uint64_t, std::shared_ptr<const crypto::key_bytes>> keys;
+  mutable std::unique_ptr<crypto::sealer> opener;
+  mutable std::deque<crypto::key_bytes> kept;
+  mutable crypto::key_bytes scratch;
+  mutable bool keep_bodies = false;  // while read_stream / read_log collect views
+
+  /// Decodes the record at `position`, opening it when sealed; the opened
+  /// body lives with the transaction when `keep`, else until the next call.
+  result<event_view> event(global_position position, std::string_view bytes, bool keep) const;
+};
+
+/// Keeps opened bodies for the transaction while it lives (vector reads).
+struct keeping_bodies {
+  explicit keeping_bodies(const read_state& s) : state(s) { state.keep_bodies = true; }
+  ~keeping_bodies() { state.keep_bodies = false; }
+  const read_state& state;
 };
 
 }  // namespace varve::detail

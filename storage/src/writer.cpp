@@ -45,7 +45,10 @@ struct batch_txn {
   timestamp_us now = now_us();
   std::uint64_t events = 0;
   bool wrote = false;
-  int fatal_rc = 0;  // set when an LMDB write failed: the transaction must abort
+  int fatal_rc = 0;            // set when an LMDB write failed: the transaction must abort
+  std::optional<error> fatal;  // set when sealing failed: the transaction must abort
+  // Data keys of streams created by this transaction.
+  std::unordered_map<std::uint64_t, std::shared_ptr<const crypto::key_bytes>> new_keys;
   // View tables created by this transaction; dbi_lock is held from the
   // first creation until the transaction ends.
   std::unordered_map<std::string, MDB_dbi> new_views;
@@ -57,7 +60,17 @@ struct plan {
   const append_request* request;
   std::optional<head_state> head;  // empty: the stream does not exist yet
   std::optional<append_result> idempotent;
+  std::shared_ptr<const crypto::key_bytes> key;  // encrypted stores
 };
+
+result<std::shared_ptr<const crypto::key_bytes>> key_for(batch_txn& b, std::uint64_t id,
+                                                         const std::string& stream) {
+  if (auto it = b.new_keys.find(id); it != b.new_keys.end()) return it->second;
+  auto key = b.store.data_key(b.txn, id);
+  if (!key) return std::move(key).err();
+  if (!*key) return error{errc::corruption, stream_label(stream) + " has no data key"};
+  return key;
+}
 
 result<void> validate(const store_impl& s, const append_request& r) {
   if (r.stream.empty()) return error{errc::invalid_argument, "stream name is empty"};
@@ -191,9 +204,14 @@ result<plan> check(batch_txn& b, const append_request& r) {
   if (!valid) return std::move(valid).err();
   auto head = find_head(b, r.stream);
   if (!head) return std::move(head).err();
-  plan p{&r, std::move(*head), std::nullopt};
+  plan p{&r, std::move(*head), std::nullopt, nullptr};
   if (p.head && p.head->info.state != stream_state::live)
     return error{errc::shredded, stream_label(r.stream) + " was shredded and takes no more events"};
+  if (p.head && b.store.master) {
+    auto key = key_for(b, p.head->info.id, r.stream);
+    if (!key) return std::move(key).err();
+    p.key = std::move(*key);
+  }
   const stream_version cur = p.head ? p.head->info.version : 0;
   const expected_version& e = r.expected;
   bool holds = false;
@@ -265,6 +283,20 @@ result<append_result> apply(batch_txn& b, plan& p) {
     if (int rc = mdb_put(b.txn, b.store.dbs.stream_ids, &id_key, &name_val, MDB_APPEND); rc != 0)
       return fail(rc, "creating the stream id");
     b.created.emplace(r.stream, id);
+    if (b.store.master) {
+      auto data_key = crypto::new_data_key();
+      auto wrapped =
+          data_key ? b.store.master->wrap(*data_key) : result<std::string>(data_key.err());
+      if (!wrapped) {
+        b.fatal = wrapped.err();
+        return std::move(wrapped).err();
+      }
+      MDB_val k = lmdb::to_val(key.view()), v = lmdb::to_val(*wrapped);
+      if (int rc = mdb_put(b.txn, b.store.dbs.keys, &k, &v, 0); rc != 0)
+        return fail(rc, "storing the stream's data key");
+      p.key = std::make_shared<const crypto::key_bytes>(std::move(*data_key));
+      b.new_keys.emplace(id, p.key);
+    }
     h = &b.touched
              .insert_or_assign(id, head_state{stream_info{id, 0, 0, stream_state::live}, {}, true})
              .first->second;
@@ -280,10 +312,24 @@ result<append_result> apply(batch_txn& b, plan& p) {
     record::header hdr{h->info.id, h->info.version + 1, h->info.last_position,
                        e.id ? *e.id : event_id::generate(), e.time ? *e.time : b.now};
     MDB_val k{sizeof pos, const_cast<global_position*>(&pos)};
-    MDB_val v{record::encoded_size(e.type.size(), e.metadata.size(), e.payload.size()), nullptr};
+    MDB_val v{record::encoded_size(e.type.size(), e.metadata.size(), e.payload.size()) +
+                  (p.key ? record::crypto_overhead : 0),
+              nullptr};
     if (int rc = mdb_put(b.txn, b.store.dbs.events, &k, &v, MDB_APPEND | MDB_RESERVE); rc != 0)
       return fail(rc, "appending to the log");
-    record::encode(static_cast<char*>(v.mv_data), hdr, e.type, e.metadata, e.payload);
+    if (p.key) {
+      char* body = record::encode_head(static_cast<char*>(v.mv_data), hdr, record::flag_sealed,
+                                       e.type, e.metadata.size(), e.payload.size());
+      auto sealed = b.store.writer_sealer.seal(
+          crypto::event_place{hdr.stream_id, hdr.version, pos, hdr.id, e.type}, *p.key, e.metadata,
+          e.payload, body);
+      if (!sealed) {
+        b.fatal = sealed.err();
+        return std::move(sealed).err();
+      }
+    } else {
+      record::encode(static_cast<char*>(v.mv_data), hdr, e.type, e.metadata, e.payload);
+    }
     ++b.next_position;
     ++b.events;
     h->info.version = hdr.version;
@@ -466,6 +512,52 @@ result<std::uint64_t> last_key(MDB_txn* txn, MDB_dbi dbi) {
 
 }  // namespace
 
+result<std::optional<lmdb::txn>> store_impl::begin_write() {
+  if (failed)
+    return error{errc::failed_state, "the store stopped taking writes after an I/O failure (" +
+                                         failure + "); reopen it to recover what was committed"};
+  MDB_txn* raw = nullptr;
+  if (int rc = mdb_txn_begin(env.get(), nullptr, 0, &raw); rc != 0) {
+    if (rc != MDB_MAP_RESIZED) return lmdb::to_error(rc, "beginning a write transaction");
+    auto adopted = adopt_map_size();  // another process grew the map
+    if (!adopted) return std::move(adopted).err();
+    return std::optional<lmdb::txn>{};
+  }
+  lmdb::txn t(raw);
+  const std::uint64_t txn_id = mdb_txn_id(t.get());
+  if (txn_id != cache.expected_txn_id || cache.heads.size() > max_cached_streams) cache.clear();
+  return std::optional<lmdb::txn>{std::move(t)};
+}
+
+result<bool> store_impl::commit_write(lmdb::txn& t) {
+  const std::uint64_t txn_id = mdb_txn_id(t.get());
+  int rc = 0;
+  if (injected_commit_failure != 0) {
+    rc = std::exchange(injected_commit_failure, 0);
+    t.abort();
+  } else {
+    rc = t.commit();
+  }
+  if (rc == 0) {
+    cache.expected_txn_id = txn_id + 1;
+    commits.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  cache.clear();
+  cache.expected_txn_id = 0;
+  if (rc == MDB_MAP_FULL) {
+    auto grown = grow_map();
+    if (!grown) return std::move(grown).err();
+    return false;
+  }
+  error err = lmdb::to_error(rc, "committing");
+  if (err.code() != errc::storage_full) {
+    failed = true;
+    failure = err.message();
+  }
+  return err;
+}
+
 result<std::vector<write_outcome>> store_impl::write(std::span<const write_request> batch,
                                                      write_timing* timing) {
   using steady = std::chrono::steady_clock;
@@ -476,22 +568,13 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
   std::lock_guard<std::mutex> lock(write_mutex);
   for (;;) {
     const auto started = steady::now();
-    if (failed)
-      return error{errc::failed_state, "the store stopped taking writes after an I/O failure (" +
-                                           failure + "); reopen it to recover what was committed"};
     // Declared before the transaction so that it is released after it ends.
     std::unique_lock<std::mutex> dbi_lock(dbi_mutex, std::defer_lock);
-    MDB_txn* raw = nullptr;
-    if (int rc = mdb_txn_begin(env.get(), nullptr, 0, &raw); rc != 0) {
-      if (rc != MDB_MAP_RESIZED) return lmdb::to_error(rc, "beginning a write transaction");
-      auto adopted = adopt_map_size();  // another process grew the map
-      if (!adopted) return std::move(adopted).err();
-      continue;
-    }
-    lmdb::txn t(raw);
+    auto begun = begin_write();
+    if (!begun) return std::move(begun).err();
+    if (!*begun) continue;
+    lmdb::txn& t = **begun;
     const std::uint64_t txn_id = mdb_txn_id(t.get());
-    if (txn_id != cache.expected_txn_id) cache.clear();
-    if (cache.heads.size() > max_cached_streams) cache.clear();
 
     batch_txn b{*this, t.get(), dbi_lock};
     if (cache.next_position == 0) {
@@ -511,7 +594,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
     outcomes.reserve(batch.size());
     for (const write_request& req : batch) {
       outcomes.push_back(apply_request(b, req));
-      if (b.fatal_rc != 0) break;
+      if (b.fatal_rc != 0 || b.fatal) break;
     }
     for (const auto& [id, h] : b.touched) {
       if (b.fatal_rc != 0) break;
@@ -527,6 +610,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
       continue;
     }
     if (b.fatal_rc != 0) return lmdb::to_error(b.fatal_rc, "writing a batch");
+    if (b.fatal) return std::move(*b.fatal);
 
     if (!b.wrote) {  // nothing to commit: the next transaction keeps this id
       t.abort();
@@ -535,30 +619,10 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
     }
     if (timing) timing->apply_ns = elapsed_ns(started);
     const auto committing = steady::now();
-    int rc = 0;
-    if (injected_commit_failure != 0) {
-      rc = std::exchange(injected_commit_failure, 0);
-      t.abort();
-    } else {
-      rc = t.commit();
-    }
+    auto committed = commit_write(t);
     if (timing) timing->commit_ns = elapsed_ns(committing);
-    if (rc != 0) {
-      cache.clear();
-      cache.expected_txn_id = 0;
-      if (rc == MDB_MAP_FULL) {
-        auto grown = grow_map();
-        if (!grown) return std::move(grown).err();
-        continue;
-      }
-      error err = lmdb::to_error(rc, "committing");
-      if (err.code() != errc::storage_full) {
-        failed = true;
-        failure = err.message();
-      }
-      return err;
-    }
-    cache.expected_txn_id = txn_id + 1;
+    if (!committed) return std::move(committed).err();
+    if (!*committed) continue;  // the map grew: run the batch again
     cache.next_position = b.next_position;
     cache.next_stream_id = b.next_stream_id;
     for (auto& [name, id] : b.created)
@@ -567,9 +631,153 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
       cache.heads.insert_or_assign(id, std::move(h));
     for (auto& [name, dbi] : b.new_views)
       views.emplace(name, dbi);
-    commits.fetch_add(1, std::memory_order_relaxed);
+    for (auto& [id, k] : b.new_keys)
+      data_keys.put(id, std::move(k));
     events_written.fetch_add(b.events, std::memory_order_relaxed);
     return outcomes;
+  }
+}
+
+namespace {
+
+/// Erases the data of every event of a plain stream: each record keeps its
+/// header and type, flagged shredded.
+int erase_stream_data(MDB_txn* txn, const tables& dbs, const stream_info& head,
+                      std::optional<error>& failure) {
+  std::vector<global_position> positions;
+  auto found = stream_positions(txn, dbs, head.id, head.version, head.last_position, 1,
+                                head.version, positions);
+  if (!found) {
+    failure = found.err();
+    return EINVAL;
+  }
+  std::string rewritten;
+  for (global_position pos : positions) {
+    bytes::u64_key key(pos);
+    MDB_val k = lmdb::to_val(key.view()), v{};
+    if (int rc = mdb_get(txn, dbs.events, &k, &v); rc != 0) return rc;
+    auto d = record::decode_record(pos, lmdb::to_view(v));
+    if (!d) {
+      failure = d.err();
+      return EINVAL;
+    }
+    const event_view& e = d->view;
+    rewritten.assign(record::encoded_size(e.type.size(), 0, 0), '\0');
+    record::encode_head(rewritten.data(),
+                        record::header{e.stream_id, e.version, e.previous_position, e.id, e.time},
+                        record::flag_shredded, e.type, 0, 0);
+    MDB_val nv = lmdb::to_val(rewritten);
+    if (int rc = mdb_put(txn, dbs.events, &k, &nv, 0); rc != 0) return rc;
+  }
+  return 0;
+}
+
+}  // namespace
+
+result<void> store_impl::shred(std::string_view stream) {
+  std::lock_guard<std::mutex> lock(write_mutex);
+  for (;;) {
+    auto begun = begin_write();
+    if (!begun) return std::move(begun).err();
+    if (!*begun) continue;
+    lmdb::txn& t = **begun;
+    auto id_value = t.get(dbs.stream_names, stream);
+    if (!id_value) return std::move(id_value).err();
+    if (!*id_value)
+      return error{errc::not_found, "stream '" + std::string(stream) + "' does not exist"};
+    auto id = decode_u64_le(**id_value, "stream id");
+    if (!id) return std::move(id).err();
+    bytes::u64_key key(*id);
+    auto head_value = t.get(dbs.stream_heads, key.view());
+    if (!head_value) return std::move(head_value).err();
+    if (!*head_value)
+      return error{errc::corruption, "stream '" + std::string(stream) + "' has no head"};
+    auto head = decode_head(*id, **head_value);
+    if (!head) return std::move(head).err();
+    if (head->state == stream_state::shredded) return {};
+
+    int rc = 0;
+    std::optional<error> failure;
+    if (master) {  // crypto-shredding: overwrite the wrapped key, then delete it
+      auto wrapped = t.get(dbs.keys, key.view());
+      if (!wrapped) return std::move(wrapped).err();
+      if (*wrapped) {
+        const std::string zeros((*wrapped)->size(), '\0');
+        rc = t.put(dbs.keys, key.view(), zeros);
+        if (rc == 0) {
+          MDB_val k = lmdb::to_val(key.view());
+          rc = mdb_del(t.get(), dbs.keys, &k, nullptr);
+        }
+      }
+    } else {
+      rc = erase_stream_data(t.get(), dbs, *head, failure);
+    }
+    if (failure) return std::move(*failure);
+    if (rc == 0) {
+      head->state = stream_state::shredded;
+      rc = t.put(dbs.stream_heads, key.view(), encode_head(*head));
+    }
+    if (rc == MDB_MAP_FULL) {
+      t.abort();
+      auto grown = grow_map();
+      if (!grown) return std::move(grown).err();
+      continue;
+    }
+    if (rc != 0) return lmdb::to_error(rc, "shredding stream '" + std::string(stream) + "'");
+    auto committed = commit_write(t);
+    if (!committed) return std::move(committed).err();
+    if (!*committed) continue;
+    if (auto c = cache.heads.find(*id); c != cache.heads.end())
+      c->second.info.state = stream_state::shredded;
+    data_keys.erase(*id);
+    writer_sealer.forget(*id);
+    return {};
+  }
+}
+
+result<void> store_impl::rotate(crypto::key_bytes new_key) {
+  if (!master) return error{errc::invalid_argument, "the store is not encrypted"};
+  std::lock_guard<std::mutex> lock(write_mutex);
+  auto next = std::make_unique<crypto::master_key>(std::move(new_key));
+  for (;;) {
+    auto begun = begin_write();
+    if (!begun) return std::move(begun).err();
+    if (!*begun) continue;
+    lmdb::txn& t = **begun;
+    int rc = 0;
+    {
+      auto c = lmdb::cursor::open(t.get(), dbs.keys);
+      if (!c) return std::move(c).err();
+      MDB_val k{}, v{};
+      auto found = c->get(k, v, MDB_FIRST);
+      while (found && *found) {
+        auto key = master->unwrap(lmdb::to_view(v));
+        if (!key) return std::move(key).err();
+        auto wrapped = next->wrap(*key);
+        if (!wrapped) return std::move(wrapped).err();
+        MDB_val nv = lmdb::to_val(*wrapped);
+        if ((rc = mdb_cursor_put(c->get(), &k, &nv, MDB_CURRENT)) != 0) break;
+        found = c->get(k, v, MDB_NEXT);
+      }
+      if (!found) return std::move(found).err();
+    }
+    if (rc == 0) {
+      auto check = next->make_check();
+      if (!check) return std::move(check).err();
+      rc = t.put(dbs.meta, "key_check", *check);
+    }
+    if (rc == MDB_MAP_FULL) {
+      t.abort();
+      auto grown = grow_map();
+      if (!grown) return std::move(grown).err();
+      continue;
+    }
+    if (rc != 0) return lmdb::to_error(rc, "re-wrapping data keys");
+    auto committed = commit_write(t);
+    if (!committed) return std::move(committed).err();
+    if (!*committed) continue;
+    master = std::move(next);
+    return {};
   }
 }
 

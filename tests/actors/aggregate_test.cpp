@@ -141,11 +141,13 @@ std::pair<int, std::vector<varve::error>> send_all(actor_fixture& f,
   caf::scoped_actor self{f.sys};
   const caf::actor collector = caf::actor_cast<caf::actor>(self);
   for (const auto& t : targets) {
-    f.sys.spawn([=](caf::event_based_actor* a) {
-      a->request(t, caf::infinite, command_atom_v, args...)
-          .then([=](const command_reply&) { a->send(collector, true); },
-                [=](caf::error& e) { a->send(collector, e); });
-    });
+    f.sys.spawn(
+        [](caf::event_based_actor* a, Handle target, caf::actor collector, Args... xs) {
+          a->request(target, caf::infinite, command_atom_v, xs...)
+              .then([=](const command_reply&) { a->send(collector, true); },
+                    [=](caf::error& e) { a->send(collector, e); });
+        },
+        t, collector, args...);
   }
   int ok = 0;
   std::vector<varve::error> errors;

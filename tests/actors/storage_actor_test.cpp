@@ -31,12 +31,16 @@ std::vector<outcome> append_concurrently(actor_fixture& f, std::vector<append_re
   caf::scoped_actor self{f.sys};
   const caf::actor collector = caf::actor_cast<caf::actor>(self);
   for (auto& r : requests) {
-    f.sys.spawn([storage = f.storage, collector, r = std::move(r)](caf::event_based_actor* a) {
-      const std::string stream = r.stream;
-      a->request(storage, caf::infinite, append_atom_v, r)
-          .then([=](const append_result& res) { a->send(collector, stream, res); },
-                [=](caf::error& e) { a->send(collector, stream, e); });
-    });
+    // Arguments go through spawn (CAF's no-argument path trips UBSan).
+    f.sys.spawn(
+        [](caf::event_based_actor* a, storage_actor storage, caf::actor collector,
+           append_request r) {
+          const std::string stream = r.stream;
+          a->request(storage, caf::infinite, append_atom_v, std::move(r))
+              .then([=](const append_result& res) { a->send(collector, stream, res); },
+                    [=](caf::error& e) { a->send(collector, stream, e); });
+        },
+        f.storage, collector, std::move(r));
   }
   std::vector<outcome> out;
   for (std::size_t i = 0; i < requests.size(); ++i) {
@@ -132,9 +136,11 @@ BOOST_AUTO_TEST_CASE(a_subscriber_sees_every_commit_head_in_order) {
   actor_fixture f;
   caf::scoped_actor self{f.sys};
   std::vector<global_position> heads;
-  auto subscriber = f.sys.spawn([&heads](caf::event_based_actor*) -> caf::behavior {
-    return {[&heads](committed_atom, global_position head) { heads.push_back(head); }};
-  });
+  auto subscriber = f.sys.spawn(
+      [](caf::event_based_actor*, std::vector<global_position>* seen) -> caf::behavior {
+        return {[seen](committed_atom, global_position head) { seen->push_back(head); }};
+      },
+      &heads);
   self->request(f.storage, caf::infinite, subscribe_atom_v, caf::actor{subscriber})
       .receive([](global_position head) { BOOST_CHECK_EQUAL(head, 0u); },
                [](caf::error&) { BOOST_FAIL("subscribe failed"); });

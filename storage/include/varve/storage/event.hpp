@@ -114,9 +114,14 @@ struct stream_info {
   stream_state state = stream_state::live;
 };
 
-/// An event read from the store, as views. The string views point into the
-/// memory map and are valid only while the read transaction that produced the
-/// view is open (see read_transaction); copy with `recorded_event::from`.
+/// An event read from the store, as views. In a plain store the string views
+/// point into the memory map and are valid only while the read transaction
+/// that produced the view is open (see read_transaction for encrypted
+/// stores); copy with `recorded_event::from`.
+///
+/// An event of a shredded stream keeps its envelope (position, stream,
+/// version, id, time, type) and has `shredded` set, with empty metadata and
+/// payload: its data can no longer be read by anyone.
 struct event_view {
   global_position position = 0;
   std::uint64_t stream_id = 0;
@@ -127,6 +132,7 @@ struct event_view {
   std::string_view type;
   std::string_view metadata;
   std::string_view payload;
+  bool shredded = false;
 };
 
 /// An owned copy of an event, stream name included; valid as long as you keep it.
@@ -139,6 +145,7 @@ struct recorded_event {
   std::string type;
   std::string metadata;
   std::string payload;
+  bool shredded = false;
 
   static recorded_event from(const event_view& view, std::string_view stream_name);
 };

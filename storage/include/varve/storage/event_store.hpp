@@ -12,6 +12,7 @@
 // visible, ever.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -118,6 +119,12 @@ class function_ref<R(Args...)> {
 /// A consistent snapshot of the store, as of the moment it began. Views it
 /// hands out (event_view, std::string_view) point into the memory map and stay
 /// valid until the transaction is destroyed; copy what must outlive it.
+///
+/// Encrypted stores: metadata and payload are decrypted into memory the
+/// transaction owns (no zero copy). Those of events handed to a scan visitor
+/// are valid only during that call of `visit`; those returned by event_at,
+/// read_stream and read_log live as long as the transaction. An event whose
+/// bytes or place were tampered with reads as errc::auth_failed.
 /// Move-only; use from one thread at a time (it may move between threads).
 /// Keep read transactions short: while one is open in this process the map
 /// cannot grow, and the pages it sees cannot be reused.
@@ -202,6 +209,7 @@ struct store_stats {
   std::uint64_t used_bytes = 0;      ///< pages in use × page size
   std::uint64_t commits = 0;         ///< write transactions committed by this handle
   std::uint64_t events_written = 0;  ///< events appended through this handle
+  bool encrypted = false;
 };
 
 class event_store {
@@ -239,6 +247,24 @@ class event_store {
   /// `timing`, when given, receives where the time went.
   result<std::vector<write_outcome>> write(std::span<const write_request> batch,
                                            write_timing* timing = nullptr);
+
+  /// Forgets a stream's data for good, in one transaction. In an encrypted
+  /// store its data key is overwritten and deleted (crypto-shredding); in a
+  /// plain store its events' metadata and payloads are erased. Afterwards
+  /// reads return each event's envelope with `shredded` set, whole-log reads
+  /// go past them, appends to the stream fail with errc::shredded; counts and
+  /// positions do not change. Shredding a shredded stream does nothing.
+  /// Errors: not_found (no such stream), io_error, failed_state.
+  result<void> shred(std::string_view stream);
+
+  /// Re-wraps every data key under `new_key` in one transaction; afterwards
+  /// only the new key opens the store. Errors: invalid_argument (the store
+  /// is not encrypted, or a bad key file), io_error, failed_state.
+  result<void> rotate_master_key(const std::array<std::uint8_t, 32>& new_key);
+  result<void> rotate_master_key(const std::filesystem::path& new_key_file);
+
+  /// Whether the store encrypts what it keeps.
+  bool encrypted() const noexcept;
 
   /// Stores a consumer's checkpoint in its own transaction.
   result<void> save_cursor(std::string_view consumer, global_position position);

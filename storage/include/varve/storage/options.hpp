@@ -2,8 +2,10 @@
 // answers invalid_argument naming the field when a value is out of range.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string_view>
 
 namespace varve {
@@ -42,6 +44,15 @@ struct options {
 
   /// Most read-model views (named tables) the store can hold.
   std::uint32_t max_views = 128;
+
+  /// Encryption at rest: the store's 256-bit master key, given in memory or
+  /// as a key file (32 raw bytes or 64 hex digits; refused when group or
+  /// others may access it). Give at most one. A new store given a key is
+  /// created encrypted; an encrypted store opens only with its key
+  /// (errc::auth_failed otherwise); a plain store opens with or without one.
+  /// open() keeps its own copy in memory that is zeroed on release.
+  std::optional<std::array<std::uint8_t, 32>> master_key;
+  std::filesystem::path key_file;
 };
 
 }  // namespace varve

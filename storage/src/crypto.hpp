@@ -1,0 +1,131 @@
+// Encryption at rest (private to varve::storage; the only place Botan is used).
+//
+// Each stream has a 256-bit data key from the operating system's generator,
+// kept wrapped (RFC 3394) under the store's master key. Metadata and payload
+// of an event are sealed together with AES-256-GCM:
+//
+//   sealed  := nonce:12 ciphertext(metadata || payload) tag:16
+//   nonce   := version:u64 LE || 4 random bytes
+//   AD      := stream_id:u64 LE || version:u64 LE || position:u64 LE || event_id:16 || type
+//
+// Key material lives in Botan::secure_vector (zeroed when released).
+// No function here throws: Botan's exceptions become varve errors.
+#pragma once
+
+#include <botan/aead.h>
+#include <botan/secmem.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "varve/storage/error.hpp"
+#include "varve/storage/event.hpp"
+
+namespace Botan {
+class RandomNumberGenerator;
+}
+
+namespace varve::crypto {
+
+using key_bytes = Botan::secure_vector<std::uint8_t>;
+
+inline constexpr std::size_t key_size = 32;
+inline constexpr std::size_t wrapped_key_size = 40;
+inline constexpr std::size_t nonce_size = 12;
+inline constexpr std::size_t tag_size = 16;
+/// Bytes a sealed body adds to metadata + payload.
+inline constexpr std::size_t seal_overhead = nonce_size + tag_size;
+
+/// A fresh data key from the operating system's generator.
+result<key_bytes> new_data_key();
+
+/// Reads a master key file: 32 raw bytes, or 64 hex digits (a trailing
+/// newline is fine). Refuses a file readable or writable by group or others.
+result<key_bytes> read_key_file(const std::string& path);
+
+/// The master key of a store: wraps and unwraps data keys, and makes and
+/// checks the value in `meta` that tells a wrong master key at open.
+class master_key {
+ public:
+  explicit master_key(key_bytes key) : key_(std::move(key)) {}
+
+  result<std::string> wrap(const key_bytes& data_key) const;
+  /// Errors: auth_failed (tampered or wrapped under another key).
+  result<key_bytes> unwrap(std::string_view wrapped) const;
+
+  /// A check value: a known text sealed under the master key.
+  result<std::string> make_check() const;
+  bool check(std::string_view value) const;
+
+ private:
+  key_bytes key_;
+};
+
+/// Where an event sits: what its associated data binds.
+struct event_place {
+  std::uint64_t stream_id;
+  stream_version version;
+  global_position position;
+  const event_id& id;
+  std::string_view type;
+};
+
+/// Seals and opens event bodies. Keeps a bounded number of ciphers with their
+/// keys set (the key schedule costs more than sealing a small event). Not
+/// thread-safe: one per writer or per read transaction.
+class sealer {
+ public:
+  sealer();
+  ~sealer();
+
+  /// Seals metadata || payload into `out` (seal_overhead + both sizes bytes).
+  result<void> seal(const event_place& at, const key_bytes& key, std::string_view metadata,
+                    std::string_view payload, char* out);
+
+  /// Opens a sealed body into `plain` (metadata || payload).
+  /// Errors: auth_failed (the bytes or their place were tampered with).
+  result<void> open(const event_place& at, const key_bytes& key, std::string_view sealed,
+                    key_bytes& plain);
+
+  /// Forgets the cipher of a stream (after shredding it).
+  void forget(std::uint64_t stream_id) { ciphers_.erase(stream_id); }
+
+ private:
+  struct ciphers {
+    std::unique_ptr<Botan::AEAD_Mode> enc, dec;
+  };
+  ciphers* ciphers_for(std::uint64_t stream_id, const key_bytes& key);
+  /// The associated data of an event, in ad_ (no allocation per event).
+  void set_associated_data(Botan::AEAD_Mode& mode, const event_place& at);
+
+  std::unordered_map<std::uint64_t, ciphers> ciphers_;
+  std::unique_ptr<Botan::RandomNumberGenerator> rng_;
+  key_bytes buffer_;
+  std::string ad_;
+};
+
+/// Unwrapped data keys shared by the writer and the readers of a store,
+/// bounded in number; a key leaves memory (zeroed) when evicted and no
+/// transaction holds it. Thread-safe.
+class key_cache {
+ public:
+  explicit key_cache(std::size_t capacity) : capacity_(capacity) {}
+
+  std::shared_ptr<const key_bytes> find(std::uint64_t stream_id) const;
+  void put(std::uint64_t stream_id, std::shared_ptr<const key_bytes> key);
+  void erase(std::uint64_t stream_id);
+  void clear();
+
+ private:
+  std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<const key_bytes>> keys_;
+};
+
+}  // namespace varve::crypto

@@ -1,0 +1,301 @@
+// Encryption at rest and shredding: what is sealed, what authenticates, the
+// master key at open, key files, shredding and key rotation.
+#define BOOST_TEST_MODULE encryption
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "raw_lmdb.hpp"
+#include "temp_dir.hpp"
+
+using namespace varve;
+using varve_test::make_event;
+using varve_test::temp_dir;
+
+namespace {
+
+constexpr std::string_view marker = "PLAINTEXT-MARKER-7f3a";
+
+std::array<std::uint8_t, 32> key_of(std::uint8_t seed) {
+  std::array<std::uint8_t, 32> k{};
+  for (std::size_t i = 0; i < k.size(); ++i)
+    k[i] = static_cast<std::uint8_t>(seed * 31 + i);
+  return k;
+}
+
+struct encrypted_fixture {
+  temp_dir dir;
+  options opts;
+  std::unique_ptr<event_store> store;
+
+  encrypted_fixture() {
+    opts = varve_test::test_options(dir / "store");
+    opts.master_key = key_of(1);
+    store = varve_test::open_store(opts);
+    BOOST_REQUIRE(store->encrypted());
+  }
+
+  result<std::unique_ptr<event_store>> reopen(std::optional<std::array<std::uint8_t, 32>> key) {
+    store.reset();
+    options o = opts;
+    o.master_key = key;
+    return event_store::open(o);
+  }
+
+  std::string data_file() const {
+    std::ifstream in(dir / "store" / "data.mdb", std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+};
+
+void append_marked(event_store& store, const std::string& stream, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto r =
+        store.append(stream, expected_version::any(),
+                     {{make_event("noted", std::string(marker) + "-payload-" + std::to_string(i),
+                                  std::string(marker) + "-metadata")}});
+    BOOST_REQUIRE_MESSAGE(r.ok(), varve_test::describe(r));
+  }
+}
+
+void write_key_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << content;
+  }
+  BOOST_REQUIRE_EQUAL(::chmod(path.c_str(), mode), 0);
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(encrypted, encrypted_fixture)
+
+BOOST_AUTO_TEST_CASE(events_round_trip_and_the_data_file_holds_no_plaintext) {
+  append_marked(*store, "profile-1", 20);
+  auto events = store->read_stream("profile-1");
+  BOOST_REQUIRE(events.ok());
+  BOOST_REQUIRE_EQUAL(events->size(), 20u);
+  BOOST_CHECK_EQUAL((*events)[3].payload, std::string(marker) + "-payload-3");
+  BOOST_CHECK_EQUAL((*events)[3].metadata, std::string(marker) + "-metadata");
+  BOOST_CHECK_EQUAL((*events)[3].type, "noted");  // types stay in clear
+  store.reset();
+  BOOST_CHECK(data_file().find(marker) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_plain_store_holds_the_same_marker_in_clear) {
+  temp_dir plain_dir;
+  auto plain = varve_test::open_store(varve_test::test_options(plain_dir / "store"));
+  BOOST_CHECK(!plain->encrypted());
+  append_marked(*plain, "profile-1", 1);
+  plain.reset();
+  std::ifstream in(plain_dir / "store" / "data.mdb", std::ios::binary);
+  std::string bytes{std::istreambuf_iterator<char>(in), {}};
+  BOOST_CHECK(bytes.find(marker) != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_large_payload_is_sealed_like_a_small_one) {
+  std::string big(1 << 20, 'z');
+  big.replace(1000, marker.size(), marker);
+  BOOST_REQUIRE(
+      store->append("big", expected_version::no_stream(), {{make_event("blob", big)}}).ok());
+  auto back = store->read_stream("big");
+  BOOST_REQUIRE(back.ok());
+  BOOST_CHECK((*back)[0].payload == big);
+  store.reset();
+  BOOST_CHECK(data_file().find(marker) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_flipped_ciphertext_byte_fails_authentication) {
+  append_marked(*store, "s", 3);
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    auto record = raw.get_event(2);
+    BOOST_REQUIRE(record);
+    (*record)[record->size() - 20] ^= 0x01;
+    raw.put_event(2, *record);
+  }
+  auto reopened = reopen(key_of(1));
+  BOOST_REQUIRE(reopened.ok());
+  auto txn = (*reopened)->read();
+  auto bad = txn->event_at(2);
+  BOOST_REQUIRE(!bad.ok());
+  BOOST_CHECK_EQUAL(bad.err().code(), errc::auth_failed);
+  BOOST_CHECK(txn->event_at(1).ok());
+  BOOST_CHECK(txn->event_at(3).ok());
+  auto scan = txn->read_log(1, direction::forward, 10);
+  BOOST_CHECK(!scan.ok() && scan.err().code() == errc::auth_failed);
+}
+
+BOOST_AUTO_TEST_CASE(swapped_records_both_fail_authentication) {
+  append_marked(*store, "s", 2);
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    auto one = raw.get_event(1), two = raw.get_event(2);
+    BOOST_REQUIRE(one && two);
+    // Swap the sealed bodies, keeping each record's header: the ciphertext
+    // now sits at another place than the one its associated data names.
+    std::string a = *one, b = *two;
+    const std::size_t body = 60 + 5;  // header + "noted"
+    a.replace(body, std::string::npos, two->substr(body));
+    b.replace(body, std::string::npos, one->substr(body));
+    raw.put_event(1, a);
+    raw.put_event(2, b);
+  }
+  auto reopened = reopen(key_of(1));
+  BOOST_REQUIRE(reopened.ok());
+  auto txn = (*reopened)->read();
+  BOOST_CHECK_EQUAL(txn->event_at(1).err().code(), errc::auth_failed);
+  BOOST_CHECK_EQUAL(txn->event_at(2).err().code(), errc::auth_failed);
+}
+
+BOOST_AUTO_TEST_CASE(a_wrong_key_is_refused_at_open_and_nothing_is_written) {
+  append_marked(*store, "s", 1);
+  store.reset();
+  const std::string before = data_file();
+  auto wrong = reopen(key_of(2));
+  BOOST_REQUIRE(!wrong.ok());
+  BOOST_CHECK_EQUAL(wrong.err().code(), errc::auth_failed);
+  BOOST_CHECK_EQUAL(wrong.err().message(), "wrong master key");
+  BOOST_CHECK(data_file() == before);
+}
+
+BOOST_AUTO_TEST_CASE(an_encrypted_store_refuses_to_open_without_its_key) {
+  store.reset();
+  auto none = reopen(std::nullopt);
+  BOOST_REQUIRE(!none.ok());
+  BOOST_CHECK_EQUAL(none.err().code(), errc::auth_failed);
+  BOOST_CHECK(none.err().message().find("encrypted") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(shredding_keeps_envelopes_refuses_appends_and_lasts) {
+  append_marked(*store, "gone", 5);
+  append_marked(*store, "kept", 5);
+  const auto head = store->read()->head();
+  BOOST_REQUIRE(store->shred("gone").ok());
+  BOOST_CHECK(store->shred("gone").ok());  // again: nothing to do
+
+  auto check = [&](event_store& s) {
+    auto gone = s.read_stream("gone");
+    BOOST_REQUIRE_MESSAGE(gone.ok(), varve_test::describe(gone));
+    BOOST_REQUIRE_EQUAL(gone->size(), 5u);
+    for (const auto& e : *gone) {
+      BOOST_CHECK(e.shredded);
+      BOOST_CHECK(e.payload.empty() && e.metadata.empty());
+      BOOST_CHECK_EQUAL(e.type, "noted");
+      BOOST_CHECK_EQUAL(e.stream, "gone");
+    }
+    auto all = s.read_log();
+    BOOST_REQUIRE(all.ok());
+    BOOST_CHECK_EQUAL(all->size(), head);
+    int readable = 0;
+    for (const auto& e : *all)
+      readable += !e.shredded;
+    BOOST_CHECK_EQUAL(readable, 5);
+    auto refused = s.append("gone", expected_version::any(), {{make_event("noted", "again")}});
+    BOOST_REQUIRE(!refused.ok());
+    BOOST_CHECK_EQUAL(refused.err().code(), errc::shredded);
+    auto info = s.read()->stream("gone");
+    BOOST_CHECK((*info)->state == stream_state::shredded);
+    BOOST_CHECK_EQUAL((*info)->version, 5u);
+    BOOST_CHECK_EQUAL(s.read()->head(), head);
+  };
+  check(*store);
+  auto reopened = reopen(key_of(1));
+  BOOST_REQUIRE(reopened.ok());
+  check(**reopened);
+  reopened.value().reset();
+  // Only the kept stream still has a data key.
+  BOOST_CHECK_EQUAL(varve_test::raw_env(dir / "store").entries("keys"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(rotating_the_master_key_retires_the_old_one) {
+  append_marked(*store, "a", 3);
+  append_marked(*store, "b", 3);
+  BOOST_REQUIRE(store->rotate_master_key(key_of(9)).ok());
+  BOOST_CHECK(store->append("a", expected_version::exact(3), {{make_event("noted", "x")}}).ok());
+  auto old_key = reopen(key_of(1));
+  BOOST_REQUIRE(!old_key.ok());
+  BOOST_CHECK_EQUAL(old_key.err().code(), errc::auth_failed);
+  auto new_key = reopen(key_of(9));
+  BOOST_REQUIRE_MESSAGE(new_key.ok(), varve_test::describe(new_key));
+  auto a = (*new_key)->read_stream("a");
+  BOOST_REQUIRE(a.ok());
+  BOOST_CHECK_EQUAL(a->size(), 4u);
+  BOOST_CHECK_EQUAL((*a)[0].payload, std::string(marker) + "-payload-0");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(a_plain_store_opens_with_or_without_a_key) {
+  temp_dir dir;
+  auto o = varve_test::test_options(dir / "store");
+  BOOST_REQUIRE(varve_test::open_store(o)
+                    ->append("s", expected_version::any(), {{make_event("t", "p")}})
+                    .ok());
+  o.master_key = key_of(3);
+  auto with_key = event_store::open(o);
+  BOOST_REQUIRE(with_key.ok());
+  BOOST_CHECK(!(*with_key)->encrypted());
+  BOOST_CHECK_EQUAL((*with_key)->read_stream("s")->front().payload, "p");
+  auto rotate = (*with_key)->rotate_master_key(key_of(4));
+  BOOST_CHECK(!rotate.ok() && rotate.err().code() == errc::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(shredding_a_plain_stream_erases_its_data) {
+  temp_dir dir;
+  auto store = varve_test::open_store(varve_test::test_options(dir / "store"));
+  append_marked(*store, "plain", 3);
+  BOOST_REQUIRE(store->shred("plain").ok());
+  auto back = store->read_stream("plain");
+  BOOST_REQUIRE(back.ok());
+  for (const auto& e : *back)
+    BOOST_CHECK(e.shredded && e.payload.empty() && e.metadata.empty());
+  store.reset();
+  varve_test::raw_env raw(dir / "store");
+  for (std::uint64_t p = 1; p <= 3; ++p)
+    BOOST_CHECK(raw.get_event(p)->find(marker) == std::string::npos);
+  BOOST_CHECK(
+      !event_store::open(varve_test::test_options(dir / "other")).value()->shred("missing").ok());
+}
+
+BOOST_AUTO_TEST_CASE(key_files_must_be_private_and_well_formed) {
+  temp_dir dir;
+  auto o = varve_test::test_options(dir / "store");
+  const auto key_path = dir / "master.key";
+  write_key_file(key_path, std::string(64, 'a') + "\n", 0644);
+  o.key_file = key_path;
+  auto loose = event_store::open(o);
+  BOOST_REQUIRE(!loose.ok());
+  BOOST_CHECK_EQUAL(loose.err().code(), errc::invalid_argument);
+  BOOST_CHECK(loose.err().message().find("group or others") != std::string::npos);
+  BOOST_CHECK(loose.err().message().find(std::string(64, 'a')) == std::string::npos);
+
+  write_key_file(key_path, "too short", 0600);
+  auto bad = event_store::open(o);
+  BOOST_REQUIRE(!bad.ok());
+  BOOST_CHECK_EQUAL(bad.err().code(), errc::invalid_argument);
+
+  write_key_file(key_path, std::string(64, 'a') + "\n", 0600);  // hex form
+  {
+    auto good = event_store::open(o);
+    BOOST_REQUIRE_MESSAGE(good.ok(), varve_test::describe(good));
+    BOOST_CHECK((*good)->encrypted());
+  }
+  std::array<std::uint8_t, 32> same{};
+  same.fill(0xaa);
+  write_key_file(key_path, std::string(reinterpret_cast<const char*>(same.data()), 32), 0600);
+  BOOST_CHECK(event_store::open(o).ok());  // raw form of the same key
+
+  o.key_file.clear();
+  o.master_key = same;
+  BOOST_CHECK(event_store::open(o).ok());
+  o.key_file = key_path;
+  auto both = event_store::open(o);
+  BOOST_CHECK(!both.ok() && both.err().code() == errc::invalid_argument);
+}
