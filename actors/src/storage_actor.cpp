@@ -74,7 +74,8 @@ using storage_pointer = storage_actor::stateful_pointer<storage_state>;
 
 std::size_t request_events(const write_request& r) {
   std::size_t n = 0;
-  for (const auto& a : r.appends) n += a.events.size();
+  for (const auto& a : r.appends)
+    n += a.events.size();
   return n;
 }
 
@@ -239,6 +240,16 @@ storage_actor::behavior_type storage_behavior(storage_pointer self,
         auto& subs = self->state.subscribers;
         subs.erase(std::remove(subs.begin(), subs.end(), subscriber), subs.end());
         self->demonitor(subscriber);
+      },
+      [self](shred_atom, const std::string& stream) -> caf::result<std::uint64_t> {
+        flush(self);  // requests that came before it are committed first
+        auto& store = *self->state.store;
+        if (auto r = store.shred(stream); !r) return to_caf(r.err());
+        auto txn = store.read();
+        if (!txn) return to_caf(txn.err());
+        auto info = txn->stream(stream);
+        if (!info) return to_caf(info.err());
+        return *info ? (*info)->version : 0;
       },
       [self](stats_atom) -> storage_stats {
         auto& st = self->state;

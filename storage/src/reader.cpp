@@ -270,13 +270,48 @@ result<std::vector<event_view>> read_transaction::read_log(global_position from,
   return out;
 }
 
-result<std::optional<global_position>> read_transaction::cursor(std::string_view consumer) const {
+namespace {
+
+result<cursor_view> decode_cursor(std::string_view consumer, std::string_view value) {
+  if (value.size() < 8)
+    return error{errc::corruption, "cursor of '" + std::string(consumer) + "' is truncated"};
+  return cursor_view{bytes::get_le<std::uint64_t>(value.data()), value.substr(8)};
+}
+
+}  // namespace
+
+result<std::optional<cursor_view>> read_transaction::cursor_state(std::string_view consumer) const {
   auto value = state_->txn.get(state_->store->dbs.cursors, consumer);
   if (!value) return std::move(value).err();
-  if (!*value) return std::optional<global_position>{};
-  auto pos = detail::decode_u64_le(**value, "cursor of '" + std::string(consumer) + "'");
-  if (!pos) return std::move(pos).err();
-  return std::optional<global_position>{*pos};
+  if (!*value) return std::optional<cursor_view>{};
+  auto c = decode_cursor(consumer, **value);
+  if (!c) return std::move(c).err();
+  return std::optional<cursor_view>{*c};
+}
+
+result<std::optional<global_position>> read_transaction::cursor(std::string_view consumer) const {
+  auto c = cursor_state(consumer);
+  if (!c) return std::move(c).err();
+  if (!*c) return std::optional<global_position>{};
+  return std::optional<global_position>{(*c)->position};
+}
+
+result<std::size_t> read_transaction::scan_cursors(
+    function_ref<bool(std::string_view consumer, const cursor_view&)> visit) const {
+  auto c = lmdb::cursor::open(state_->txn.get(), state_->store->dbs.cursors);
+  if (!c) return std::move(c).err();
+  MDB_val k{}, v{};
+  std::size_t visited = 0;
+  auto found = c->get(k, v, MDB_FIRST);
+  while (found && *found) {
+    auto cur = decode_cursor(lmdb::to_view(k), lmdb::to_view(v));
+    if (!cur) return std::move(cur).err();
+    ++visited;
+    if (!visit(lmdb::to_view(k), *cur)) return visited;
+    found = c->get(k, v, MDB_NEXT);
+  }
+  if (!found) return std::move(found).err();
+  return visited;
 }
 
 result<std::size_t> read_transaction::scan_streams(

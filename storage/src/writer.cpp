@@ -466,7 +466,7 @@ write_outcome apply_request(batch_txn& b, const write_request& req) {
     results.push_back(*r);
   }
   for (const cursor_update& c : req.cursors) {
-    const std::string value = encode_u64_le(c.position);
+    const std::string value = encode_u64_le(c.position) + c.state;
     MDB_val k = lmdb::to_val(c.consumer), v = lmdb::to_val(value);
     if (int rc = mdb_put(b.txn, b.store.dbs.cursors, &k, &v, 0); rc != 0) {
       b.fatal_rc = rc;

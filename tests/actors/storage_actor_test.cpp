@@ -221,6 +221,25 @@ BOOST_AUTO_TEST_CASE(reads_and_multi_stream_appends_go_through_the_actor) {
           [&](caf::error& e) { BOOST_FAIL(f.sys.render(e)); });
 }
 
+BOOST_AUTO_TEST_CASE(shredding_through_the_actor_comes_after_earlier_appends) {
+  actor_fixture f;
+  caf::scoped_actor self{f.sys};
+  for (int i = 0; i < 5; ++i)
+    self->send(f.storage, append_atom_v, one_event("customer-1", expected_version::any()));
+  self->request(f.storage, caf::infinite, shred_atom_v, std::string("customer-1"))
+      .receive([](std::uint64_t version) { BOOST_CHECK_EQUAL(version, 5u); },
+               [&](caf::error& e) { BOOST_FAIL(f.sys.render(e)); });
+  self->request(f.storage, caf::infinite, append_atom_v,
+                one_event("customer-1", expected_version::any()))
+      .receive(
+          [](const append_result&) { BOOST_FAIL("appended to a shredded stream"); },
+          [](caf::error& e) { BOOST_CHECK_EQUAL(to_string(error_from(e).code()), "shredded"); });
+  self->request(f.storage, caf::infinite, shred_atom_v, std::string("nobody"))
+      .receive(
+          [](std::uint64_t) { BOOST_FAIL("shredded a missing stream"); },
+          [](caf::error& e) { BOOST_CHECK_EQUAL(to_string(error_from(e).code()), "not_found"); });
+}
+
 BOOST_AUTO_TEST_CASE(shutdown_commits_what_was_gathered_and_leaves_no_actor) {
   auto f = std::make_unique<actor_fixture>();
   auto store = f->store;

@@ -75,7 +75,7 @@ typename Inspector::result_type inspect(Inspector& f, recorded_event& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cursor_update& x) {
-  return f(caf::meta::type_name("varve::cursor_update"), x.consumer, x.position);
+  return f(caf::meta::type_name("varve::cursor_update"), x.consumer, x.position, x.state);
 }
 
 template <class Inspector>

@@ -66,6 +66,8 @@ typename Inspector::result_type inspect(Inspector& f, storage_stats& x) {
 /// - (subscribe_atom, actor) -> head: the actor then gets (committed_atom,
 ///   head) after every commit that wrote events; unsubscribe_atom stops it
 ///   (so does the subscriber's exit).
+/// - (shred_atom, stream) -> the stream's version: shreds it (see
+///   event_store::shred), after committing the requests gathered before it.
 /// - (stats_atom) -> storage_stats.
 /// - (flush_atom): internal, the group-commit trigger.
 using storage_actor = caf::typed_actor<
@@ -77,8 +79,9 @@ using storage_actor = caf::typed_actor<
     caf::replies_to<read_log_atom, std::uint64_t, bool,
                     std::uint64_t>::with<std::vector<recorded_event>>,
     caf::replies_to<subscribe_atom, caf::actor>::with<std::uint64_t>,
-    caf::reacts_to<unsubscribe_atom, caf::actor>, caf::replies_to<stats_atom>::with<storage_stats>,
-    caf::reacts_to<flush_atom>>;
+    caf::reacts_to<unsubscribe_atom, caf::actor>,
+    caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,
+    caf::replies_to<stats_atom>::with<storage_stats>, caf::reacts_to<flush_atom>>;
 
 /// How the storage actor batches. A commit takes every request waiting in
 /// the mailbox, up to these bounds; a single request larger than a bound is

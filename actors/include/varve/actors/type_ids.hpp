@@ -33,6 +33,7 @@ CAF_ADD_ATOM(varve, varve, stats_atom, "vstats")
 CAF_ADD_ATOM(varve, varve, flush_atom, "vflush")
 CAF_ADD_ATOM(varve, varve, command_atom, "vcommand")
 CAF_ADD_ATOM(varve, varve, passivate_atom, "vpassivate")
+CAF_ADD_ATOM(varve, varve, shred_atom, "vshred")
 
 CAF_ADD_TYPE_ID(varve, (varve::event_id))
 CAF_ADD_TYPE_ID(varve, (varve::expected_version))
