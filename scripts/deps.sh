@@ -9,6 +9,7 @@ packages=(
   libbotan-2-dev                # AES-256-GCM, key wrap, system RNG
   libcaf-dev                    # actors (CAF 0.17.6)
   libboost-test-dev             # Boost.Test
+  nlohmann-json3-dev            # JSON: projection state, varvectl
 )
 
 missing=()

@@ -252,6 +252,7 @@ storage_actor::behavior_type storage_behavior(storage_pointer self,
         return *info ? (*info)->version : 0;
       },
       [self](stats_atom) -> storage_stats {
+        flush(self);  // the figures include every request that came before
         auto& st = self->state;
         storage_stats out = st.stats;
         out.commit_p50_us = st.commit_latency.percentile(0.5);

@@ -443,6 +443,19 @@ write_outcome apply_request(batch_txn& b, const write_request& req) {
     if (c.consumer.empty() || c.consumer.size() > b.store.max_key_size)
       return error{errc::invalid_argument,
                    "consumer name must be 1 to " + std::to_string(b.store.max_key_size) + " bytes"};
+    if (c.expected) {
+      MDB_val k = lmdb::to_val(c.consumer), v{};
+      int rc = mdb_get(b.txn, b.store.dbs.cursors, &k, &v);
+      if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading a cursor");
+      const global_position at =
+          rc == 0 && v.mv_size >= 8
+              ? bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data))
+              : 0;
+      if (at != *c.expected)
+        return error{errc::wrong_expected_version,
+                     "cursor of '" + c.consumer + "': expected position " +
+                         std::to_string(*c.expected) + ", but it is at " + std::to_string(at)};
+    }
   }
   std::vector<std::uint64_t> snapshot_ids;
   for (const snapshot_update& u : req.snapshots) {

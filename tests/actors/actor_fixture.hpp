@@ -13,6 +13,8 @@
 #include "../storage/temp_dir.hpp"
 #include "varve/actors/error.hpp"
 #include "varve/actors/storage_actor.hpp"
+#include "varve/projections/projection.hpp"
+#include "varve/projections/type_ids.hpp"
 
 namespace varve_test {
 
@@ -22,6 +24,7 @@ struct actor_config : caf::actor_system_config {
     set("scheduler.max-threads", 2);
     set("logger.console", caf::atom("none"));
     add_message_types<caf::id_block::varve>();
+    add_message_types<caf::id_block::varve_projections>();
     varve::add_error_category(*this);
   }
 };

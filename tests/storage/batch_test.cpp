@@ -258,3 +258,26 @@ BOOST_AUTO_TEST_CASE(batch_outcomes_follow_request_order_over_many_requests) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_CASE(a_cursor_update_with_a_stale_expected_position_fails_its_request,
+                        store_fixture) {
+  write_request first;
+  first.cursors.push_back({"proj", 10, "{}", 0});
+  auto r1 = store->write({&first, 1});
+  BOOST_REQUIRE(r1.ok() && (*r1)[0].ok());
+  write_request stale;
+  stale.appends.push_back({"s", expected_version::any(), make_events(1)});
+  stale.cursors.push_back({"proj", 20, "{}", 5});
+  auto r2 = store->write({&stale, 1});
+  BOOST_REQUIRE(r2.ok());
+  VARVE_CHECK_ERRC((*r2)[0], errc::wrong_expected_version);
+  BOOST_CHECK_EQUAL(read().head(), 0u);  // the request's append did not happen either
+  write_request next;
+  next.cursors.push_back({"proj", 20, "{}", 10});
+  auto r3 = store->write({&next, 1});
+  BOOST_REQUIRE(r3.ok() && (*r3)[0].ok());
+  auto cur = read().cursor_state("proj");
+  BOOST_REQUIRE(cur.ok() && *cur);
+  BOOST_CHECK_EQUAL((*cur)->position, 20u);
+  BOOST_CHECK_EQUAL((*cur)->state, "{}");
+}

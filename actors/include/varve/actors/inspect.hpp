@@ -75,7 +75,14 @@ typename Inspector::result_type inspect(Inspector& f, recorded_event& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cursor_update& x) {
-  return f(caf::meta::type_name("varve::cursor_update"), x.consumer, x.position, x.state);
+  bool has_expected = x.expected.has_value();
+  global_position expected = x.expected.value_or(0);
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    x.expected = has_expected ? std::optional<global_position>(expected) : std::nullopt;
+    return caf::none;
+  });
+  return f(caf::meta::type_name("varve::cursor_update"), x.consumer, x.position, x.state,
+           has_expected, expected, load);
 }
 
 template <class Inspector>

@@ -68,7 +68,8 @@ typename Inspector::result_type inspect(Inspector& f, storage_stats& x) {
 ///   (so does the subscriber's exit).
 /// - (shred_atom, stream) -> the stream's version: shreds it (see
 ///   event_store::shred), after committing the requests gathered before it.
-/// - (stats_atom) -> storage_stats.
+/// - (stats_atom) -> storage_stats, after committing the requests that came
+///   before it.
 /// - (flush_atom): internal, the group-commit trigger.
 using storage_actor = caf::typed_actor<
     caf::replies_to<append_atom, append_request>::with<append_result>,

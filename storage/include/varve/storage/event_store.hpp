@@ -47,6 +47,10 @@ struct cursor_update {
   std::string consumer{};
   global_position position = 0;
   std::string state{};
+  /// When set, the request fails with wrong_expected_version unless the
+  /// stored cursor is at this position (0: no cursor yet) — so two
+  /// instances of one consumer cannot both move it.
+  std::optional<global_position> expected{};
 };
 
 /// A stored checkpoint; `state` is a view valid for the read transaction.

@@ -1,0 +1,160 @@
+#include "varve/projections/manager.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "varve/actors/error.hpp"
+
+namespace varve {
+
+namespace {
+
+struct manager_state {
+  static inline const char* name = "varve.projection_manager";
+  std::shared_ptr<event_store> store;
+  storage_actor storage;
+  std::vector<std::pair<std::string, projection_actor>> projections;
+  std::chrono::milliseconds poll_interval{500};
+  global_position seen_head = 0;
+};
+
+using pointer = projection_manager::stateful_pointer<manager_state>;
+
+const projection_actor* find(const manager_state& st, const std::string& name) {
+  for (const auto& [n, p] : st.projections)
+    if (n == name) return &p;
+  return nullptr;
+}
+
+/// Forwards a request to the projection `name`, answering not_found for
+/// unknown names.
+template <class... Ts>
+caf::result<projection_status> forward(pointer self, const std::string& name, Ts... xs) {
+  const projection_actor* p = find(self->state, name);
+  if (!p) return make_error(errc::not_found, "no projection named '" + name + "'");
+  return self->delegate(*p, xs...);
+}
+
+/// Applies the requests varvectl left in the control view, and erases them.
+void apply_control_requests(pointer self) {
+  auto& st = self->state;
+  auto txn = st.store->read();
+  if (!txn) return;
+  if (txn->head() > st.seen_head) {  // appends by other processes, too
+    st.seen_head = txn->head();
+    for (const auto& [name, p] : st.projections)
+      self->send(p, committed_atom_v, st.seen_head);
+  }
+  std::vector<std::pair<std::string, nlohmann::json>> requests;
+  auto visit = [&](std::string_view key, std::string_view value) {
+    auto j = nlohmann::json::parse(value, nullptr, false);
+    if (j.is_object()) requests.emplace_back(std::string(key), std::move(j));
+    return true;
+  };
+  if (!txn->scan_view(control_view, "", visit)) return;
+  for (auto& [name, j] : requests) {
+    const projection_actor* p = find(st, name);
+    if (!p) continue;  // for another application's projection
+    const std::string command = j.value("command", "");
+    auto ignore = [](const projection_status&) {};
+    auto report = [name = name](caf::error& e) {
+      std::cerr << "varve: control request for projection '" << name
+                << "' failed: " << error_from(e).to_string() << "\n";
+    };
+    if (command == "pause")
+      self->request(*p, caf::infinite, pause_atom_v).then(ignore, report);
+    else if (command == "resume")
+      self->request(*p, caf::infinite, resume_atom_v).then(ignore, report);
+    else if (command == "rebuild")
+      self->request(*p, caf::infinite, rebuild_atom_v).then(ignore, report);
+    else if (command == "reset")
+      self->request(*p, caf::infinite, reset_atom_v, j.value<std::uint64_t>("position", 0))
+          .then(ignore, report);
+    write_request erase;
+    erase.views.push_back(view_update{std::string(control_view), view_update::op::erase, name, {}});
+    self->request(st.storage, caf::infinite, write_atom_v, std::move(erase))
+        .then([](const std::vector<append_result>&) {}, report);
+  }
+}
+
+projection_manager::behavior_type manager_behavior(pointer self, std::shared_ptr<event_store> store,
+                                                   storage_actor storage,
+                                                   std::vector<projection_spec> specs,
+                                                   std::chrono::milliseconds poll_interval) {
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.storage = std::move(storage);
+  st.poll_interval = poll_interval;
+  for (auto& spec : specs) {
+    std::string name = spec.name;
+    auto p = spawn_projection(self->system(), st.store, st.storage, std::move(spec));
+    self->monitor(p);
+    st.projections.emplace_back(std::move(name), std::move(p));
+  }
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    for (const auto& [name, p] : self->state.projections)
+      self->send_exit(p, msg.reason);
+    self->quit(msg.reason);
+  });
+  self->set_down_handler([self](caf::down_msg& msg) {
+    for (const auto& [name, p] : self->state.projections)
+      if (p.address() == msg.source)
+        std::cerr << "varve: projection '" << name << "' stopped: " << caf::to_string(msg.reason)
+                  << "\n";
+  });
+  apply_control_requests(self);
+  self->delayed_send(self, st.poll_interval, poll_atom_v);
+  return {
+      [self](list_atom) -> caf::result<std::vector<projection_status>> {
+        auto promise = self->make_response_promise<std::vector<projection_status>>();
+        auto& projections = self->state.projections;
+        auto out = std::make_shared<std::vector<projection_status>>(projections.size());
+        auto remaining = std::make_shared<std::size_t>(projections.size());
+        if (projections.empty()) promise.deliver(*out);
+        for (std::size_t i = 0; i < projections.size(); ++i)
+          self->request(projections[i].second, caf::infinite, status_atom_v)
+              .then(
+                  [=](const projection_status& s) mutable {
+                    (*out)[i] = s;
+                    if (--*remaining == 0) promise.deliver(*out);
+                  },
+                  [=](caf::error& e) mutable {
+                    (*out)[i].name = self->state.projections[i].first;
+                    (*out)[i].state = "stopped";
+                    (*out)[i].error = error_from(e).to_string();
+                    if (--*remaining == 0) promise.deliver(*out);
+                  });
+        return promise;
+      },
+      [self](status_atom, const std::string& name) { return forward(self, name, status_atom_v); },
+      [self](pause_atom, const std::string& name) { return forward(self, name, pause_atom_v); },
+      [self](resume_atom, const std::string& name) { return forward(self, name, resume_atom_v); },
+      [self](rebuild_atom, const std::string& name) { return forward(self, name, rebuild_atom_v); },
+      [self](reset_atom, const std::string& name, std::uint64_t to) {
+        return forward(self, name, reset_atom_v, to);
+      },
+      [self](poll_atom) {
+        apply_control_requests(self);
+        self->delayed_send(self, self->state.poll_interval, poll_atom_v);
+      },
+  };
+}
+
+}  // namespace
+
+projection_manager spawn_projection_manager(caf::actor_system& sys,
+                                            std::shared_ptr<event_store> store,
+                                            storage_actor storage,
+                                            std::vector<projection_spec> specs,
+                                            std::chrono::milliseconds poll_interval) {
+  return sys.spawn(manager_behavior, std::move(store), std::move(storage), std::move(specs),
+                   poll_interval);
+}
+
+}  // namespace varve
