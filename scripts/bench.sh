@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of shared/design/BENCHMARKS.md side by side in one run and
+# summarizes them (bench/README.md).
+#
+#   scripts/bench.sh               W1a, W1b, W2 (1..1024 writers), W3, W4 on every
+#                                  system, 1M events (a few minutes)
+#   scripts/bench.sh --quick       W1a, W1b, W2 at 1 and 64 writers, W3, 100k events
+#                                  (under a minute once built)
+#   scripts/bench.sh --workloads W2,W3 --systems lmdb-group,postgres --writers 1,64
+#
+# Writes bench/results/<run>.jsonl (one JSON object per measurement, then the
+# summary), bench/results/<run>.md and the W2 plots, <run> being the UTC start
+# time. Installs what is missing (scripts/deps-bench.sh), builds the benchmark
+# programs into build/ (RelWithDebInfo, like scripts/test.sh), and starts its own
+# PostgreSQL server in a temporary directory, stopped and removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  echo
+  echo "Options: --quick  --workloads LIST  --systems LIST  --writers LIST  --events N"
+  echo "Systems: lmdb-raw lmdb-group sqlite postgres"
+}
+
+quick=0
+workloads=""
+systems="lmdb-raw,lmdb-group,sqlite,postgres"
+writers=""
+events=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --workloads) workloads="${2:?--workloads needs a list}"; shift ;;
+    --workloads=*) workloads="${1#*=}" ;;
+    --systems) systems="${2:?--systems needs a list}"; shift ;;
+    --systems=*) systems="${1#*=}" ;;
+    --writers) writers="${2:?--writers needs a list}"; shift ;;
+    --writers=*) writers="${1#*=}" ;;
+    --events) events="${2:?--events needs a number}"; shift ;;
+    --events=*) events="${1#*=}" ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ "$quick" = 1 ]; then
+  : "${workloads:=W1a,W1b,W2,W3}"
+  : "${writers:=1,64}"
+  : "${events:=100000}"
+  w2_seconds=1
+  w2_warmup=0.2
+else
+  : "${workloads:=W1a,W1b,W2,W3,W4}"
+  : "${writers:=1,16,64,256,1024}"
+  : "${events:=1000000}"
+  w2_seconds=3
+  w2_warmup=0.5
+fi
+for s in ${systems//,/ }; do
+  case "$s" in
+    lmdb-raw | lmdb-group | sqlite | postgres) ;;
+    *) echo "bench: unknown system '$s'" >&2; exit 2 ;;
+  esac
+done
+
+scripts/deps-bench.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j2 --target varve_bench
+
+run=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p bench/results
+out="bench/results/$run.jsonl"
+: >"$out"
+
+# ---------------------------------------------------------------- clean-up
+work_tmp=""
+pg_root=""
+pg_data=""
+as_pg=()
+[ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
+
+stop_postgres() {
+  if [ -n "$pg_data" ] && [ -f "$pg_data/postmaster.pid" ]; then
+    # Only the server this script started: the pid in its own data directory.
+    local pid
+    pid=$(head -n1 "$pg_data/postmaster.pid" 2>/dev/null || true)
+    if ! "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w -t 60 stop >/dev/null 2>&1; then
+      [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    fi
+    # pg_ctl returns when the pid file is gone: wait (10 s at most) for the
+    # process itself to be gone, reaped by init.
+    for _ in $(seq 100); do
+      [ -n "$pid" ] && [ -e "/proc/$pid" ] || break
+      sleep 0.1
+    done
+  fi
+  [ -n "$pg_root" ] && rm -rf "$pg_root"
+  pg_root=""
+  pg_data=""
+}
+
+cleanup() {
+  local rc=$?
+  stop_postgres
+  [ -n "$work_tmp" ] && rm -rf "$work_tmp"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+work_tmp=$(mktemp -d "${TMPDIR:-/tmp}/varve-bench.XXXXXX")
+
+# ---------------------------------------------------------------- PostgreSQL
+free_port() {
+  local p
+  for p in $(seq 55432 55532); do
+    if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+      echo "$p"
+      return
+    fi
+  done
+  echo 55432  # no TCP listener anyway: the server only has a socket in its own directory
+}
+
+start_postgres() {
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  [ -x "$pg_bin/initdb" ] || { echo "bench: no PostgreSQL server binaries" >&2; return 1; }
+  pg_root=$(mktemp -d "${TMPDIR:-/tmp}/varve-bench-pg.XXXXXX")
+  [ ${#as_pg[@]} -gt 0 ] && chown postgres:postgres "$pg_root"
+  pg_data="$pg_root/data"
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_data" -U postgres -A trust -E UTF8 --locale=C \
+    --no-sync >"$pg_root/initdb.log" 2>&1 || { cat "$pg_root/initdb.log" >&2; return 1; }
+  pg_port=$(free_port)
+  local conns
+  for conns in 1100 300; do
+    "${as_pg[@]}" tee -a "$pg_data/postgresql.conf" >/dev/null <<CONF
+# scripts/bench.sh: a private server, durable commits
+listen_addresses = ''
+port = $pg_port
+unix_socket_directories = '$pg_root'
+fsync = on
+synchronous_commit = on
+max_connections = $conns
+CONF
+    if "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_root/server.log" -w -t 60 start \
+      >/dev/null 2>&1; then
+      echo "bench: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on socket" \
+        "$pg_root port $pg_port, max_connections=$conns"
+      pg_conninfo="host=$pg_root port=$pg_port user=postgres dbname=postgres"
+      return 0
+    fi
+    echo "bench: PostgreSQL did not start with max_connections=$conns:" >&2
+    tail -n 5 "$pg_root/server.log" >&2 || true
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- runs
+# Workload by workload, and for W2 writer count by writer count, every system
+# runs back to back: on a shared, noisy machine the figures compared with each
+# other are then measured as close together in time as they can be.
+program() {  # the benchmark program of a system
+  case "$1" in
+    lmdb-raw) echo build/bench/varve_bench_lmdb_raw ;;
+    lmdb-group) echo build/bench/varve_bench_lmdb_group ;;
+    sqlite) echo build/bench/varve_bench_sqlite ;;
+    postgres) echo build/bench/varve_bench_postgres ;;
+  esac
+}
+supports() {  # supports SYSTEM WORKLOAD
+  case "$1:$2" in
+    lmdb-raw:W1a | lmdb-raw:W1b | lmdb-raw:W2 | lmdb-raw:W3 | lmdb-raw:W4) return 0 ;;
+    lmdb-group:W2) return 0 ;;
+    sqlite:W1a | sqlite:W1b | sqlite:W2 | sqlite:W3 | sqlite:W4) return 0 ;;
+    postgres:W1a | postgres:W1b | postgres:W2) return 0 ;;
+  esac
+  return 1
+}
+
+expanded=()
+for w in ${workloads//,/ }; do
+  case "$w" in
+    all) expanded+=(W1a W1b W2 W3 W4) ;;
+    W1) expanded+=(W1a W1b) ;;
+    W1a | W1b | W2 | W3 | W4) expanded+=("$w") ;;
+    W5 | W6 | W7 | W8) echo "bench: $w has no baseline here (Varve-only), skipped" >&2 ;;
+    *) echo "bench: unknown workload '$w'" >&2; exit 2 ;;
+  esac
+done
+
+need_pg=0
+for w in "${expanded[@]}"; do
+  supports postgres "$w" && case ",$systems," in *,postgres,*) need_pg=1 ;; esac
+done
+pg_ok=0
+if [ "$need_pg" = 1 ]; then
+  if start_postgres; then pg_ok=1; else echo "bench: PostgreSQL did not start: postgres skipped" >&2; fi
+fi
+
+common=(--out "$out" --dir "$work_tmp" --events "$events" --w2-seconds "$w2_seconds"
+  --w2-warmup "$w2_warmup")
+failed=()
+run_one() {  # run_one SYSTEM WORKLOAD [extra options]: a failure is noted, the run goes on
+  local s=$1 w=$2
+  shift 2
+  supports "$s" "$w" || return 0
+  local extra=()
+  if [ "$s" = postgres ]; then
+    if [ "$pg_ok" != 1 ]; then failed+=("$s $w (no server)"); return 0; fi
+    extra=(--conninfo "$pg_conninfo")
+  fi
+  if ! "$(program "$s")" "${common[@]}" --workloads "$w" "${extra[@]}" "$@"; then
+    echo "bench: $s $w $* failed" >&2
+    failed+=("$s $w $*")
+  fi
+}
+
+start=$(date +%s)
+load=$(cut -d' ' -f1 /proc/loadavg)
+echo "bench: run $run: workloads ${expanded[*]}, systems $systems, writers $writers, events $events"
+if awk -v l="$load" -v c="$(nproc)" 'BEGIN { exit !(l > c / 2) }'; then
+  echo "bench: warning: load average $load on $(nproc) cores: other work competes for the CPUs" \
+    "and the disk, expect noisy figures" >&2
+fi
+for w in "${expanded[@]}"; do
+  if [ "$w" = W2 ]; then
+    for n in ${writers//,/ }; do
+      for s in ${systems//,/ }; do run_one "$s" W2 --writers "$n"; done
+    done
+  else
+    for s in ${systems//,/ }; do run_one "$s" "$w"; done
+  fi
+done
+echo "bench: measured in $(($(date +%s) - start)) s"
+
+stop_postgres
+
+build/bench/varve_bench_report "$out" --load-at-start "$load"
+echo
+cat "bench/results/$run.md"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "bench: failed: ${failed[*]}" >&2
+  exit 1
+fi
