@@ -9,6 +9,8 @@ packages=(
   libbotan-2-dev                # AES-256-GCM, key wrap, system RNG
   libcaf-dev                    # actors (CAF 0.17.6)
   libboost-test-dev             # Boost.Test
+  libcli11-dev libboost-dev     # varvectl: arguments; base64 (Boost.Archive's iterators)
+  jq                            # varvectl's tests read its JSON output
   nlohmann-json3-dev            # JSON: projection state, varvectl
 )
 

@@ -1,0 +1,115 @@
+# init, append, read, read-all, streams, stats; usage errors; exit codes 0, 2, 3, 5.
+source "$(dirname "$0")/lib.sh"
+
+# --- a missing store: exit 5, a clear message, nothing created
+expect 5 "read-all without a store" -- read-all
+check_grep "no Varve store in $T/db" "$T/err" "missing store message"
+[ ! -e "$T/db" ] && pass || fail "a missing store was created"
+expect 5 "stats without a store" -- stats
+
+# --- usage: exit 2
+expect 2 "no command" --
+expect 2 "unknown command" -- frobnicate
+expect 2 "append without a type" -- append only-stream
+expect 0 "--help" -- --help
+check_grep "Exit codes" "$T/out" "help text"
+
+# --- init
+expect 0 "init" -- init
+check_grep "created a store in $T/db \(not encrypted\)" "$T/out" "init message"
+expect 2 "init twice" -- init
+check_grep "already exists" "$T/err" "init twice message"
+expect 0 "init --json elsewhere" -- --db "$T/other" --json init
+check_jq '.directory == "'"$T/other"'" and .encrypted == false' "init JSON"
+
+# --- append: expected versions, data forms, ids
+expect 0 "append no-stream" -- append acc-1 opened --data '{"owner":"ada"}' \
+  --metadata '{"by":"cli"}' --expected-version no-stream
+check_grep "^appended to 'acc-1' at version 1, position 1$" "$T/out" "append message"
+expect 3 "append no-stream to an existing stream" -- append acc-1 opened --expected-version no-stream
+check_grep "wrong_expected_version" "$T/err" "conflict message"
+expect 0 "append exact 1 (JSON)" -- --json append acc-1 deposited --data '{"amount": 100}' --expected-version 1
+check_eq "$(out)" '{"position":2,"stream":"acc-1","version":2}' "append JSON shape"
+expect 3 "append exact 1 again" -- append acc-1 deposited --expected-version 1
+expect 0 "append exists" -- append acc-1 deposited --data '[1,2]' --expected-version exists --json
+check_jq '.version == 3 and .position == 3' "append exists JSON"
+expect 3 "append exists to a new stream" -- append acc-9 x --expected-version exists
+ID=0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b
+expect 0 "append with an id" -- append acc-2 blob --data @/dev/null --id "$ID" --json
+check_jq '.stream == "acc-2" and .version == 1 and .position == 4' "append to a new stream"
+printf '\x00\x01\xffbinary' >"$T/bin"
+expect 0 "append binary data from a file" -- append acc-2 blob --data @"$T/bin"
+printf 'text from stdin' | "$VARVECTL" append acc-2 note --data - >/dev/null
+check_eq "$?" 0 "append data from stdin"
+expect 2 "bad --expected-version" -- append acc-1 x --expected-version soon
+expect 2 "bad --id" -- append acc-1 x --id not-a-uuid
+expect 2 "inline data that is not JSON" -- append acc-1 x --data 'not json'
+expect 2 "a data file that is missing" -- append acc-1 x --data @"$T/missing"
+expect 2 "an empty stream name" -- append "" x
+
+# --- read
+expect 0 "read" -- read acc-1
+check_eq "$(out | wc -l)" 3 "read prints 3 events"
+check_grep '^@1 acc-1 v1 opened [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{6}Z id=[0-9a-f-]{36} data=\{"owner":"ada"\} metadata=\{"by":"cli"\}$' \
+  "$T/out" "human event line"
+expect 0 "read --json" -- read acc-1 --json
+check_jq 'keys_unsorted[:8] == ["position","stream","version","type","id","time","shredded","metadata"]' "event field order"
+check_jq '.time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$")' "ISO-8601 time with microseconds"
+check_jq '.shredded == false and (.id | length) == 36' "id and shredded"
+check_eq "$(jq -c '.data' "$T/out" | tr '\n' ' ')" '{"owner":"ada"} {"amount":100} [1,2] ' "inline JSON stored compact, shown as JSON"
+check_eq "$(jq -c '.metadata' "$T/out" | tr '\n' ' ')" '{"by":"cli"} null null ' "metadata JSON or null"
+expect 0 "read --backward --limit 1" -- read acc-1 --backward --limit 1 --json
+check_jq '.version == 3' "backward read starts at the last version"
+expect 0 "read --from 2 --limit 1" -- read acc-1 --from 2 --limit 1 --json
+check_jq '.version == 2' "read from a version"
+expect 0 "read --backward --from 2" -- read acc-1 --backward --from 2 --json
+check_eq "$(jq -c .version "$T/out" | tr '\n' ' ')" "2 1 " "backward from a version"
+expect 5 "read a missing stream" -- read nope
+check_grep "stream 'nope' does not exist" "$T/err" "missing stream message"
+expect 2 "read --limit -1" -- read acc-1 --limit -1
+expect 0 "read binary payloads" -- read acc-2 --json
+check_eq "$(jq -r '.id' "$T/out" | head -1)" "$ID" "the given id is kept"
+check_eq "$(jq -c '.data' "$T/out" | head -1)" null "empty payload is null"
+check_eq "$(jq -r '.data_base64' "$T/out" | sed -n 2p)" "$(base64 <"$T/bin")" "binary payload as base64"
+check_eq "$(jq -r '.data_base64' "$T/out" | sed -n 3p | base64 -d)" "text from stdin" "stdin payload"
+expect 0 "read binary for people" -- read acc-2
+check_grep "data=base64:$(base64 <"$T/bin")" "$T/out" "human base64 payload"
+
+# --- read-all
+expect 0 "read-all" -- read-all --json
+check_eq "$(jq -c .position "$T/out" | tr '\n' ' ')" "1 2 3 4 5 6 " "read-all positions"
+check_jq 'has("position") and has("stream") and has("version") and has("type") and has("id") and has("time") and has("metadata")' "event has the required fields"
+expect 0 "read-all --backward --limit 2" -- read-all --backward --limit 2 --json
+check_eq "$(jq -c .position "$T/out" | tr '\n' ' ')" "6 5 " "read-all backward"
+expect 0 "read-all --from 5" -- read-all --from 5
+check_eq "$(out | cut -d' ' -f1 | tr '\n' ' ')" "@5 @6 " "read-all from a position"
+expect 0 "read-all --from past the head" -- read-all --from 100
+check_eq "$(out)" "" "nothing past the head"
+
+# --- streams
+expect 0 "streams" -- streams
+check_grep '^acc-1 +3 +3 +live$' "$T/out" "streams table"
+expect 0 "streams --json" -- streams --json
+check_eq "$(jq -c . "$T/out" | head -1)" '{"stream":"acc-1","version":3,"last_position":3,"state":"live"}' "streams JSON"
+
+# --- stats
+expect 0 "stats --json" -- stats --json
+check_jq '.events == 6 and .streams == 2 and .commits == null and .events_per_commit == null and .size_bytes > 0 and .map_use > 0 and .encrypted == false' "stats JSON"
+expect 0 "stats" -- stats
+check_grep '^events: +6$' "$T/out" "stats events"
+check_grep '^commits: +not recorded' "$T/out" "stats says commits are not recorded"
+
+# --- where the store is: --db beats VARVE_DB; the default is ./var/demo
+expect 0 "--db beats VARVE_DB" -- --db "$T/other" stats --json
+check_jq '.events == 0' "--db names the other store"
+(cd "$T/other" && env -u VARVE_DB "$VARVECTL" stats >/dev/null 2>"$T/err")
+check_eq "$?" 5 "default ./var/demo is missing here"
+check_grep "var/demo" "$T/err" "default store directory"
+expect 0 "global options after the command" -- stats --db "$T/other" --json
+check_jq '.events == 0' "global options after the command"
+
+# --- errors as JSON
+expect 5 "error in JSON" -- --json read nope
+check_eq "$(jq -r .error "$T/err")" not_found "JSON error code"
+
+finish

@@ -1,0 +1,89 @@
+# Encrypted stores: init with a key, wrong key (exit 4), loose key file (exit 2),
+# rotate-key, shred; key material never appears in any output.
+source "$(dirname "$0")/lib.sh"
+
+new_key "$T/k1"
+new_key "$T/k2"
+new_key "$T/k3"
+cp "$T/k1" "$T/loose" && chmod 644 "$T/loose"
+printf 'not a key' >"$T/junk" && chmod 600 "$T/junk"
+
+# --- a key file that group or others may read is refused, and init leaves nothing behind
+expect 2 "init with a loose key file" -- --key-file "$T/loose" init
+check_grep "mode 0644" "$T/err" "loose key file message"
+[ ! -e "$T/db" ] && pass || fail "a refused init left $T/db"
+expect 2 "init with a key file that holds no key" -- --key-file "$T/junk" init
+expect 2 "init with a missing key file" -- --key-file "$T/nokey" init
+
+expect 0 "init encrypted" -- --key-file "$T/k1" init --json
+check_jq '.encrypted == true' "init reports encryption"
+export VARVE_KEY_FILE="$T/k1"  # the environment's key file, like --key-file
+expect 0 "append" -- append acc-1 opened --data '{"owner":"ada"}' --metadata '{"k":"v"}'
+expect 0 "append" -- append acc-2 opened --data '{"owner":"bob"}'
+expect 0 "read with the key" -- read acc-1 --json
+check_jq '.data == {"owner":"ada"} and .metadata == {"k":"v"}' "decrypted payload"
+unset VARVE_KEY_FILE
+
+# --- no key, wrong key: exit 4
+expect 4 "read without the key" -- read acc-1
+check_grep "auth_failed" "$T/err" "no key message"
+expect 4 "read with the wrong key" -- --key-file "$T/k2" read acc-1
+check_grep "wrong master key" "$T/err" "wrong key message"
+expect 4 "stats with the wrong key" -- --key-file "$T/k2" --json stats
+check_eq "$(jq -r .error "$T/err")" auth_failed "JSON error for a wrong key"
+expect 2 "read with a loose key file" -- --key-file "$T/loose" read acc-1
+
+# --- stats says encrypted
+expect 0 "stats" -- --key-file "$T/k1" stats --json
+check_jq '.encrypted == true and .events == 2' "stats of an encrypted store"
+
+# --- rotate-key
+expect 2 "rotate to a loose key file" -- --key-file "$T/k1" rotate-key --new-key-file "$T/loose"
+expect 2 "rotate without --new-key-file" -- --key-file "$T/k1" rotate-key
+expect 4 "rotate with the wrong key" -- --key-file "$T/k3" rotate-key --new-key-file "$T/k2"
+expect 0 "rotate-key" -- --key-file "$T/k1" rotate-key --new-key-file "$T/k2"
+check_grep "rotated the master key" "$T/out" "rotate message"
+expect 4 "the old key no longer opens" -- --key-file "$T/k1" read acc-1
+expect 0 "the new key opens" -- --key-file "$T/k2" read acc-1 --json
+check_jq '.data == {"owner":"ada"}' "data survives rotation"
+expect 0 "rotate-key --json" -- --key-file "$T/k2" --json rotate-key --new-key-file "$T/k3"
+check_jq '.rotated == true' "rotate JSON"
+
+# --- shred
+expect 5 "shred a missing stream" -- --key-file "$T/k3" shred nope
+expect 0 "shred" -- --key-file "$T/k3" shred acc-1 --json
+check_jq '.stream == "acc-1" and .shredded == true and .events == 1 and .already_shredded == false' "shred JSON"
+expect 0 "read a shredded stream" -- --key-file "$T/k3" read acc-1 --json
+check_jq '.shredded == true and (has("data") | not) and (has("data_base64") | not) and .metadata == null and .type == "opened"' "shredded event shape"
+expect 0 "read a shredded stream for people" -- --key-file "$T/k3" read acc-1
+check_grep '\[shredded\]$' "$T/out" "shredded marker"
+expect 1 "append to a shredded stream" -- --key-file "$T/k3" append acc-1 more
+check_grep "shredded" "$T/err" "append to shredded message"
+expect 0 "shred again" -- --key-file "$T/k3" shred acc-1 --json
+check_jq '.already_shredded == true' "shredding twice"
+expect 0 "other streams stay" -- --key-file "$T/k3" read acc-2 --json
+check_jq '.data == {"owner":"bob"}' "unshredded stream readable"
+expect 0 "streams shows the state" -- --key-file "$T/k3" streams --json
+check_eq "$(jq -r 'select(.stream=="acc-1").state' "$T/out")" shredded "shredded state in streams"
+
+# --- a plain store: shredding erases the data; rotate-key is refused
+expect 0 "plain init" -- --db "$T/plain" init
+expect 0 "plain append" -- --db "$T/plain" append s e --data '{"x":1}'
+expect 2 "rotate a plain store" -- --db "$T/plain" --key-file "$T/k1" rotate-key --new-key-file "$T/k2"
+check_grep "not encrypted" "$T/err" "plain rotate message"
+expect 0 "plain shred" -- --db "$T/plain" shred s
+expect 0 "plain read after shred" -- --db "$T/plain" read s --json
+check_jq '.shredded == true and (has("data") | not)' "plain shredded shape"
+
+# --- no key material anywhere in what varvectl printed
+for k in k1 k2 k3; do
+  hex=$(tr -d '\n' <"$T/$k")
+  if grep -qi "$hex" "$ALL_OUTPUT" || grep -qi "${hex:0:16}" "$ALL_OUTPUT"; then
+    fail "key $k appears in the output"
+  else
+    pass
+  fi
+done
+if grep -q "not a key" "$ALL_OUTPUT"; then fail "a key file's content appears in the output"; else pass; fi
+
+finish

@@ -1,0 +1,275 @@
+// Moving a store's events out and in: export (JSON lines), import (into an
+// empty store, positions, versions, ids and times exactly as exported).
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "commands.hpp"
+#include "encoding.hpp"
+#include "exit_code.hpp"
+#include "log_reader.hpp"
+#include "output.hpp"
+#include "progress.hpp"
+
+namespace varvectl {
+
+namespace {
+
+struct export_args {
+  std::uint64_t from = 1;
+};
+
+int run_export(const global_options& g, const export_args& a) {
+  auto store = open_store(g);
+  if (!store) return report(store.err(), g.json);
+  varve::global_position head = 0;
+  {
+    auto txn = (*store)->read();
+    if (!txn) return report(txn.err(), g.json);
+    head = txn->head();
+  }
+  // Up to the head as it is now: events appended meanwhile are left out, so
+  // the file is the log as of one moment.
+  log_range range;
+  range.from = std::max<std::uint64_t>(a.from, 1);
+  range.upto = head;
+  progress bar("export", head >= range.from ? head - range.from + 1 : 0);
+  std::uint64_t done = 0;
+  auto n = read_log(**store, range, [&](const varve::recorded_event& e) {
+    print_json(event_to_json(e));
+    bar.update(++done);
+    return true;
+  });
+  bar.finish();
+  std::cout.flush();
+  if (!n) return report(n.err(), g.json);
+  if (!std::cout)
+    return report(varve::error{varve::errc::io_error, "writing the export failed"}, g.json);
+  return exit_ok;
+}
+
+struct import_args {
+  std::string file;
+};
+
+/// The input, readable twice: the file itself, or standard input spooled.
+struct input_file {
+  std::FILE* f = nullptr;
+  ~input_file() {
+    if (f) std::fclose(f);
+  }
+};
+
+varve::result<std::unique_ptr<input_file>> open_input(const std::string& path) {
+  auto in = std::make_unique<input_file>();
+  if (path == "-") {
+    in->f = std::tmpfile();
+    if (!in->f) return varve::error{varve::errc::io_error, "cannot make a temporary file"};
+    char buf[65536];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0)
+      if (std::fwrite(buf, 1, n, in->f) != n)
+        return varve::error{varve::errc::io_error, "cannot spool standard input"};
+    std::rewind(in->f);
+  } else {
+    in->f = std::fopen(path.c_str(), "rb");
+    if (!in->f) return varve::error{varve::errc::not_found, "cannot open " + path};
+  }
+  return in;
+}
+
+/// Calls `visit(line_number, event)` for each non-blank line of `in`, from
+/// the start. Errors: invalid_argument naming the line.
+template <class Visit>
+varve::result<std::uint64_t> for_each_event(std::FILE* in, const std::string& name, Visit visit) {
+  std::rewind(in);
+  struct line_buffer {
+    char* data = nullptr;
+    std::size_t capacity = 0;
+    ~line_buffer() { std::free(data); }
+  } buf;
+  std::uint64_t line_no = 0, events = 0;
+  ssize_t len = 0;
+  while ((len = ::getline(&buf.data, &buf.capacity, in)) >= 0) {
+    ++line_no;
+    std::string_view line(buf.data, static_cast<std::size_t>(len));
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+      line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+    auto where = [&] { return name + " line " + std::to_string(line_no) + ": "; };
+    json obj = json::parse(line.begin(), line.end(), nullptr, false);
+    if (obj.is_discarded()) return usage_error(where() + "not JSON");
+    auto e = event_from_json(obj);
+    if (!e) return usage_error(where() + e.err().message());
+    ++events;
+    if (auto r = visit(*e); !r) return usage_error(where() + r.err().message());
+  }
+  if (std::ferror(in)) return varve::error{varve::errc::io_error, "reading " + name + " failed"};
+  return events;
+}
+
+struct stream_check {
+  varve::stream_version version = 0;
+  bool shredded = false;
+};
+
+constexpr std::size_t batch_events = 1000;
+constexpr std::size_t batch_bytes = std::size_t{8} << 20;
+
+int run_import(const global_options& g, const import_args& a) {
+  auto store = open_store(g);
+  if (!store) return report(store.err(), g.json);
+  {
+    auto txn = (*store)->read();
+    if (!txn) return report(txn.err(), g.json);
+    if (txn->head() != 0 || txn->stream_count() != 0)
+      return report(
+          usage_error("the store in " + g.db + " is not empty (" + std::to_string(txn->head()) +
+                      " events): import needs an empty store"),
+          g.json);
+  }
+  auto in = open_input(a.file);
+  if (!in) return report(in.err(), g.json);
+  const std::string name = a.file == "-" ? "standard input" : a.file;
+  const std::uint64_t max_bytes = (*store)->opts().max_event_bytes;
+
+  // Pass 1: check everything before writing anything.
+  std::map<std::string, stream_check> streams;
+  varve::global_position expect = 1;
+  progress checking("import (checking)");
+  auto checked = for_each_event((*in)->f, name, [&](const parsed_event& e) -> varve::result<void> {
+    checking.update(expect);
+    if (e.position != expect)
+      return usage_error("position " + std::to_string(e.position) + " where " +
+                         std::to_string(expect) +
+                         " was expected (an import holds the whole log, from position 1)");
+    ++expect;
+    if (e.stream.empty() || e.stream.size() > 511 || !valid_utf8(e.stream))
+      return usage_error("stream names are 1 to 511 bytes of UTF-8");
+    if (e.event.type.empty()) return usage_error("empty type");
+    if (e.event.type.size() + e.event.metadata.size() + e.event.payload.size() > max_bytes)
+      return usage_error("event over " + std::to_string(max_bytes) + " bytes");
+    auto [it, fresh] = streams.try_emplace(e.stream);
+    if (e.version != it->second.version + 1)
+      return usage_error("stream '" + e.stream + "' version " + std::to_string(e.version) +
+                         " after version " + std::to_string(it->second.version));
+    if (!fresh && it->second.shredded != e.shredded)
+      return usage_error("stream '" + e.stream + "' has shredded and unshredded events");
+    it->second.version = e.version;
+    it->second.shredded = e.shredded;
+    return {};
+  });
+  checking.finish();
+  if (!checked) return report(checked.err(), g.json);
+  const std::uint64_t total = *checked;
+
+  // Pass 2: append in position order, in batches of one transaction each.
+  progress bar("import", total);
+  std::vector<varve::write_request> batch;
+  std::set<std::string> in_request;
+  std::size_t pending_events = 0, pending_bytes = 0;
+  varve::global_position next = 1;  // the position the next appended event must get
+  std::optional<varve::error> failure;
+
+  auto flush = [&]() -> bool {
+    if (batch.empty()) return true;
+    auto out = (*store)->write(batch);
+    if (!out) {
+      failure = std::move(out).err();
+      return false;
+    }
+    // Requests commit or fail one by one: account for those before a failure.
+    for (std::size_t r = 0; r < batch.size(); ++r) {
+      varve::write_outcome& outcome = (*out)[r];
+      if (!outcome) {
+        failure = std::move(outcome).err();
+        return false;
+      }
+      for (std::size_t i = 0; i < batch[r].appends.size(); ++i) {
+        const varve::append_result& res = outcome.value()[i];
+        if (res.first_position != next || res.idempotent) {
+          failure = varve::error{varve::errc::io_error,
+                                 "stream '" + batch[r].appends[i].stream + "' landed at position " +
+                                     std::to_string(res.first_position) + " instead of " +
+                                     std::to_string(next) + " (another writer?)"};
+          return false;
+        }
+        next += batch[r].appends[i].events.size();
+      }
+    }
+    bar.update(next - 1);
+    batch.clear();
+    in_request.clear();
+    pending_events = pending_bytes = 0;
+    return true;
+  };
+
+  auto imported = for_each_event((*in)->f, name, [&](const parsed_event& e) -> varve::result<void> {
+    if (batch.empty() ||
+        (in_request.count(e.stream) && batch.back().appends.back().stream != e.stream)) {
+      batch.emplace_back();
+      in_request.clear();
+    }
+    varve::write_request& req = batch.back();
+    if (req.appends.empty() || req.appends.back().stream != e.stream) {
+      req.appends.push_back(
+          varve::append_request{e.stream, varve::expected_version::exact(e.version - 1), {}});
+      in_request.insert(e.stream);
+    }
+    req.appends.back().events.push_back(e.event);
+    ++pending_events;
+    pending_bytes += e.event.type.size() + e.event.metadata.size() + e.event.payload.size();
+    if ((pending_events >= batch_events || pending_bytes >= batch_bytes) && !flush())
+      return varve::error{varve::errc::io_error, "stopped"};
+    return {};
+  });
+  if (imported && !flush()) imported = varve::error{varve::errc::io_error, "stopped"};
+  bar.finish();
+  if (failure) {
+    return report(
+        varve::error{failure->code(), "import stopped after position " + std::to_string(next - 1) +
+                                          ": " + failure->message()},
+        g.json);
+  }
+  if (!imported) return report(imported.err(), g.json);
+
+  std::uint64_t shredded = 0;
+  for (const auto& [stream, check] : streams) {
+    if (!check.shredded) continue;
+    if (auto r = (*store)->shred(stream); !r) return report(r.err(), g.json);
+    ++shredded;
+  }
+  if (g.json) {
+    print_json(
+        json{{"events", total}, {"streams", streams.size()}, {"shredded_streams", shredded}});
+  } else {
+    print_line("imported " + std::to_string(total) + " events in " +
+               std::to_string(streams.size()) + " streams (" + std::to_string(shredded) +
+               " shredded) into " + g.db);
+  }
+  return exit_ok;
+}
+
+}  // namespace
+
+void add_transfer_commands(CLI::App& app, context& ctx) {
+  auto exp = std::make_shared<export_args>();
+  auto* ex = app.add_subcommand(
+      "export", "write the log as JSON lines on stdout (varvectl export > file.jsonl)");
+  ex->add_option("--from", exp->from, "first position (default 1)")
+      ->type_name("P")
+      ->check(CLI::NonNegativeNumber);
+  when_chosen(ex, ctx, [&ctx, exp] { return run_export(ctx.global, *exp); });
+
+  auto imp = std::make_shared<import_args>();
+  auto* im = app.add_subcommand(
+      "import", "append an export's events to an empty store, positions and ids included");
+  im->add_option("FILE", imp->file, "a file written by export, or - for stdin")->required();
+  when_chosen(im, ctx, [&ctx, imp] { return run_import(ctx.global, *imp); });
+}
+
+}  // namespace varvectl

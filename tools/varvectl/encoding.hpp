@@ -1,0 +1,31 @@
+// Text encodings of bytes and times: base64 (RFC 4648, padded), ISO-8601 UTC
+// times with microseconds, and a UTF-8 check.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace varvectl {
+
+/// Standard base64 with '=' padding.
+std::string base64_encode(std::string_view bytes);
+
+/// Decodes standard padded base64; std::nullopt on a bad length, character
+/// or padding.
+std::optional<std::string> base64_decode(std::string_view text);
+
+/// "2024-05-01T12:34:56.123456Z" for microseconds since the Unix epoch
+/// (years outside 0000..9999 get a sign and as many digits as they need).
+std::string format_time(std::int64_t micros);
+
+/// The inverse of format_time: "YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z" (or "+00:00"
+/// for "Z"); std::nullopt on anything else or a value out of range.
+std::optional<std::int64_t> parse_time(std::string_view text);
+
+/// Whether `bytes` are well-formed UTF-8 (no overlongs, surrogates or values
+/// past U+10FFFF).
+bool valid_utf8(std::string_view bytes);
+
+}  // namespace varvectl

@@ -1,0 +1,58 @@
+// Events as JSON objects: what `read --json`, `tail --json` and `export`
+// print and what `import` reads back, byte for byte.
+//
+//   {"position":1,"stream":"account-1","version":1,"type":"opened",
+//    "id":"0190a1b2-...","time":"2024-05-01T12:34:56.123456Z","shredded":false,
+//    "metadata":null,"data":{"owner":"ada"}}
+//
+// A payload (or metadata) is stored as `"data": <value>` when its bytes are a
+// JSON text that serialises back to exactly those bytes (compact, keys in
+// their order) and is not `null`; as `"data": null` when it is empty; and as
+// `"data_base64": "..."` otherwise. A shredded event has "shredded": true,
+// "metadata": null and no data. A type that is not UTF-8 gets "type_base64"
+// beside a readable "type".
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "varve/storage/error.hpp"
+#include "varve/storage/event.hpp"
+
+namespace varvectl {
+
+using json = nlohmann::ordered_json;
+
+/// The bytes as a JSON value when they are a JSON text that serialises back
+/// to exactly them (`exact`), or to anything (`!exact`, for people);
+/// std::nullopt otherwise (and for nesting deeper than 256).
+std::optional<json> bytes_as_json(std::string_view bytes, bool exact);
+
+/// Puts `bytes` into `obj` as `field` (a JSON value, or null when empty) or
+/// `<field>_base64` (see above).
+void put_bytes(json& obj, const std::string& field, std::string_view bytes);
+
+/// The bytes put_bytes stored: from `<field>_base64`, or `field` (null or
+/// absent: empty; else the value's compact serialisation).
+/// Errors: invalid_argument (bad base64, both forms given).
+varve::result<std::string> get_bytes(const json& obj, const std::string& field);
+
+/// The event as an object, in the field order shown above.
+json event_to_json(const varve::recorded_event& e);
+
+/// An event read back from event_to_json's form.
+struct parsed_event {
+  varve::global_position position = 0;
+  std::string stream;
+  varve::stream_version version = 0;
+  bool shredded = false;
+  varve::new_event event;  ///< type, payload, metadata, id and time
+};
+
+/// Parses one object of event_to_json's form. Errors: invalid_argument,
+/// naming the field that is missing or wrong.
+varve::result<parsed_event> event_from_json(const json& obj);
+
+}  // namespace varvectl

@@ -1,0 +1,95 @@
+#include "log_reader.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace varvectl {
+
+namespace {
+
+constexpr std::uint64_t chunk_events = 512;
+
+}  // namespace
+
+varve::result<std::uint64_t> read_log(const varve::event_store& store, const log_range& range,
+                                      const event_sink& sink) {
+  const bool forward = range.dir == varve::direction::forward;
+  varve::global_position from = range.from;
+  std::uint64_t handed = 0;
+  std::vector<varve::recorded_event> batch;
+  for (;;) {
+    if (handed >= range.limit) return handed;
+    if (forward && std::max<varve::global_position>(from, 1) > range.upto) return handed;
+    const std::uint64_t want = std::min(chunk_events, range.limit - handed);
+    batch.clear();
+    {
+      auto txn = store.read();
+      if (!txn) return std::move(txn).err();
+      std::optional<varve::error> failure;
+      auto copy = [&](const varve::event_view& v) {
+        if (forward && v.position > range.upto) return false;
+        auto name = txn->stream_name(v.stream_id);
+        if (!name) {
+          failure = std::move(name).err();
+          return false;
+        }
+        batch.push_back(varve::recorded_event::from(v, *name));
+        return true;
+      };
+      auto n = txn->scan_log(from, range.dir, static_cast<std::size_t>(want), copy);
+      if (!n) return std::move(n).err();
+      if (failure) return std::move(*failure);
+    }
+    for (const auto& e : batch) {
+      ++handed;
+      if (!sink(e)) return handed;
+    }
+    if (batch.size() < want) return handed;  // the end of the log (or of `upto`)
+    const varve::global_position last = batch.back().position;
+    if (forward) {
+      from = last + 1;
+    } else {
+      if (last <= 1) return handed;
+      from = last - 1;
+    }
+  }
+}
+
+varve::result<std::uint64_t> read_stream(const varve::event_store& store, std::string_view name,
+                                         varve::stream_version from, varve::direction dir,
+                                         std::uint64_t limit, const event_sink& sink) {
+  const bool forward = dir == varve::direction::forward;
+  std::uint64_t handed = 0;
+  std::vector<varve::recorded_event> batch;
+  for (;;) {
+    if (handed >= limit) return handed;
+    const std::uint64_t want = std::min(chunk_events, limit - handed);
+    batch.clear();
+    {
+      auto txn = store.read();
+      if (!txn) return std::move(txn).err();
+      auto copy = [&](const varve::event_view& v) {
+        batch.push_back(varve::recorded_event::from(v, name));
+        return true;
+      };
+      auto n = txn->scan_stream(name, from, dir, static_cast<std::size_t>(want), copy);
+      if (!n) return std::move(n).err();
+    }
+    for (const auto& e : batch) {
+      ++handed;
+      if (!sink(e)) return handed;
+    }
+    if (batch.size() < want) return handed;
+    const varve::stream_version last = batch.back().version;
+    if (forward) {
+      from = last + 1;
+    } else {
+      if (last <= 1) return handed;
+      from = last - 1;
+    }
+  }
+}
+
+}  // namespace varvectl

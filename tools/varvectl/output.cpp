@@ -1,0 +1,72 @@
+#include "output.hpp"
+
+#include <cstdio>
+#include <iostream>
+
+#include "encoding.hpp"
+
+namespace varvectl {
+
+void print_json(const json& value) {
+  std::cout << value.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+}
+
+void print_line(std::string_view text) {
+  std::cout << text << '\n';
+}
+
+std::string bytes_for_humans(std::string_view bytes) {
+  if (bytes.empty()) return {};
+  if (auto value = bytes_as_json(bytes, false))
+    return value->dump(-1, ' ', false, json::error_handler_t::replace);
+  return "base64:" + base64_encode(bytes);
+}
+
+namespace {
+
+/// Text for a terminal: bad UTF-8 replaced, control characters escaped.
+std::string printable(std::string_view text) {
+  if (valid_utf8(text)) {
+    bool plain = true;
+    for (char c : text)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) plain = false;
+    if (plain) return std::string(text);
+  }
+  std::string quoted = json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
+  return quoted;
+}
+
+}  // namespace
+
+std::string event_for_humans(const varve::recorded_event& e) {
+  std::string line = "@" + std::to_string(e.position) + " " + printable(e.stream) + " v" +
+                     std::to_string(e.version) + " " + printable(e.type) + " " +
+                     format_time(e.time) + " id=" + e.id.to_string();
+  if (e.shredded) return line + " [shredded]";
+  if (!e.payload.empty()) line += " data=" + bytes_for_humans(e.payload);
+  if (!e.metadata.empty()) line += " metadata=" + bytes_for_humans(e.metadata);
+  return line;
+}
+
+void print_event(const varve::recorded_event& e, bool as_json) {
+  if (as_json)
+    print_json(event_to_json(e));
+  else
+    print_line(event_for_humans(e));
+}
+
+std::string human_size(std::uint64_t bytes) {
+  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+}  // namespace varvectl
