@@ -22,6 +22,9 @@ struct manager_state {
   std::vector<std::pair<std::string, projection_actor>> projections;
   std::chrono::milliseconds poll_interval{500};
   global_position seen_head = 0;
+  bool stopping = false;
+  std::size_t running = 0;
+  caf::error exit_reason;
 };
 
 using pointer = projection_manager::stateful_pointer<manager_state>;
@@ -97,16 +100,25 @@ projection_manager::behavior_type manager_behavior(pointer self, std::shared_ptr
     self->monitor(p);
     st.projections.emplace_back(std::move(name), std::move(p));
   }
+  // Stopping: the projections stop first, so that their last checkpoints
+  // reach the storage actor before anything sent after the manager is gone.
   self->set_exit_handler([self](caf::exit_msg& msg) {
-    for (const auto& [name, p] : self->state.projections)
+    auto& st = self->state;
+    if (st.stopping) return;
+    st.stopping = true;
+    st.exit_reason = msg.reason;
+    st.running = st.projections.size();
+    for (const auto& [name, p] : st.projections)
       self->send_exit(p, msg.reason);
-    self->quit(msg.reason);
+    if (st.running == 0) self->quit(msg.reason);
   });
   self->set_down_handler([self](caf::down_msg& msg) {
-    for (const auto& [name, p] : self->state.projections)
-      if (p.address() == msg.source)
+    auto& st = self->state;
+    for (const auto& [name, p] : st.projections)
+      if (p.address() == msg.source && !st.stopping)
         std::cerr << "varve: projection '" << name << "' stopped: " << caf::to_string(msg.reason)
                   << "\n";
+    if (st.stopping && --st.running == 0) self->quit(st.exit_reason);
   });
   apply_control_requests(self);
   self->delayed_send(self, st.poll_interval, poll_atom_v);

@@ -392,10 +392,16 @@ projection_actor::behavior_type projection_behavior(pointer self,
         auto& st = self->state;
         st.head = std::max(st.head, head);
         if (head <= st.position || st.busy || st.continue_pending || st.retry_pending) return;
+        // Read after the notifications already queued: they only say how
+        // far the log goes, and the read covers them all.
         ++st.status.wakeups;
-        process(self);
+        schedule_continue(self);
       },
-      [self](status_atom) { return make_status(self->state); },
+      [self](status_atom) {
+        auto& st = self->state;
+        if (auto txn = st.store->read()) st.head = std::max(st.head, txn->head());
+        return make_status(st);
+      },
       [self](pause_atom) -> caf::result<projection_status> {
         auto promise = self->make_response_promise<projection_status>();
         when_idle(self, [self, promise]() mutable {

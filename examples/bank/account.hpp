@@ -1,0 +1,121 @@
+// The bank account aggregate: open, deposit, withdraw (no overdraft), close.
+#pragma once
+
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <varve/actors/aggregate.hpp>
+
+namespace bank {
+
+// Events, as stored (the type names are what the log shows).
+struct opened {
+  static constexpr std::string_view type_name = "account_opened";
+  std::string owner;
+};
+struct deposited {
+  static constexpr std::string_view type_name = "deposited";
+  std::int64_t amount = 0;
+};
+struct withdrawn {
+  static constexpr std::string_view type_name = "withdrawn";
+  std::int64_t amount = 0;
+};
+struct closed {
+  static constexpr std::string_view type_name = "account_closed";
+};
+
+// Commands.
+struct open {
+  std::string owner;
+};
+struct deposit {
+  std::int64_t amount = 0;
+};
+struct withdraw {
+  std::int64_t amount = 0;
+};
+struct close {};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, opened& x) {
+  return f(caf::meta::type_name("opened"), x.owner);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, deposited& x) {
+  return f(caf::meta::type_name("deposited"), x.amount);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, withdrawn& x) {
+  return f(caf::meta::type_name("withdrawn"), x.amount);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, closed&) {
+  return f(caf::meta::type_name("closed"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, open& x) {
+  return f(caf::meta::type_name("open"), x.owner);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, deposit& x) {
+  return f(caf::meta::type_name("deposit"), x.amount);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, withdraw& x) {
+  return f(caf::meta::type_name("withdraw"), x.amount);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, close&) {
+  return f(caf::meta::type_name("close"));
+}
+
+struct account {
+  static constexpr std::string_view category = "account";
+  static constexpr std::uint32_t snapshot_schema = 1;
+
+  struct state {
+    bool open = false;
+    bool closed = false;
+    std::int64_t balance = 0;
+  };
+  using event = std::variant<opened, deposited, withdrawn, closed>;
+  using command = std::variant<open, deposit, withdraw, close>;
+
+  static void apply(state& s, const event& e) {
+    if (std::holds_alternative<opened>(e)) s.open = true;
+    if (auto* d = std::get_if<deposited>(&e)) s.balance += d->amount;
+    if (auto* w = std::get_if<withdrawn>(&e)) s.balance -= w->amount;
+    if (std::holds_alternative<closed>(e)) s.closed = true;
+  }
+
+  static varve::decision<event> decide(const state& s, const command& c) {
+    using varve::errc;
+    using varve::error;
+    if (auto* o = std::get_if<open>(&c)) {
+      if (s.open) return error{errc::rejected, "the account is already open"};
+      return std::vector<event>{opened{o->owner}};
+    }
+    if (!s.open || s.closed) return error{errc::rejected, "the account is not open"};
+    if (auto* d = std::get_if<deposit>(&c)) {
+      if (d->amount <= 0) return error{errc::rejected, "a deposit must be positive"};
+      return std::vector<event>{deposited{d->amount}};
+    }
+    if (auto* w = std::get_if<withdraw>(&c)) {
+      if (w->amount <= 0) return error{errc::rejected, "a withdrawal must be positive"};
+      if (w->amount > s.balance) return error{errc::rejected, "insufficient funds"};
+      return std::vector<event>{withdrawn{w->amount}};
+    }
+    if (s.balance != 0) return error{errc::rejected, "only an empty account can be closed"};
+    return std::vector<event>{closed{}};
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account::state& x) {
+  return f(caf::meta::type_name("account_state"), x.open, x.closed, x.balance);
+}
+
+}  // namespace bank
