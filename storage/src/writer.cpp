@@ -1,5 +1,7 @@
 // The write path: one write transaction per batch, every request checked
 // completely before it writes anything, one commit for the lot.
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -525,6 +527,17 @@ result<std::uint64_t> last_key(MDB_txn* txn, MDB_dbi dbi) {
 
 }  // namespace
 
+namespace {
+
+/// Whether the filesystem of `dir` has (almost) no space left.
+bool disk_full(const std::filesystem::path& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return false;
+  return std::uint64_t{st.f_bavail} * st.f_frsize < (std::uint64_t{1} << 20);
+}
+
+}  // namespace
+
 result<std::optional<lmdb::txn>> store_impl::begin_write() {
   if (failed)
     return error{errc::failed_state, "the store stopped taking writes after an I/O failure (" +
@@ -564,6 +577,12 @@ result<bool> store_impl::commit_write(lmdb::txn& t) {
     return false;
   }
   error err = lmdb::to_error(rc, "committing");
+  // LMDB reports a write cut short by a full disk as EIO: a commit that
+  // failed while the filesystem has no room left is storage_full, and the
+  // store stays usable (nothing of the transaction became visible).
+  if (rc == EIO && disk_full(opts.directory))
+    err = error{errc::storage_full,
+                "the disk holding " + opts.directory.string() + " is full; free space and retry"};
   if (err.code() != errc::storage_full) {
     failed = true;
     failure = err.message();

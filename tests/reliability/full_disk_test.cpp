@@ -1,0 +1,99 @@
+// A store on a small filesystem (a size-limited tmpfs) is filled: appends
+// fail with storage_full, nothing committed is lost, the store stays
+// readable, and appends work again once space is freed. Skipped, with a
+// message, where mounting is not permitted.
+#define BOOST_TEST_MODULE full_disk
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "../storage/temp_dir.hpp"
+
+using namespace varve;
+
+namespace {
+
+/// A tmpfs of `mib` MiB mounted on a fresh directory, unmounted at the end.
+struct small_disk {
+  varve_test::temp_dir dir;
+  bool mounted = false;
+  std::string error;
+
+  explicit small_disk(int mib) {
+    const std::string opts = "size=" + std::to_string(mib) + "m,mode=0700";
+    if (::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, opts.c_str()) == 0)
+      mounted = true;
+    else
+      error = std::strerror(errno);
+  }
+  ~small_disk() {
+    if (mounted) ::umount2(dir.path().c_str(), MNT_DETACH);
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_full_disk_refuses_appends_keeps_what_was_committed_and_recovers) {
+  small_disk disk(16);
+  if (!disk.mounted) {
+    BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (" << disk.error << ")");
+    return;
+  }
+  // Take most of the space with a file that can be removed later.
+  const auto filler = disk.dir / "filler";
+  {
+    std::ofstream out(filler, std::ios::binary);
+    const std::string mib(1 << 20, 'f');
+    for (int i = 0; i < 10; ++i)
+      out << mib;
+  }
+  options o = varve_test::test_options(disk.dir / "store");
+  o.sync = durability::sync;
+  o.map_size = 1 << 20;
+  o.max_map_size = std::uint64_t{1} << 30;  // the disk fills long before the map
+  auto store = varve_test::open_store(o);
+
+  const std::string payload(4000, 'p');
+  std::uint64_t committed = 0;
+  result<append_result> last = append_result{};
+  for (int i = 0; i < 10000; ++i) {
+    std::vector<new_event> events(10, varve_test::make_event("fill", payload));
+    last = store->append("fill", expected_version::exact(committed), events);
+    if (!last) break;
+    committed += 10;
+  }
+  BOOST_REQUIRE_MESSAGE(!last.ok(), "the disk never filled");
+  BOOST_CHECK_EQUAL(to_string(last.err().code()), "storage_full");
+  BOOST_TEST_MESSAGE("full after " << committed << " events: " << last.err().message());
+  BOOST_CHECK(!store->failed());  // a full disk is not an I/O fault
+
+  // Everything committed is there and readable.
+  auto check = [&](event_store& s) {
+    auto txn = s.read();
+    BOOST_REQUIRE(txn.ok());
+    BOOST_CHECK_EQUAL(txn->head(), committed);
+    auto first = txn->event_at(1);
+    BOOST_REQUIRE(first.ok());
+    BOOST_CHECK(first->payload == payload);
+    auto report = s.verify();
+    BOOST_REQUIRE(report.ok());
+    BOOST_CHECK(report->faults.empty());
+  };
+  check(*store);
+
+  // Free space: appends work again, and continue the stream without a gap.
+  std::filesystem::remove(filler);
+  auto again = store->append("fill", expected_version::exact(committed),
+                             std::vector<new_event>(10, varve_test::make_event("fill", payload)));
+  BOOST_REQUIRE_MESSAGE(again.ok(), varve_test::describe(again));
+  BOOST_CHECK_EQUAL(again->first_position, committed + 1);
+  committed += 10;
+  store.reset();
+  auto reopened = varve_test::open_store(o);
+  check(*reopened);
+}

@@ -1,0 +1,101 @@
+// Hostile or broken input at the edges of a store: damaged and foreign data
+// files, a directory that is a file, a second opener with another key, file
+// modes, and expected versions that cannot hold.
+#define BOOST_TEST_MODULE bad_input
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "temp_dir.hpp"
+
+using namespace varve;
+using varve_test::make_events;
+
+namespace {
+
+std::array<std::uint8_t, 32> key(std::uint8_t b) {
+  std::array<std::uint8_t, 32> k{};
+  k.fill(b);
+  return k;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_truncated_data_file_is_refused_at_open) {
+  varve_test::temp_dir dir;
+  auto o = varve_test::test_options(dir / "store");
+  {
+    auto s = varve_test::open_store(o);
+    BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(100)).ok());
+  }
+  std::filesystem::resize_file(dir / "store" / "data.mdb", 100);
+  auto r = event_store::open(o);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_CHECK(r.err().code() == errc::corruption || r.err().code() == errc::io_error);
+  BOOST_TEST_MESSAGE(r.err().to_string());
+}
+
+BOOST_AUTO_TEST_CASE(a_foreign_data_file_is_refused_at_open) {
+  varve_test::temp_dir dir;
+  std::filesystem::create_directories(dir / "store");
+  std::ofstream(dir / "store" / "data.mdb") << std::string(8192, 'x');
+  auto r = event_store::open(varve_test::test_options(dir / "store"));
+  BOOST_REQUIRE(!r.ok());
+  BOOST_CHECK_EQUAL(r.err().code(), errc::corruption);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_directory_that_is_a_file_is_refused) {
+  varve_test::temp_dir dir;
+  std::ofstream(dir / "store") << "not a directory";
+  auto r = event_store::open(varve_test::test_options(dir / "store"));
+  BOOST_REQUIRE(!r.ok());
+  BOOST_CHECK_EQUAL(r.err().code(), errc::invalid_argument);
+  BOOST_CHECK(r.err().message().find("not a directory") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_second_opener_with_another_key_is_refused_while_the_first_works_on) {
+  varve_test::temp_dir dir;
+  auto o = varve_test::test_options(dir / "store");
+  o.master_key = key(1);
+  auto first = varve_test::open_store(o);
+  BOOST_REQUIRE(first->append("s", expected_version::any(), make_events(3)).ok());
+  auto other = o;
+  other.master_key = key(2);
+  auto second = event_store::open(other);
+  BOOST_REQUIRE(!second.ok());
+  BOOST_CHECK_EQUAL(second.err().code(), errc::auth_failed);
+  BOOST_CHECK(first->append("s", expected_version::exact(3), make_events(1)).ok());
+  BOOST_CHECK_EQUAL(first->read_stream("s")->size(), 4u);
+}
+
+BOOST_AUTO_TEST_CASE(data_and_lock_files_are_readable_by_the_owner_only) {
+  varve_test::temp_dir dir;
+  auto s = varve_test::open_store(varve_test::test_options(dir / "store"));
+  BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(1)).ok());
+  for (const char* name : {"data.mdb", "lock.mdb"}) {
+    struct stat st {};
+    BOOST_REQUIRE(::stat((dir / "store" / name).c_str(), &st) == 0);
+    BOOST_CHECK_MESSAGE((st.st_mode & 077) == 0,
+                        name << " has mode " << std::oct << (st.st_mode & 0777));
+  }
+  struct stat st {};
+  BOOST_REQUIRE(::stat((dir / "store").c_str(), &st) == 0);
+  BOOST_CHECK_EQUAL(st.st_mode & 077, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(expected_versions_that_cannot_hold_are_conflicts_that_write_nothing) {
+  varve_test::store_fixture f;
+  BOOST_REQUIRE(f.store->append("s", expected_version::any(), make_events(2)).ok());
+  for (auto e : {expected_version::exact(~std::uint64_t{0}), expected_version::exact(3),
+                 expected_version::no_stream()}) {
+    auto r = f.store->append("s", e, make_events(1));
+    BOOST_REQUIRE(!r.ok());
+    BOOST_CHECK_EQUAL(r.err().code(), errc::wrong_expected_version);
+  }
+  auto missing = f.store->append("t", expected_version::stream_exists(), make_events(1));
+  BOOST_CHECK(!missing.ok() && missing.err().code() == errc::wrong_expected_version);
+  BOOST_CHECK_EQUAL(f.head(), 2u);
+}
