@@ -12,6 +12,7 @@ packages=(
   libcli11-dev libboost-dev     # varvectl: arguments; base64 (Boost.Archive's iterators)
   jq                            # varvectl's tests read its JSON output
   nlohmann-json3-dev            # JSON: projection state, varvectl
+  clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/test.sh --fuzz)
 )
 
 missing=()

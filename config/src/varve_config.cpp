@@ -64,9 +64,9 @@ varve_config::varve_config() {
            "at-least-once: save the cursor at least this often")
       .add(serve_host, "serve-host", "address the store service listens on")
       .add(serve_port, "serve-port", "port of the store service");
-  set("scheduler.policy", caf::atom("sharing"));
-  set("scheduler.max-threads", 1);
-  set("logger.console", caf::atom("none"));
+  caf::put(content, "scheduler.policy", caf::atom("sharing"));
+  caf::put(content, "scheduler.max-threads", std::size_t{1});
+  caf::put(content, "logger.console", caf::atom("none"));
 }
 
 result<void> varve_config::check() const {
