@@ -49,38 +49,48 @@ using job = std::pair<std::string, account::command>;
 
 /// A client: sends its commands one after the other, each after the answer
 /// to the previous one, then reports (accepted, rejected) to `collector`.
-void client(caf::event_based_actor* self, registry_actor<account> accounts,
+struct client_state {
+  static inline const char* name = "bank.client";
+  registry_actor<account> accounts;
+  std::shared_ptr<const std::vector<job>> jobs;
+  caf::actor collector;
+  std::size_t next = 0, accepted = 0, rejected = 0;
+};
+
+using client_pointer = caf::stateful_actor<client_state>*;
+
+void send_next(client_pointer self) {
+  auto& st = self->state;
+  if (st.next == st.jobs->size()) {
+    self->send(st.collector, st.accepted, st.rejected);
+    self->quit();
+    return;
+  }
+  const job& j = (*st.jobs)[st.next++];
+  std::visit(
+      [&](const auto& cmd) {
+        self->request(st.accounts, caf::infinite, command_atom_v, j.first, cmd)
+            .then(
+                [self](const command_reply&) {
+                  ++self->state.accepted;
+                  send_next(self);
+                },
+                [self](caf::error& e) {
+                  if (error_from(e).code() != errc::rejected)
+                    std::fprintf(stderr, "bank: %s\n", error_from(e).to_string().c_str());
+                  ++self->state.rejected;
+                  send_next(self);
+                });
+      },
+      j.second);
+}
+
+void client(client_pointer self, registry_actor<account> accounts,
             std::shared_ptr<const std::vector<job>> jobs, caf::actor collector) {
-  struct progress {
-    std::size_t next = 0, accepted = 0, rejected = 0;
-  };
-  auto p = std::make_shared<progress>();
-  auto step = std::make_shared<std::function<void()>>();
-  *step = [=] {
-    if (p->next == jobs->size()) {
-      self->send(collector, p->accepted, p->rejected);
-      self->quit();
-      return;
-    }
-    const job& j = (*jobs)[p->next++];
-    std::visit(
-        [&](const auto& cmd) {
-          self->request(accounts, caf::infinite, command_atom_v, j.first, cmd)
-              .then(
-                  [=](const command_reply&) {
-                    ++p->accepted;
-                    (*step)();
-                  },
-                  [=](caf::error& e) {
-                    if (error_from(e).code() != errc::rejected)
-                      std::fprintf(stderr, "bank: %s\n", error_from(e).to_string().c_str());
-                    ++p->rejected;
-                    (*step)();
-                  });
-        },
-        j.second);
-  };
-  (*step)();
+  self->state.accounts = std::move(accounts);
+  self->state.jobs = std::move(jobs);
+  self->state.collector = std::move(collector);
+  send_next(self);
 }
 
 /// The exactly-once balances projection: view "balances", account stream ->

@@ -102,8 +102,10 @@ void check_store(const std::string& dir, const std::map<global_position, acknowl
   // Positions gapless, records decode, index and heads agree with the log.
   auto report = store.verify();
   BOOST_REQUIRE(report.ok());
-  BOOST_REQUIRE_MESSAGE(report->faults.empty(),
-                        "round " << round << ": " << report->faults.front());
+  BOOST_REQUIRE_MESSAGE(
+      report->faults.empty(),
+      "round " << round << ": "
+               << (report->faults.empty() ? std::string() : report->faults.front()));
 
   auto txn = store.read().value();
   // Every acknowledged event is there, with its payload, where it was acknowledged.

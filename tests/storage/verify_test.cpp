@@ -40,7 +40,8 @@ BOOST_AUTO_TEST_CASE(a_sound_store_verifies_without_faults) {
   std::uint64_t last_done = 0;
   auto report = store->verify([&](std::uint64_t done, std::uint64_t) { last_done = done; });
   BOOST_REQUIRE(report.ok());
-  BOOST_CHECK_MESSAGE(report->faults.empty(), report->faults.front());
+  BOOST_CHECK_MESSAGE(report->faults.empty(),
+                      (report->faults.empty() ? std::string() : report->faults.front()));
   BOOST_CHECK_EQUAL(report->events, 455u);
   BOOST_CHECK_EQUAL(report->streams, 4u);
   BOOST_CHECK_EQUAL(report->shredded, 5u);
