@@ -745,6 +745,11 @@ result<void> store_impl::shred(std::string_view stream) {
       rc = erase_stream_data(t.get(), dbs, *head, failure);
     }
     if (failure) return std::move(*failure);
+    if (rc == 0) {  // a snapshot holds the stream's data in clear: it goes too
+      MDB_val k = lmdb::to_val(key.view());
+      rc = mdb_del(t.get(), dbs.snapshots, &k, nullptr);
+      if (rc == MDB_NOTFOUND) rc = 0;
+    }
     if (rc == 0) {
       head->state = stream_state::shredded;
       rc = t.put(dbs.stream_heads, key.view(), encode_head(*head));

@@ -336,6 +336,23 @@ BOOST_AUTO_TEST_CASE(an_aggregate_that_throws_is_rebuilt_and_loses_nothing) {
   stop(*this, registry);
 }
 
+BOOST_AUTO_TEST_CASE(a_shredded_aggregate_refuses_commands_and_loses_its_snapshot) {
+  aggregate_options o;
+  o.snapshot_every = 2;
+  auto registry = spawn_registry<account>(sys, context(o));
+  for (int i = 0; i < 3; ++i)
+    BOOST_REQUIRE(!ask(*this, registry, std::string("gone"), bank::deposit{1}));
+  stop(*this, registry);
+  BOOST_REQUIRE(read().snapshot("account-gone").value());
+  BOOST_REQUIRE(store->shred("account-gone").ok());
+  BOOST_CHECK(!read().snapshot("account-gone").value());
+  auto fresh = spawn_aggregate<account>(sys, "gone", context(o));
+  auto refused = ask(*this, fresh, bank::deposit{1});
+  BOOST_REQUIRE(refused);
+  BOOST_CHECK_EQUAL(to_string(refused->code()), "shredded");
+  stop(*this, fresh);
+}
+
 BOOST_AUTO_TEST_CASE(a_rejected_command_appends_nothing) {
   auto registry = spawn_registry<account>(sys, context());
   auto failure = ask(*this, registry, std::string("r"), bank::withdraw{1});

@@ -213,6 +213,7 @@ struct aggregate_state {
   std::chrono::steady_clock::time_point last_active;
   std::uint64_t idle_tick = 0;
   bool idle_timer = false;
+  bool shredded = false;  // the stream was shredded: every command is refused
 };
 
 template <aggregate A>
@@ -228,6 +229,11 @@ result<void> catch_up(aggregate_state<A>& st, std::uint64_t* applied = nullptr) 
   if (!txn) return std::move(txn).err();
   std::optional<error> failure;
   auto apply = [&](const event_view& v) {
+    if (v.shredded) {  // the stream's data is gone: no state to rebuild
+      st.shredded = true;
+      st.version = v.version;
+      return true;
+    }
     auto e = codec::decode(v.type, v.payload);
     if (!e) {
       failure = error{errc::corruption, "stream '" + st.stream + "' version " +
@@ -309,6 +315,11 @@ void handle_command(aggregate_pointer<A> self, typename A::command cmd,
                     caf::typed_response_promise<command_reply> promise, unsigned attempt) {
   using codec = typename codec_of<A>::type;
   auto& st = self->state;
+  if (st.shredded) {
+    promise.deliver(make_error(errc::shredded,
+                               "stream '" + st.stream + "' was shredded and takes no more events"));
+    return;
+  }
   auto events = A::decide(st.state, cmd);
   if (!events) {
     promise.deliver(to_caf(events.err()));

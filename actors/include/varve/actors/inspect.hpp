@@ -70,7 +70,7 @@ typename Inspector::result_type inspect(Inspector& f, append_result& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recorded_event& x) {
   return f(caf::meta::type_name("varve::recorded_event"), x.position, x.stream, x.version, x.id,
-           x.time, x.type, x.metadata, x.payload);
+           x.time, x.type, x.metadata, x.payload, x.shredded);
 }
 
 template <class Inspector>

@@ -284,7 +284,9 @@ class event_store {
 
   /// Forgets a stream's data for good, in one transaction. In an encrypted
   /// store its data key is overwritten and deleted (crypto-shredding); in a
-  /// plain store its events' metadata and payloads are erased. Afterwards
+  /// plain store its events' metadata and payloads are erased; its snapshot
+  /// is deleted in both. LMDB copies pages on write: the old bytes stay in
+  /// free pages of the file until they are reused (see the README). Afterwards
   /// reads return each event's envelope with `shredded` set, whole-log reads
   /// go past them, appends to the stream fail with errc::shredded; counts and
   /// positions do not change. Shredding a shredded stream does nothing.

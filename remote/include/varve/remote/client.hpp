@@ -1,0 +1,80 @@
+// A client of a store service in another process: append and read with the
+// same results (append_result, recorded_event) and errors (errc) as in
+// process. Blocking calls, for the edges of an application (tools, tests,
+// command handlers on their own threads); actors can talk to handle()
+// directly with request(...).then(...).
+//
+// - A service of another protocol version: connect fails with
+//   errc::invalid_argument naming both versions.
+// - A service that is not there, or does not answer within the timeout:
+//   errc::unavailable (never a hang).
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <varve/storage/error.hpp>
+
+#include "varve/remote/protocol.hpp"
+#include "varve/remote/type_ids.hpp"
+
+namespace varve::remote {
+
+struct client_options {
+  std::chrono::milliseconds timeout{10000};   ///< per request, and for the handshake
+  std::uint32_t protocol = protocol_version;  ///< what this client speaks (tests change it)
+};
+
+/// Connects to the service on host:port and shakes hands.
+result<service_actor> connect(caf::actor_system& sys, const std::string& host, std::uint16_t port,
+                              client_options opts = {});
+
+/// A caf::error from a request to the service as a varve::error: Varve's
+/// own errors as they are; a timeout or a vanished service as
+/// errc::unavailable.
+error error_from_remote(const caf::error& e);
+
+class client {
+ public:
+  /// Connects (see connect above).
+  static result<client> open(caf::actor_system& sys, const std::string& host, std::uint16_t port,
+                             client_options opts = {});
+
+  result<append_result> append(append_request request);
+  result<append_result> append(std::string stream, expected_version expected,
+                               std::vector<new_event> events);
+  /// Several streams, atomically.
+  result<std::vector<append_result>> append(std::vector<append_request> requests);
+
+  /// Up to `limit` events of `stream` from version `from` (at most
+  /// max_batch_events per call).
+  result<std::vector<recorded_event>> read_stream(const std::string& stream,
+                                                  stream_version from = 1,
+                                                  direction dir = direction::forward,
+                                                  std::uint64_t limit = max_batch_events);
+  /// Up to `limit` events of the log from position `from`.
+  result<std::vector<recorded_event>> read_log(global_position from = 1,
+                                               direction dir = direction::forward,
+                                               std::uint64_t limit = max_batch_events);
+  /// The raw batch (with the head when it was read).
+  result<event_batch> read_log_batch(global_position from, std::uint64_t limit);
+
+  result<stream_version> shred(const std::string& stream);
+  result<storage_stats> stats();
+
+  const service_actor& handle() const { return service_; }
+
+ private:
+  client(caf::actor_system& sys, service_actor service, client_options opts)
+      : sys_(&sys), service_(std::move(service)), opts_(opts) {}
+
+  caf::actor_system* sys_;
+  service_actor service_;
+  client_options opts_;
+};
+
+}  // namespace varve::remote

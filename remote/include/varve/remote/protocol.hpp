@@ -1,0 +1,77 @@
+// What crosses the wire between a Varve store service (varve_serve) and its
+// clients and remote projection hosts in other processes: CAF's own network
+// layer (the middleman) carries typed messages; nothing home-made.
+//
+// The service actor (service_actor) is a thin typed actor in front of the
+// store's storage actor:
+//
+// - (status_atom, client_protocol) -> service_protocol: the handshake. The
+//   service refuses a client of another protocol version with
+//   errc::invalid_argument naming both versions; clients send it before
+//   anything else (see client.hpp). A service whose interface differs
+//   altogether fails remote_actor with unexpected_actor_messaging_interface,
+//   which the client also reports as a protocol mismatch (invalid_argument).
+// - (append_atom, append_request) -> append_result,
+//   (append_atom, vector<append_request>) -> vector<append_result>:
+//   forwarded to the storage actor (same results, same errors as in process).
+// - (read_atom, stream, from, backward, limit) -> event_batch,
+//   (read_log_atom, from, backward, limit) -> event_batch: read by the
+//   service in its own read transaction, at most max_batch_events events and
+//   about max_batch_bytes bytes per answer (ask again from the next one).
+// - (subscribe_atom, actor) -> head, (unsubscribe_atom, actor): the storage
+//   actor sends the subscriber (committed_atom, head) after every commit that
+//   wrote events, over the network; a subscriber whose node goes away is
+//   dropped.
+// - (shred_atom, stream) -> version, (stats_atom) -> storage_stats.
+//
+// Errors travel as caf::error of category "varve" (varve/actors/error.hpp).
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <varve/actors/storage_actor.hpp>
+
+namespace varve::remote {
+
+/// The version of this protocol; bump it when any message above changes.
+inline constexpr std::uint32_t protocol_version = 1;
+
+/// Upper bounds of one read answer.
+inline constexpr std::uint64_t max_batch_events = 10000;
+inline constexpr std::size_t max_batch_bytes = 8u << 20;
+
+/// Events read by the service, and the log's head when they were read.
+/// `shredded` holds one byte per event, 1 for an event of a shredded stream
+/// (recorded_event's own inspector does not carry that flag).
+struct event_batch {
+  std::vector<recorded_event> events;
+  std::string shredded;
+  global_position head = 0;
+
+  /// The events with their `shredded` flags restored.
+  std::vector<recorded_event> take() &&;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
+  return f(caf::meta::type_name("varve::remote::event_batch"), x.events, x.shredded, x.head);
+}
+
+using service_actor = caf::typed_actor<
+    caf::replies_to<status_atom, std::uint32_t>::with<std::uint32_t>,
+    caf::replies_to<append_atom, append_request>::with<append_result>,
+    caf::replies_to<append_atom, std::vector<append_request>>::with<std::vector<append_result>>,
+    caf::replies_to<read_atom, std::string, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
+    caf::replies_to<read_log_atom, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
+    caf::replies_to<subscribe_atom, caf::actor>::with<std::uint64_t>,
+    caf::reacts_to<unsubscribe_atom, caf::actor>,
+    caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,
+    caf::replies_to<stats_atom>::with<storage_stats>>;
+
+}  // namespace varve::remote

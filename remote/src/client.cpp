@@ -1,0 +1,116 @@
+#include "varve/remote/client.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/sec.hpp>
+
+#include <varve/actors/error.hpp>
+
+namespace varve::remote {
+
+error error_from_remote(const caf::error& e) {
+  if (e.category() == caf::atom("system")) {
+    const auto s = static_cast<caf::sec>(e.code());
+    if (s == caf::sec::request_timeout)
+      return error{errc::unavailable, "the store service did not answer in time"};
+    if (s == caf::sec::request_receiver_down || s == caf::sec::no_context)
+      return error{errc::unavailable, "the store service is gone (" + caf::to_string(s) + ")"};
+  }
+  return error_from(e);
+}
+
+namespace {
+
+/// One blocking request with a timeout; the answer or the error.
+template <class T, class Handle, class... Ts>
+result<T> ask(caf::actor_system& sys, const Handle& dest, std::chrono::milliseconds timeout,
+              Ts&&... xs) {
+  if (!dest) return error{errc::unavailable, "not connected to a store service"};
+  caf::scoped_actor self{sys};
+  std::optional<result<T>> out;
+  self->request(dest, timeout, std::forward<Ts>(xs)...)
+      .receive([&](T& x) { out.emplace(std::move(x)); },
+               [&](caf::error& e) { out.emplace(error_from_remote(e)); });
+  return std::move(*out);
+}
+
+}  // namespace
+
+result<service_actor> connect(caf::actor_system& sys, const std::string& host, std::uint16_t port,
+                              client_options opts) {
+  const std::string where = host + ":" + std::to_string(port);
+  auto raw = sys.middleman().remote_actor<service_actor>(host, port);
+  if (!raw) {
+    if (raw.error() == caf::sec::unexpected_actor_messaging_interface)
+      return error{errc::invalid_argument,
+                   "protocol version mismatch: client speaks " + std::to_string(opts.protocol) +
+                       ", the service at " + where +
+                       " offers another interface (another protocol version)"};
+    return error{errc::unavailable, "cannot connect to the store service at " + where + ": " +
+                                        sys.render(raw.error())};
+  }
+  auto hello = ask<std::uint32_t>(sys, *raw, opts.timeout, status_atom_v, opts.protocol);
+  if (!hello) {
+    auto e = std::move(hello).err();
+    return error{e.code(), "store service at " + where + ": " + e.message()};
+  }
+  if (*hello != opts.protocol)
+    return error{errc::invalid_argument, "protocol version mismatch: client speaks " +
+                                             std::to_string(opts.protocol) + ", service at " +
+                                             where + " speaks " + std::to_string(*hello)};
+  return std::move(*raw);
+}
+
+result<client> client::open(caf::actor_system& sys, const std::string& host, std::uint16_t port,
+                            client_options opts) {
+  auto h = connect(sys, host, port, opts);
+  if (!h) return std::move(h).err();
+  return client{sys, std::move(*h), opts};
+}
+
+result<append_result> client::append(append_request request) {
+  return ask<append_result>(*sys_, service_, opts_.timeout, append_atom_v, std::move(request));
+}
+
+result<append_result> client::append(std::string stream, expected_version expected,
+                                     std::vector<new_event> events) {
+  return append(append_request{std::move(stream), expected, std::move(events)});
+}
+
+result<std::vector<append_result>> client::append(std::vector<append_request> requests) {
+  return ask<std::vector<append_result>>(*sys_, service_, opts_.timeout, append_atom_v,
+                                         std::move(requests));
+}
+
+result<std::vector<recorded_event>> client::read_stream(const std::string& stream,
+                                                        stream_version from, direction dir,
+                                                        std::uint64_t limit) {
+  auto b = ask<event_batch>(*sys_, service_, opts_.timeout, read_atom_v, stream, from,
+                            dir == direction::backward, limit);
+  if (!b) return std::move(b).err();
+  return std::move(*b).take();
+}
+
+result<std::vector<recorded_event>> client::read_log(global_position from, direction dir,
+                                                     std::uint64_t limit) {
+  auto b = ask<event_batch>(*sys_, service_, opts_.timeout, read_log_atom_v, from,
+                            dir == direction::backward, limit);
+  if (!b) return std::move(b).err();
+  return std::move(*b).take();
+}
+
+result<event_batch> client::read_log_batch(global_position from, std::uint64_t limit) {
+  return ask<event_batch>(*sys_, service_, opts_.timeout, read_log_atom_v, from, false, limit);
+}
+
+result<stream_version> client::shred(const std::string& stream) {
+  return ask<std::uint64_t>(*sys_, service_, opts_.timeout, shred_atom_v, stream);
+}
+
+result<storage_stats> client::stats() {
+  return ask<storage_stats>(*sys_, service_, opts_.timeout, stats_atom_v);
+}
+
+}  // namespace varve::remote

@@ -1,0 +1,125 @@
+#include "varve/remote/service.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <varve/actors/error.hpp>
+#include <varve/projections/projection.hpp>
+
+namespace varve::remote {
+
+std::vector<recorded_event> event_batch::take() && {
+  for (std::size_t i = 0; i < events.size() && i < shredded.size(); ++i)
+    events[i].shredded = shredded[i] != 0;
+  return std::move(events);
+}
+
+void configure_remote(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+  cfg.add_message_types<caf::id_block::varve>();
+  cfg.add_message_types<caf::id_block::varve_projections>();
+  cfg.add_message_types<caf::id_block::varve_remote>();
+  add_error_category(cfg);
+}
+
+namespace {
+
+/// Copies the events `views` of `txn` into a batch, up to the byte bound.
+result<event_batch> to_batch(const read_transaction& txn, const std::vector<event_view>& views) {
+  event_batch out;
+  out.head = txn.head();
+  out.events.reserve(views.size());
+  out.shredded.reserve(views.size());
+  std::size_t bytes = 0;
+  for (const auto& v : views) {
+    if (!out.events.empty() && bytes >= max_batch_bytes) break;
+    auto name = txn.stream_name(v.stream_id);
+    if (!name) return std::move(name).err();
+    out.events.push_back(recorded_event::from(v, *name));
+    out.shredded.push_back(v.shredded ? 1 : 0);
+    bytes += v.type.size() + v.payload.size() + v.metadata.size() + name->size() + 64;
+  }
+  return out;
+}
+
+caf::result<event_batch> answer(result<event_batch>&& r) {
+  if (!r) return to_caf(r.err());
+  return std::move(r).value();
+}
+
+struct service_state {
+  static inline const char* name = "varve.service";
+  std::shared_ptr<event_store> store;
+  storage_actor storage;
+};
+
+service_actor::behavior_type service_behavior(service_actor::stateful_pointer<service_state> self,
+                                              std::shared_ptr<event_store> store,
+                                              storage_actor storage) {
+  self->state.store = std::move(store);
+  self->state.storage = std::move(storage);
+  return {
+      [](status_atom, std::uint32_t client) -> caf::result<std::uint32_t> {
+        if (client != protocol_version)
+          return make_error(errc::invalid_argument,
+                            "protocol version mismatch: client speaks " + std::to_string(client) +
+                                ", service speaks " + std::to_string(protocol_version));
+        return protocol_version;
+      },
+      [self](append_atom a, append_request& r) {
+        return self->delegate(self->state.storage, a, std::move(r));
+      },
+      [self](append_atom a, std::vector<append_request>& r) {
+        return self->delegate(self->state.storage, a, std::move(r));
+      },
+      [self](read_atom, const std::string& stream, std::uint64_t from, bool backward,
+             std::uint64_t limit) -> caf::result<event_batch> {
+        auto txn = self->state.store->read();
+        if (!txn) return to_caf(txn.err());
+        auto views =
+            txn->read_stream(stream, from, backward ? direction::backward : direction::forward,
+                             std::min(limit, max_batch_events));
+        if (!views) return to_caf(views.err());
+        return answer(to_batch(*txn, *views));
+      },
+      [self](read_log_atom, std::uint64_t from, bool backward,
+             std::uint64_t limit) -> caf::result<event_batch> {
+        auto txn = self->state.store->read();
+        if (!txn) return to_caf(txn.err());
+        auto views = txn->read_log(from, backward ? direction::backward : direction::forward,
+                                   std::min(limit, max_batch_events));
+        if (!views) return to_caf(views.err());
+        return answer(to_batch(*txn, *views));
+      },
+      [self](subscribe_atom a, caf::actor& subscriber) {
+        return self->delegate(self->state.storage, a, std::move(subscriber));
+      },
+      [self](unsubscribe_atom a, caf::actor& subscriber) {
+        self->send(self->state.storage, a, std::move(subscriber));
+      },
+      [self](shred_atom a, std::string& stream) {
+        return self->delegate(self->state.storage, a, std::move(stream));
+      },
+      [self](stats_atom a) { return self->delegate(self->state.storage, a); },
+  };
+}
+
+}  // namespace
+
+service_actor spawn_service(caf::actor_system& sys, std::shared_ptr<event_store> store,
+                            storage_actor storage) {
+  return sys.spawn(service_behavior, std::move(store), std::move(storage));
+}
+
+result<std::uint16_t> publish(caf::actor_system& sys, const service_actor& service,
+                              const std::string& host, std::uint16_t port) {
+  auto p = sys.middleman().publish(service, port, host.c_str(), true);
+  if (!p)
+    return error{errc::unavailable, "cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                                        sys.render(p.error())};
+  return *p;
+}
+
+}  // namespace varve::remote

@@ -1,0 +1,450 @@
+// varve::remote across real processes on loopback: varve_serve runs as a
+// child process (posix_spawn; its port read from its stdout), the test
+// process is the client and the remote projection host.
+#define BOOST_TEST_MODULE remote
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <caf/scoped_actor.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+#include <varve/remote/client.hpp>
+#include <varve/remote/projection_host.hpp>
+#include <varve/remote/service.hpp>
+
+#include "../actors/actor_fixture.hpp"
+
+extern char** environ;
+
+using namespace varve;
+using namespace std::chrono_literals;
+using varve_test::make_events;
+using varve_test::temp_dir;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// A varve_serve child process.
+struct service_process {
+  pid_t pid = 0;
+  std::uint16_t port = 0;
+
+  /// Starts it on `dir`; port 0: any free port.
+  void start(const std::string& dir, std::uint16_t want_port = 0) {
+    int fds[2];
+    BOOST_REQUIRE(::pipe(fds) == 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    std::vector<std::string> args{VARVE_SERVE, "--varve.data-dir=" + dir, "--varve.sync=no_sync",
+                                  "--varve.map-size-mib=256", "--logger.console=none"};
+    if (want_port == 0)
+      args.push_back("--any-port");
+    else
+      args.push_back("--varve.serve-port=" + std::to_string(want_port));
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = posix_spawn(&pid, VARVE_SERVE, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    BOOST_REQUIRE_MESSAGE(rc == 0, "posix_spawn: " << rc);
+    std::string out;
+    char c;
+    while (out.find('\n') == std::string::npos && ::read(fds[0], &c, 1) == 1)
+      out += c;
+    ::close(fds[0]);
+    const auto colon = out.rfind(':');
+    BOOST_REQUIRE_MESSAGE(out.starts_with("listening on ") && colon != std::string::npos,
+                          "varve_serve said: '" << out << "'");
+    port = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
+    BOOST_TEST_MESSAGE("varve_serve " << pid << " " << out.substr(0, out.size() - 1));
+  }
+
+  /// Sends `sig` and waits for the exit; the exit status.
+  int stop(int sig = SIGTERM) {
+    if (pid == 0) return 0;
+    ::kill(pid, sig);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    pid = 0;
+    return status;
+  }
+  ~service_process() { stop(SIGKILL); }
+};
+
+struct remote_config : varve_test::actor_config {
+  remote_config() { remote::configure_remote(*this); }
+};
+
+/// The test process: an actor system with the middleman, and a local store
+/// with its storage actor for the projection hosts.
+struct fixture {
+  temp_dir dir;
+  std::shared_ptr<event_store> local;
+  remote_config cfg;
+  caf::actor_system sys{cfg};
+  storage_actor local_storage;
+  service_process service;
+
+  fixture() {
+    local = varve_test::open_store(varve_test::test_options(dir / "local"));
+    local_storage = spawn_storage(sys, local);
+  }
+  ~fixture() {
+    service.stop(SIGKILL);
+    caf::anon_send_exit(local_storage, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+  }
+
+  std::string service_dir() const { return (dir / "service").string(); }
+
+  remote::client client(remote::client_options o = {}) {
+    auto c = remote::client::open(sys, "127.0.0.1", service.port, o);
+    BOOST_REQUIRE_MESSAGE(c.ok(), "connect: " << varve_test::describe(c));
+    return std::move(c).value();
+  }
+
+  projection_status status(const remote::remote_projection_actor& h) {
+    caf::scoped_actor self{sys};
+    projection_status out;
+    self->request(h, caf::infinite, status_atom_v)
+        .receive([&](projection_status& s) { out = std::move(s); },
+                 [&](caf::error& e) { BOOST_FAIL("status: " << sys.render(e)); });
+    return out;
+  }
+
+  /// Waits until the host has handled the log up to `head`.
+  projection_status wait_for(const remote::remote_projection_actor& h, global_position head,
+                             std::chrono::seconds limit = 120s) {
+    const auto deadline = clock_type::now() + limit;
+    for (;;) {
+      auto s = status(h);
+      BOOST_REQUIRE_MESSAGE(s.state != "failed", "host failed: " << s.error);
+      if (s.position >= head) return s;
+      BOOST_REQUIRE_MESSAGE((clock_type::now() < deadline), "host at " << s.position << " of "
+                                                                       << head << " (" << s.state
+                                                                       << ", " << s.error << ")");
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  void stop(const remote::remote_projection_actor& h) {
+    caf::scoped_actor self{sys};
+    self->monitor(h);
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {});
+  }
+};
+
+/// Keeps one row per event (position -> stream:version) and a count per
+/// stream: a duplicate or a lost event shows in the view.
+projection_spec counting(std::string name) {
+  projection_spec spec;
+  spec.name = std::move(name);
+  spec.batch_events = 1000;
+  spec.handle = [](const delivered_event& d, view_batch& view) -> result<void> {
+    char key[32];
+    std::snprintf(key, sizeof key, "event/%020llu",
+                  static_cast<unsigned long long>(d.event.position));
+    view.put(key, std::string(d.stream) + ":" + std::to_string(d.event.version) + ":" +
+                      std::string(d.event.payload));
+    auto count = view.get("count/" + std::string(d.stream));
+    if (!count) return count.err();
+    const long n = *count ? std::stol(**count) : 0;
+    view.put("count/" + std::string(d.stream), std::to_string(n + 1));
+    return {};
+  };
+  return spec;
+}
+
+std::map<std::string, std::string> view_of(event_store& store, const std::string& view) {
+  std::map<std::string, std::string> out;
+  auto txn = store.read();
+  BOOST_REQUIRE(txn.ok());
+  auto n = txn->scan_view(view, "", [&](std::string_view k, std::string_view v) {
+    out.emplace(std::string(k), std::string(v));
+    return true;
+  });
+  BOOST_REQUIRE(n.ok());
+  return out;
+}
+
+/// Appends `total` events over the client, `per` per request, in `streams` streams.
+void fill(remote::client& c, std::size_t total, std::size_t per, int streams,
+          const std::string& prefix = "order") {
+  for (std::size_t done = 0, i = 0; done < total; done += per, ++i) {
+    auto r = c.append(prefix + "-" + std::to_string(i % streams), expected_version::any(),
+                      make_events(std::min(per, total - done), "p" + std::to_string(i)));
+    BOOST_REQUIRE_MESSAGE(r.ok(), "append: " << varve_test::describe(r));
+  }
+}
+
+remote::remote_projection_options host_options(std::uint16_t port) {
+  remote::remote_projection_options o;
+  o.port = port;
+  o.request_timeout = 5000ms;
+  o.min_backoff = 20ms;
+  o.max_backoff = 500ms;
+  return o;
+}
+
+std::uint64_t percentile(std::vector<std::uint64_t> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(remote_suite, fixture)
+
+BOOST_AUTO_TEST_CASE(append_and_read_across_processes) {
+  service.start(service_dir());
+  auto c = client();
+  auto r = c.append("order-1", expected_version::no_stream(), make_events(3, "a"));
+  BOOST_REQUIRE_MESSAGE(r.ok(), varve_test::describe(r));
+  BOOST_TEST(r->first_version == 1u);
+  BOOST_TEST(r->last_version == 3u);
+  BOOST_TEST(r->last_position == 3u);
+  auto r2 = c.append("order-2", expected_version::any(), make_events(2, "b"));
+  BOOST_REQUIRE(r2.ok());
+  BOOST_TEST(r2->first_position == 4u);
+
+  auto events = c.read_stream("order-1");
+  BOOST_REQUIRE_MESSAGE(events.ok(), varve_test::describe(events));
+  BOOST_REQUIRE_EQUAL(events->size(), 3u);
+  BOOST_TEST((*events)[2].payload == "a-2");
+  BOOST_TEST((*events)[2].stream == "order-1");
+  BOOST_TEST((*events)[2].version == 3u);
+
+  auto log = c.read_log(4);
+  BOOST_REQUIRE(log.ok());
+  BOOST_REQUIRE_EQUAL(log->size(), 2u);
+  BOOST_TEST((*log)[0].stream == "order-2");
+  BOOST_TEST((*log)[1].payload == "b-1");
+
+  auto back = c.read_log(from_end, direction::backward, 1);
+  BOOST_REQUIRE(back.ok());
+  BOOST_REQUIRE_EQUAL(back->size(), 1u);
+  BOOST_TEST(back->front().position == 5u);
+
+  auto stats = c.stats();
+  BOOST_REQUIRE(stats.ok());
+  BOOST_TEST(stats->head == 5u);
+
+  // A stream that does not exist: the same answer as in process.
+  auto none = c.read_stream("order-404");
+  if (none.ok())
+    BOOST_TEST(none->empty());
+  else
+    BOOST_TEST(none.err().code() == errc::not_found);
+}
+
+BOOST_AUTO_TEST_CASE(errors_as_in_process) {
+  service.start(service_dir());
+  auto c = client({2000ms});  // a short timeout: the dead-service check below
+  BOOST_REQUIRE(c.append("acct-1", expected_version::no_stream(), make_events(2)).ok());
+
+  auto conflict = c.append("acct-1", expected_version::exact(1), make_events(1));
+  BOOST_REQUIRE(!conflict.ok());
+  BOOST_TEST(conflict.err().code() == errc::wrong_expected_version);
+
+  auto bad = c.append("", expected_version::any(), make_events(1));
+  BOOST_REQUIRE(!bad.ok());
+  BOOST_TEST(bad.err().code() == errc::invalid_argument);
+
+  auto shredded = c.shred("acct-1");
+  BOOST_REQUIRE_MESSAGE(shredded.ok(), varve_test::describe(shredded));
+  auto late = c.append("acct-1", expected_version::any(), make_events(1));
+  BOOST_REQUIRE(!late.ok());
+  BOOST_TEST(late.err().code() == errc::shredded);
+  // Shredded events keep their envelope, flagged, over the wire too.
+  auto log = c.read_log(1);
+  BOOST_REQUIRE(log.ok());
+  BOOST_REQUIRE_EQUAL(log->size(), 2u);
+  BOOST_TEST(log->front().shredded);
+  BOOST_TEST(log->front().payload.empty());
+
+  // A client of another protocol version is refused, naming both versions.
+  remote::client_options other;
+  other.protocol = remote::protocol_version + 41;
+  auto mismatch = remote::client::open(sys, "127.0.0.1", service.port, other);
+  BOOST_REQUIRE(!mismatch.ok());
+  BOOST_TEST(mismatch.err().code() == errc::invalid_argument);
+  const auto text = mismatch.err().message();
+  BOOST_TEST_MESSAGE("mismatch: " << text);
+  BOOST_TEST(text.find(std::to_string(other.protocol)) != std::string::npos);
+  BOOST_TEST(text.find(std::to_string(remote::protocol_version)) != std::string::npos);
+
+  // A dead service: errc::unavailable, quickly, never a hang.
+  const auto port = service.port;
+  service.stop(SIGKILL);
+  const auto t0 = clock_type::now();
+  auto dead = c.append("acct-2", expected_version::any(), make_events(1));
+  BOOST_REQUIRE(!dead.ok());
+  BOOST_TEST(dead.err().code() == errc::unavailable);
+  auto refused = remote::client::open(sys, "127.0.0.1", port, {2000ms});
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.err().code() == errc::unavailable);
+  BOOST_TEST((clock_type::now() - t0 < 6s));
+}
+
+BOOST_AUTO_TEST_CASE(projection_catches_up_on_100k_and_follows_live) {
+  service.start(service_dir());
+  auto c = client();
+  constexpr std::size_t total = 100000;
+  fill(c, total, 1000, 50);
+
+  const auto t0 = clock_type::now();
+  auto host = remote::spawn_remote_projection(sys, local, local_storage, counting("orders"),
+                                              host_options(service.port));
+  auto s = wait_for(host, total);
+  const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  BOOST_TEST_MESSAGE("remote catch-up: " << total << " events in " << secs << " s = "
+                                         << static_cast<long>(total / secs) << " events/s");
+  BOOST_TEST(s.handled == total);
+
+  // Live: each append shows in the local view.
+  std::vector<std::uint64_t> latencies;
+  for (int i = 0; i < 300; ++i) {
+    const auto start = clock_type::now();
+    auto r = c.append("live-" + std::to_string(i % 7), expected_version::any(), make_events(1));
+    BOOST_REQUIRE(r.ok());
+    wait_for(host, r->last_position, 30s);
+    latencies.push_back(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start).count()));
+  }
+  BOOST_TEST_MESSAGE("remote live latency (append -> local view): p50 "
+                     << percentile(latencies, 0.5) << " us, p99 " << percentile(latencies, 0.99)
+                     << " us");
+  s = status(host);
+  BOOST_TEST(s.state == "live");
+  BOOST_TEST(s.handled == total + 300);
+  auto view = view_of(*local, "orders");
+  BOOST_TEST(view.size() == total + 300 + 50 + 7);  // one row per event, one count per stream
+  BOOST_TEST(view["count/live-0"] == "43");
+  stop(host);
+}
+
+BOOST_AUTO_TEST_CASE(service_killed_mid_stream_and_restarted) {
+  service.start(service_dir());
+  const auto port = service.port;
+  {
+    auto c = client();
+    fill(c, 20000, 500, 20);
+  }
+  auto host = remote::spawn_remote_projection(sys, local, local_storage, counting("orders"),
+                                              host_options(port));
+  // A writer in this process appends while the service dies and comes back.
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> acked{0}, failed{0};
+  std::thread writer([&] {
+    std::optional<remote::client> c;
+    int i = 0;
+    while (!done) {
+      if (!c) {
+        auto o = remote::client::open(sys, "127.0.0.1", port, {1000ms});
+        if (!o) {
+          std::this_thread::sleep_for(20ms);
+          continue;
+        }
+        c.emplace(std::move(o).value());
+      }
+      auto r = c->append("live-" + std::to_string(i++ % 5), expected_version::any(),
+                         make_events(10, "w"));
+      if (r)
+        ++acked;
+      else {
+        ++failed;
+        c.reset();
+      }
+    }
+  });
+  // Kill the service while the host is still catching up.
+  std::this_thread::sleep_for(300ms);
+  const auto before = status(host);
+  BOOST_TEST_MESSAGE("kill at host position " << before.position);
+  BOOST_TEST(service.stop(SIGKILL) != 0);
+  std::this_thread::sleep_for(500ms);
+  BOOST_TEST(status(host).state == "connecting");
+  service.start(service_dir(), port);
+  std::this_thread::sleep_for(1000ms);
+  done = true;
+  writer.join();
+  BOOST_TEST_MESSAGE("writer: " << acked << " appends acknowledged, " << failed << " failed");
+  BOOST_TEST(acked > 0u);
+
+  auto c = client();
+  auto head = c.stats();
+  BOOST_REQUIRE(head.ok());
+  auto s = wait_for(host, head->head);
+  BOOST_TEST(s.position == head->head);
+  stop(host);
+  service.stop(SIGTERM);
+
+  // An in-process rebuild over the service's store gives the same view.
+  auto remote_view = view_of(*local, "orders");
+  {
+    auto store = std::shared_ptr<event_store>(
+        varve_test::open_store(varve_test::test_options(service_dir())));
+    auto storage = spawn_storage(sys, store);
+    auto p = spawn_projection(sys, store, storage, counting("rebuild"));
+    caf::scoped_actor self{sys};
+    for (;;) {
+      projection_status st;
+      self->request(p, caf::infinite, status_atom_v)
+          .receive([&](projection_status& x) { st = x; },
+                   [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+      if (st.position >= head->head) break;
+      std::this_thread::sleep_for(5ms);
+    }
+    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
+    self->wait_for(p, storage);
+    auto rebuilt = view_of(*store, "rebuild");
+    BOOST_TEST(rebuilt.size() == remote_view.size());
+    BOOST_TEST((rebuilt == remote_view));
+  }
+  BOOST_TEST(remote_view.size() == head->head + 25);
+}
+
+BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
+  service.start(service_dir());
+  auto c = client();
+  fill(c, 5000, 500, 5);
+  auto host = remote::spawn_remote_projection(sys, local, local_storage, counting("orders"),
+                                              host_options(service.port));
+  BOOST_TEST(wait_for(host, 5000).handled == 5000u);
+  stop(host);
+  {
+    auto txn = local->read();
+    BOOST_REQUIRE(txn.ok());
+    auto cur = txn->cursor("orders");
+    BOOST_REQUIRE(cur.ok() && cur->has_value());
+    BOOST_TEST(**cur == 5000u);
+  }
+  fill(c, 3000, 500, 5, "more");
+  host = remote::spawn_remote_projection(sys, local, local_storage, counting("orders"),
+                                         host_options(service.port));
+  auto s = wait_for(host, 8000);
+  BOOST_TEST(s.handled == 3000u);  // only the new events
+  stop(host);
+  auto view = view_of(*local, "orders");
+  BOOST_TEST(view.size() == 8000u + 5 + 5);
+  BOOST_TEST(view["count/order-0"] == "1000");
+  BOOST_TEST(view["count/more-0"] == "1000");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
