@@ -52,7 +52,7 @@ if [ "$mode" = fuzz ]; then
 fi
 
 build=build
-cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=OFF)
 ctest_args=()
 if [ "$mode" = sanitize ]; then
   build=build-sanitize
