@@ -426,7 +426,14 @@ result<store_stats> event_store::stats() const {
   mdb_env_info(impl_->env.get(), &info);
   mdb_env_stat(impl_->env.get(), &st);
   s.used_bytes = (info.me_last_pgno + 1) * std::uint64_t{st.ms_psize};
-  s.commits = impl_->commits.load(std::memory_order_relaxed);
+  {
+    MDB_txn* raw = txn->state_->txn.get();
+    MDB_val k = lmdb::to_val("counts"), v{};
+    if (mdb_get(raw, impl_->dbs.meta, &k, &v) == 0 && v.mv_size == 16) {
+      s.commits = bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data));
+      s.events_committed = bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data) + 8);
+    }
+  }
   s.events_written = impl_->events_written.load(std::memory_order_relaxed);
   s.encrypted = encrypted();
   return s;

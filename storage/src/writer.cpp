@@ -514,6 +514,25 @@ write_outcome apply_request(batch_txn& b, const write_request& req) {
   return results;
 }
 
+/// Adds this transaction to the counts kept in meta under "counts":
+/// commits:u64 events:u64 (little-endian).
+int count_commit(batch_txn& b) {
+  MDB_val k = lmdb::to_val("counts"), v{};
+  std::uint64_t commits = 0, events = 0;
+  int rc = mdb_get(b.txn, b.store.dbs.meta, &k, &v);
+  if (rc == 0 && v.mv_size == 16) {
+    commits = bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data));
+    events = bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data) + 8);
+  } else if (rc != 0 && rc != MDB_NOTFOUND) {
+    return rc;
+  }
+  char value[16];
+  bytes::put_le<std::uint64_t>(value, commits + 1);
+  bytes::put_le<std::uint64_t>(value + 8, events + b.events);
+  MDB_val nv{sizeof value, value};
+  return mdb_put(b.txn, b.store.dbs.meta, &k, &nv, 0);
+}
+
 result<std::uint64_t> last_key(MDB_txn* txn, MDB_dbi dbi) {
   auto c = lmdb::cursor::open(txn, dbi);
   if (!c) return std::move(c).err();
@@ -648,6 +667,16 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
       t.abort();
       cache.expected_txn_id = txn_id;
       return outcomes;
+    }
+    // The store's own count of commits and events, for every process.
+    if (int rc = count_commit(b); rc != 0) {
+      if (rc == MDB_MAP_FULL) {
+        t.abort();
+        auto grown = grow_map();
+        if (!grown) return std::move(grown).err();
+        continue;
+      }
+      return lmdb::to_error(rc, "counting the commit");
     }
     if (timing) timing->apply_ns = elapsed_ns(started);
     const auto committing = steady::now();

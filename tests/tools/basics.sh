@@ -94,10 +94,11 @@ check_eq "$(jq -c . "$T/out" | head -1)" '{"stream":"acc-1","version":3,"last_po
 
 # --- stats
 expect 0 "stats --json" -- stats --json
-check_jq '.events == 6 and .streams == 2 and .commits == null and .events_per_commit == null and .size_bytes > 0 and .map_use > 0 and .encrypted == false' "stats JSON"
+check_jq '.events == 6 and .streams == 2 and .commits == 6 and .events_per_commit == 1 and .size_bytes > 0 and .map_use > 0 and .encrypted == false' "stats JSON"
 expect 0 "stats" -- stats
 check_grep '^events: +6$' "$T/out" "stats events"
-check_grep '^commits: +not recorded' "$T/out" "stats says commits are not recorded"
+check_grep '^commits: +6$' "$T/out" "stats counts the store's commits"
+check_grep '^events per commit: +1.0$' "$T/out" "stats events per commit"
 
 # --- where the store is: --db beats VARVE_DB; the default is ./var/demo
 expect 0 "--db beats VARVE_DB" -- --db "$T/other" stats --json
