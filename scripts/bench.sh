@@ -2,11 +2,11 @@
 # Runs the benchmarks of shared/design/BENCHMARKS.md side by side in one run and
 # summarizes them (bench/README.md).
 #
-#   scripts/bench.sh               W1a, W1b, W2 (1..1024 writers), W3, W4 on every
-#                                  system, 1M events (a few minutes)
-#   scripts/bench.sh --quick       W1a, W1b, W2 at 1 and 64 writers, W3, 100k events
-#                                  (under a minute once built)
-#   scripts/bench.sh --workloads W2,W3 --systems lmdb-group,postgres --writers 1,64
+#   scripts/bench.sh               W1a..W8: W1a, W1b, W2 (1..1024 writers), W3, W4 on
+#                                  every system, W5..W8 on varve, 1M events (~4-8 min)
+#   scripts/bench.sh --quick       W1a, W1b, W2 at 1 and 64 writers, W3 on every system,
+#                                  W5, W6, W7 on varve, 100k events (under a minute once built)
+#   scripts/bench.sh --workloads W2,W3 --systems varve,lmdb-group --writers 1,64
 #
 # Writes bench/results/<run>.jsonl (one JSON object per measurement, then the
 # summary), bench/results/<run>.md and the W2 plots, <run> being the UTC start
@@ -17,15 +17,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   echo
   echo "Options: --quick  --workloads LIST  --systems LIST  --writers LIST  --events N"
-  echo "Systems: lmdb-raw lmdb-group sqlite postgres"
+  echo "Systems: varve lmdb-raw lmdb-group sqlite postgres"
+  echo "Workloads: W1a W1b (W1) W2 W3 W4 W5 W6 W7 W8 (all); W5..W8 are varve's only"
 }
 
 quick=0
 workloads=""
-systems="lmdb-raw,lmdb-group,sqlite,postgres"
+systems="varve,lmdb-raw,lmdb-group,sqlite,postgres"
 writers=""
 events=""
 while [ $# -gt 0 ]; do
@@ -46,13 +47,13 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$quick" = 1 ]; then
-  : "${workloads:=W1a,W1b,W2,W3}"
+  : "${workloads:=W1a,W1b,W2,W3,W5,W6,W7}"
   : "${writers:=1,64}"
   : "${events:=100000}"
   w2_seconds=1
   w2_warmup=0.2
 else
-  : "${workloads:=W1a,W1b,W2,W3,W4}"
+  : "${workloads:=W1a,W1b,W2,W3,W4,W5,W6,W7,W8}"
   : "${writers:=1,16,64,256,1024}"
   : "${events:=1000000}"
   w2_seconds=3
@@ -60,7 +61,7 @@ else
 fi
 for s in ${systems//,/ }; do
   case "$s" in
-    lmdb-raw | lmdb-group | sqlite | postgres) ;;
+    varve | lmdb-raw | lmdb-group | sqlite | postgres) ;;
     *) echo "bench: unknown system '$s'" >&2; exit 2 ;;
   esac
 done
@@ -162,7 +163,12 @@ CONF
 # Workload by workload, and for W2 writer count by writer count, every system
 # runs back to back: on a shared, noisy machine the figures compared with each
 # other are then measured as close together in time as they can be.
-program() {  # the benchmark program of a system
+program() {  # program SYSTEM WORKLOAD: the benchmark program that runs it
+  case "$1:$2" in
+    varve:W2 | varve:W5) echo build/bench/varve_bench_varve_actors ;;
+    varve:W6) echo build/bench/varve_bench_varve_projections ;;
+    varve:*) echo build/bench/varve_bench_varve_storage ;;
+  esac
   case "$1" in
     lmdb-raw) echo build/bench/varve_bench_lmdb_raw ;;
     lmdb-group) echo build/bench/varve_bench_lmdb_group ;;
@@ -172,6 +178,8 @@ program() {  # the benchmark program of a system
 }
 supports() {  # supports SYSTEM WORKLOAD
   case "$1:$2" in
+    varve:W1a | varve:W1b | varve:W2 | varve:W3 | varve:W4) return 0 ;;
+    varve:W5 | varve:W6 | varve:W7 | varve:W8) return 0 ;;
     lmdb-raw:W1a | lmdb-raw:W1b | lmdb-raw:W2 | lmdb-raw:W3 | lmdb-raw:W4) return 0 ;;
     lmdb-group:W2) return 0 ;;
     sqlite:W1a | sqlite:W1b | sqlite:W2 | sqlite:W3 | sqlite:W4) return 0 ;;
@@ -183,10 +191,9 @@ supports() {  # supports SYSTEM WORKLOAD
 expanded=()
 for w in ${workloads//,/ }; do
   case "$w" in
-    all) expanded+=(W1a W1b W2 W3 W4) ;;
+    all) expanded+=(W1a W1b W2 W3 W4 W5 W6 W7 W8) ;;
     W1) expanded+=(W1a W1b) ;;
-    W1a | W1b | W2 | W3 | W4) expanded+=("$w") ;;
-    W5 | W6 | W7 | W8) echo "bench: $w has no baseline here (Varve-only), skipped" >&2 ;;
+    W1a | W1b | W2 | W3 | W4 | W5 | W6 | W7 | W8) expanded+=("$w") ;;
     *) echo "bench: unknown workload '$w'" >&2; exit 2 ;;
   esac
 done
@@ -212,7 +219,14 @@ run_one() {  # run_one SYSTEM WORKLOAD [extra options]: a failure is noted, the 
     if [ "$pg_ok" != 1 ]; then failed+=("$s $w (no server)"); return 0; fi
     extra=(--conninfo "$pg_conninfo")
   fi
-  if ! "$(program "$s")" "${common[@]}" --workloads "$w" "${extra[@]}" "$@"; then
+  if [ "$s" = varve ] && [ "$quick" = 1 ]; then
+    # varve's W5 with fewer repetitions, W6 with a shorter live phase
+    case "$w" in
+      W5) extra=(--w5-repeat 20) ;;
+      W6) extra=(--w6-live-seconds 1) ;;
+    esac
+  fi
+  if ! "$(program "$s" "$w")" "${common[@]}" --workloads "$w" "${extra[@]}" "$@"; then
     echo "bench: $s $w $* failed" >&2
     failed+=("$s $w $*")
   fi

@@ -43,17 +43,23 @@ struct records {
   }
   static bool encrypted(const json& r) { return r.at("params").value("encrypted", false); }
   static std::uint64_t prefilled(const json& r) { return param_u64(r, "prefilled", 0); }
+  /// "W7" / "W8" for Varve's plain runs measured as those ratios' references.
+  static std::string reference_for(const json& r) {
+    return r.at("params").value("reference_for", "");
+  }
 
   /// The last record of `workload` by `system` (at `writers` writers when given),
-  /// plain (not encrypted) with `prefill` events stored before unless said.
+  /// plain (not encrypted) with `prefill` events stored before unless said,
+  /// and not a reference run unless `reference` names the ratio it is for.
   const json* find(const std::string& workload, const std::string& system,
                    std::optional<std::uint64_t> writers = {}, bool enc = false,
-                   std::uint64_t prefill = 0) const {
+                   std::uint64_t prefill = 0, const std::string& reference = "") const {
     const json* found = nullptr;
     for (const auto& r : all) {
       if (r.value("workload", "") != workload || r.value("system", "") != system) continue;
       if (writers && param_u64(r, "writers", 1) != *writers) continue;
       if (encrypted(r) != enc || prefilled(r) != prefill) continue;
+      if (reference_for(r) != reference) continue;
       found = &r;
     }
     return found;
@@ -154,12 +160,16 @@ json absolute(const records& rs, const std::string& id, const std::string& workl
   return entry(id, std::nullopt, metric, t, vv, vv ? "" : "varve not measured", vv, std::nullopt);
 }
 
-/// varve's figure in one configuration over varve's plain 1M figure.
+/// varve's figure in one configuration over varve's plain figure: the plain
+/// run measured as this ratio's reference (just before it), else the plain
+/// run of the workload.
 json self_ratio(const records& rs, const std::string& id, const std::string& workload,
-                const std::string& metric, const target& t, bool enc, std::uint64_t prefill) {
+                const std::string& metric, const std::optional<target>& t, bool enc,
+                std::uint64_t prefill) {
   const auto changed =
       number(rs.find(workload, "varve", std::nullopt, enc, prefill), "events_per_s");
-  const auto plain = number(rs.find(workload, "varve"), "events_per_s");
+  const json* ref = rs.find(workload, "varve", std::nullopt, false, 0, id);
+  const auto plain = number(ref ? ref : rs.find(workload, "varve"), "events_per_s");
   std::optional<double> value;
   if (changed && plain && *plain > 0) value = *changed / *plain;
   return entry(id, std::nullopt, metric, t, value, value ? "" : "varve not measured", changed,
@@ -214,8 +224,12 @@ json summarize(const records& rs, const std::string& run) {
                             target{"<=", 1000.0}));
   ratios.push_back(self_ratio(rs, "W7", "W1a", "varve W1a encrypted / plain events_per_s",
                               target{">=", 0.7}, true, 0));
+  ratios.push_back(self_ratio(rs, "W7", "W1b", "varve W1b encrypted / plain events_per_s",
+                              target{">=", 0.7}, true, 0));
   ratios.push_back(absolute(rs, "W7", "W3", "events_per_s", "varve W3 encrypted events_per_s",
                             target{">=", 3e6}, true));
+  ratios.push_back(self_ratio(rs, "W7", "W3", "varve W3 encrypted / plain events_per_s",
+                              std::nullopt, true, 0));
   for (const char* w : {"W1a", "W1b", "W3"})
     ratios.push_back(self_ratio(rs, "W8", w,
                                 std::string("varve ") + w + " with 10M stored / 1M events_per_s",
@@ -240,6 +254,14 @@ std::string grouped(double v) {
 std::string fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+/// A ratio or a small figure: 3 decimals, or 3 significant digits below 0.01.
+std::string small(double v) {
+  if (v == 0 || std::fabs(v) >= 0.01) return fixed(v, 3);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
   return buf;
 }
 
@@ -303,12 +325,15 @@ void write_markdown(const fs::path& file, const records& rs, const json& summary
   md << ". Records: `" << jsonl.filename().string()
      << "`. Sync (fsync at every commit) unless the sync column says no; 100-byte payloads "
         "unless said. W3 and W4 report the best of their repetitions; W4's latencies are per "
-        "read of a whole stream. W2's max is the longest append, a starved writer's. *Reference* "
-        "is the figure BENCHMARKS.md gives for scale.\n\n"
+        "read of a whole stream. W2's max is the longest append, a starved writer's. W5 (varve): "
+        "*ms* is the rehydration time (spawn to first answer, minus the same for an empty "
+        "stream), events/s the events replayed per second of it. W6a/W6b: catch-up; W6c: live, "
+        "p50/p99 from the append's answer (the commit) to the handler. *Reference* is the "
+        "figure BENCHMARKS.md gives for scale.\n\n"
      << "## Measurements\n\n"
      << "| workload | system | writers | events | batch | payload | sync | events/s | p50 µs | "
-        "p99 µs | max µs | events/commit | reference events/s |\n"
-     << "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n";
+        "p99 µs | max µs | ms | events/commit | reference events/s |\n"
+     << "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const json* r : rows) {
     const auto& p = r->at("params");
     const std::string workload = r->value("workload", ""), system = r->value("system", "");
@@ -317,13 +342,14 @@ void write_markdown(const fs::path& file, const records& rs, const json& summary
     if (p.value("encrypted", false)) w += " (encrypted)";
     if (records::prefilled(*r) > 0)
       w += " (" + grouped(double(records::prefilled(*r))) + " stored)";
+    if (!records::reference_for(*r).empty()) w += " (" + records::reference_for(*r) + " reference)";
     md << "| " << w << " | " << system << " | " << writers << " | "
        << grouped(double(records::param_u64(*r, "events", 0))) << " | "
        << records::param_u64(*r, "batch", 1) << " | " << records::param_u64(*r, "payload", 0)
        << " | " << (p.value("sync", true) ? "yes" : "no") << " | "
        << cell(number(r, "events_per_s"), -1) << " | " << cell(number(r, "p50_us"), 1) << " | "
        << cell(number(r, "p99_us"), 1) << " | " << cell(number(r, "max_us"), 1) << " | "
-       << cell(number(r, "events_per_commit"), 1) << " | "
+       << (number(r, "ms") ? small(*number(r, "ms")) : std::string()) << " | " << cell(number(r, "events_per_commit"), 1) << " | "
        << cell(reference(workload, system, writers), -1) << " |\n";
   }
 
@@ -338,7 +364,7 @@ void write_markdown(const fs::path& file, const records& rs, const json& summary
     md << "| " << e.value("id", "") << " | " << (writers.is_null() ? "" : writers.dump()) << " | "
        << e.value("metric", "") << " | "
        << (e.at("target").is_null() ? "(report)" : e.at("target").get<std::string>()) << " | "
-       << (value.is_null() ? "null" : fixed(value.get<double>(), 3)) << " | " << met << " | "
+       << (value.is_null() ? "null" : small(value.get<double>())) << " | " << met << " | "
        << e.value("note", "") << " |\n";
   }
 

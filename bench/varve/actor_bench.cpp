@@ -1,0 +1,484 @@
+// varve, actor path: W2 (concurrent single-event appends through the storage
+// actor: N event-based writer actors, each to its own stream with its exact
+// expected version, each waiting for its answer before the next) and W5
+// (aggregate rehydration of a 10k-event stream, without and with snapshots).
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+#include <varve/actors/aggregate.hpp>
+
+#include "actor_config.hpp"
+#include "common/clock.hpp"
+#include "common/latency.hpp"
+#include "common/main.hpp"
+#include "common/options.hpp"
+#include "common/payload.hpp"
+#include "common/record.hpp"
+#include "common/tempdir.hpp"
+#include "store_setup.hpp"
+
+namespace vb = varve::bench;
+namespace vv = varve::bench::vv;
+
+// ------------------------------------------------------------------ W5's aggregate
+
+namespace counter {
+
+/// The one event: an amount, padded to the run's payload size when stored.
+struct incremented {
+  static constexpr std::string_view type_name = "incremented";
+  std::int64_t amount = 0;
+  std::string pad;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, incremented& x) {
+  return f(caf::meta::type_name("incremented"), x.amount, x.pad);
+}
+
+struct increment {
+  std::int64_t amount = 1;
+  std::string pad;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, increment& x) {
+  return f(caf::meta::type_name("increment"), x.amount, x.pad);
+}
+
+struct state {
+  std::int64_t total = 0;
+  std::uint64_t count = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state& x) {
+  return f(caf::meta::type_name("counter_state"), x.total, x.count);
+}
+
+/// A counter: the smallest aggregate that folds every event.
+struct aggregate {
+  static constexpr std::string_view category = "counter";
+  static constexpr std::uint32_t snapshot_schema = 1;
+  using state = counter::state;
+  using event = incremented;
+  using command = increment;
+  static void apply(state& s, const event& e) {
+    s.total += e.amount;
+    ++s.count;
+  }
+  static varve::decision<event> decide(const state&, const command& c) {
+    return std::vector<event>{incremented{c.amount, c.pad}};
+  }
+};
+
+}  // namespace counter
+
+namespace {
+
+// ------------------------------------------------------------------ W2
+
+/// One W2 point: what the writer actors share with the driving thread. The
+/// clock fields are set before the writers start; each writer writes only its
+/// own slots; the driving thread reads them after every writer has finished.
+struct w2_run {
+  bool timed = true;
+  std::uint64_t per_writer = 0;  // fixed mode
+  std::uint64_t start = 0, window_start = 0, window_end = UINT64_MAX;
+
+  std::vector<vb::latency_recorder> recorders;
+  std::vector<std::uint64_t> counts, versions, last_completion;
+  std::atomic<bool> stop{false};
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::uint32_t finished = 0;
+  std::string error;
+
+  void fail(std::string why) {
+    std::lock_guard lock(mutex);
+    if (error.empty()) error = std::move(why);
+    stop.store(true);
+  }
+  void finish() {
+    std::lock_guard lock(mutex);
+    ++finished;
+    cv.notify_all();
+  }
+};
+
+struct writer {
+  w2_run* run;
+  std::uint32_t index;
+  std::string stream;
+  std::uint64_t version = 0;
+  varve::storage_actor storage;
+  const vb::payloads* pl;
+};
+
+void writer_done(caf::event_based_actor* self, const std::shared_ptr<writer>& w) {
+  w->run->versions[w->index] = w->version;
+  w->run->finish();
+  self->quit();
+}
+
+/// One append, timed like common/concurrent.cpp's driver times a writer's
+/// append() call; the next one starts from its answer.
+void append_next(caf::event_based_actor* self, std::shared_ptr<writer> w) {
+  const std::uint64_t s = vb::now_ns();
+  varve::append_request req{w->stream,
+                            varve::expected_version::exact(w->version),
+                            {varve::new_event{std::string(vb::event_type),
+                                              std::string((*w->pl)[w->version + w->index])}}};
+  self->request(w->storage, caf::infinite, varve::append_atom_v, std::move(req))
+      .then(
+          [self, w, s](const varve::append_result& r) {
+            const std::uint64_t e = vb::now_ns();
+            w2_run& run = *w->run;
+            if (r.last_version != w->version + 1) {
+              run.fail("append to " + w->stream + ": landed at version " +
+                       std::to_string(r.last_version));
+              return writer_done(self, w);
+            }
+            ++w->version;
+            vb::latency_recorder& rec = run.recorders[w->index];
+            if (run.timed) {
+              if (e > run.window_end) {
+                // In flight when the window closed: its latency counts, not its event.
+                if (s < run.window_end) rec.add_ns(e - s);
+                return writer_done(self, w);
+              }
+              if (e >= run.window_start) {
+                rec.add_ns(e - s);
+                ++run.counts[w->index];
+              }
+            } else {
+              rec.add_ns(e - s);
+              ++run.counts[w->index];
+            }
+            run.last_completion[w->index] = e;
+            if (run.stop.load(std::memory_order_relaxed) ||
+                (!run.timed && w->version == run.per_writer))
+              return writer_done(self, w);
+            append_next(self, w);
+          },
+          [self, w](caf::error& err) {
+            w->run->fail("append to " + w->stream + ": " + varve::error_from(err).to_string());
+            writer_done(self, w);
+          });
+}
+
+void sleep_until(std::uint64_t deadline, const std::atomic<bool>& stop) {
+  for (;;) {
+    const std::uint64_t now = vb::now_ns();
+    if (now >= deadline || stop.load()) return;
+    std::this_thread::sleep_for(
+        std::chrono::nanoseconds(std::min<std::uint64_t>(deadline - now, 50'000'000)));
+  }
+}
+
+void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out,
+            std::uint32_t writers) {
+  vb::temp_dir dir(o.dir);
+  auto store = vv::open_store(vv::store_options(dir / "store", ss, o.sync()));
+  const vb::payloads pl(o.payload);
+  const auto cfg = o.w2_config(writers);
+
+  w2_run run;
+  run.timed = cfg.events_per_writer == 0;
+  run.per_writer = cfg.events_per_writer;
+  run.recorders.resize(writers);
+  run.counts.assign(writers, 0);
+  run.versions.assign(writers, 0);
+  run.last_completion.assign(writers, 0);
+  varve::storage_stats at_start, at_end;
+  {
+    vv::actor_config acfg;
+    caf::actor_system sys{acfg};
+    auto storage = varve::spawn_storage(sys, store);
+    caf::scoped_actor self{sys};
+    std::vector<std::shared_ptr<writer>> ws;
+    ws.reserve(writers);
+    for (std::uint32_t i = 0; i < writers; ++i)
+      ws.push_back(std::make_shared<writer>(
+          writer{&run, i, vb::stream_name("writer", i), 0, storage, &pl}));
+
+    run.start = vb::now_ns();
+    run.window_start = run.timed ? run.start + static_cast<std::uint64_t>(cfg.warmup_seconds * 1e9)
+                                 : run.start;
+    run.window_end = run.timed ? run.window_start + static_cast<std::uint64_t>(cfg.seconds * 1e9)
+                               : UINT64_MAX;
+    if (!run.timed) at_start = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+    for (auto& w : ws)
+      sys.spawn([w](caf::event_based_actor* a) -> caf::behavior {
+        append_next(a, w);
+        return {[](int) {}};  // answers arrive through the request's handlers
+      });
+    if (run.timed) {
+      sleep_until(run.window_start, run.stop);
+      at_start = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+      sleep_until(run.window_end, run.stop);
+      at_end = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+    }
+    {
+      std::unique_lock lock(run.mutex);
+      run.cv.wait(lock, [&] { return run.finished == writers; });
+    }
+    if (!run.timed) at_end = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+    self->send_exit(storage, caf::exit_reason::user_shutdown);
+    self->wait_for(storage);
+  }
+  if (!run.error.empty()) throw std::runtime_error("W2: " + run.error);
+
+  // Every writer's stream holds exactly its appends.
+  std::uint64_t stored = 0;
+  {
+    auto txn = vv::must(store->read(), "read");
+    for (std::uint32_t i = 0; i < writers; ++i) {
+      auto info = vv::must(txn.stream(vb::stream_name("writer", i)), "stream");
+      if (!info || (*info).version != run.versions[i])
+        throw std::runtime_error("W2: writer " + std::to_string(i) + " stream version mismatch");
+      stored += run.versions[i];
+    }
+  }
+  vv::verify_store(*store, stored);
+
+  vb::latency_recorder all;
+  std::uint64_t events = 0;
+  for (std::uint32_t i = 0; i < writers; ++i) {
+    all.merge(run.recorders[i]);
+    events += run.counts[i];
+  }
+  double seconds = cfg.seconds;
+  if (!run.timed) {
+    const std::uint64_t last = *std::max_element(run.last_completion.begin(),
+                                                 run.last_completion.end());
+    seconds = static_cast<double>(last - run.start) / 1e9;
+  }
+  const vb::latency_summary lat = all.summarize();
+  const std::uint64_t commits = at_end.commits - at_start.commits;
+  const std::uint64_t committed = at_end.events - at_start.events;
+
+  vb::measurement m;
+  m.workload = "W2";
+  m.system = vv::system_name;
+  m.params = o.make_params(writers, events, 1);
+  m.events_per_s = seconds > 0 ? static_cast<double>(events) / seconds : 0;
+  m.p50_us = lat.p50_us;
+  m.p99_us = lat.p99_us;
+  if (commits > 0)
+    m.events_per_commit = static_cast<double>(committed) / static_cast<double>(commits);
+  m.extra["seconds"] = seconds;
+  m.extra["max_us"] = lat.max_us;
+  m.extra["commits"] = commits;
+  m.extra["stored_events"] = stored;
+  m.extra["commit_p50_us"] = at_end.commit_p50_us;  // storage actor: apply + commit, recent
+  m.extra["fsync_p50_us"] = at_end.fsync_p50_us;
+  m.extra["fsync_p99_us"] = at_end.fsync_p99_us;
+  out.write(m);
+}
+
+// ------------------------------------------------------------------ W5
+
+using counter_actor = varve::aggregate_actor<counter::aggregate>;
+
+/// Sends `n` increments to `agg` at once (it handles them one at a time) and
+/// waits for the last answer; returns the stream's version.
+std::uint64_t feed(caf::actor_system& sys, const counter_actor& agg, std::uint64_t n,
+                   const std::string& pad) {
+  auto done = std::make_shared<std::promise<std::uint64_t>>();
+  auto answer = done->get_future();
+  sys.spawn([=](caf::event_based_actor* self) -> caf::behavior {
+    auto left = std::make_shared<std::uint64_t>(n);
+    auto last = std::make_shared<std::uint64_t>(0);
+    auto failed = std::make_shared<bool>(false);
+    for (std::uint64_t i = 0; i < n; ++i)
+      self->request(agg, caf::infinite, varve::command_atom_v, counter::increment{1, pad})
+          .then(
+              [=](const varve::command_reply& r) {
+                *last = std::max<std::uint64_t>(*last, r.version);
+                if (--*left > 0) return;
+                if (!*failed) done->set_value(*last);
+                self->quit();
+              },
+              [=](caf::error& e) {
+                if (!*failed) {
+                  *failed = true;
+                  done->set_exception(std::make_exception_ptr(std::runtime_error(
+                      "W5 set-up: command failed: " + varve::error_from(e).to_string())));
+                }
+                if (--*left == 0) self->quit();
+              });
+    return {[](int) {}};
+  });
+  return answer.get();
+}
+
+/// Spawns a lone aggregate actor for `id` and waits for its answer to
+/// stats_atom: the time, in ns, from the spawn to the answer (hydration is
+/// done before the first message is handled).
+std::uint64_t hydrate(caf::actor_system& sys, caf::scoped_actor& self,
+                      const varve::aggregate_context& ctx, const std::string& id,
+                      varve::aggregate_info& info) {
+  const std::uint64_t t0 = vb::now_ns();
+  auto a = varve::spawn_aggregate<counter::aggregate>(sys, id, ctx);
+  info = vv::ask<varve::aggregate_info>(self, a, varve::stats_atom_v);
+  const std::uint64_t t1 = vb::now_ns();
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  return t1 - t0;
+}
+
+/// The same hydration without the actor: the aggregate actor's own steps
+/// (load_snapshot, then catch_up) on a fresh state, timed directly; median
+/// of `repeat`, in ms.
+double direct_hydration_ms(const varve::aggregate_context& ctx, const std::string& id,
+                           std::uint64_t events, std::uint32_t repeat) {
+  using A = counter::aggregate;
+  std::vector<std::uint64_t> ns;
+  for (std::uint32_t r = 0; r <= repeat; ++r) {
+    varve::detail::aggregate_state<A> st;
+    st.stream = varve::stream_of<A>(id);
+    st.ctx = ctx;
+    const std::uint64_t t0 = vb::now_ns();
+    varve::detail::load_snapshot<A>(st);
+    const auto ok = varve::detail::catch_up<A>(st, &st.replayed);
+    const std::uint64_t t1 = vb::now_ns();
+    if (!ok) throw std::runtime_error("W5: catch_up: " + ok.err().to_string());
+    if (st.version != events || st.state.count != events)
+      throw std::runtime_error("W5: hydrated to a wrong state");
+    if (r > 0) ns.push_back(t1 - t0);  // the first is a warm-up
+  }
+  std::sort(ns.begin(), ns.end());
+  return static_cast<double>(vb::percentile_sorted(ns, 0.5)) / 1e6;
+}
+
+double median_ms(std::vector<std::uint64_t> v) {
+  std::sort(v.begin(), v.end());
+  return static_cast<double>(vb::percentile_sorted(v, 0.5)) / 1e6;
+}
+
+void run_w5(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out,
+            std::uint64_t events, std::uint32_t repeat) {
+  vb::temp_dir dir(o.dir);
+  auto store = vv::open_store(vv::store_options(dir / "store", ss, false));  // set-up: no fsync
+  const vb::payloads pl(o.payload);
+  // An event's stored bytes: 8 (amount) + 1 (length) + pad.
+  const std::string pad(pl[0].substr(0, o.payload > 9 ? o.payload - 9 : 0));
+  std::string encoded;
+  if (!varve::default_codec<counter::incremented>::encode(counter::incremented{1, pad}, encoded))
+    throw std::runtime_error("W5: the event does not encode");
+
+  vv::actor_config acfg;
+  caf::actor_system sys{acfg};
+  auto storage = varve::spawn_storage(sys, store);
+  caf::scoped_actor self{sys};
+  struct variant {
+    const char* workload;
+    std::string id;
+    std::uint64_t snapshot_every;
+  };
+  const variant variants[] = {{"W5a", "plain", 0}, {"W5b", "snapshotted", 100}};
+  for (const auto& v : variants) {
+    // The stream, written through its aggregate (which also writes the snapshots).
+    varve::aggregate_options opts;
+    opts.snapshot_every = v.snapshot_every;
+    const varve::aggregate_context ctx{store, storage, opts};
+    auto writer = varve::spawn_aggregate<counter::aggregate>(sys, v.id, ctx);
+    const std::uint64_t version = feed(sys, writer, events, pad);
+    self->send_exit(writer, caf::exit_reason::user_shutdown);
+    self->wait_for(writer);
+    vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);  // snapshots committed
+    if (version != events) throw std::runtime_error("W5: the stream is at a wrong version");
+    vv::sync_files(dir / "store");
+    {
+      auto txn = vv::must(store->read(), "read");
+      auto snap = vv::must(txn.snapshot(varve::stream_of<counter::aggregate>(v.id)), "snapshot");
+      const std::uint64_t want = v.snapshot_every ? events / v.snapshot_every * v.snapshot_every : 0;
+      if ((snap ? snap->version : 0) != want)
+        throw std::runtime_error("W5: the snapshot is not where expected");
+    }
+
+    // Hydration of the stream, against a lone actor of an empty stream (spawn,
+    // first round trip, stop), alternating; the first of each is a warm-up.
+    std::vector<std::uint64_t> full, empty;
+    varve::aggregate_info info, none;
+    for (std::uint32_t r = 0; r <= repeat; ++r) {
+      const std::uint64_t e = hydrate(sys, self, ctx, "empty", none);
+      const std::uint64_t f = hydrate(sys, self, ctx, v.id, info);
+      if (info.version != events || none.version != 0)
+        throw std::runtime_error("W5: hydrated to a wrong version");
+      if (r == 0) continue;
+      empty.push_back(e);
+      full.push_back(f);
+    }
+    const double full_ms = median_ms(full), empty_ms = median_ms(empty);
+    const double ms = std::max(0.0, full_ms - empty_ms);
+
+    vb::measurement m;
+    m.workload = v.workload;
+    m.system = vv::system_name;
+    m.params = o.make_params(1, events, 1);
+    m.params.payload = static_cast<std::uint32_t>(encoded.size());
+    m.params.extra["snapshot_every"] = v.snapshot_every;
+    m.params.extra["repeat"] = repeat;
+    // Events replayed per second of rehydration (0 when a snapshot left none).
+    m.events_per_s = ms > 0 ? static_cast<double>(info.replayed) / (ms / 1e3) : 0;
+    m.extra["ms"] = ms;
+    m.extra["spawn_to_answer_ms"] = full_ms;
+    m.extra["empty_stream_ms"] = empty_ms;
+    m.extra["min_ms"] = (static_cast<double>(*std::min_element(full.begin(), full.end())) -
+                         static_cast<double>(*std::min_element(empty.begin(), empty.end()))) /
+                        1e6;
+    m.extra["direct_ms"] = direct_hydration_ms(ctx, v.id, events, repeat);
+    m.extra["replayed"] = info.replayed;
+    m.extra["snapshot_version"] = info.snapshot_version;
+    out.write(m);
+    std::cerr << "varve      " << v.workload << "  rehydration of " << events << " events: " << ms
+              << " ms (spawn to answer " << full_ms << " ms, empty stream " << empty_ms
+              << " ms, replayed " << info.replayed << "; without the actor "
+              << m.extra["direct_ms"].get<double>() << " ms)\n";
+  }
+  self->send_exit(storage, caf::exit_reason::user_shutdown);
+  self->wait_for(storage);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return vb::guarded_main([&] {
+    CLI::App app{"varve, actor path: W2 (storage actor, event-based writers), W5 (aggregates)"};
+    vb::options o;
+    vb::add_common_options(app, o);
+    vv::store_settings ss;
+    vv::add_store_options(app, ss);
+    std::uint64_t w5_events = 10'000;
+    std::uint32_t w5_repeat = 50;
+    app.add_option("--w5-events", w5_events, "W5: events in the rehydrated stream")
+        ->capture_default_str()
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100'000'000}));
+    app.add_option("--w5-repeat", w5_repeat, "W5: rehydrations measured (the median is reported)")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 100'000u));
+    CLI11_PARSE(app, argc, argv);
+    vb::finish(o);
+    vb::raise_fd_limit();
+
+    vb::record_sink out(o.out);
+    if (o.wants("W2"))
+      for (std::uint32_t w : o.writers)
+        run_w2(o, ss, out, w);
+    if (o.wants("W5")) run_w5(o, ss, out, w5_events, w5_repeat);
+    return 0;
+  });
+}

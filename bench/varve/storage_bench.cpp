@@ -1,0 +1,259 @@
+// varve, storage API: W1a, W1b (batch append), W3 (log scan), W4 (stream
+// read), W7 (W1a, W1b and W3 with encryption on) and W8 (W1a, W1b and W3 with
+// 10M events already stored), each on a fresh store in a temporary directory.
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/latency.hpp"
+#include "common/main.hpp"
+#include "common/options.hpp"
+#include "common/payload.hpp"
+#include "common/record.hpp"
+#include "common/tempdir.hpp"
+#include "store_setup.hpp"
+
+namespace fs = std::filesystem;
+namespace vb = varve::bench;
+namespace vv = varve::bench::vv;
+
+namespace {
+
+/// What varies between the plain, encrypted (W7) and prefilled (W8) runs.
+struct variant {
+  bool encrypted = false;
+  std::uint64_t prefilled = 0;    ///< events stored before the measurement
+  const fs::path* seed = nullptr;  ///< a store holding them, copied for each run
+  /// A plain run measured right before W7's or W8's own, as its reference
+  /// ("W7" or "W8"; the report divides by it rather than by the plain run
+  /// of the same workload made minutes earlier).
+  const char* reference_for = nullptr;
+};
+
+vb::measurement record(const vb::options& o, const variant& v, const char* workload,
+                       std::uint64_t events) {
+  vb::measurement m;
+  m.workload = workload;
+  m.system = vv::system_name;
+  m.params = o.make_params(1, events, o.batch);
+  m.params.encrypted = v.encrypted;
+  if (v.prefilled > 0) m.params.extra["prefilled"] = v.prefilled;
+  if (v.reference_for) m.params.extra["reference_for"] = v.reference_for;
+  return m;
+}
+
+/// A fresh store directory in `dir`: empty, or a copy of the seed store.
+fs::path fresh_store(const vb::temp_dir& dir, const variant& v) {
+  const fs::path p = dir / "store";
+  if (v.seed) {
+    fs::create_directories(p);
+    for (const auto& f : fs::directory_iterator(*v.seed))
+      if (f.path().filename() != "lock.mdb") fs::copy_file(f.path(), p / f.path().filename());
+    vv::sync_files(p);  // set-up: the copy's pages reach the disk before the measurement
+  }
+  return p;
+}
+
+/// W8's seed: `n` events in a store, round-robin over 1000 streams of their
+/// own ("prefill-*"), 10 events per stream and 10k per transaction (set-up:
+/// no fsync).
+void prefill(const fs::path& p, const vv::store_settings& ss, const vb::options& o, bool encrypted,
+             std::uint64_t n) {
+  auto store = vv::open_store(vv::store_options(p, ss, false, encrypted));
+  const vb::payloads pl(o.payload);
+  constexpr std::uint32_t streams = 1000, per_stream = 10;
+  const auto names = vb::stream_names("prefill", streams);
+  std::vector<varve::append_request> reqs(streams);
+  for (std::uint32_t i = 0; i < streams; ++i) {
+    reqs[i].stream = names[i];
+    reqs[i].events.resize(per_stream);
+    for (auto& e : reqs[i].events)
+      e.type = std::string(vb::event_type);
+  }
+  vb::stopwatch clock;
+  std::uint64_t done = 0, round = 0;
+  while (done < n) {
+    const std::uint64_t left = n - done;
+    const std::uint32_t k = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(streams, (left + per_stream - 1) / per_stream));
+    std::uint64_t written = 0;
+    for (std::uint32_t i = 0; i < k; ++i) {
+      const std::uint64_t m = std::min<std::uint64_t>(per_stream, left - written);
+      reqs[i].events.resize(m);
+      reqs[i].expected = varve::expected_version::exact(round * per_stream);
+      for (std::uint64_t j = 0; j < m; ++j)
+        reqs[i].events[j].payload.assign(pl[done + written + j]);
+      written += m;
+    }
+    vv::must(store->append(std::span<const varve::append_request>(reqs.data(), k)), "prefill");
+    done += written;
+    ++round;
+  }
+  vv::verify_store(*store, n);
+  std::cerr << "varve: prefilled " << n << " events in " << clock.elapsed_s() << " s\n";
+}
+
+void run_w1(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out, bool spread,
+            const variant& v) {
+  vb::temp_dir dir(o.dir);
+  auto store = vv::open_store(vv::store_options(fresh_store(dir, v), ss, o.sync(), v.encrypted));
+  const vb::payloads pl(o.payload);
+  const auto r = vv::write_batches(*store, pl, o.events, o.batch, o.streams, spread);
+  vv::verify_store(*store, v.prefilled + o.events);
+
+  vb::measurement m = record(o, v, spread ? "W1b" : "W1a", o.events);
+  m.params.extra["streams"] = spread ? o.streams : 1;
+  m.events_per_s = static_cast<double>(o.events) / r.seconds;
+  m.events_per_commit = static_cast<double>(o.events) / static_cast<double>(r.commits);
+  m.extra["seconds"] = r.seconds;
+  m.extra["commits"] = r.commits;
+  m.extra["stored_events"] = v.prefilled + o.events;
+  out.write(m);
+}
+
+void run_w3(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out,
+            const variant& v) {
+  vb::temp_dir dir(o.dir);
+  auto store = vv::open_store(vv::store_options(fresh_store(dir, v), ss, false, v.encrypted));
+  const vb::payloads pl(o.payload);
+  vv::write_batches(*store, pl, o.events, o.batch, 1, false);  // set-up: no fsync
+  const std::uint64_t total = v.prefilled + o.events;
+  vv::verify_store(*store, total);
+  vv::sync_files(dir / "store");
+
+  double best = 0;
+  std::uint64_t sink = 0;
+  for (std::uint32_t r = 0; r < o.repeat; ++r) {
+    vb::stopwatch clock;
+    auto txn = vv::must(store->read(), "read");
+    // Zero copy (plain stores): views into the map; touch each event's
+    // version, payload size and first payload byte.
+    const std::size_t n = vv::must(
+        txn.scan_log(1, varve::direction::forward, SIZE_MAX,
+                     [&](const varve::event_view& e) {
+                       sink += e.version + e.payload.size() +
+                               static_cast<unsigned char>(e.payload.empty() ? 0 : e.payload[0]);
+                       return true;
+                     }),
+        "scan_log");
+    const double seconds = clock.elapsed_s();
+    if (n != total) throw std::runtime_error("W3: scanned a wrong number of events");
+    best = std::max(best, static_cast<double>(n) / seconds);
+  }
+
+  vb::measurement m = record(o, v, "W3", total);
+  m.params.extra["repeat"] = o.repeat;
+  m.events_per_s = best;
+  m.extra["checksum"] = sink;
+  out.write(m);
+}
+
+void run_w4(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out) {
+  vb::temp_dir dir(o.dir);
+  auto store = vv::open_store(vv::store_options(dir / "store", ss, false));
+  const vb::payloads pl(o.payload);
+  vv::write_batches(*store, pl, o.events, o.batch, o.streams, true);  // set-up: no fsync
+  vv::verify_store(*store, o.events);
+  vv::sync_files(dir / "store");
+
+  const auto names = vb::stream_names("stream", o.streams);
+  const std::uint64_t per_stream = o.events / o.streams;
+  double best = 0;
+  vb::latency_summary best_latency;
+  std::uint64_t sink = 0;
+  for (std::uint32_t r = 0; r < o.repeat; ++r) {
+    vb::latency_recorder rec;
+    rec.reserve(o.w4_reads);
+    std::uint64_t total_ns = 0, events = 0;
+    for (std::uint32_t i = 0; i < o.w4_reads; ++i) {
+      // The same streams as lmdb-raw, each read in its own read transaction.
+      const auto& name = names[(static_cast<std::uint64_t>(i) * 7919) % names.size()];
+      const std::uint64_t start = vb::now_ns();
+      auto txn = vv::must(store->read(), "read");
+      const std::size_t n = vv::must(
+          txn.scan_stream(name, 1, varve::direction::forward, SIZE_MAX,
+                          [&](const varve::event_view& e) {
+                            sink += e.version + e.payload.size();
+                            return true;
+                          }),
+          "scan_stream");
+      const std::uint64_t ns = vb::now_ns() - start;
+      if (n < per_stream) throw std::runtime_error("W4: short read of " + name);
+      rec.add_ns(ns);
+      total_ns += ns;
+      events += n;
+    }
+    const double rate = static_cast<double>(events) / (static_cast<double>(total_ns) / 1e9);
+    if (rate > best) {
+      best = rate;
+      best_latency = rec.summarize();
+    }
+  }
+
+  vb::measurement m = record(o, variant{}, "W4", per_stream);
+  m.params.extra["stored_events"] = o.events;
+  m.params.extra["streams"] = o.streams;
+  m.params.extra["reads"] = o.w4_reads;
+  m.params.extra["repeat"] = o.repeat;
+  m.events_per_s = best;
+  m.p50_us = best_latency.p50_us;  // per stream read
+  m.p99_us = best_latency.p99_us;
+  m.extra["checksum"] = sink;
+  out.write(m);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return vb::guarded_main([&] {
+    CLI::App app{
+        "varve, storage API: W1a, W1b, W3, W4; W7 (W1a, W1b, W3 encrypted); W8 (W1a, W1b, W3 "
+        "with events already stored)"};
+    vb::options o;
+    vb::add_common_options(app, o);
+    vv::store_settings ss;
+    vv::add_store_options(app, ss);
+    std::uint64_t prefilled = 10'000'000;
+    app.add_option("--prefill", prefilled, "W8: events stored before the measurement")
+        ->capture_default_str()
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+    CLI11_PARSE(app, argc, argv);
+    vb::finish(o);
+
+    vb::record_sink out(o.out);
+    const variant plain;
+    if (o.wants("W1a")) run_w1(o, ss, out, false, plain);
+    if (o.wants("W1b")) run_w1(o, ss, out, true, plain);
+    if (o.wants("W3")) run_w3(o, ss, out, plain);
+    if (o.wants("W4")) run_w4(o, ss, out);
+    // W7 and W8 are ratios to plain runs: each is measured right after a
+    // plain run of the same workload (its reference), so that the two are
+    // taken as close together in time as they can be.
+    if (o.wants("W7")) {
+      const variant ref{false, 0, nullptr, "W7"}, enc{true, 0, nullptr, nullptr};
+      run_w1(o, ss, out, false, ref);
+      run_w1(o, ss, out, false, enc);
+      run_w1(o, ss, out, true, ref);
+      run_w1(o, ss, out, true, enc);
+      run_w3(o, ss, out, ref);
+      run_w3(o, ss, out, enc);
+    }
+    if (o.wants("W8")) {
+      vb::temp_dir seed_dir(o.dir);
+      const fs::path seed = seed_dir / "store";
+      prefill(seed, ss, o, false, prefilled);
+      const variant ref{false, 0, nullptr, "W8"}, full{false, prefilled, &seed, nullptr};
+      run_w1(o, ss, out, false, ref);
+      run_w1(o, ss, out, false, full);
+      run_w1(o, ss, out, true, ref);
+      run_w1(o, ss, out, true, full);
+      run_w3(o, ss, out, ref);
+      run_w3(o, ss, out, full);
+    }
+    return 0;
+  });
+}
