@@ -228,8 +228,8 @@ json summarize(const records& rs, const std::string& run) {
                               target{">=", 0.7}, true, 0));
   ratios.push_back(absolute(rs, "W7", "W3", "events_per_s", "varve W3 encrypted events_per_s",
                             target{">=", 3e6}, true));
-  ratios.push_back(self_ratio(rs, "W7", "W3", "varve W3 encrypted / plain events_per_s",
-                              std::nullopt, true, 0));
+  ratios.push_back(
+      self_ratio(rs, "W7", "W3", "varve W3 encrypted / plain events_per_s", std::nullopt, true, 0));
   for (const char* w : {"W1a", "W1b", "W3"})
     ratios.push_back(self_ratio(rs, "W8", w,
                                 std::string("varve ") + w + " with 10M stored / 1M events_per_s",
@@ -349,7 +349,8 @@ void write_markdown(const fs::path& file, const records& rs, const json& summary
        << " | " << (p.value("sync", true) ? "yes" : "no") << " | "
        << cell(number(r, "events_per_s"), -1) << " | " << cell(number(r, "p50_us"), 1) << " | "
        << cell(number(r, "p99_us"), 1) << " | " << cell(number(r, "max_us"), 1) << " | "
-       << (number(r, "ms") ? small(*number(r, "ms")) : std::string()) << " | " << cell(number(r, "events_per_commit"), 1) << " | "
+       << (number(r, "ms") ? small(*number(r, "ms")) : std::string()) << " | "
+       << cell(number(r, "events_per_commit"), 1) << " | "
        << cell(reference(workload, system, writers), -1) << " |\n";
   }
 

@@ -17,8 +17,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <vector>
 #include <varve/actors/aggregate.hpp>
+#include <vector>
 
 #include "actor_config.hpp"
 #include "common/clock.hpp"
@@ -210,14 +210,14 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
     std::vector<std::shared_ptr<writer>> ws;
     ws.reserve(writers);
     for (std::uint32_t i = 0; i < writers; ++i)
-      ws.push_back(std::make_shared<writer>(
-          writer{&run, i, vb::stream_name("writer", i), 0, storage, &pl}));
+      ws.push_back(
+          std::make_shared<writer>(writer{&run, i, vb::stream_name("writer", i), 0, storage, &pl}));
 
     run.start = vb::now_ns();
-    run.window_start = run.timed ? run.start + static_cast<std::uint64_t>(cfg.warmup_seconds * 1e9)
-                                 : run.start;
-    run.window_end = run.timed ? run.window_start + static_cast<std::uint64_t>(cfg.seconds * 1e9)
-                               : UINT64_MAX;
+    run.window_start =
+        run.timed ? run.start + static_cast<std::uint64_t>(cfg.warmup_seconds * 1e9) : run.start;
+    run.window_end =
+        run.timed ? run.window_start + static_cast<std::uint64_t>(cfg.seconds * 1e9) : UINT64_MAX;
     if (!run.timed) at_start = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
     for (auto& w : ws)
       sys.spawn([w](caf::event_based_actor* a) -> caf::behavior {
@@ -261,8 +261,8 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
   }
   double seconds = cfg.seconds;
   if (!run.timed) {
-    const std::uint64_t last = *std::max_element(run.last_completion.begin(),
-                                                 run.last_completion.end());
+    const std::uint64_t last =
+        *std::max_element(run.last_completion.begin(), run.last_completion.end());
     seconds = static_cast<double>(last - run.start) / 1e9;
   }
   const vb::latency_summary lat = all.summarize();
@@ -404,7 +404,8 @@ void run_w5(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
     {
       auto txn = vv::must(store->read(), "read");
       auto snap = vv::must(txn.snapshot(varve::stream_of<counter::aggregate>(v.id)), "snapshot");
-      const std::uint64_t want = v.snapshot_every ? events / v.snapshot_every * v.snapshot_every : 0;
+      const std::uint64_t want =
+          v.snapshot_every ? events / v.snapshot_every * v.snapshot_every : 0;
       if ((snap ? snap->version : 0) != want)
         throw std::runtime_error("W5: the snapshot is not where expected");
     }

@@ -16,9 +16,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <vector>
 #include <varve/projections/projection.hpp>
 #include <varve/projections/type_ids.hpp>
+#include <vector>
 
 #include "actor_config.hpp"
 #include "common/clock.hpp"
@@ -36,17 +36,17 @@ namespace vv = varve::bench::vv;
 namespace {
 
 struct w6_settings {
-  std::size_t batch = 1000;              ///< projection_spec::batch_events
-  std::size_t checkpoint_every = 1000;   ///< at-least-once
-  std::uint64_t live_events = 2000;      ///< W6c appends, at most
-  double live_seconds = 3;               ///< W6c: stop appending after this long
+  std::size_t batch = 1000;             ///< projection_spec::batch_events
+  std::size_t checkpoint_every = 1000;  ///< at-least-once
+  std::uint64_t live_events = 2000;     ///< W6c appends, at most
+  double live_seconds = 3;              ///< W6c: stop appending after this long
 };
 
 /// What the handlers share with the driving thread. Handlers run on the
 /// scheduler's thread and wake the driving thread only when they reach the
 /// position it waits for (no lock or wake-up per event).
 struct probe {
-  std::atomic<varve::global_position> seen{0};    // newest position handled
+  std::atomic<varve::global_position> seen{0};  // newest position handled
   std::atomic<varve::global_position> target{UINT64_MAX};
   std::atomic<std::uint64_t> handled{0};
   std::uint64_t sink = 0;  // handler thread only; read after wait()
@@ -104,9 +104,9 @@ void wait_position(caf::scoped_actor& self, const varve::projection_actor& p,
 struct live_writer {
   varve::storage_actor storage;
   const vb::payloads* pl;
-  std::uint64_t n;          // appends at most
-  std::uint64_t deadline;   // no new append after this time
-  std::uint64_t made = 0;   // appends made
+  std::uint64_t n;         // appends at most
+  std::uint64_t deadline;  // no new append after this time
+  std::uint64_t made = 0;  // appends made
   std::vector<std::uint64_t> sent_ns, answered_ns;
   std::vector<varve::global_position> positions;
   std::mutex mutex;
@@ -125,9 +125,10 @@ void live_append(caf::event_based_actor* self, std::shared_ptr<live_writer> w, s
     self->quit();
   };
   if (k == w->n || vb::now_ns() > w->deadline) return finish("");
-  varve::append_request req{"live",
-                            varve::expected_version::exact(k),
-                            {varve::new_event{std::string(vb::event_type), std::string((*w->pl)[k])}}};
+  varve::append_request req{
+      "live",
+      varve::expected_version::exact(k),
+      {varve::new_event{std::string(vb::event_type), std::string((*w->pl)[k])}}};
   w->sent_ns[k] = vb::now_ns();
   self->request(w->storage, caf::infinite, varve::append_atom_v, std::move(req))
       .then(
@@ -276,7 +277,8 @@ void run_w6(const vb::options& o, const vv::store_settings& ss, const w6_setting
   eo.name = "bench-exactly-once";
   eo.mode = varve::delivery::exactly_once;
   eo.batch_events = ws.batch;
-  eo.handle = [pb](const varve::delivered_event& d, varve::view_batch& view) -> varve::result<void> {
+  eo.handle = [pb](const varve::delivered_event& d,
+                   varve::view_batch& view) -> varve::result<void> {
     const auto& e = d.event;
     std::string row(d.stream);
     row += ':';

@@ -26,7 +26,7 @@ namespace {
 /// What varies between the plain, encrypted (W7) and prefilled (W8) runs.
 struct variant {
   bool encrypted = false;
-  std::uint64_t prefilled = 0;    ///< events stored before the measurement
+  std::uint64_t prefilled = 0;     ///< events stored before the measurement
   const fs::path* seed = nullptr;  ///< a store holding them, copied for each run
   /// A plain run measured right before W7's or W8's own, as its reference
   /// ("W7" or "W8"; the report divides by it rather than by the plain run
@@ -174,13 +174,12 @@ void run_w4(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
       const auto& name = names[(static_cast<std::uint64_t>(i) * 7919) % names.size()];
       const std::uint64_t start = vb::now_ns();
       auto txn = vv::must(store->read(), "read");
-      const std::size_t n = vv::must(
-          txn.scan_stream(name, 1, varve::direction::forward, SIZE_MAX,
-                          [&](const varve::event_view& e) {
-                            sink += e.version + e.payload.size();
-                            return true;
-                          }),
-          "scan_stream");
+      const std::size_t n = vv::must(txn.scan_stream(name, 1, varve::direction::forward, SIZE_MAX,
+                                                     [&](const varve::event_view& e) {
+                                                       sink += e.version + e.payload.size();
+                                                       return true;
+                                                     }),
+                                     "scan_stream");
       const std::uint64_t ns = vb::now_ns() - start;
       if (n < per_stream) throw std::runtime_error("W4: short read of " + name);
       rec.add_ns(ns);

@@ -149,7 +149,8 @@ inline batch_result write_batches(event_store& s, const payloads& pl, std::uint6
       if (!out) throw std::runtime_error("write: " + out.err().to_string());
       for (std::uint64_t k = 0; k < n; ++k) {
         const write_outcome& o = (*out)[k];
-        if (!o) throw std::runtime_error("append to " + names[which[k]] + ": " + o.err().to_string());
+        if (!o)
+          throw std::runtime_error("append to " + names[which[k]] + ": " + o.err().to_string());
       }
       ++r.commits;
       done += n;
@@ -168,10 +169,10 @@ inline std::uint64_t verify_store(const event_store& s, std::uint64_t expected) 
                              std::to_string(expected));
   std::uint64_t total = 0, streams = 0;
   must(txn.scan_streams([&](std::string_view, const stream_info& info) {
-         total += info.version;
-         ++streams;
-         return true;
-       }),
+    total += info.version;
+    ++streams;
+    return true;
+  }),
        "verify: scanning the streams");
   if (total != expected)
     throw std::runtime_error("verify: stream versions add up to " + std::to_string(total) +

@@ -239,11 +239,11 @@ struct verify_report {
 struct store_stats {
   global_position head = 0;  ///< = number of events
   std::uint64_t streams = 0;
-  std::uint64_t map_size = 0;        ///< current size of the memory map, bytes
-  std::uint64_t used_bytes = 0;      ///< pages in use × page size
-  std::uint64_t commits = 0;         ///< commits that wrote, by every process, since creation
+  std::uint64_t map_size = 0;          ///< current size of the memory map, bytes
+  std::uint64_t used_bytes = 0;        ///< pages in use × page size
+  std::uint64_t commits = 0;           ///< commits that wrote, by every process, since creation
   std::uint64_t events_committed = 0;  ///< events those commits appended
-  std::uint64_t events_written = 0;  ///< events appended through this handle
+  std::uint64_t events_written = 0;    ///< events appended through this handle
   bool encrypted = false;
 };
 
