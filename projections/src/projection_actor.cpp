@@ -77,7 +77,8 @@ struct projection_state {
   global_position committed = 0;  // cursor as stored
   global_position head = 0;
   timestamp_us head_time = 0, handled_time = 0;
-  bool busy = false;  // a commit is in flight
+  bool busy = false;           // a blocking commit is in flight: reading waits
+  bool checkpointing = false;  // an at-least-once checkpoint is in flight
   bool continue_pending = false;
   bool retry_pending = false;
   unsigned attempts = 0;             // failures of the event after `position`
@@ -123,32 +124,49 @@ void process(pointer self);
 
 /// Sends a write of cursor (and `views`) to the storage actor; `done` runs
 /// with the outcome. The cursor moves only from where it is stored.
+void run_deferred(pointer self) {
+  auto& st = self->state;
+  if (st.busy || st.checkpointing) return;
+  auto deferred = std::move(st.after_commit);
+  for (auto& f : deferred)
+    f();
+}
+
+/// Sends a write of cursor (and `views`) to the storage actor; `done` runs
+/// with the outcome. The cursor moves only from where it is stored. A
+/// blocking commit stops reading until it is done (exactly-once batches,
+/// control requests); an at-least-once checkpoint does not.
 void commit(pointer self, global_position to, std::vector<view_update> views,
-            std::function<void(const caf::error*)> done) {
+            std::function<void(const caf::error*)> done, bool blocking = true) {
   auto& st = self->state;
   write_request w;
   w.views = std::move(views);
   w.cursors.push_back(cursor_update{st.spec.name, to, state_json(st), st.committed});
-  st.busy = true;
+  (blocking ? st.busy : st.checkpointing) = true;
   self->request(st.storage, caf::infinite, write_atom_v, std::move(w))
       .then(
-          [self, to, done](const std::vector<append_result>&) {
+          [self, to, done, blocking](const std::vector<append_result>&) {
             auto& st = self->state;
-            st.busy = false;
+            (blocking ? st.busy : st.checkpointing) = false;
             st.committed = to;
             done(nullptr);
-            auto deferred = std::move(st.after_commit);
-            for (auto& f : deferred)
-              f();
+            run_deferred(self);
           },
-          [self, done](caf::error& e) {
+          [self, done, blocking](caf::error& e) {
             auto& st = self->state;
-            st.busy = false;
+            (blocking ? st.busy : st.checkpointing) = false;
             done(&e);
-            auto deferred = std::move(st.after_commit);
-            for (auto& f : deferred)
-              f();
+            run_deferred(self);
           });
+}
+
+/// Runs `f` now, or once the commit in flight is done.
+template <class F>
+void when_idle(pointer self, F f) {
+  if (self->state.busy || self->state.checkpointing)
+    self->state.after_commit.push_back(std::move(f));
+  else
+    f();
 }
 
 void fail(pointer self, std::string why) {
@@ -156,7 +174,7 @@ void fail(pointer self, std::string why) {
   st.current = phase::failed;
   st.error = std::move(why);
   // Keep the error where varvectl sees it; the cursor stays where it is.
-  commit(self, st.committed, {}, [](const caf::error*) {});
+  when_idle(self, [self] { commit(self, self->state.committed, {}, [](const caf::error*) {}); });
 }
 
 void schedule_continue(pointer self);
@@ -164,12 +182,17 @@ void schedule_continue(pointer self);
 /// Saves an at-least-once cursor (and the view writes that wait for it).
 void checkpoint(pointer self) {
   auto& st = self->state;
-  if (st.busy || st.position == st.committed) return;
+  if (st.busy || st.checkpointing || st.position == st.committed) return;
   st.since_checkpoint = 0;
-  commit(self, st.position, std::move(st.unsaved), [self](const caf::error* e) {
-    if (e) self->state.error = error_from(*e).to_string();
-    schedule_continue(self);  // reads that waited for the commit go on
-  });
+  commit(
+      self, st.position, std::move(st.unsaved),
+      [self](const caf::error* e) {
+        auto& st = self->state;
+        if (e) st.error = error_from(*e).to_string();
+        // Reading went on meanwhile: save again if it passed another N.
+        if (st.since_checkpoint >= st.spec.checkpoint_every) checkpoint(self);
+      },
+      false);
   st.unsaved.clear();
 }
 
@@ -335,15 +358,6 @@ void process(pointer self) {
     self->delayed_send(self, st.spec.checkpoint_interval, checkpoint_atom_v);
   }
   after_batch(self, std::move(failure), more);
-}
-
-/// Runs `f` now, or after the commit in flight.
-template <class F>
-void when_idle(pointer self, F f) {
-  if (self->state.busy)
-    self->state.after_commit.push_back(std::move(f));
-  else
-    f();
 }
 
 projection_actor::behavior_type projection_behavior(pointer self,
