@@ -143,9 +143,10 @@ result<event_id> stored_id(batch_txn& b, global_position pos) {
   MDB_val k = lmdb::to_val(key.view()), v{};
   int rc = mdb_get(b.txn, b.store.dbs.events, &k, &v);
   if (rc != 0) return lmdb::to_error(rc, "reading event " + std::to_string(pos));
-  auto ev = record::decode(pos, lmdb::to_view(v));
-  if (!ev) return std::move(ev).err();
-  return ev->id;
+  // The id is in the record's clear header: sealed records need no key.
+  auto d = record::decode_record(pos, lmdb::to_view(v));
+  if (!d) return std::move(d).err();
+  return d->view.id;
 }
 
 /// Whether `r.events` (all with ids) already sit at versions from+1... of the

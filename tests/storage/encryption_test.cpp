@@ -214,6 +214,20 @@ BOOST_AUTO_TEST_CASE(shredding_keeps_envelopes_refuses_appends_and_lasts) {
   BOOST_CHECK_EQUAL(varve_test::raw_env(dir / "store").entries("keys"), 1u);
 }
 
+BOOST_AUTO_TEST_CASE(an_idempotent_reappend_works_on_an_encrypted_store) {
+  auto events = varve_test::make_events(2, "enc");
+  for (auto& e : events) e.id = event_id::generate();
+  auto first = store->append("idem", expected_version::no_stream(), events);
+  BOOST_REQUIRE_MESSAGE(first.ok(), varve_test::describe(first));
+  for (auto expected : {expected_version::no_stream(), expected_version::any()}) {
+    auto again = store->append("idem", expected, events);
+    BOOST_REQUIRE_MESSAGE(again.ok(), varve_test::describe(again));
+    BOOST_CHECK(again->idempotent);
+    BOOST_CHECK_EQUAL(again->first_position, first->first_position);
+  }
+  BOOST_CHECK_EQUAL(store->read()->head(), 2u);
+}
+
 BOOST_AUTO_TEST_CASE(rotating_the_master_key_retires_the_old_one) {
   append_marked(*store, "a", 3);
   append_marked(*store, "b", 3);
