@@ -73,7 +73,6 @@ struct store_impl {
   writer_cache cache;
   bool failed = false;
   std::string failure;
-  std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> events_written{0};
   int injected_commit_failure = 0;  // testing_fail_next_commit
 

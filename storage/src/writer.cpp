@@ -586,7 +586,6 @@ result<bool> store_impl::commit_write(lmdb::txn& t) {
   }
   if (rc == 0) {
     cache.expected_txn_id = txn_id + 1;
-    commits.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
   cache.clear();
