@@ -209,7 +209,9 @@ void after_batch(pointer self, std::optional<batch_failure> failure, bool more) 
   auto& st = self->state;
   if (!failure) {
     st.attempts = 0;
-    if (more)
+    // Heads published while a commit was in flight were only noted in
+    // st.head: they need a read as well.
+    if (more || st.head > st.position)
       schedule_continue(self);
     else if (st.current == phase::catching_up)
       st.current = phase::live;

@@ -210,20 +210,24 @@ void process(pointer self) {
   }
   st.reading = true;
   const auto g = st.generation;
+  const auto head_before = st.head;
   self->request(st.service, st.opts.request_timeout, read_log_atom_v, st.position + 1, false,
                 static_cast<std::uint64_t>(std::max<std::size_t>(st.spec.batch_events, 1)))
       .then(
-          [self, g](event_batch& b) {
+          [self, g, head_before](event_batch& b) {
             auto& st = self->state;
             if (g != st.generation) return;
             st.reading = false;
-            st.head = std::max(st.head, b.head);
-            if (!b.events.empty()) st.head_time = std::max(st.head_time, b.events.back().time);
             if (b.events.empty()) {
-              st.head = st.position;  // nothing past our position yet
+              // Nothing past our position when the service read; a head
+              // that arrived meanwhile still needs a read of its own.
+              if (st.head > head_before) return process(self);
+              st.head = st.position;
               st.idle = true;
               return;
             }
+            st.head = std::max(st.head, b.head);
+            st.head_time = std::max(st.head_time, b.events.back().time);
             apply(self, std::move(b).take());
           },
           [self, g](caf::error& e) { lost(self, g, error_from_remote(e).to_string()); });

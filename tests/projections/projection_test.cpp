@@ -194,6 +194,25 @@ BOOST_AUTO_TEST_CASE(catching_up_while_appends_go_on_delivers_each_event_once_in
   stop(p);
 }
 
+BOOST_AUTO_TEST_CASE(a_head_published_while_a_view_commit_is_in_flight_is_not_missed) {
+  // The handler of the last event appends one more through the storage
+  // actor, so its head notification reaches the projection while the
+  // projection's own view commit is in flight.
+  append("s", 5);
+  auto spec = counting("racing");
+  auto inner = spec.handle;
+  auto appended = std::make_shared<std::atomic<bool>>(false);
+  spec.handle = [this, inner, appended](const delivered_event& d, view_batch& v) -> result<void> {
+    if (d.event.position == 5 && !appended->exchange(true)) append_through_actor("t", 1);
+    return inner(d, v);
+  };
+  auto p = spawn_projection(sys, store, storage, spec);
+  auto s = wait_for(p, [](const projection_status& s) { return s.position >= 6; });
+  BOOST_CHECK_EQUAL(s.position, 6u);
+  BOOST_CHECK_EQUAL(view_value("racing", "count/t").value_or("(none)"), "1");
+  stop(p);
+}
+
 BOOST_AUTO_TEST_CASE(a_filter_sees_only_its_streams_and_types_and_its_cursor_still_moves) {
   append("account-1", 10);
   append("order-1", 10);
