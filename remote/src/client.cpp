@@ -8,6 +8,8 @@
 
 #include <varve/actors/error.hpp>
 
+#include "varve/remote/detail/ask.hpp"
+
 namespace varve::remote {
 
 error error_from_remote(const caf::error& e) {
@@ -21,22 +23,7 @@ error error_from_remote(const caf::error& e) {
   return error_from(e);
 }
 
-namespace {
-
-/// One blocking request with a timeout; the answer or the error.
-template <class T, class Handle, class... Ts>
-result<T> ask(caf::actor_system& sys, const Handle& dest, std::chrono::milliseconds timeout,
-              Ts&&... xs) {
-  if (!dest) return error{errc::unavailable, "not connected to a store service"};
-  caf::scoped_actor self{sys};
-  std::optional<result<T>> out;
-  self->request(dest, timeout, std::forward<Ts>(xs)...)
-      .receive([&](T& x) { out.emplace(std::move(x)); },
-               [&](caf::error& e) { out.emplace(error_from_remote(e)); });
-  return std::move(*out);
-}
-
-}  // namespace
+using detail::ask;
 
 result<service_actor> connect(caf::actor_system& sys, const std::string& host, std::uint16_t port,
                               client_options opts) {
@@ -111,6 +98,10 @@ result<stream_version> client::shred(const std::string& stream) {
 
 result<storage_stats> client::stats() {
   return ask<storage_stats>(*sys_, service_, opts_.timeout, stats_atom_v);
+}
+
+result<caf::actor> client::aggregate(const std::string& type) {
+  return ask<caf::actor>(*sys_, service_, opts_.timeout, command_atom_v, type);
 }
 
 }  // namespace varve::remote

@@ -5,6 +5,7 @@
 #include <caf/io/middleman.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <varve/actors/aggregate.hpp>
 #include <varve/actors/error.hpp>
 #include <varve/projections/projection.hpp>
 
@@ -53,13 +54,16 @@ struct service_state {
   static inline const char* name = "varve.service";
   std::shared_ptr<event_store> store;
   storage_actor storage;
+  aggregate_registries aggregates;
 };
 
 service_actor::behavior_type service_behavior(service_actor::stateful_pointer<service_state> self,
                                               std::shared_ptr<event_store> store,
-                                              storage_actor storage) {
+                                              storage_actor storage,
+                                              aggregate_registries aggregates) {
   self->state.store = std::move(store);
   self->state.storage = std::move(storage);
+  self->state.aggregates = std::move(aggregates);
   return {
       [](status_atom, std::uint32_t client) -> caf::result<std::uint32_t> {
         if (client != protocol_version)
@@ -103,14 +107,24 @@ service_actor::behavior_type service_behavior(service_actor::stateful_pointer<se
         return self->delegate(self->state.storage, a, std::move(stream));
       },
       [self](stats_atom a) { return self->delegate(self->state.storage, a); },
+      [self](command_atom, const std::string& type) -> caf::result<caf::actor> {
+        const auto& all = self->state.aggregates;
+        if (auto it = all.find(type); it != all.end()) return it->second;
+        std::string known;
+        for (const auto& [name, registry] : all)
+          known += (known.empty() ? "" : ", ") + name;
+        return make_error(errc::not_found, "no aggregate type '" + type +
+                                               "' is served here (served: " +
+                                               (known.empty() ? "none" : known) + ")");
+      },
   };
 }
 
 }  // namespace
 
 service_actor spawn_service(caf::actor_system& sys, std::shared_ptr<event_store> store,
-                            storage_actor storage) {
-  return sys.spawn(service_behavior, std::move(store), std::move(storage));
+                            storage_actor storage, aggregate_registries aggregates) {
+  return sys.spawn(service_behavior, std::move(store), std::move(storage), std::move(aggregates));
 }
 
 result<std::uint16_t> publish(caf::actor_system& sys, const service_actor& service,

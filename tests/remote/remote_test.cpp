@@ -18,10 +18,13 @@
 #include <map>
 #include <thread>
 #include <varve/remote/client.hpp>
+#include <varve/remote/commands.hpp>
 #include <varve/remote/projection_host.hpp>
 #include <varve/remote/service.hpp>
+#include <varve/storage/testing.hpp>
 
 #include "../actors/actor_fixture.hpp"
+#include "counter.hpp"
 
 extern char** environ;
 
@@ -39,25 +42,30 @@ struct service_process {
   pid_t pid = 0;
   std::uint16_t port = 0;
 
-  /// Starts it on `dir`; port 0: any free port.
+  /// Starts varve_serve on `dir`; port 0: any free port.
   void start(const std::string& dir, std::uint16_t want_port = 0) {
-    int fds[2];
-    BOOST_REQUIRE(::pipe(fds) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
     std::vector<std::string> args{VARVE_SERVE, "--varve.data-dir=" + dir, "--varve.sync=no_sync",
                                   "--varve.map-size-mib=256", "--logger.console=none"};
     if (want_port == 0)
       args.push_back("--any-port");
     else
       args.push_back("--varve.serve-port=" + std::to_string(want_port));
+    launch(std::move(args));
+  }
+
+  /// Starts the program args[0], which prints "listening on HOST:PORT".
+  void launch(std::vector<std::string> args) {
+    int fds[2];
+    BOOST_REQUIRE(::pipe(fds) == 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
     argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid, VARVE_SERVE, &actions, nullptr, argv.data(), environ);
+    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ::close(fds[1]);
     BOOST_REQUIRE_MESSAGE(rc == 0, "posix_spawn: " << rc);
@@ -68,9 +76,9 @@ struct service_process {
     ::close(fds[0]);
     const auto colon = out.rfind(':');
     BOOST_REQUIRE_MESSAGE(out.starts_with("listening on ") && colon != std::string::npos,
-                          "varve_serve said: '" << out << "'");
+                          args[0] << " said: '" << out << "'");
     port = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
-    BOOST_TEST_MESSAGE("varve_serve " << pid << " " << out.substr(0, out.size() - 1));
+    BOOST_TEST_MESSAGE(args[0] << " " << pid << " " << out.substr(0, out.size() - 1));
   }
 
   /// Sends `sig` and waits for the exit; the exit status.
@@ -86,7 +94,10 @@ struct service_process {
 };
 
 struct remote_config : varve_test::actor_config {
-  remote_config() { remote::configure_remote(*this); }
+  remote_config() {
+    remote::configure_remote(*this);
+    add_message_types<caf::id_block::varve_remote_test>();
+  }
 };
 
 /// The test process: an actor system with the middleman, and a local store
@@ -445,6 +456,100 @@ BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
   BOOST_TEST(view.size() == 8000u + 5 + 5);
   BOOST_TEST(view["count/order-0"] == "1000");
   BOOST_TEST(view["count/more-0"] == "1000");
+}
+
+BOOST_AUTO_TEST_CASE(commands_reach_a_served_aggregate_and_answer_as_in_process) {
+  service.launch({VARVE_TEST_SERVICE, service_dir()});
+  auto c = client();
+  auto counters = remote::registry<tally::counter>(c, "counter");
+  BOOST_REQUIRE_MESSAGE(counters.ok(), varve_test::describe(counters));
+
+  auto first = remote::send_command(c, *counters, "a", tally::add{5});
+  BOOST_REQUIRE_MESSAGE(first.ok(), varve_test::describe(first));
+  BOOST_TEST(first->version == 1u);
+  BOOST_TEST(first->events == 1u);
+  auto second = remote::send_command(c, *counters, "a", tally::add{7});
+  BOOST_REQUIRE(second.ok());
+  BOOST_TEST(second->version == 2u);
+  BOOST_TEST(second->position == 2u);
+  auto events = c.read_stream("counter-a");
+  BOOST_REQUIRE(events.ok());
+  BOOST_REQUIRE_EQUAL(events->size(), 2u);
+  BOOST_TEST((*events)[1].type == "added");
+
+  // The same refusal in process: code and message.
+  auto local_counters = spawn_registry<tally::counter>(sys, {local, local_storage, {}});
+  std::optional<error> in_process;
+  {
+    caf::scoped_actor self{sys};
+    self->request(local_counters, caf::infinite, command_atom_v, std::string("a"), tally::add{-1})
+        .receive([](const command_reply&) {}, [&](caf::error& e) { in_process = error_from(e); });
+  }
+  caf::anon_send_exit(local_counters, caf::exit_reason::user_shutdown);
+  BOOST_REQUIRE(in_process);
+  auto refused = remote::send_command(c, *counters, "a", tally::add{-1});
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.err().code() == errc::rejected);
+  BOOST_TEST(refused.err().code() == in_process->code());
+  BOOST_TEST(refused.err().message() == in_process->message());
+
+  // A forgotten stream refuses commands, over the wire too.
+  BOOST_REQUIRE(c.shred("counter-a").ok());
+  auto late = remote::send_command(c, *counters, "a", tally::add{1});
+  BOOST_REQUIRE(!late.ok());
+  BOOST_TEST(late.err().code() == errc::shredded);
+
+  // An aggregate type the service does not serve: not_found, naming what it has.
+  auto none = remote::registry<tally::counter>(c, "ledger");
+  BOOST_REQUIRE(!none.ok());
+  BOOST_TEST(none.err().code() == errc::not_found);
+  BOOST_TEST(none.err().message().find("ledger") != std::string::npos);
+  BOOST_TEST(none.err().message().find("counter") != std::string::npos);
+
+  // The service dies: the command fails with unavailable, not a hang.
+  service.stop(SIGKILL);
+  auto gone = remote::send_command(c, *counters, "b", tally::add{1});
+  BOOST_REQUIRE(!gone.ok());
+  BOOST_TEST(gone.err().code() == errc::unavailable);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_store_gives_the_same_errors_as_in_process) {
+  // In process: the fault, then a later write.
+  BOOST_REQUIRE(local->append("s", expected_version::any(), make_events(1)).ok());
+  testing_fail_next_commit(*local, EIO);
+  std::vector<error> in_process;
+  {
+    caf::scoped_actor self{sys};
+    for (int i = 0; i < 2; ++i)
+      self->request(local_storage, caf::infinite, append_atom_v,
+                    append_request{"s", expected_version::any(), make_events(1)})
+          .receive([](const append_result&) {},
+                   [&](caf::error& e) { in_process.push_back(error_from(e)); });
+  }
+  BOOST_REQUIRE_EQUAL(in_process.size(), 2u);
+  BOOST_TEST(in_process[1].code() == errc::failed_state);
+
+  // Across processes: a service whose store fails at its next commit.
+  service.launch({VARVE_TEST_SERVICE, service_dir(), "--fail-next-commit"});
+  auto c = client();
+  auto fault = c.append("s", expected_version::any(), make_events(1));
+  auto later = c.append("s", expected_version::any(), make_events(1));
+  BOOST_REQUIRE(!fault.ok());
+  BOOST_REQUIRE(!later.ok());
+  BOOST_TEST(fault.err().code() == in_process[0].code());
+  BOOST_TEST(later.err().code() == in_process[1].code());
+  BOOST_TEST_MESSAGE("remote: " << fault.err().to_string() << " / " << later.err().to_string());
+  // Commands meet the same failed store.
+  auto counters = remote::registry<tally::counter>(c, "counter");
+  BOOST_REQUIRE(counters.ok());
+  auto cmd = remote::send_command(c, *counters, "x", tally::add{1});
+  BOOST_REQUIRE(!cmd.ok());
+  BOOST_TEST(cmd.err().code() == errc::failed_state);
+  // Reads go on; stats say the store failed.
+  BOOST_TEST(c.read_log(1).ok());
+  auto stats = c.stats();
+  BOOST_REQUIRE(stats.ok());
+  BOOST_TEST(stats->failed);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -66,7 +66,15 @@ class client {
   result<stream_version> shred(const std::string& stream);
   result<storage_stats> stats();
 
+  /// The registry of the aggregate type `type` (its category, e.g.
+  /// "account") that the service dispatches commands to: a handle to send
+  /// (command_atom, id, command) to, typed with commands.hpp. errc::not_found
+  /// (naming the types it has) when the service has no such registry.
+  result<caf::actor> aggregate(const std::string& type);
+
   const service_actor& handle() const { return service_; }
+  caf::actor_system& system() const { return *sys_; }
+  std::chrono::milliseconds timeout() const { return opts_.timeout; }
 
  private:
   client(caf::actor_system& sys, service_actor service, client_options opts)

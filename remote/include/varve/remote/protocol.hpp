@@ -23,6 +23,10 @@
 //   wrote events, over the network; a subscriber whose node goes away is
 //   dropped.
 // - (shred_atom, stream) -> version, (stats_atom) -> storage_stats.
+// - (command_atom, aggregate type) -> actor: the registry of that aggregate
+//   type registered with the service (spawn_service); clients send it
+//   (command_atom, id, command) directly (commands.hpp), so command types
+//   must be registered on both sides. Unknown type: errc::not_found.
 //
 // Errors travel as caf::error of category "varve" (varve/actors/error.hpp).
 #pragma once
@@ -40,7 +44,7 @@
 namespace varve::remote {
 
 /// The version of this protocol; bump it when any message above changes.
-inline constexpr std::uint32_t protocol_version = 1;
+inline constexpr std::uint32_t protocol_version = 2;
 
 /// Upper bounds of one read answer.
 inline constexpr std::uint64_t max_batch_events = 10000;
@@ -72,6 +76,7 @@ using service_actor = caf::typed_actor<
     caf::replies_to<subscribe_atom, caf::actor>::with<std::uint64_t>,
     caf::reacts_to<unsubscribe_atom, caf::actor>,
     caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,
-    caf::replies_to<stats_atom>::with<storage_stats>>;
+    caf::replies_to<stats_atom>::with<storage_stats>,
+    caf::replies_to<command_atom, std::string>::with<caf::actor>>;
 
 }  // namespace varve::remote

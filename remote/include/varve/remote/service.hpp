@@ -5,6 +5,7 @@
 #include <caf/fwd.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -21,10 +22,16 @@ namespace varve::remote {
 /// already registers the first two blocks; registering again is harmless).
 void configure_remote(caf::actor_system_config& cfg);
 
-/// Spawns the service actor in front of `storage`; reads go to `store`.
-/// Stop it with caf::anon_send_exit (the storage actor is not stopped).
+/// Aggregate registries the service hands out by type name, e.g.
+/// {{"account", caf::actor_cast<caf::actor>(spawn_registry<account>(...))}}.
+using aggregate_registries = std::map<std::string, caf::actor>;
+
+/// Spawns the service actor in front of `storage`; reads go to `store`;
+/// command dispatch goes to `aggregates` (none: clients asking for a
+/// registry get errc::not_found). Stop it with caf::anon_send_exit (the
+/// storage actor and the registries are not stopped).
 service_actor spawn_service(caf::actor_system& sys, std::shared_ptr<event_store> store,
-                            storage_actor storage);
+                            storage_actor storage, aggregate_registries aggregates = {});
 
 /// Publishes `service` on host:port (port 0: any free port) with
 /// SO_REUSEADDR, so that a restarted service gets its port back at once.
