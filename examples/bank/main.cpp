@@ -25,6 +25,7 @@
 #include <varve/projections/manager.hpp>
 
 #include "account.hpp"
+#include "balances.hpp"
 
 namespace {
 
@@ -91,27 +92,6 @@ void client(client_pointer self, registry_actor<account> accounts,
   self->state.jobs = std::move(jobs);
   self->state.collector = std::move(collector);
   send_next(self);
-}
-
-/// The exactly-once balances projection: view "balances", account stream ->
-/// balance.
-projection_spec balances_projection() {
-  projection_spec spec;
-  spec.name = "balances";
-  spec.filter.categories = {"account"};
-  spec.handle = [](const delivered_event& d, view_batch& view) -> result<void> {
-    auto e = codec::decode(d.event.type, d.event.payload);
-    if (!e) return error{errc::corruption, "an account event does not decode"};
-    std::int64_t delta = 0;
-    if (auto* x = std::get_if<bank::deposited>(&*e)) delta = x->amount;
-    if (auto* x = std::get_if<bank::withdrawn>(&*e)) delta = -x->amount;
-    auto current = view.get(d.stream);
-    if (!current) return current.err();
-    const std::int64_t balance = (*current ? std::stoll(**current) : 0) + delta;
-    view.put(d.stream, std::to_string(balance));
-    return {};
-  };
-  return spec;
 }
 
 /// The at-least-once audit projection: one line per event in a file. After
@@ -196,7 +176,7 @@ int run(bank_config& cfg) {
   caf::actor_system sys{cfg};
   auto storage = spawn_storage(sys, store, cfg.storage());
   auto accounts = spawn_registry<account>(sys, {store, storage, cfg.aggregates()});
-  std::vector<projection_spec> specs{balances_projection(), audit_projection(audit_path)};
+  std::vector<projection_spec> specs{bank::balances_projection(), audit_projection(audit_path)};
   for (auto& s : specs)
     cfg.apply(s);
   auto manager = spawn_projection_manager(sys, store, storage, std::move(specs));
