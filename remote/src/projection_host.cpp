@@ -9,6 +9,7 @@
 #include <chrono>
 #include <exception>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include <varve/actors/error.hpp>
 
@@ -52,19 +53,13 @@ struct host_state {
 
 using pointer = remote_projection_actor::stateful_pointer<host_state>;
 
-std::string state_json(const host_state& st) {
-  // The same keys as in-process projections (varvectl reads them).
-  auto quote = [](const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-      if (c == '"' || c == '\\') out += '\\';
-      if (static_cast<unsigned char>(c) < 0x20) continue;
-      out += c;
-    }
-    return out + "\"";
-  };
-  return "{\"mode\":\"exactly_once\",\"state\":" + quote(st.phase()) +
-         ",\"error\":" + quote(st.error) + ",\"source\":" + quote(st.where) + "}";
+/// The state stored with the cursor once the host is at `at`: the same
+/// keys as in-process projections (varvectl reads them).
+std::string state_json(const host_state& st, global_position at) {
+  const char* phase = st.failed ? "failed" : at < st.head ? "catching_up" : "live";
+  return nlohmann::json{
+      {"mode", "exactly_once"}, {"state", phase}, {"error", st.error}, {"source", st.where}}
+      .dump();
 }
 
 void process(pointer self);
@@ -178,7 +173,8 @@ void apply(pointer self, std::vector<recorded_event> events) {
   const auto newest_time = events.empty() ? 0 : events.back().time;
   write_request w;
   w.views = std::move(batch.updates());
-  w.cursors.push_back(cursor_update{st.spec.name, last, state_json(st), st.stored.value_or(0)});
+  w.cursors.push_back(
+      cursor_update{st.spec.name, last, state_json(st, last), st.stored.value_or(0)});
   st.writing = true;
   self->request(st.storage, caf::infinite, write_atom_v, std::move(w))
       .then(

@@ -128,7 +128,8 @@ struct fixture {
     return std::move(c).value();
   }
 
-  projection_status status(const remote::remote_projection_actor& h) {
+  template <class Handle>
+  projection_status status(const Handle& h) {
     caf::scoped_actor self{sys};
     projection_status out;
     self->request(h, caf::infinite, status_atom_v)
@@ -138,8 +139,10 @@ struct fixture {
   }
 
   /// Waits until the host has handled the log up to `head`.
-  projection_status wait_for(const remote::remote_projection_actor& h, global_position head,
-                             std::chrono::seconds limit = 120s) {
+  template <class Handle>
+  projection_status wait_for(const Handle& h, global_position head,
+                             std::chrono::seconds limit = 120s,
+                             std::chrono::microseconds poll = 1000us) {
     const auto deadline = clock_type::now() + limit;
     for (;;) {
       auto s = status(h);
@@ -148,7 +151,7 @@ struct fixture {
       BOOST_REQUIRE_MESSAGE((clock_type::now() < deadline), "host at " << s.position << " of "
                                                                        << head << " (" << s.state
                                                                        << ", " << s.error << ")");
-      std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(poll);
     }
   }
 
@@ -333,7 +336,7 @@ BOOST_AUTO_TEST_CASE(projection_catches_up_on_100k_and_follows_live) {
     const auto start = clock_type::now();
     auto r = c.append("live-" + std::to_string(i % 7), expected_version::any(), make_events(1));
     BOOST_REQUIRE(r.ok());
-    wait_for(host, r->last_position, 30s);
+    wait_for(host, r->last_position, 30s, 50us);
     latencies.push_back(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start).count()));
   }
@@ -347,6 +350,41 @@ BOOST_AUTO_TEST_CASE(projection_catches_up_on_100k_and_follows_live) {
   BOOST_TEST(view.size() == total + 300 + 50 + 7);  // one row per event, one count per stream
   BOOST_TEST(view["count/live-0"] == "43");
   stop(host);
+
+  // The same projection and load in process, for comparison (printed only).
+  std::shared_ptr<event_store> store =
+      varve_test::open_store(varve_test::test_options(dir / "in-process"));
+  for (std::size_t done = 0, i = 0; done < total; done += 1000, ++i)
+    BOOST_REQUIRE(store
+                      ->append("order-" + std::to_string(i % 50), expected_version::any(),
+                               make_events(1000, "p" + std::to_string(i)))
+                      .ok());
+  auto storage = spawn_storage(sys, store);
+  const auto t1 = clock_type::now();
+  auto p = spawn_projection(sys, store, storage, counting("orders"));
+  wait_for(p, total);
+  const double local_secs = std::chrono::duration<double>(clock_type::now() - t1).count();
+  std::vector<std::uint64_t> local_latencies;
+  caf::scoped_actor self{sys};
+  for (int i = 0; i < 300; ++i) {
+    const auto start = clock_type::now();
+    global_position at = 0;
+    self->request(storage, caf::infinite, append_atom_v,
+                  append_request{"live-" + std::to_string(i % 7), expected_version::any(),
+                                 make_events(1)})
+        .receive([&](const append_result& r) { at = r.last_position; },
+                 [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    wait_for(p, at, 30s, 50us);
+    local_latencies.push_back(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start).count()));
+  }
+  BOOST_TEST_MESSAGE("in-process catch-up: " << static_cast<long>(total / local_secs)
+                                             << " events/s; live p50 "
+                                             << percentile(local_latencies, 0.5) << " us, p99 "
+                                             << percentile(local_latencies, 0.99) << " us");
+  caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
+  self->wait_for(p, storage);
 }
 
 BOOST_AUTO_TEST_CASE(service_killed_mid_stream_and_restarted) {
@@ -460,7 +498,7 @@ BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
 
 BOOST_AUTO_TEST_CASE(commands_reach_a_served_aggregate_and_answer_as_in_process) {
   service.launch({VARVE_TEST_SERVICE, service_dir()});
-  auto c = client();
+  auto c = client({2000ms});  // a short timeout: the dead-service check below
   auto counters = remote::registry<tally::counter>(c, "counter");
   BOOST_REQUIRE_MESSAGE(counters.ok(), varve_test::describe(counters));
 
