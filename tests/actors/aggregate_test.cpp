@@ -269,6 +269,24 @@ BOOST_AUTO_TEST_CASE(a_passivated_aggregate_rehydrates_the_same_state) {
   stop(*this, registry);
 }
 
+BOOST_AUTO_TEST_CASE(commands_racing_a_passivation_are_taken_by_a_fresh_actor) {
+  // An idle timeout as short as the gap between commands: commands keep
+  // arriving while the actor quits, and bounce back to the registry.
+  aggregate_options o;
+  o.idle_timeout = std::chrono::milliseconds(1);
+  auto registry = spawn_registry<account>(sys, context(o));
+  constexpr int n = 300;
+  for (int i = 0; i < n; ++i) {
+    auto failure = ask(*this, registry, std::string("7"), bank::deposit{1});
+    BOOST_REQUIRE_MESSAGE(!failure,
+                          "command " << i << ": " << (failure ? failure->to_string() : ""));
+    std::this_thread::sleep_for(std::chrono::microseconds(700 + 50 * (i % 12)));
+  }
+  BOOST_CHECK_EQUAL(fold("7").first, n);
+  BOOST_CHECK_GT(report(*this, registry).spawned, 1u);
+  stop(*this, registry);
+}
+
 BOOST_AUTO_TEST_CASE(the_registry_caps_live_actors_and_evicts_the_least_recently_used) {
   aggregate_options o;
   o.max_alive = 3;

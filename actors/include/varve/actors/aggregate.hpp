@@ -432,7 +432,7 @@ struct registry_state {
     std::string id;
     typename A::command command;
     caf::typed_response_promise<command_reply> promise;
-    bool retried;
+    unsigned retried;  // bounces from actors that had quit
   };
 
   aggregate_context ctx;
@@ -484,6 +484,21 @@ template <aggregate A, class Command, class Take>
 void send_command(registry_pointer<A> self, const aggregate_actor<A>& child, Command& cmd,
                   Take take);
 
+/// Takes the aggregate actor at `addr` (gone) out of the live set, so that
+/// its id gets a fresh actor; its entry in `ids` stays until its down
+/// message.
+template <aggregate A>
+void retire(registry_pointer<A> self, const caf::actor_addr& addr) {
+  auto& st = self->state;
+  auto it = st.ids.find(addr);
+  if (it == st.ids.end()) return;
+  if (auto a = st.alive.find(it->second);
+      a != st.alive.end() && a->second.actor.address() == addr) {
+    st.lru.erase(a->second.lru);
+    st.alive.erase(a);
+  }
+}
+
 template <aggregate A>
 void dispatch(registry_pointer<A> self, typename registry_state<A>::in_flight job) {
   auto& st = self->state;
@@ -514,13 +529,16 @@ void send_command(registry_pointer<A> self, const aggregate_actor<A>& child, Com
           [take](const command_reply& reply) mutable {
             if (auto j = take()) j->promise.deliver(reply);
           },
-          [self, take](caf::error& err) mutable {
+          [self, take, addr = child.address()](caf::error& err) mutable {
             auto j = take();
             if (!j) return;
             // The actor had quit (passivated) before it took the command:
-            // nothing was applied, so a fresh actor can take it.
-            if (err == caf::sec::request_receiver_down && !j->retried) {
-              j->retried = true;
+            // nothing was applied, so a fresh actor can take it. The bounce
+            // may come before the actor's down message: forget it now, so
+            // that the retry does not go to it again.
+            if (err == caf::sec::request_receiver_down && j->retried < 3) {
+              ++j->retried;
+              retire<A>(self, addr);
               dispatch<A>(self, std::move(*j));
               return;
             }
@@ -538,14 +556,9 @@ typename registry_actor<A>::behavior_type registry_behavior(registry_pointer<A> 
   self->state.ctx = std::move(ctx);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
-    if (auto it = st.ids.find(msg.source); it != st.ids.end()) {
-      if (auto a = st.alive.find(it->second); a != st.alive.end()) {
-        st.lru.erase(a->second.lru);
-        st.alive.erase(a);
-      }
-      st.ids.erase(it);
-      if (msg.reason == caf::exit_reason::normal) ++st.stats.passivated;
-    }
+    retire<A>(self, msg.source);
+    if (st.ids.erase(msg.source) > 0 && msg.reason == caf::exit_reason::normal)
+      ++st.stats.passivated;
     if (msg.reason == caf::exit_reason::normal) return;  // queued commands bounce and retry
     ++st.stats.crashed;
     auto p = st.pending.find(msg.source);
@@ -572,7 +585,7 @@ typename registry_actor<A>::behavior_type registry_handlers(registry_pointer<A> 
       [self](command_atom, std::string& id, Cs& cmd) -> caf::result<command_reply> {
         auto promise = self->template make_response_promise<command_reply>();
         dispatch<A>(self, typename registry_state<A>::in_flight{
-                              std::move(id), typename A::command{std::move(cmd)}, promise, false});
+                              std::move(id), typename A::command{std::move(cmd)}, promise, 0});
         return promise;
       }...,
       [self](stats_atom) -> registry_stats {
