@@ -1,6 +1,5 @@
 #include "crypto.hpp"
 
-#include <botan/chacha_rng.h>
 #include <botan/exceptn.h>
 #include <botan/hex.h>
 #include <botan/rfc3394.h>
@@ -150,23 +149,41 @@ sealer::ciphers* sealer::ciphers_for(std::uint64_t stream_id, const key_bytes& k
   return &ciphers_.emplace(stream_id, std::move(c)).first->second;
 }
 
+result<std::uint32_t> sealer::next_nonce_counter() {
+  if (!counter_drawn_) {
+    try {
+      Botan::system_rng().randomize(reinterpret_cast<std::uint8_t*>(&counter_), sizeof counter_);
+    } catch (const std::exception& e) {
+      return error{errc::io_error,
+                   std::string("the system's random generator failed: ") + e.what()};
+    }
+    counter_drawn_ = true;
+  }
+  return counter_++;
+}
+
 result<void> sealer::seal(const event_place& at, const key_bytes& key, std::string_view metadata,
                           std::string_view payload, char* out) {
+  auto counter = next_nonce_counter();
+  if (!counter) return std::move(counter).err();
   try {
-    if (!rng_) rng_ = std::make_unique<Botan::ChaCha_RNG>(Botan::system_rng(), 1 << 20);
     auto* c = ciphers_for(at.stream_id, key);
-    std::uint8_t nonce[nonce_size];
-    bytes::put_le<std::uint64_t>(reinterpret_cast<char*>(nonce), at.version);
-    rng_->randomize(nonce + 8, 4);
-    buffer_.resize(metadata.size() + payload.size());
-    if (!metadata.empty()) std::memcpy(buffer_.data(), metadata.data(), metadata.size());
-    if (!payload.empty())
-      std::memcpy(buffer_.data() + metadata.size(), payload.data(), payload.size());
+    bytes::put_le<std::uint64_t>(out, at.version);
+    bytes::put_le<std::uint32_t>(out + 8, *counter);
+    // The plaintext goes where its ciphertext is stored: whole blocks are
+    // encrypted there in place, the tail and the tag in buffer_.
+    char* body = out + nonce_size;
+    const std::size_t size = metadata.size() + payload.size();
+    if (!metadata.empty()) std::memcpy(body, metadata.data(), metadata.size());
+    if (!payload.empty()) std::memcpy(body + metadata.size(), payload.data(), payload.size());
     set_associated_data(*c->enc, at);
-    c->enc->start(nonce, nonce_size);
+    c->enc->start(reinterpret_cast<const std::uint8_t*>(out), nonce_size);
+    const std::size_t bulk = size - size % c->enc->update_granularity();
+    if (bulk > 0) c->enc->process(reinterpret_cast<std::uint8_t*>(body), bulk);
+    buffer_.resize(size - bulk);
+    if (!buffer_.empty()) std::memcpy(buffer_.data(), body + bulk, buffer_.size());
     c->enc->finish(buffer_);
-    std::memcpy(out, nonce, nonce_size);
-    std::memcpy(out + nonce_size, buffer_.data(), buffer_.size());
+    std::memcpy(body + bulk, buffer_.data(), buffer_.size());
     return {};
   } catch (const std::exception& e) {
     return error{errc::io_error, std::string("sealing an event: ") + e.what()};
@@ -179,7 +196,8 @@ result<void> sealer::open(const event_place& at, const key_bytes& key, std::stri
     return error{errc::corruption, "a sealed event body is too short"};
   try {
     auto* c = ciphers_for(at.stream_id, key);
-    plain.assign(sealed.begin() + nonce_size, sealed.end());
+    plain.resize(sealed.size() - nonce_size);
+    std::memcpy(plain.data(), sealed.data() + nonce_size, plain.size());
     set_associated_data(*c->dec, at);
     c->dec->start(reinterpret_cast<const std::uint8_t*>(sealed.data()), nonce_size);
     c->dec->finish(plain);

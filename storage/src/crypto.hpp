@@ -5,7 +5,13 @@
 // of an event are sealed together with AES-256-GCM:
 //
 //   sealed  := nonce:12 ciphertext(metadata || payload) tag:16
-//   nonce   := version:u64 LE || 4 random bytes
+//   nonce   := version:u64 LE || counter:u32 LE
+//
+// The counter belongs to the sealer: it starts at a random value drawn once
+// from the operating system's generator and goes up by one at every seal, so
+// one sealer never gives a version the same nonce twice (storage/FORMAT.md
+// tells why nonces never repeat under a key). Readers take the nonce from the
+// record: records sealed with 4 random bytes there (the scheme before) open alike.
 //   AD      := stream_id:u64 LE || version:u64 LE || position:u64 LE || event_id:16 || type
 //
 // Key material lives in Botan::secure_vector (zeroed when released).
@@ -26,10 +32,6 @@
 
 #include "varve/storage/error.hpp"
 #include "varve/storage/event.hpp"
-
-namespace Botan {
-class RandomNumberGenerator;
-}
 
 namespace varve::crypto {
 
@@ -84,6 +86,10 @@ class sealer {
   sealer();
   ~sealer();
 
+  /// The last 4 bytes of the next nonce this sealer makes (see above); the
+  /// first call draws the counter's random start.
+  result<std::uint32_t> next_nonce_counter();
+
   /// Seals metadata || payload into `out` (seal_overhead + both sizes bytes).
   result<void> seal(const event_place& at, const key_bytes& key, std::string_view metadata,
                     std::string_view payload, char* out);
@@ -105,7 +111,8 @@ class sealer {
   void set_associated_data(Botan::AEAD_Mode& mode, const event_place& at);
 
   std::unordered_map<std::uint64_t, ciphers> ciphers_;
-  std::unique_ptr<Botan::RandomNumberGenerator> rng_;
+  std::uint32_t counter_ = 0;
+  bool counter_drawn_ = false;
   key_bytes buffer_;
   std::string ad_;
 };

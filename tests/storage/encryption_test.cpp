@@ -4,10 +4,14 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <lmdb.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <set>
+#include <varve/storage/testing.hpp>
 
 #include "raw_lmdb.hpp"
 #include "temp_dir.hpp"
@@ -60,6 +64,45 @@ void append_marked(event_store& store, const std::string& stream, int n) {
                                   std::string(marker) + "-metadata")}});
     BOOST_REQUIRE_MESSAGE(r.ok(), varve_test::describe(r));
   }
+}
+
+/// Bytes from lower-case hex digits.
+std::string unhex(std::string_view hex) {
+  std::string out(hex.size() / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i)
+    out[i] = static_cast<char>(std::stoi(std::string(hex.substr(2 * i, 2)), nullptr, 16));
+  return out;
+}
+
+/// The nonce of the sealed record at `position` (type "noted": the body
+/// starts after the 60-byte header and 5 bytes of type).
+std::string nonce_at(varve_test::raw_env& raw, std::uint64_t position) {
+  auto record = raw.get_event(position);
+  BOOST_REQUIRE(record && record->size() >= 60 + 5 + 12);
+  return record->substr(60 + 5, 12);
+}
+
+std::uint64_t le_at(const std::string& bytes, std::size_t offset, std::size_t size) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < size; ++i)
+    v |= std::uint64_t{static_cast<unsigned char>(bytes[offset + i])} << (8 * i);
+  return v;
+}
+
+/// Replaces the wrapped data key of stream id `id` (raw LMDB, store closed).
+void put_wrapped_key(const std::filesystem::path& dir, std::uint64_t id, std::string_view wrapped) {
+  MDB_env* env = nullptr;
+  BOOST_REQUIRE_EQUAL(mdb_env_create(&env), 0);
+  BOOST_REQUIRE_EQUAL(mdb_env_set_maxdbs(env, 32), 0);
+  BOOST_REQUIRE_EQUAL(mdb_env_open(env, dir.c_str(), 0, 0600), 0);
+  MDB_txn* txn = nullptr;
+  BOOST_REQUIRE_EQUAL(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  MDB_dbi dbi = 0;
+  BOOST_REQUIRE_EQUAL(mdb_dbi_open(txn, "keys", MDB_INTEGERKEY, &dbi), 0);
+  MDB_val k{sizeof id, &id}, v{wrapped.size(), const_cast<char*>(wrapped.data())};
+  BOOST_REQUIRE_EQUAL(mdb_put(txn, dbi, &k, &v, 0), 0);
+  BOOST_REQUIRE_EQUAL(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
 }
 
 void write_key_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
@@ -216,7 +259,8 @@ BOOST_AUTO_TEST_CASE(shredding_keeps_envelopes_refuses_appends_and_lasts) {
 
 BOOST_AUTO_TEST_CASE(an_idempotent_reappend_works_on_an_encrypted_store) {
   auto events = varve_test::make_events(2, "enc");
-  for (auto& e : events) e.id = event_id::generate();
+  for (auto& e : events)
+    e.id = event_id::generate();
   auto first = store->append("idem", expected_version::no_stream(), events);
   BOOST_REQUIRE_MESSAGE(first.ok(), varve_test::describe(first));
   for (auto expected : {expected_version::no_stream(), expected_version::any()}) {
@@ -242,6 +286,71 @@ BOOST_AUTO_TEST_CASE(rotating_the_master_key_retires_the_old_one) {
   BOOST_REQUIRE(a.ok());
   BOOST_CHECK_EQUAL(a->size(), 4u);
   BOOST_CHECK_EQUAL((*a)[0].payload, std::string(marker) + "-payload-0");
+}
+
+BOOST_AUTO_TEST_CASE(nonces_count_up_per_seal_and_a_retried_version_gets_a_new_one) {
+  append_marked(*store, "s", 1);
+  // The commit of version 2 fails after its event was sealed; the retry
+  // seals version 2 again and must not reuse that nonce.
+  testing_fail_next_commit(*store, ENOSPC);
+  auto failed = store->append("s", expected_version::exact(1), {{make_event("noted", "lost")}});
+  BOOST_REQUIRE(!failed.ok());
+  BOOST_CHECK_EQUAL(failed.err().code(), errc::storage_full);
+  append_marked(*store, "s", 2);
+  append_marked(*store, "t", 1);  // another key: the sealer's counter goes on
+  store.reset();
+  varve_test::raw_env raw(dir / "store");
+  std::set<std::string> nonces;
+  std::uint64_t counters[5] = {};
+  for (std::uint64_t p = 1; p <= 4; ++p) {
+    const std::string n = nonce_at(raw, p);
+    nonces.insert(n);
+    BOOST_CHECK_EQUAL(le_at(n, 0, 8), p <= 3 ? p : 1);  // the version comes first
+    counters[p] = le_at(n, 8, 4);
+  }
+  BOOST_CHECK_EQUAL(nonces.size(), 4u);
+  // version 1, (version 2 lost), version 2, version 3, then stream t.
+  BOOST_CHECK_EQUAL(counters[2], (counters[1] + 2) & 0xffffffffu);
+  BOOST_CHECK_EQUAL(counters[3], (counters[1] + 3) & 0xffffffffu);
+  BOOST_CHECK_EQUAL(counters[4], (counters[1] + 4) & 0xffffffffu);
+}
+
+BOOST_AUTO_TEST_CASE(a_record_sealed_with_a_random_nonce_still_opens) {
+  // Written by the earlier scheme (nonce = version || 4 random bytes) under
+  // key_of(1): stream id 1, version 1, position 1, as stored then, with the
+  // stream's data key as wrapped then.
+  const std::string record = unhex(
+      "010105000c000000210000000100000000000000010000000000000000000000000000000190a1b2c3d47e5f"
+      "8a9b0c1d2e3f4a5b00401e18240a06006e6f7465640100000000000000e9c288f899b9a6f9ed016dd75bbe4e"
+      "df9c4b3a92ba53b29220692f372a5d15d7ab2321837b36df372562984efd5f3414d0ea58ab83cb1a5582fc47"
+      "190707d46eb6");
+  const std::string wrapped =
+      unhex("8c22734746b68fe077e8caba6940e0e4d982ba10c68d4d5b3a433cf13eac0f0a774400e7c95923d1");
+  auto made = store->append("old-stream", expected_version::no_stream(),
+                            {{make_event("noted", "a placeholder of the same size......")}});
+  BOOST_REQUIRE_MESSAGE(made.ok(), varve_test::describe(made));
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    raw.put_event(1, record);
+  }
+  put_wrapped_key(dir / "store", 1, wrapped);
+  auto reopened = reopen(key_of(1));
+  BOOST_REQUIRE_MESSAGE(reopened.ok(), varve_test::describe(reopened));
+  auto events = (*reopened)->read_stream("old-stream");
+  BOOST_REQUIRE_MESSAGE(events.ok(), varve_test::describe(events));
+  BOOST_REQUIRE_EQUAL(events->size(), 1u);
+  BOOST_CHECK_EQUAL((*events)[0].payload, "sealed-by-the-random-nonce-scheme");
+  BOOST_CHECK_EQUAL((*events)[0].metadata, "old-metadata");
+  BOOST_CHECK_EQUAL((*events)[0].id.to_string(), "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+  // And appending after it seals with the new scheme, both readable.
+  BOOST_REQUIRE((*reopened)
+                    ->append("old-stream", expected_version::exact(1),
+                             {{make_event("noted", "sealed-by-the-counter-scheme")}})
+                    .ok());
+  auto both = (*reopened)->read_stream("old-stream");
+  BOOST_REQUIRE(both.ok() && both->size() == 2u);
+  BOOST_CHECK_EQUAL((*both)[1].payload, "sealed-by-the-counter-scheme");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
