@@ -1,14 +1,24 @@
+// Botan 2 marks ghash.h as "to become internal" with a compiler warning; GHASH
+// is public API in 2.x and is what GCM is made of here.
+#define BOTAN_NO_DEPRECATED_WARNINGS 1
+
 #include "crypto.hpp"
 
+#include <botan/aead.h>
+#include <botan/block_cipher.h>
 #include <botan/exceptn.h>
+#include <botan/ghash.h>
 #include <botan/hex.h>
+#include <botan/mem_ops.h>
 #include <botan/rfc3394.h>
 #include <botan/system_rng.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "bytes.hpp"
 
@@ -129,24 +139,101 @@ bool master_key::check(std::string_view value) const {
   }
 }
 
-void sealer::set_associated_data(Botan::AEAD_Mode& mode, const event_place& at) {
+struct sealer::gcm {
+  static constexpr std::size_t block = 16;
+  static constexpr std::size_t batch = 32;  // counter blocks encrypted per call
+
+  std::unique_ptr<Botan::BlockCipher> aes = Botan::BlockCipher::create_or_throw("AES-256");
+  Botan::GHASH ghash;
+  key_bytes state = key_bytes(block);
+  std::vector<std::uint8_t> hashed;  // associated data and ciphertext, padded, and the lengths
+
+  explicit gcm(const key_bytes& key) {
+    aes->set_key(key);
+    std::uint8_t h[block] = {};
+    aes->encrypt(h);  // H = E_K(0^128)
+    ghash.set_key(h, block);
+    Botan::secure_scrub_memory(h, block);
+  }
+
+  /// out = in XOR the key stream from counter 2 on (CTR with inc32 on the
+  /// last 4 bytes of nonce || counter), and `mask` = E_K(nonce || 1), the
+  /// tag's mask. `in` and `out` may be the same.
+  void ctr(const std::uint8_t nonce[nonce_size], const std::uint8_t* in, std::uint8_t* out,
+           std::size_t size, std::uint8_t mask[block]) {
+    std::uint8_t counters[block * batch], stream[block * batch];
+    std::uint32_t counter = 1;
+    std::size_t done = 0;
+    bool first = true;
+    while (first || done < size) {
+      const std::size_t blocks =
+          std::min(batch, (size - done + block - 1) / block + (first ? 1 : 0));
+      for (std::size_t i = 0; i < blocks; ++i) {
+        std::memcpy(counters + block * i, nonce, nonce_size);
+        bytes::put_be<std::uint32_t>(reinterpret_cast<char*>(counters + block * i + nonce_size),
+                                     counter++);
+      }
+      aes->encrypt_n(counters, stream, blocks);
+      std::size_t at = 0;
+      if (first) {
+        std::memcpy(mask, stream, block);
+        at = block;
+        first = false;
+      }
+      const std::size_t n = std::min(size - done, blocks * block - at);
+      for (std::size_t i = 0; i < n; ++i)
+        out[done + i] = in[done + i] ^ stream[at + i];
+      done += n;
+    }
+    Botan::secure_scrub_memory(stream, sizeof stream);
+  }
+
+  /// The tag of `ciphertext` with associated data `ad`: GHASH over
+  /// ad || 0* || ciphertext || 0* || bits(ad):u64 BE || bits(text):u64 BE,
+  /// in one pass, XOR mask.
+  void tag(std::string_view ad, const std::uint8_t* ciphertext, std::size_t size,
+           const std::uint8_t mask[block], std::uint8_t out[block]) {
+    const std::size_t ad_padded = (ad.size() + block - 1) / block * block;
+    const std::size_t text_padded = (size + block - 1) / block * block;
+    hashed.assign(ad_padded + text_padded + block, 0);
+    std::memcpy(hashed.data(), ad.data(), ad.size());
+    if (size > 0) std::memcpy(hashed.data() + ad_padded, ciphertext, size);
+    char* lengths = reinterpret_cast<char*>(hashed.data() + ad_padded + text_padded);
+    bytes::put_be<std::uint64_t>(lengths, std::uint64_t{ad.size()} * 8);
+    bytes::put_be<std::uint64_t>(lengths + 8, std::uint64_t{size} * 8);
+    std::fill(state.begin(), state.end(), std::uint8_t{0});
+    ghash.ghash_update(state, hashed.data(), hashed.size());
+    for (std::size_t i = 0; i < block; ++i)
+      out[i] = state[i] ^ mask[i];
+  }
+};
+
+void sealer::set_associated_data(const event_place& at) {
   ad_.resize(40 + at.type.size());
   bytes::put_le<std::uint64_t>(ad_.data(), at.stream_id);
   bytes::put_le<std::uint64_t>(ad_.data() + 8, at.version);
   bytes::put_le<std::uint64_t>(ad_.data() + 16, at.position);
   std::memcpy(ad_.data() + 24, at.id.bytes.data(), 16);
   std::memcpy(ad_.data() + 40, at.type.data(), at.type.size());
-  mode.set_associated_data(reinterpret_cast<const std::uint8_t*>(ad_.data()), ad_.size());
 }
 
 sealer::sealer() = default;
 sealer::~sealer() = default;
 
-sealer::ciphers* sealer::ciphers_for(std::uint64_t stream_id, const key_bytes& key) {
-  if (auto it = ciphers_.find(stream_id); it != ciphers_.end()) return &it->second;
-  if (ciphers_.size() >= 1024) ciphers_.clear();
-  ciphers c{make_cipher(key, Botan::ENCRYPTION), make_cipher(key, Botan::DECRYPTION)};
-  return &ciphers_.emplace(stream_id, std::move(c)).first->second;
+void sealer::forget(std::uint64_t stream_id) {
+  ciphers_.erase(stream_id);
+  last_ = nullptr;
+}
+
+sealer::gcm* sealer::cipher_for(std::uint64_t stream_id, const key_bytes& key) {
+  if (last_ && last_id_ == stream_id) return last_;
+  auto it = ciphers_.find(stream_id);
+  if (it == ciphers_.end()) {
+    if (ciphers_.size() >= 1024) ciphers_.clear();
+    it = ciphers_.emplace(stream_id, std::make_unique<gcm>(key)).first;
+  }
+  last_id_ = stream_id;
+  return last_ = it->second.get();
 }
 
 result<std::uint32_t> sealer::next_nonce_counter() {
@@ -167,23 +254,20 @@ result<void> sealer::seal(const event_place& at, const key_bytes& key, std::stri
   auto counter = next_nonce_counter();
   if (!counter) return std::move(counter).err();
   try {
-    auto* c = ciphers_for(at.stream_id, key);
+    gcm* c = cipher_for(at.stream_id, key);
     bytes::put_le<std::uint64_t>(out, at.version);
     bytes::put_le<std::uint32_t>(out + 8, *counter);
-    // The plaintext goes where its ciphertext is stored: whole blocks are
-    // encrypted there in place, the tail and the tag in buffer_.
-    char* body = out + nonce_size;
+    // The plaintext goes where its ciphertext is stored and is encrypted there.
+    auto* nonce = reinterpret_cast<const std::uint8_t*>(out);
+    auto* body = reinterpret_cast<std::uint8_t*>(out + nonce_size);
     const std::size_t size = metadata.size() + payload.size();
     if (!metadata.empty()) std::memcpy(body, metadata.data(), metadata.size());
     if (!payload.empty()) std::memcpy(body + metadata.size(), payload.data(), payload.size());
-    set_associated_data(*c->enc, at);
-    c->enc->start(reinterpret_cast<const std::uint8_t*>(out), nonce_size);
-    const std::size_t bulk = size - size % c->enc->update_granularity();
-    if (bulk > 0) c->enc->process(reinterpret_cast<std::uint8_t*>(body), bulk);
-    buffer_.resize(size - bulk);
-    if (!buffer_.empty()) std::memcpy(buffer_.data(), body + bulk, buffer_.size());
-    c->enc->finish(buffer_);
-    std::memcpy(body + bulk, buffer_.data(), buffer_.size());
+    std::uint8_t mask[gcm::block];
+    c->ctr(nonce, body, body, size, mask);
+    set_associated_data(at);
+    c->tag(ad_, body, size, mask, body + size);
+    Botan::secure_scrub_memory(mask, sizeof mask);
     return {};
   } catch (const std::exception& e) {
     return error{errc::io_error, std::string("sealing an event: ") + e.what()};
@@ -195,15 +279,23 @@ result<void> sealer::open(const event_place& at, const key_bytes& key, std::stri
   if (sealed.size() < seal_overhead)
     return error{errc::corruption, "a sealed event body is too short"};
   try {
-    auto* c = ciphers_for(at.stream_id, key);
-    plain.resize(sealed.size() - nonce_size);
-    std::memcpy(plain.data(), sealed.data() + nonce_size, plain.size());
-    set_associated_data(*c->dec, at);
-    c->dec->start(reinterpret_cast<const std::uint8_t*>(sealed.data()), nonce_size);
-    c->dec->finish(plain);
+    gcm* c = cipher_for(at.stream_id, key);
+    const auto* nonce = reinterpret_cast<const std::uint8_t*>(sealed.data());
+    const auto* text = nonce + nonce_size;
+    const std::size_t size = sealed.size() - seal_overhead;
+    plain.resize(size);
+    std::uint8_t mask[gcm::block], expected[gcm::block];
+    c->ctr(nonce, text, plain.data(), size, mask);
+    set_associated_data(at);
+    c->tag(ad_, text, size, mask, expected);
+    const bool authentic = Botan::constant_time_compare(expected, text + size, gcm::block);
+    Botan::secure_scrub_memory(mask, sizeof mask);
+    if (!authentic) {  // nothing of an unauthenticated text is handed out
+      Botan::secure_scrub_memory(plain.data(), plain.size());
+      plain.clear();
+      return error{errc::auth_failed, "does not authenticate"};
+    }
     return {};
-  } catch (const Botan::Invalid_Authentication_Tag&) {
-    return error{errc::auth_failed, "does not authenticate"};
   } catch (const std::exception& e) {
     return error{errc::io_error, std::string("opening an event: ") + e.what()};
   }
