@@ -161,6 +161,7 @@ BOOST_AUTO_TEST_CASE(at_least_once_repeats_at_most_the_unsaved_tail) {
   auto p = spawn_projection(sys, store, storage, spec);
   wait_caught_up(p);
   stop(p, caf::exit_reason::kill);  // no last checkpoint
+  stats();                          // a checkpoint sent before the kill may still be committing
   const auto saved = cursor("audit");
   BOOST_CHECK_GE(saved, 1000u - 300u);
   auto again = spawn_projection(sys, store, storage, spec);
