@@ -13,6 +13,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -87,10 +88,33 @@ struct projection_state {
   bool checkpoint_armed = false;
   std::vector<std::function<void()>> after_commit;  // control requests deferred while busy
 
+  // Stream names by stream id (an id's name never changes), so that a batch
+  // does not look each one up again; and the vectors of a batch, reused.
+  std::vector<std::string> stream_names;
+  std::vector<event_view> events;
+  std::vector<delivered_event> group;
+
   projection_status status;
 };
 
 using pointer = projection_actor::stateful_pointer<projection_state>;
+
+/// Stream ids below this have their names cached by the projection.
+constexpr std::uint64_t max_cached_names = std::uint64_t{1} << 20;
+
+/// The name of stream `id`, from the projection's cache or looked up in
+/// `txn` (then cached). The view stays valid until the next lookup of an id
+/// not yet cached (the cache may grow), or with the transaction.
+std::string_view stream_name_of(projection_state& st, const read_transaction& txn,
+                                std::uint64_t id) {
+  if (id < st.stream_names.size() && !st.stream_names[id].empty()) return st.stream_names[id];
+  auto name = txn.stream_name(id);
+  if (!name) return {};
+  if (id >= max_cached_names) return *name;
+  if (id >= st.stream_names.size())
+    st.stream_names.resize(std::max<std::size_t>(id + 1, 2 * st.stream_names.size()));
+  return st.stream_names[id] = std::string(*name);
+}
 
 const std::string& view_of(const projection_state& st) {
   return st.spec.view.empty() ? st.spec.name : st.spec.view;
@@ -274,8 +298,7 @@ void process(pointer self) {
   global_position last = st.position;
   std::size_t handled = 0;
   auto stream_of = [&](const event_view& e) -> std::string_view {
-    auto name = txn->stream_name(e.stream_id);
-    return name ? *name : std::string_view{};
+    return stream_name_of(st, *txn, e.stream_id);
   };
   auto failed_at = [&](const delivered_event& d, error err) {
     failure = batch_failure{d.event.position, std::string(d.stream), std::string(d.event.type),
@@ -293,11 +316,15 @@ void process(pointer self) {
 
   if (st.spec.handle_batch) {
     // Views must outlive one visit: read them as a vector (kept bodies).
-    auto events = txn->read_log(st.position + 1, direction::forward, st.spec.batch_events);
-    if (!events) return fail(self, "reading the log: " + events.err().to_string());
-    std::vector<delivered_event> group;
-    group.reserve(events->size());
-    for (const event_view& e : *events) {
+    std::vector<event_view>& events = st.events;
+    std::vector<delivered_event>& group = st.group;
+    group.clear();
+    auto n = txn->read_log(st.position + 1, direction::forward, st.spec.batch_events, events);
+    if (!n) return fail(self, "reading the log: " + n.err().to_string());
+    // Names first (the cache may grow), then the views into it.
+    for (const event_view& e : events)
+      stream_of(e);
+    for (const event_view& e : events) {
       const auto stream = stream_of(e);
       if (st.spec.filter.matches(stream, e.type)) group.push_back({e, stream});
     }
@@ -310,9 +337,11 @@ void process(pointer self) {
         last = group.front().event.position - 1;
       }
     }
-    if (!failure && !events->empty()) last = events->back().position;
+    if (!failure && !events.empty()) last = events.back().position;
     if (!failure) handled = group.size();
-    if (!failure && !events->empty()) st.handled_time = events->back().time;
+    if (!failure && !events.empty()) st.handled_time = events.back().time;
+    group.clear();  // its views die with the transaction
+    events.clear();
   } else {
     auto visit = [&](const event_view& e) {
       const auto stream = stream_of(e);

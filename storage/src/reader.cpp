@@ -260,14 +260,21 @@ result<std::vector<event_view>> read_transaction::read_stream(std::string_view n
 result<std::vector<event_view>> read_transaction::read_log(global_position from, direction dir,
                                                            std::size_t limit) const {
   std::vector<event_view> out;
+  auto n = read_log(from, dir, limit, out);
+  if (!n) return std::move(n).err();
+  return out;
+}
+
+result<std::size_t> read_transaction::read_log(global_position from, direction dir,
+                                               std::size_t limit,
+                                               std::vector<event_view>& out) const {
+  out.clear();
   auto collect = [&](const event_view& v) {
     out.push_back(v);
     return true;
   };
   detail::keeping_bodies keep(*state_);
-  auto n = scan_log(from, dir, limit, collect);
-  if (!n) return std::move(n).err();
-  return out;
+  return scan_log(from, dir, limit, collect);
 }
 
 namespace {

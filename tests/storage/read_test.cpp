@@ -171,6 +171,27 @@ BOOST_AUTO_TEST_CASE(log_reads_forward_and_backward_from_a_position_with_a_limit
   BOOST_TEST((*owned)[1].position == 11u);
 }
 
+BOOST_AUTO_TEST_CASE(log_reads_into_a_reused_vector_replace_its_contents) {
+  put("a", 5);
+  put("b", 5);
+  auto tx = read();
+  std::vector<event_view> batch;
+  auto n = tx.read_log(1, direction::forward, 4, batch);
+  VARVE_REQUIRE_OK(n);
+  BOOST_TEST(*n == 4u);
+  BOOST_TEST(positions_of(batch) == range(1, 4), boost::test_tools::per_element());
+  n = tx.read_log(5, direction::forward, 100, batch);
+  VARVE_REQUIRE_OK(n);
+  BOOST_TEST(*n == 6u);
+  BOOST_TEST(positions_of(batch) == range(5, 10), boost::test_tools::per_element());
+  BOOST_TEST(positions_of(batch) == positions_of(read_log(tx, 5, direction::forward, 100)),
+             boost::test_tools::per_element());
+  n = tx.read_log(11, direction::forward, 100, batch);
+  VARVE_REQUIRE_OK(n);
+  BOOST_TEST(*n == 0u);
+  BOOST_TEST(batch.empty());
+}
+
 BOOST_AUTO_TEST_CASE(scans_stop_when_the_visitor_returns_false) {
   put("s", 10);
   auto tx = read();

@@ -184,6 +184,10 @@ class read_transaction {
                                               direction dir, std::size_t limit) const;
   result<std::vector<event_view>> read_log(global_position from, direction dir,
                                            std::size_t limit) const;
+  /// read_log into `out` (cleared first, its capacity kept), for a reader
+  /// that reads batch after batch. Returns the number read.
+  result<std::size_t> read_log(global_position from, direction dir, std::size_t limit,
+                               std::vector<event_view>& out) const;
 
   /// The stored checkpoint of a consumer; std::nullopt when it has none.
   result<std::optional<global_position>> cursor(std::string_view consumer) const;
