@@ -3,6 +3,7 @@
 #include <random>
 
 #include "bytes.hpp"
+#include "ids.hpp"
 #include "varve/storage/event.hpp"
 #include "varve/storage/options.hpp"
 
@@ -35,17 +36,21 @@ int hex_value(char c) {
 
 }  // namespace
 
-event_id event_id::generate() {
+event_id detail::generate_event_id(timestamp_us now) {
   thread_local id_rng rng;
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count();
+  const std::int64_t ms = now / 1000;
   event_id id;
   std::uint64_t hi = (static_cast<std::uint64_t>(ms) << 16) | 0x7000 | (rng.next() & 0x0FFF);
   std::uint64_t lo = (rng.next() & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;
   bytes::put_be(reinterpret_cast<char*>(id.bytes.data()), hi);
   bytes::put_be(reinterpret_cast<char*>(id.bytes.data()) + 8, lo);
   return id;
+}
+
+event_id event_id::generate() {
+  return detail::generate_event_id(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
 }
 
 std::optional<event_id> event_id::parse(std::string_view text) {

@@ -300,10 +300,12 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
 
 result<append_result> event_store::append(std::string_view stream, expected_version expected,
                                           std::span<const new_event> events) {
-  write_request req;
-  req.appends.push_back(
-      append_request{std::string(stream), expected, {events.begin(), events.end()}});
-  auto out = impl_->write({&req, 1}, nullptr);
+  // The events are passed on as views: the writer copies each one straight
+  // into its record.
+  static const write_request nothing_else;
+  const detail::append_ref one_append{stream, expected, events};
+  const detail::request_ref req{{&one_append, 1}, &nothing_else};
+  auto out = impl_->write(std::span<const detail::request_ref>(&req, 1), nullptr);
   if (!out) return std::move(out).err();
   write_outcome& one = out->front();
   if (!one) return std::move(one).err();
@@ -311,9 +313,13 @@ result<append_result> event_store::append(std::string_view stream, expected_vers
 }
 
 result<std::vector<append_result>> event_store::append(std::span<const append_request> requests) {
-  write_request req;
-  req.appends.assign(requests.begin(), requests.end());
-  auto out = impl_->write({&req, 1}, nullptr);
+  static const write_request nothing_else;
+  std::vector<detail::append_ref> appends;
+  appends.reserve(requests.size());
+  for (const append_request& a : requests)
+    appends.push_back(detail::append_ref{a.stream, a.expected, a.events});
+  const detail::request_ref req{appends, &nothing_else};
+  auto out = impl_->write(std::span<const detail::request_ref>(&req, 1), nullptr);
   if (!out) return std::move(out).err();
   return std::move(out->front());
 }

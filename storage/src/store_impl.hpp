@@ -8,7 +8,9 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -28,11 +30,36 @@ struct head_state {
   bool chunk_known = false;
 };
 
+/// A hash for maps keyed by std::string that are looked up by string_view.
+struct name_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+template <class V>
+using name_map = std::unordered_map<std::string, V, name_hash, std::equal_to<>>;
+
+/// An append as the writer sees it: views of the caller's request, which
+/// outlives the write (no copy of the events).
+struct append_ref {
+  std::string_view stream;
+  expected_version expected;
+  std::span<const new_event> events;
+};
+
+/// A write_request as the writer sees it: its appends as views, and the
+/// request itself for its cursors, snapshots and views.
+struct request_ref {
+  std::span<const append_ref> appends;
+  const write_request* rest;
+};
+
 /// The writer's caches. Valid only while no other process has committed in
 /// between: `expected_txn_id` is the id the next write transaction gets when
 /// this process was the last writer; any other id clears the caches.
 struct writer_cache {
-  std::unordered_map<std::string, std::uint64_t> names;
+  name_map<std::uint64_t> names;
   std::unordered_map<std::uint64_t, head_state> heads;
   global_position next_position = 0;  // 0 = unknown
   std::uint64_t next_stream_id = 0;   // 0 = unknown
@@ -87,6 +114,9 @@ struct store_impl {
   result<std::optional<MDB_dbi>> view_for_read(std::string_view name) const;
 
   result<std::vector<write_outcome>> write(std::span<const write_request> batch,
+                                           write_timing* timing);
+  /// The same, for requests given as views (event_store::append).
+  result<std::vector<write_outcome>> write(std::span<const request_ref> batch,
                                            write_timing* timing);
   result<void> shred(std::string_view stream);
   result<void> rotate(crypto::key_bytes new_key);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "ids.hpp"
 #include "record.hpp"
 #include "store_impl.hpp"
 #include "utf8.hpp"
@@ -43,7 +44,7 @@ struct batch_txn {
   global_position next_position = 0;
   std::uint64_t next_stream_id = 0;
   std::unordered_map<std::uint64_t, head_state> touched;
-  std::unordered_map<std::string, std::uint64_t> created;
+  name_map<std::uint64_t> created;
   timestamp_us now = now_us();
   std::uint64_t events = 0;
   bool wrote = false;
@@ -55,18 +56,21 @@ struct batch_txn {
   // first creation until the transaction ends.
   std::unordered_map<std::string, MDB_dbi> new_views;
   std::unique_lock<std::mutex>& dbi_lock;
+  // The cursor of the appends to `events`; LMDB closes it with the
+  // transaction (a write transaction's cursors end with it).
+  MDB_cursor* log_cursor = nullptr;
 };
 
 /// One stream of a request, after its checks.
 struct plan {
-  const append_request* request;
+  const append_ref* request;
   std::optional<head_state> head;  // empty: the stream does not exist yet
   std::optional<append_result> idempotent;
   std::shared_ptr<const crypto::key_bytes> key;  // encrypted stores
 };
 
 result<std::shared_ptr<const crypto::key_bytes>> key_for(batch_txn& b, std::uint64_t id,
-                                                         const std::string& stream) {
+                                                         std::string_view stream) {
   if (auto it = b.new_keys.find(id); it != b.new_keys.end()) return it->second;
   auto key = b.store.data_key(b.txn, id);
   if (!key) return std::move(key).err();
@@ -74,7 +78,7 @@ result<std::shared_ptr<const crypto::key_bytes>> key_for(batch_txn& b, std::uint
   return key;
 }
 
-result<void> validate(const store_impl& s, const append_request& r) {
+result<void> validate(const store_impl& s, const append_ref& r) {
   if (r.stream.empty()) return error{errc::invalid_argument, "stream name is empty"};
   if (r.stream.size() > s.max_key_size)
     return error{errc::invalid_argument, "stream name is " + std::to_string(r.stream.size()) +
@@ -105,7 +109,7 @@ result<void> validate(const store_impl& s, const append_request& r) {
 
 /// The stream's head as this transaction sees it; std::nullopt when the
 /// stream does not exist.
-result<std::optional<head_state>> find_head(batch_txn& b, const std::string& name) {
+result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name) {
   writer_cache& cache = b.store.cache;
   std::uint64_t id = 0;
   if (auto it = b.created.find(name); it != b.created.end()) {
@@ -120,7 +124,7 @@ result<std::optional<head_state>> find_head(batch_txn& b, const std::string& nam
     auto decoded = decode_u64_le(lmdb::to_view(v), stream_label(name) + " id");
     if (!decoded) return std::move(decoded).err();
     id = *decoded;
-    cache.names.emplace(name, id);
+    cache.names.emplace(std::string(name), id);
   }
   if (auto t = b.touched.find(id); t != b.touched.end())
     return std::optional<head_state>{t->second};
@@ -152,8 +156,7 @@ result<event_id> stored_id(batch_txn& b, global_position pos) {
 /// Whether `r.events` (all with ids) already sit at versions from+1... of the
 /// stream; their places if so.
 result<std::optional<append_result>> already_appended(batch_txn& b, const head_state& h,
-                                                      const append_request& r,
-                                                      stream_version after) {
+                                                      const append_ref& r, stream_version after) {
   const stream_version k = r.events.size();
   if (after + k > h.info.version) return std::optional<append_result>{};
   std::vector<global_position> positions;
@@ -172,7 +175,7 @@ result<std::optional<append_result>> already_appended(batch_txn& b, const head_s
 /// For `any` / `stream_exists` appends with caller-given ids: looks for the
 /// first event among the stream's recent events.
 result<std::optional<append_result>> recently_appended(batch_txn& b, const head_state& h,
-                                                       const append_request& r) {
+                                                       const append_ref& r) {
   const stream_version cur = h.info.version;
   const stream_version lo = cur > idempotency_window ? cur - idempotency_window + 1 : 1;
   std::vector<global_position> positions;
@@ -193,7 +196,7 @@ result<std::optional<append_result>> recently_appended(batch_txn& b, const head_
   return std::optional<append_result>{};
 }
 
-bool all_ids_given(const append_request& r) {
+bool all_ids_given(const append_ref& r) {
   return std::all_of(r.events.begin(), r.events.end(), [](const new_event& e) { return e.id; });
 }
 
@@ -202,7 +205,7 @@ std::string describe(stream_version v) {
 }
 
 /// Checks one stream of a request: state, expectation, idempotency.
-result<plan> check(batch_txn& b, const append_request& r) {
+result<plan> check(batch_txn& b, const append_ref& r) {
   auto valid = validate(b.store, r);
   if (!valid) return std::move(valid).err();
   auto head = find_head(b, r.stream);
@@ -273,7 +276,7 @@ result<append_result> apply(batch_txn& b, plan& p) {
     b.fatal_rc = rc;
     return lmdb::to_error(rc, what);
   };
-  const append_request& r = *p.request;
+  const append_ref& r = *p.request;
   head_state* h = nullptr;
   if (!p.head) {
     const std::uint64_t id = b.next_stream_id++;
@@ -285,7 +288,7 @@ result<append_result> apply(batch_txn& b, plan& p) {
     MDB_val id_key = lmdb::to_val(key.view()), name_val = lmdb::to_val(r.stream);
     if (int rc = mdb_put(b.txn, b.store.dbs.stream_ids, &id_key, &name_val, MDB_APPEND); rc != 0)
       return fail(rc, "creating the stream id");
-    b.created.emplace(r.stream, id);
+    b.created.emplace(std::string(r.stream), id);
     if (b.store.master) {
       auto data_key = crypto::new_data_key();
       auto wrapped =
@@ -313,12 +316,18 @@ result<append_result> apply(batch_txn& b, plan& p) {
   for (const new_event& e : r.events) {
     const global_position pos = b.next_position;
     record::header hdr{h->info.id, h->info.version + 1, h->info.last_position,
-                       e.id ? *e.id : event_id::generate(), e.time ? *e.time : b.now};
+                       e.id ? *e.id : generate_event_id(b.now), e.time ? *e.time : b.now};
     MDB_val k{sizeof pos, const_cast<global_position*>(&pos)};
     MDB_val v{record::encoded_size(e.type.size(), e.metadata.size(), e.payload.size()) +
                   (p.key ? record::crypto_overhead : 0),
               nullptr};
-    if (int rc = mdb_put(b.txn, b.store.dbs.events, &k, &v, MDB_APPEND | MDB_RESERVE); rc != 0)
+    // One cursor for the transaction's appends: positioned at the end of the
+    // log, it spares MDB_APPEND the descent from the root a fresh one makes.
+    if (!b.log_cursor) {
+      if (int rc = mdb_cursor_open(b.txn, b.store.dbs.events, &b.log_cursor); rc != 0)
+        return fail(rc, "opening the log");
+    }
+    if (int rc = mdb_cursor_put(b.log_cursor, &k, &v, MDB_APPEND | MDB_RESERVE); rc != 0)
       return fail(rc, "appending to the log");
     if (p.key) {
       char* body = record::encode_head(static_cast<char*>(v.mv_data), hdr, record::flag_sealed,
@@ -430,11 +439,12 @@ int apply_view(batch_txn& b, const view_update& u) {
 }
 
 /// Applies one request: checks all of its streams, then writes them.
-write_outcome apply_request(batch_txn& b, const write_request& req) {
+write_outcome apply_request(batch_txn& b, const request_ref& ref) {
+  const write_request& req = *ref.rest;
   std::vector<plan> plans;
-  plans.reserve(req.appends.size());
+  plans.reserve(ref.appends.size());
   std::unordered_set<std::string_view> seen;
-  for (const append_request& r : req.appends) {
+  for (const append_ref& r : ref.appends) {
     if (!seen.insert(r.stream).second)
       return error{errc::invalid_argument,
                    stream_label(r.stream) + " appears twice in one request"};
@@ -611,6 +621,25 @@ result<bool> store_impl::commit_write(lmdb::txn& t) {
 
 result<std::vector<write_outcome>> store_impl::write(std::span<const write_request> batch,
                                                      write_timing* timing) {
+  std::size_t appends = 0;
+  for (const write_request& req : batch)
+    appends += req.appends.size();
+  std::vector<append_ref> views;
+  views.reserve(appends);
+  std::vector<request_ref> refs;
+  refs.reserve(batch.size());
+  for (const write_request& req : batch) {
+    const std::size_t first = views.size();
+    for (const append_request& a : req.appends)
+      views.push_back(append_ref{a.stream, a.expected, a.events});
+    refs.push_back(
+        request_ref{std::span<const append_ref>(views.data() + first, req.appends.size()), &req});
+  }
+  return write(std::span<const request_ref>(refs), timing);
+}
+
+result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref> batch,
+                                                     write_timing* timing) {
   using steady = std::chrono::steady_clock;
   auto elapsed_ns = [](steady::time_point since) {
     return static_cast<std::uint64_t>(
@@ -643,7 +672,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
 
     std::vector<write_outcome> outcomes;
     outcomes.reserve(batch.size());
-    for (const write_request& req : batch) {
+    for (const request_ref& req : batch) {
       outcomes.push_back(apply_request(b, req));
       if (b.fatal_rc != 0 || b.fatal) break;
     }
