@@ -8,6 +8,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "varve/actors/error.hpp"
 
@@ -22,6 +23,7 @@ struct manager_state {
   std::vector<std::pair<std::string, projection_actor>> projections;
   std::chrono::milliseconds poll_interval{500};
   global_position seen_head = 0;
+  std::set<std::string> carrying_out;  // control requests sent, not yet answered
   bool stopping = false;
   std::size_t running = 0;
   caf::error exit_reason;
@@ -44,7 +46,23 @@ caf::result<projection_status> forward(pointer self, const std::string& name, Ts
   return self->delegate(*p, xs...);
 }
 
-/// Applies the requests varvectl left in the control view, and erases them.
+/// Erases the control request of `name` (carried out, or refused).
+void erase_request(pointer self, const std::string& name) {
+  write_request erase;
+  erase.views.push_back(view_update{std::string(control_view), view_update::op::erase, name, {}});
+  self->request(self->state.storage, caf::infinite, write_atom_v, std::move(erase))
+      .then(
+          [self, name](const std::vector<append_result>&) { self->state.carrying_out.erase(name); },
+          [self, name](caf::error& e) {
+            self->state.carrying_out.erase(name);
+            std::cerr << "varve: erasing the control request of projection '" << name
+                      << "' failed: " << error_from(e).to_string() << "\n";
+          });
+}
+
+/// Applies the requests varvectl left in the control view. A request is
+/// erased once its projection has carried it out (a rebuild: the view and
+/// cursor are cleared), so that a request gone means a request done.
 void apply_control_requests(pointer self) {
   auto& st = self->state;
   auto txn = st.store->read();
@@ -63,26 +81,29 @@ void apply_control_requests(pointer self) {
   if (!txn->scan_view(control_view, "", visit)) return;
   for (auto& [name, j] : requests) {
     const projection_actor* p = find(st, name);
-    if (!p) continue;  // for another application's projection
+    if (!p) continue;                                    // for another application's projection
+    if (!st.carrying_out.insert(name).second) continue;  // sent already
     const std::string command = j.value("command", "");
-    auto ignore = [](const projection_status&) {};
-    auto report = [name = name](caf::error& e) {
+    auto done = [self, name = name](const projection_status&) { erase_request(self, name); };
+    auto report = [self, name = name](caf::error& e) {
       std::cerr << "varve: control request for projection '" << name
                 << "' failed: " << error_from(e).to_string() << "\n";
+      erase_request(self, name);
     };
     if (command == "pause")
-      self->request(*p, caf::infinite, pause_atom_v).then(ignore, report);
+      self->request(*p, caf::infinite, pause_atom_v).then(done, report);
     else if (command == "resume")
-      self->request(*p, caf::infinite, resume_atom_v).then(ignore, report);
+      self->request(*p, caf::infinite, resume_atom_v).then(done, report);
     else if (command == "rebuild")
-      self->request(*p, caf::infinite, rebuild_atom_v).then(ignore, report);
+      self->request(*p, caf::infinite, rebuild_atom_v).then(done, report);
     else if (command == "reset")
       self->request(*p, caf::infinite, reset_atom_v, j.value<std::uint64_t>("position", 0))
-          .then(ignore, report);
-    write_request erase;
-    erase.views.push_back(view_update{std::string(control_view), view_update::op::erase, name, {}});
-    self->request(st.storage, caf::infinite, write_atom_v, std::move(erase))
-        .then([](const std::vector<append_result>&) {}, report);
+          .then(done, report);
+    else {
+      std::cerr << "varve: unknown control request '" << command << "' for projection '" << name
+                << "' ignored\n";
+      erase_request(self, name);
+    }
   }
 }
 

@@ -402,6 +402,40 @@ BOOST_AUTO_TEST_CASE(the_manager_applies_requests_left_in_the_control_view) {
   self->wait_for(manager);
 }
 
+BOOST_AUTO_TEST_CASE(a_control_request_stays_until_the_projection_has_carried_it_out) {
+  // varvectl's "rebuild --wait" takes the request's disappearance as "the
+  // rebuild has started": a projection busy with a slow batch must not
+  // have its request erased before it rebuilt.
+  append("s", 200);
+  auto rec = std::make_shared<recorder>();
+  auto spec = counting("slow", rec);
+  auto inner = spec.handle;
+  auto in_slow = std::make_shared<std::atomic<bool>>(false);
+  spec.handle = [inner, in_slow](const delivered_event& d, view_batch& v) -> result<void> {
+    if (d.event.position == 150 && !in_slow->exchange(true))
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return inner(d, v);
+  };
+  auto manager =
+      spawn_projection_manager(sys, store, storage, {spec}, std::chrono::milliseconds(5));
+  for (int i = 0; i < 2000 && !*in_slow; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  BOOST_REQUIRE(*in_slow);
+  write_request request;
+  request.views.push_back(view_update{std::string(control_view), view_update::op::put, "slow",
+                                      R"({"command":"rebuild"})"});
+  BOOST_REQUIRE(store->write({&request, 1}).ok());
+  for (int i = 0; i < 5000 && view_value(control_view, "slow"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  BOOST_REQUIRE(!view_value(control_view, "slow"));
+  // Gone: the rebuild has committed and the replay has begun.
+  auto seen = rec->seen();
+  BOOST_CHECK_GE(std::count(seen.begin(), seen.end(), global_position{1}), 2);
+  caf::scoped_actor self{sys};
+  caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
+  self->wait_for(manager);
+}
+
 BOOST_AUTO_TEST_CASE(a_burst_of_commits_wakes_the_projection_far_fewer_times) {
   // A storage actor that commits every request on its own: 1000 requests
   // sent at once are 1000 commits, each published.
