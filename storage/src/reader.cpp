@@ -42,10 +42,10 @@ result<std::shared_ptr<const crypto::key_bytes>> store_impl::data_key(
 
 result<event_view> read_state::event(global_position position, std::string_view bytes,
                                      bool keep) const {
-  auto d = record::decode_record(position, bytes);
-  if (!d) return std::move(d).err();
-  if (!d->is_sealed) return d->view;
-  event_view& v = d->view;
+  record::decoded d;
+  if (record::decode_into(position, bytes, d)) return record::decode_record(position, bytes).err();
+  if (!d.is_sealed) return d.view;
+  event_view& v = d.view;
   if (!store->master)
     return error{errc::auth_failed, "event at position " + std::to_string(position) +
                                         " is encrypted and the store was opened without a key"};
@@ -71,13 +71,13 @@ result<event_view> read_state::event(global_position position, std::string_view 
   if (!opener) opener = std::make_unique<crypto::sealer>();
   crypto::key_bytes& plain = keep ? kept.emplace_back() : scratch;
   auto opened = opener->open(crypto::event_place{v.stream_id, v.version, position, v.id, v.type},
-                             *it->second, d->sealed, plain);
+                             *it->second, d.sealed, plain);
   if (!opened)
     return error{opened.err().code(),
                  "event at position " + std::to_string(position) + " " + opened.err().message()};
   const char* body = reinterpret_cast<const char*>(plain.data());
-  v.metadata = {body, d->metadata_size};
-  v.payload = {body + d->metadata_size, plain.size() - d->metadata_size};
+  v.metadata = {body, d.metadata_size};
+  v.payload = {body + d.metadata_size, plain.size() - d.metadata_size};
   return v;
 }
 
@@ -167,6 +167,9 @@ result<std::size_t> read_transaction::scan_stream(
   std::size_t visited = 0;
   std::vector<global_position> positions;
   positions.reserve(detail::chunk_size);
+  // The records read while walking back from the head (versions after the
+  // last full chunk), decoded from there rather than looked up again.
+  std::vector<std::string_view> walked;
   // One stream-index chunk (or the tail after the last full one) at a time.
   stream_version lo =
       forward ? first : std::max(first, (last - 1) / detail::chunk_size * detail::chunk_size + 1);
@@ -176,12 +179,16 @@ result<std::size_t> read_transaction::scan_stream(
                           : last;
   for (;;) {
     positions.clear();
-    auto found = detail::stream_positions(state_->txn.get(), state_->store->dbs, head.id,
-                                          head.version, head.last_position, lo, hi, positions);
+    walked.clear();
+    auto found =
+        detail::stream_positions(state_->txn.get(), state_->store->dbs, head.id, head.version,
+                                 head.last_position, lo, hi, positions, &walked);
     if (!found) return std::move(found).err();
     for (std::size_t i = 0; i < positions.size(); ++i) {
       const std::size_t at = forward ? i : positions.size() - 1 - i;
-      auto ev = varve::event_at(*state_, positions[at], state_->keep_bodies);
+      auto ev = at < walked.size() && !walked[at].empty()
+                    ? state_->event(positions[at], walked[at], state_->keep_bodies)
+                    : varve::event_at(*state_, positions[at], state_->keep_bodies);
       if (!ev) {
         if (ev.err().code() == errc::not_found)
           return error{errc::corruption, "stream '" + std::string(name) +

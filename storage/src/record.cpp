@@ -41,47 +41,59 @@ void encode(char* out, const header& h, std::string_view type, std::string_view 
   if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
 }
 
-result<header> decode_links(global_position position, std::string_view bytes) {
+namespace {
+
+/// The checks of decode_links; nullptr when the link is possible.
+const char* check_links(global_position position, std::string_view bytes, header& h) {
   using namespace bytes;
-  if (bytes.size() < header_size) return corrupt(position, "shorter than its header");
+  if (bytes.size() < header_size) return "shorter than its header";
   const char* in = bytes.data();
-  if (static_cast<std::uint8_t>(in[0]) != format_v1)
-    return corrupt(position,
-                   "unknown record format " + std::to_string(static_cast<std::uint8_t>(in[0])));
-  header h;
+  if (static_cast<std::uint8_t>(in[0]) != format_v1) return "unknown record format";
   h.stream_id = get_le<std::uint64_t>(in + 12);
   h.version = get_le<std::uint64_t>(in + 20);
   h.previous_position = get_le<std::uint64_t>(in + 28);
   if (h.stream_id == 0 || h.version == 0 || h.previous_position >= position ||
       (h.version == 1) != (h.previous_position == 0))
-    return corrupt(position, "impossible stream link");
+    return "impossible stream link";
+  return nullptr;
+}
+
+error link_error(global_position position, std::string_view bytes, const char* what) {
+  if (bytes.size() >= header_size && static_cast<std::uint8_t>(bytes[0]) != format_v1)
+    return corrupt(position,
+                   "unknown record format " + std::to_string(static_cast<std::uint8_t>(bytes[0])));
+  return corrupt(position, what);
+}
+
+}  // namespace
+
+result<header> decode_links(global_position position, std::string_view bytes) {
+  header h;
+  if (const char* what = check_links(position, bytes, h)) return link_error(position, bytes, what);
   return h;
 }
 
-result<decoded> decode_record(global_position position, std::string_view bytes) {
+const char* decode_into(global_position position, std::string_view bytes, decoded& d) {
   using namespace bytes;
-  auto links = decode_links(position, bytes);
-  if (!links) return std::move(links).err();
+  header links;
+  if (const char* what = check_links(position, bytes, links)) return what;
   const char* in = bytes.data();
   const auto flags = static_cast<std::uint8_t>(in[1]);
   if ((flags & ~(flag_sealed | flag_shredded)) != 0 || flags == (flag_sealed | flag_shredded))
-    return corrupt(position, "unknown flags");
+    return "unknown flags";
   std::uint64_t type_len = get_le<std::uint16_t>(in + 2);
   std::uint64_t meta_len = get_le<std::uint32_t>(in + 4);
   std::uint64_t payload_len = get_le<std::uint32_t>(in + 8);
-  if (type_len == 0) return corrupt(position, "empty event type");
+  if (type_len == 0) return "empty event type";
   const bool sealed = flags & flag_sealed, shredded = flags & flag_shredded;
-  if (shredded && (meta_len != 0 || payload_len != 0))
-    return corrupt(position, "a shredded record with data");
+  if (shredded && (meta_len != 0 || payload_len != 0)) return "a shredded record with data";
   const std::uint64_t body = meta_len + payload_len + (sealed ? crypto_overhead : 0);
-  if (header_size + type_len + body != bytes.size())
-    return corrupt(position, "lengths do not match the stored size");
-  decoded d;
+  if (header_size + type_len + body != bytes.size()) return "lengths do not match the stored size";
   event_view& v = d.view;
   v.position = position;
-  v.stream_id = links->stream_id;
-  v.version = links->version;
-  v.previous_position = links->previous_position;
+  v.stream_id = links.stream_id;
+  v.version = links.version;
+  v.previous_position = links.previous_position;
   std::memcpy(v.id.bytes.data(), in + 36, 16);
   v.time = get_le<std::int64_t>(in + 52);
   v.shredded = shredded;
@@ -92,11 +104,26 @@ result<decoded> decode_record(global_position position, std::string_view bytes) 
     d.is_sealed = true;
     d.sealed = {p, body};
     d.metadata_size = meta_len;
-    return d;
+    v.metadata = {};
+    v.payload = {};
+    return nullptr;
   }
+  d.is_sealed = false;
+  d.sealed = {};
+  d.metadata_size = meta_len;
   v.metadata = {p, meta_len};
   p += meta_len;
   v.payload = {p, payload_len};
+  return nullptr;
+}
+
+result<decoded> decode_record(global_position position, std::string_view bytes) {
+  decoded d;
+  if (const char* what = decode_into(position, bytes, d)) {
+    header h;
+    if (check_links(position, bytes, h)) return link_error(position, bytes, what);
+    return corrupt(position, what);
+  }
   return d;
 }
 

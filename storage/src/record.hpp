@@ -66,6 +66,11 @@ struct decoded {
 /// Errors: corruption (names the position and what is wrong).
 result<decoded> decode_record(global_position position, std::string_view bytes);
 
+/// decode_record without building a result: fills `out` and returns nullptr,
+/// or returns what is wrong (then decode_record gives the error). For the
+/// read path, which decodes every event it visits.
+const char* decode_into(global_position position, std::string_view bytes, decoded& out);
+
 /// decode_record for plain records; a sealed record is an error
 /// (auth_failed: it needs its stream's key).
 result<event_view> decode(global_position position, std::string_view bytes);

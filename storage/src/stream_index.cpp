@@ -17,7 +17,9 @@ error broken(std::uint64_t stream_id, std::string_view what) {
 result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t stream_id,
                               stream_version head_version, global_position head_position,
                               stream_version first, stream_version last,
-                              std::vector<global_position>& out) {
+                              std::vector<global_position>& out,
+                              std::vector<std::string_view>* records) {
+  const std::size_t start = out.size();
   const stream_version indexed = head_version / chunk_size * chunk_size;
   stream_version v = first;
   while (v <= last && v <= indexed) {
@@ -34,11 +36,15 @@ result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t strea
     for (; v <= end; ++v)
       out.push_back(bytes::get_le<std::uint64_t>(positions + ((v - 1) % chunk_size) * 8));
   }
-  if (v > last) return {};
+  if (v > last) {
+    if (records) records->resize(records->size() + (out.size() - start));
+    return {};
+  }
 
   // Versions after the last full chunk: walk back from the head.
   const std::size_t base = out.size();
   out.resize(base + (last - v + 1));
+  if (records) records->resize(records->size() + (out.size() - start));
   global_position pos = head_position;
   for (stream_version ver = head_version;; --ver) {
     if (ver <= last) out[base + (ver - v)] = pos;
@@ -50,6 +56,8 @@ result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t strea
     if (rc != 0) return lmdb::to_error(rc, "reading the log");
     auto links = record::decode_links(pos, lmdb::to_view(val));
     if (!links) return std::move(links).err();
+    if (records && ver <= last)
+      (*records)[records->size() - out.size() + base + (ver - v)] = lmdb::to_view(val);
     if (links->stream_id != stream_id || links->version != ver)
       return broken(stream_id, "event " + std::to_string(pos) + " is not version " +
                                    std::to_string(ver) + " of the stream");

@@ -88,10 +88,14 @@ inline std::string chunk_key(std::uint64_t stream_id, std::uint64_t chunk) {
 /// `head_position`. Full chunks come from the stream index, the versions after
 /// the last full chunk from walking the records' previous-position links back
 /// from the head. Requires 1 <= first <= last <= head_version.
+/// When `records` is given, it gets one entry per position appended to
+/// `out` (same indexes): the record's bytes when the walk read them (valid
+/// for the transaction), else empty.
 /// Errors: corruption (a missing chunk or a broken link), io_error.
 result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t stream_id,
                               stream_version head_version, global_position head_position,
                               stream_version first, stream_version last,
-                              std::vector<global_position>& out);
+                              std::vector<global_position>& out,
+                              std::vector<std::string_view>* records = nullptr);
 
 }  // namespace varve::detail
