@@ -24,7 +24,7 @@
 #include <varve/storage/testing.hpp>
 
 #include "../actors/actor_fixture.hpp"
-#include "counter.hpp"
+#include "peer.hpp"
 
 extern char** environ;
 
@@ -37,8 +37,8 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// A varve_serve child process.
-struct service_process {
+/// A child process: varve_serve, or varve_test_peer serving or hosting.
+struct child_process {
   pid_t pid = 0;
   std::uint16_t port = 0;
 
@@ -53,8 +53,9 @@ struct service_process {
     launch(std::move(args));
   }
 
-  /// Starts the program args[0], which prints "listening on HOST:PORT".
-  void launch(std::vector<std::string> args) {
+  /// Starts the program args[0] and waits for the first line it prints,
+  /// which must start with `ready`; "listening on HOST:PORT" sets `port`.
+  void launch(std::vector<std::string> args, std::string_view ready = "listening on ") {
     int fds[2];
     BOOST_REQUIRE(::pipe(fds) == 0);
     posix_spawn_file_actions_t actions;
@@ -74,10 +75,12 @@ struct service_process {
     while (out.find('\n') == std::string::npos && ::read(fds[0], &c, 1) == 1)
       out += c;
     ::close(fds[0]);
-    const auto colon = out.rfind(':');
-    BOOST_REQUIRE_MESSAGE(out.starts_with("listening on ") && colon != std::string::npos,
-                          args[0] << " said: '" << out << "'");
-    port = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
+    BOOST_REQUIRE_MESSAGE(out.starts_with(ready), args[0] << " said: '" << out << "'");
+    if (out.starts_with("listening on ")) {
+      const auto colon = out.rfind(':');
+      BOOST_REQUIRE(colon != std::string::npos);
+      port = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
+    }
     BOOST_TEST_MESSAGE(args[0] << " " << pid << " " << out.substr(0, out.size() - 1));
   }
 
@@ -90,7 +93,7 @@ struct service_process {
     pid = 0;
     return status;
   }
-  ~service_process() { stop(SIGKILL); }
+  ~child_process() { stop(SIGKILL); }
 };
 
 struct remote_config : varve_test::actor_config {
@@ -108,7 +111,7 @@ struct fixture {
   remote_config cfg;
   caf::actor_system sys{cfg};
   storage_actor local_storage;
-  service_process service;
+  child_process service;
 
   fixture() {
     local = varve_test::open_store(varve_test::test_options(dir / "local"));
@@ -162,27 +165,6 @@ struct fixture {
     self->receive([](const caf::down_msg&) {});
   }
 };
-
-/// Keeps one row per event (position -> stream:version) and a count per
-/// stream: a duplicate or a lost event shows in the view.
-projection_spec counting(std::string name) {
-  projection_spec spec;
-  spec.name = std::move(name);
-  spec.batch_events = 1000;
-  spec.handle = [](const delivered_event& d, view_batch& view) -> result<void> {
-    char key[32];
-    std::snprintf(key, sizeof key, "event/%020llu",
-                  static_cast<unsigned long long>(d.event.position));
-    view.put(key, std::string(d.stream) + ":" + std::to_string(d.event.version) + ":" +
-                      std::string(d.event.payload));
-    auto count = view.get("count/" + std::string(d.stream));
-    if (!count) return count.err();
-    const long n = *count ? std::stol(**count) : 0;
-    view.put("count/" + std::string(d.stream), std::to_string(n + 1));
-    return {};
-  };
-  return spec;
-}
 
 std::map<std::string, std::string> view_of(event_store& store, const std::string& view) {
   std::map<std::string, std::string> out;
@@ -322,7 +304,7 @@ BOOST_AUTO_TEST_CASE(projection_catches_up_on_100k_and_follows_live) {
   fill(c, total, 1000, 50);
 
   const auto t0 = clock_type::now();
-  auto host = remote::spawn_remote_projection(sys, local, local_storage, counting("orders"),
+  auto host = remote::spawn_remote_projection(sys, local, local_storage, tally::counting("orders"),
                                               host_options(service.port));
   auto s = wait_for(host, total);
   const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -361,7 +343,7 @@ BOOST_AUTO_TEST_CASE(projection_catches_up_on_100k_and_follows_live) {
                       .ok());
   auto storage = spawn_storage(sys, store);
   const auto t1 = clock_type::now();
-  auto p = spawn_projection(sys, store, storage, counting("orders"));
+  auto p = spawn_projection(sys, store, storage, tally::counting("orders"));
   wait_for(p, total);
   const double local_secs = std::chrono::duration<double>(clock_type::now() - t1).count();
   std::vector<std::uint64_t> local_latencies;
@@ -394,7 +376,7 @@ BOOST_AUTO_TEST_CASE(service_killed_mid_stream_and_restarted) {
     auto c = client();
     fill(c, 20000, 500, 20);
   }
-  auto host = remote::spawn_remote_projection(sys, local, local_storage, counting("orders"),
+  auto host = remote::spawn_remote_projection(sys, local, local_storage, tally::counting("orders"),
                                               host_options(port));
   // A writer in this process appends while the service dies and comes back.
   std::atomic<bool> done{false};
@@ -449,7 +431,7 @@ BOOST_AUTO_TEST_CASE(service_killed_mid_stream_and_restarted) {
     auto store = std::shared_ptr<event_store>(
         varve_test::open_store(varve_test::test_options(service_dir())));
     auto storage = spawn_storage(sys, store);
-    auto p = spawn_projection(sys, store, storage, counting("rebuild"));
+    auto p = spawn_projection(sys, store, storage, tally::counting("rebuild"));
     caf::scoped_actor self{sys};
     for (;;) {
       projection_status st;
@@ -473,7 +455,7 @@ BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
   service.start(service_dir());
   auto c = client();
   fill(c, 5000, 500, 5);
-  auto host = remote::spawn_remote_projection(sys, local, local_storage, counting("orders"),
+  auto host = remote::spawn_remote_projection(sys, local, local_storage, tally::counting("orders"),
                                               host_options(service.port));
   BOOST_TEST(wait_for(host, 5000).handled == 5000u);
   stop(host);
@@ -485,7 +467,7 @@ BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
     BOOST_TEST(**cur == 5000u);
   }
   fill(c, 3000, 500, 5, "more");
-  host = remote::spawn_remote_projection(sys, local, local_storage, counting("orders"),
+  host = remote::spawn_remote_projection(sys, local, local_storage, tally::counting("orders"),
                                          host_options(service.port));
   auto s = wait_for(host, 8000);
   BOOST_TEST(s.handled == 3000u);  // only the new events
@@ -496,8 +478,56 @@ BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
   BOOST_TEST(view["count/more-0"] == "1000");
 }
 
+BOOST_AUTO_TEST_CASE(a_host_killed_with_sigkill_resumes_from_its_checkpoint) {
+  service.start(service_dir());
+  auto c = client();
+  constexpr std::size_t first = 50000, more = 5000;
+  fill(c, first, 100, 10);
+  const auto host_dir = (dir / "host").string();
+  child_process host;
+  host.launch({VARVE_TEST_PEER, "host", host_dir, std::to_string(service.port), "orders"},
+              "hosting");
+  // The host's store, read from here while the host process writes it.
+  std::shared_ptr<event_store> store = varve_test::open_store(varve_test::test_options(host_dir));
+  auto checkpoint = [&] {
+    auto txn = store->read();
+    BOOST_REQUIRE(txn.ok());
+    auto cur = txn->cursor("orders");
+    BOOST_REQUIRE(cur.ok());
+    return cur->value_or(0);
+  };
+  // Kill it with SIGKILL in the middle of its catch-up.
+  for (int i = 0; i < 100000 && checkpoint() < first / 5; ++i)
+    std::this_thread::sleep_for(200us);
+  host.stop(SIGKILL);
+  const auto killed_at = checkpoint();
+  BOOST_TEST_MESSAGE("host killed at checkpoint " << killed_at << " of " << first);
+  BOOST_TEST(killed_at >= first / 5);
+  BOOST_TEST(killed_at < first);
+
+  // Appends go on while it is dead; a new host process resumes.
+  fill(c, more, 100, 5, "more");
+  host.launch({VARVE_TEST_PEER, "host", host_dir, std::to_string(service.port), "orders"},
+              "hosting");
+  const auto deadline = clock_type::now() + 60s;
+  while (checkpoint() < first + more && clock_type::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  BOOST_REQUIRE_EQUAL(checkpoint(), first + more);
+  host.stop(SIGTERM);
+
+  // Every event once: one row per position, and counts with no repeat.
+  store.reset();
+  store = varve_test::open_store(varve_test::test_options(host_dir));
+  auto view = view_of(*store, "orders");
+  BOOST_TEST(view.size() == first + more + 10 + 5);
+  BOOST_TEST(view["count/order-0"] == "5000");
+  BOOST_TEST(view["count/order-9"] == "5000");
+  BOOST_TEST(view["count/more-0"] == "1000");
+  BOOST_TEST(view["count/more-4"] == "1000");
+}
+
 BOOST_AUTO_TEST_CASE(commands_reach_a_served_aggregate_and_answer_as_in_process) {
-  service.launch({VARVE_TEST_SERVICE, service_dir()});
+  service.launch({VARVE_TEST_PEER, "serve", service_dir()});
   auto c = client({2000ms});  // a short timeout: the dead-service check below
   auto counters = remote::registry<tally::counter>(c, "counter");
   BOOST_REQUIRE_MESSAGE(counters.ok(), varve_test::describe(counters));
@@ -568,7 +598,7 @@ BOOST_AUTO_TEST_CASE(a_failed_store_gives_the_same_errors_as_in_process) {
   BOOST_TEST(in_process[1].code() == errc::failed_state);
 
   // Across processes: a service whose store fails at its next commit.
-  service.launch({VARVE_TEST_SERVICE, service_dir(), "--fail-next-commit"});
+  service.launch({VARVE_TEST_PEER, "serve", service_dir(), "--fail-next-commit"});
   auto c = client();
   auto fault = c.append("s", expected_version::any(), make_events(1));
   auto later = c.append("s", expected_version::any(), make_events(1));

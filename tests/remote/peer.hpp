@@ -1,13 +1,17 @@
-// A counter aggregate for the remote tests: its command crosses the wire, so
-// it has a type-id block after varve::remote's.
+// What the remote tests and their peer process (peer.cpp) share: a counter
+// aggregate, whose command crosses the wire (so it has a type-id block after
+// varve::remote's), and a counting projection.
 #pragma once
 
 #include <caf/meta/type_name.hpp>
 #include <caf/type_id.hpp>
 
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <variant>
 #include <varve/actors/aggregate.hpp>
+#include <varve/projections/projection.hpp>
 #include <varve/remote/type_ids.hpp>
 
 namespace tally {
@@ -49,6 +53,28 @@ struct counter {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, counter::state& x) {
   return f(caf::meta::type_name("tally::state"), x.total);
+}
+
+/// Keeps one row per event (position -> stream:version) and a count per
+/// stream: a duplicate or a lost event shows in the view.
+inline varve::projection_spec counting(std::string name) {
+  varve::projection_spec spec;
+  spec.name = std::move(name);
+  spec.batch_events = 1000;
+  spec.handle = [](const varve::delivered_event& d,
+                   varve::view_batch& view) -> varve::result<void> {
+    char key[32];
+    std::snprintf(key, sizeof key, "event/%020llu",
+                  static_cast<unsigned long long>(d.event.position));
+    view.put(key, std::string(d.stream) + ":" + std::to_string(d.event.version) + ":" +
+                      std::string(d.event.payload));
+    auto count = view.get("count/" + std::string(d.stream));
+    if (!count) return count.err();
+    const long n = *count ? std::stol(**count) : 0;
+    view.put("count/" + std::string(d.stream), std::to_string(n + 1));
+    return {};
+  };
+  return spec;
 }
 
 }  // namespace tally
