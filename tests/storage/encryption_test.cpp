@@ -4,6 +4,10 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <botan/aead.h>
+#include <botan/rfc3394.h>
+#include <botan/symkey.h>
+
 #include <lmdb.h>
 #include <sys/stat.h>
 
@@ -351,6 +355,72 @@ BOOST_AUTO_TEST_CASE(a_record_sealed_with_a_random_nonce_still_opens) {
   auto both = (*reopened)->read_stream("old-stream");
   BOOST_REQUIRE(both.ok() && both->size() == 2u);
   BOOST_CHECK_EQUAL((*both)[1].payload, "sealed-by-the-counter-scheme");
+}
+
+BOOST_AUTO_TEST_CASE(sealed_bodies_are_standard_aes_256_gcm) {
+  // Each stored body, opened with Botan's own AES-256/GCM and the data key
+  // unwrapped (RFC 3394) with Botan's own key unwrap: sizes around the
+  // 16-byte block and the sealer's 32-block batches.
+  const std::vector<std::size_t> sizes{0,   1,   15,  16,  17,  31,  32,   33,
+                                       100, 255, 256, 511, 512, 513, 1000, 4099};
+  std::vector<new_event> events;
+  for (std::size_t n : sizes) {
+    std::string payload(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+      payload[i] = static_cast<char>((i * 7 + n) & 0xff);
+    events.push_back(make_event("noted", payload, n % 2 ? "meta-" + std::to_string(n) : ""));
+  }
+  BOOST_REQUIRE(store->append("gcm", expected_version::no_stream(), events).ok());
+  auto stored = store->read_stream("gcm");
+  BOOST_REQUIRE(stored.ok());
+  BOOST_REQUIRE_EQUAL(stored->size(), sizes.size());
+  store.reset();
+
+  std::string wrapped;
+  {
+    MDB_env* env = nullptr;
+    BOOST_REQUIRE_EQUAL(mdb_env_create(&env), 0);
+    BOOST_REQUIRE_EQUAL(mdb_env_set_maxdbs(env, 32), 0);
+    BOOST_REQUIRE_EQUAL(mdb_env_open(env, (dir / "store").c_str(), MDB_RDONLY, 0600), 0);
+    MDB_txn* txn = nullptr;
+    BOOST_REQUIRE_EQUAL(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
+    MDB_dbi dbi = 0;
+    BOOST_REQUIRE_EQUAL(mdb_dbi_open(txn, "keys", MDB_INTEGERKEY, &dbi), 0);
+    std::uint64_t id = 1;
+    MDB_val k{sizeof id, &id}, v{};
+    BOOST_REQUIRE_EQUAL(mdb_get(txn, dbi, &k, &v), 0);
+    wrapped.assign(static_cast<const char*>(v.mv_data), v.mv_size);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+  }
+  const auto master = key_of(1);
+  Botan::SymmetricKey kek(master.data(), master.size());
+  const auto data_key = Botan::rfc3394_keyunwrap(
+      Botan::secure_vector<std::uint8_t>(wrapped.begin(), wrapped.end()), kek);
+  BOOST_REQUIRE_EQUAL(data_key.size(), 32u);
+
+  varve_test::raw_env raw(dir / "store");
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const recorded_event& e = (*stored)[i];
+    auto record = raw.get_event(e.position);
+    BOOST_REQUIRE(record);
+    const std::string sealed = record->substr(60 + 5);  // header, "noted"
+    std::string ad(40, '\0');
+    for (int b = 0; b < 8; ++b) {
+      ad[b] = static_cast<char>((std::uint64_t{1} >> (8 * b)) & 0xff);  // stream id 1
+      ad[8 + b] = static_cast<char>((e.version >> (8 * b)) & 0xff);
+      ad[16 + b] = static_cast<char>((e.position >> (8 * b)) & 0xff);
+    }
+    ad.replace(24, 16, reinterpret_cast<const char*>(e.id.bytes.data()), 16);
+    ad += e.type;
+    auto gcm = Botan::AEAD_Mode::create_or_throw("AES-256/GCM", Botan::DECRYPTION);
+    gcm->set_key(data_key);
+    gcm->set_associated_data(reinterpret_cast<const std::uint8_t*>(ad.data()), ad.size());
+    gcm->start(reinterpret_cast<const std::uint8_t*>(sealed.data()), 12);
+    Botan::secure_vector<std::uint8_t> text(sealed.begin() + 12, sealed.end());
+    BOOST_REQUIRE_NO_THROW(gcm->finish(text));
+    BOOST_CHECK_EQUAL(std::string(text.begin(), text.end()), e.metadata + e.payload);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
