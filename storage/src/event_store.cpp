@@ -163,35 +163,6 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool& en
   return dbs;
 }
 
-/// Opens the handles of every view table the store holds.
-result<void> open_views(store_impl& s) {
-  auto t = lmdb::txn::begin(s.env.get(), MDB_RDONLY);
-  if (!t) return std::move(t).err();
-  MDB_dbi main = 0;
-  if (int rc = mdb_dbi_open(t->get(), nullptr, 0, &main); rc != 0)
-    return lmdb::to_error(rc, "opening the main table");
-  std::vector<std::string> names;
-  {
-    auto c = lmdb::cursor::open(t->get(), main);
-    if (!c) return std::move(c).err();
-    const std::string prefix = view_table("");
-    MDB_val k = lmdb::to_val(prefix), v{};
-    auto found = c->get(k, v, MDB_SET_RANGE);
-    while (found && *found && lmdb::to_view(k).starts_with(prefix)) {
-      names.emplace_back(lmdb::to_view(k).substr(prefix.size()));
-      found = c->get(k, v, MDB_NEXT);
-    }
-    if (!found) return std::move(found).err();
-  }
-  for (const std::string& name : names) {
-    auto dbi = open_db(t->get(), view_table(name).c_str(), 0);
-    if (!dbi) return std::move(dbi).err();
-    s.views.emplace(name, *dbi);
-  }
-  if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "registering views");
-  return {};
-}
-
 }  // namespace
 
 std::uint64_t store_impl::map_size() const {
@@ -208,6 +179,43 @@ result<void> store_impl::adopt_map_size() const {
                  "process's open read transactions, which stayed open"};
   if (int rc = mdb_env_set_mapsize(env.get(), 0); rc != 0)
     return lmdb::to_error(rc, "adopting the new map size");
+  return {};
+}
+
+result<void> store_impl::open_new_views() const {
+  std::lock_guard<std::mutex> lock(dbi_mutex);
+  auto t = lmdb::txn::begin(env.get(), MDB_RDONLY);
+  if (!t) return std::move(t).err();
+  if (int rc = mdb_dbi_open(t->get(), nullptr, 0, &main_table); rc != 0)
+    return lmdb::to_error(rc, "opening the main table");
+  MDB_stat main_stat{};
+  if (int rc = mdb_stat(t->get(), main_table, &main_stat); rc != 0)
+    return lmdb::to_error(rc, "reading the list of tables");
+  std::vector<std::string> names;
+  {
+    auto c = lmdb::cursor::open(t->get(), main_table);
+    if (!c) return std::move(c).err();
+    const std::string prefix = view_table("");
+    MDB_val k = lmdb::to_val(prefix), v{};
+    auto found = c->get(k, v, MDB_SET_RANGE);
+    while (found && *found && lmdb::to_view(k).starts_with(prefix)) {
+      std::string name(lmdb::to_view(k).substr(prefix.size()));
+      if (!views.contains(name)) names.push_back(std::move(name));
+      found = c->get(k, v, MDB_NEXT);
+    }
+    if (!found) return std::move(found).err();
+  }
+  std::vector<std::pair<std::string, MDB_dbi>> opened;
+  for (const std::string& name : names) {
+    MDB_dbi dbi = 0;
+    if (int rc = mdb_dbi_open(t->get(), view_table(name).c_str(), 0, &dbi); rc != 0)
+      return lmdb::to_error(rc, "opening view " + name);
+    opened.emplace_back(name, dbi);
+  }
+  if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "registering views");
+  for (auto& [name, dbi] : opened)
+    views.emplace(std::move(name), dbi);
+  tables_known.store(main_stat.ms_entries, std::memory_order_release);
   return {};
 }
 
@@ -294,7 +302,7 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   impl->dbs = *dbs;
   if (encrypted) impl->master = std::move(key);
   impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
-  if (auto v = detail::open_views(*impl); !v) return std::move(v).err();
+  if (auto v = impl->open_new_views(); !v) return std::move(v).err();
   return std::unique_ptr<event_store>(new event_store(std::move(impl)));
 }
 
@@ -380,6 +388,18 @@ result<read_transaction> event_store::read() const {
     }
     if (rc != 0) return lmdb::to_error(rc, "beginning a read transaction");
     state->txn = lmdb::txn(t);
+    // Tables created since the handles were opened (here or in another
+    // process): open their handles, then begin again so that they are
+    // usable in the transaction.
+    MDB_stat main_stat{};
+    if (rc = mdb_stat(t, impl_->main_table, &main_stat); rc != 0)
+      return lmdb::to_error(rc, "reading the list of tables");
+    if (main_stat.ms_entries > impl_->tables_known.load(std::memory_order_acquire)) {
+      state->txn = lmdb::txn();
+      state->map_guard.unlock();
+      if (auto v = impl_->open_new_views(); !v) return std::move(v).err();
+      continue;
+    }
     return read_transaction(std::move(state));
   }
 }

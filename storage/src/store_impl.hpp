@@ -108,6 +108,16 @@ struct store_impl {
   // table holds dbi_mutex until its transaction ends.
   mutable std::mutex dbi_mutex;
   mutable std::unordered_map<std::string, MDB_dbi> views;
+  // Entries of LMDB's main table (one per table) when `views` was last
+  // brought up to date: a read transaction that sees more opens the new
+  // tables' handles first, since a handle opened after a transaction began
+  // is not usable in it (tables created by other processes, too).
+  mutable std::atomic<std::uint64_t> tables_known{0};
+  mutable MDB_dbi main_table = 0;  // LMDB's main table, set by open_new_views at open
+
+  /// Opens the handles of every view table not known yet (dbi_mutex held
+  /// inside), and records how many tables the store had.
+  result<void> open_new_views() const;
 
   /// The handle of a view table for reading; std::nullopt when it does not
   /// exist. Registers tables created since the store was opened.

@@ -516,8 +516,6 @@ BOOST_AUTO_TEST_CASE(a_host_killed_with_sigkill_resumes_from_its_checkpoint) {
   host.stop(SIGTERM);
 
   // Every event once: one row per position, and counts with no repeat.
-  store.reset();
-  store = varve_test::open_store(varve_test::test_options(host_dir));
   auto view = view_of(*store, "orders");
   BOOST_TEST(view.size() == first + more + 10 + 5);
   BOOST_TEST(view["count/order-0"] == "5000");
