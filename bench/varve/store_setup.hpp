@@ -80,12 +80,19 @@ inline std::shared_ptr<event_store> open_store(varve::options o) {
 /// set-up writes made without fsync (or a copied store) do not leave dirty
 /// pages behind for the measurement's first sync or for background writeback.
 /// Safe while the store is open. As lmdb-raw's set-up ends with mdb_env_sync.
-inline void sync_files(const std::filesystem::path& dir) {
+/// With `evict`, also drops the files' pages from the page cache, so that a
+/// copied store starts as a store written earlier would after a restart:
+/// a copy leaves its whole file cached in large folios, and rewriting one
+/// 4 KiB page of such a folio writes the whole folio back (W8 measured
+/// 683 MB written per 1M events on a fresh copy, 502 MB with the copy
+/// evicted, 475 MB on an empty store).
+inline void sync_files(const std::filesystem::path& dir, bool evict = false) {
   for (const auto& f : std::filesystem::directory_iterator(dir)) {
     if (!f.is_regular_file()) continue;
     const int fd = ::open(f.path().c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error("cannot open " + f.path().string() + " to sync it");
-    const int rc = ::fsync(fd);
+    int rc = ::fsync(fd);
+    if (rc == 0 && evict) rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     ::close(fd);
     if (rc != 0) throw std::runtime_error("fsync of " + f.path().string() + " failed");
   }
