@@ -67,7 +67,7 @@ for s in ${systems//,/ }; do
 done
 
 scripts/deps-bench.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=ON >/dev/null
 cmake --build build -j2 --target varve_bench
 
 run=$(date -u +%Y%m%dT%H%M%SZ)
