@@ -74,8 +74,9 @@ struct projection_state {
 
   phase current = phase::catching_up;
   std::string error;
-  global_position position = 0;   // last event handled
-  global_position committed = 0;  // cursor as stored
+  global_position position = 0;    // last event handled
+  global_position committed = 0;   // cursor as stored
+  global_position committing = 0;  // where the commit in flight moves it
   global_position head = 0;
   timestamp_us head_time = 0, handled_time = 0;
   bool busy = false;           // a blocking commit is in flight: reading waits
@@ -167,6 +168,7 @@ void commit(pointer self, global_position to, std::vector<view_update> views,
   w.views = std::move(views);
   w.cursors.push_back(cursor_update{st.spec.name, to, state_json(st), st.committed});
   (blocking ? st.busy : st.checkpointing) = true;
+  if (blocking) st.committing = to;
   self->request(st.storage, caf::infinite, write_atom_v, std::move(w))
       .then(
           [self, to, done, blocking](const std::vector<append_result>&) {
@@ -418,17 +420,24 @@ projection_actor::behavior_type projection_behavior(pointer self,
           [self](caf::error& e) { fail(self, "subscribing: " + error_from(e).to_string()); });
 
   self->set_exit_handler([self](caf::exit_msg& msg) {
+    // The stored state says "stopped" (the storage actor commits this
+    // before it stops). At least once: the last checkpoint goes with it.
+    // Exactly once: the cursor stays where it is stored, or where the
+    // commit in flight (committed first) moves it; guarded, so it never
+    // moves the cursor itself.
     auto& st = self->state;
-    if (st.spec.mode == delivery::at_least_once && st.position != st.committed) {
-      // Last checkpoint: the storage actor commits it before it stops.
-      const phase was = st.current;
-      st.current = phase::stopped;
-      write_request w;
+    const phase was = st.current;
+    if (was != phase::failed) st.current = phase::stopped;
+    write_request w;
+    if (st.spec.mode == delivery::at_least_once) {
       w.views = std::move(st.unsaved);
       w.cursors.push_back(cursor_update{st.spec.name, st.position, state_json(st), {}});
-      st.current = was;
-      caf::anon_send(st.storage, write_atom_v, std::move(w));
+    } else {
+      const global_position at = st.busy ? st.committing : st.committed;
+      w.cursors.push_back(cursor_update{st.spec.name, at, state_json(st), at});
     }
+    st.current = was;
+    caf::anon_send(st.storage, write_atom_v, std::move(w));
     self->quit(msg.reason);
   });
 

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <varve/projections/manager.hpp>
 
@@ -149,6 +150,29 @@ BOOST_AUTO_TEST_CASE(exactly_once_restarts_from_its_checkpoint_and_repeats_nothi
   BOOST_CHECK_EQUAL(view_value("counts", "count/b").value_or("(none)"), "200");
   BOOST_CHECK_EQUAL(view_rows("counts", "event/"), 550u);
   stop(again);
+}
+
+BOOST_AUTO_TEST_CASE(a_stopped_projection_says_so_in_its_stored_state) {
+  append("s", 250);
+  for (auto mode : {delivery::exactly_once, delivery::at_least_once}) {
+    auto spec = counting(mode == delivery::exactly_once ? "eo" : "alo");
+    spec.mode = mode;
+    auto p = spawn_projection(sys, store, storage, spec);
+    wait_caught_up(p);
+    stop(p);
+    stats();  // what the projection sent as it stopped is committed
+    auto txn = read();
+    auto cur = txn.cursor_state(spec.name);
+    BOOST_REQUIRE(cur.ok() && cur->has_value());
+    BOOST_CHECK_EQUAL((*cur)->position, 250u);
+    const auto j = nlohmann::json::parse((*cur)->state);
+    BOOST_CHECK_EQUAL(j.value("state", ""), "stopped");
+    // And a new instance goes on from there.
+    auto again = spawn_projection(sys, store, storage, spec);
+    auto s = wait_for(again, [](const projection_status& s) { return s.state == "live"; });
+    BOOST_CHECK_EQUAL(s.position, 250u);
+    stop(again);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(at_least_once_repeats_at_most_the_unsaved_tail) {
