@@ -46,10 +46,12 @@ caf::result<projection_status> forward(pointer self, const std::string& name, Ts
   return self->delegate(*p, xs...);
 }
 
-/// Erases the control request of `name` (carried out, or refused).
-void erase_request(pointer self, const std::string& name) {
+/// Erases the control request of `name` (carried out, or refused), unless
+/// varvectl replaced it meanwhile (the newer one is applied at the next poll).
+void erase_request(pointer self, const std::string& name, const std::string& text) {
   write_request erase;
-  erase.views.push_back(view_update{std::string(control_view), view_update::op::erase, name, {}});
+  erase.views.push_back(
+      view_update{std::string(control_view), view_update::op::erase_if_equal, name, text});
   self->request(self->state.storage, caf::infinite, write_atom_v, std::move(erase))
       .then(
           [self, name](const std::vector<append_result>&) { self->state.carrying_out.erase(name); },
@@ -72,23 +74,29 @@ void apply_control_requests(pointer self) {
     for (const auto& [name, p] : st.projections)
       self->send(p, committed_atom_v, st.seen_head);
   }
-  std::vector<std::pair<std::string, nlohmann::json>> requests;
+  struct request {
+    std::string name, text;
+    nlohmann::json j;
+  };
+  std::vector<request> requests;
   auto visit = [&](std::string_view key, std::string_view value) {
     auto j = nlohmann::json::parse(value, nullptr, false);
-    if (j.is_object()) requests.emplace_back(std::string(key), std::move(j));
+    requests.push_back(request{std::string(key), std::string(value), std::move(j)});
     return true;
   };
   if (!txn->scan_view(control_view, "", visit)) return;
-  for (auto& [name, j] : requests) {
+  for (auto& [name, text, j] : requests) {
     const projection_actor* p = find(st, name);
     if (!p) continue;                                    // for another application's projection
     if (!st.carrying_out.insert(name).second) continue;  // sent already
-    const std::string command = j.value("command", "");
-    auto done = [self, name = name](const projection_status&) { erase_request(self, name); };
-    auto report = [self, name = name](caf::error& e) {
+    const std::string command = j.is_object() ? j.value("command", "") : "";
+    auto done = [self, name = name, text = text](const projection_status&) {
+      erase_request(self, name, text);
+    };
+    auto report = [self, name = name, text = text](caf::error& e) {
       std::cerr << "varve: control request for projection '" << name
                 << "' failed: " << error_from(e).to_string() << "\n";
-      erase_request(self, name);
+      erase_request(self, name, text);
     };
     if (command == "pause")
       self->request(*p, caf::infinite, pause_atom_v).then(done, report);
@@ -102,7 +110,7 @@ void apply_control_requests(pointer self) {
     else {
       std::cerr << "varve: unknown control request '" << command << "' for projection '" << name
                 << "' ignored\n";
-      erase_request(self, name);
+      erase_request(self, name, text);
     }
   }
 }

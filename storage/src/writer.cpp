@@ -434,6 +434,14 @@ int apply_view(batch_txn& b, const view_update& u) {
     }
     case view_update::op::clear:
       return mdb_drop(b.txn, dbi, 0);
+    case view_update::op::erase_if_equal: {
+      MDB_val current{};
+      int rc = mdb_get(b.txn, dbi, &k, &current);
+      if (rc == MDB_NOTFOUND) return 0;
+      if (rc != 0) return rc;
+      if (lmdb::to_view(current) != u.value) return 0;
+      return mdb_del(b.txn, dbi, &k, nullptr);
+    }
   }
   return EINVAL;
 }

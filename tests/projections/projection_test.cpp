@@ -460,6 +460,46 @@ BOOST_AUTO_TEST_CASE(a_control_request_stays_until_the_projection_has_carried_it
   self->wait_for(manager);
 }
 
+BOOST_AUTO_TEST_CASE(a_request_replaced_while_the_last_is_carried_out_is_applied_next) {
+  append("s", 200);
+  auto spec = counting("busy");
+  auto inner = spec.handle;
+  auto in_slow = std::make_shared<std::atomic<bool>>(false);
+  spec.handle = [inner, in_slow](const delivered_event& d, view_batch& v) -> result<void> {
+    if (d.event.position == 150 && !in_slow->exchange(true))
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return inner(d, v);
+  };
+  auto manager =
+      spawn_projection_manager(sys, store, storage, {spec}, std::chrono::milliseconds(5));
+  for (int i = 0; i < 2000 && !*in_slow; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  BOOST_REQUIRE(*in_slow);
+  auto leave = [&](const char* command) {
+    write_request request;
+    request.views.push_back(view_update{std::string(control_view), view_update::op::put, "busy",
+                                        std::string(R"({"command":")") + command + "\"}"});
+    BOOST_REQUIRE(store->write({&request, 1}).ok());
+  };
+  leave("pause");  // taken at once; carried out once the slow batch is done
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  leave("resume");  // replaces it while it is carried out
+  for (int i = 0; i < 5000 && view_value(control_view, "busy"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  BOOST_REQUIRE(!view_value(control_view, "busy"));
+  caf::scoped_actor self{sys};
+  std::string state;
+  for (int i = 0; i < 500 && state != "live"; ++i) {
+    self->request(manager, caf::infinite, status_atom_v, std::string("busy"))
+        .receive([&](const projection_status& s) { state = s.state; },
+                 [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  BOOST_CHECK_EQUAL(state, "live");  // paused, then resumed
+  caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
+  self->wait_for(manager);
+}
+
 BOOST_AUTO_TEST_CASE(a_burst_of_commits_wakes_the_projection_far_fewer_times) {
   // A storage actor that commits every request on its own: 1000 requests
   // sent at once are 1000 commits, each published.

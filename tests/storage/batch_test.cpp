@@ -257,6 +257,33 @@ BOOST_AUTO_TEST_CASE(batch_outcomes_follow_request_order_over_many_requests) {
   BOOST_TEST(stats->events_written - before->events_written == next - 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_conditional_erase_removes_a_view_row_only_while_it_holds_the_value) {
+  auto put = [&](std::string key, std::string value) {
+    write_request r;
+    r.views.push_back(view_update{"v", view_update::op::put, std::move(key), std::move(value)});
+    BOOST_REQUIRE(write({r}).front().ok());
+  };
+  auto erase_if = [&](std::string key, std::string value) {
+    write_request r;
+    r.views.push_back(
+        view_update{"v", view_update::op::erase_if_equal, std::move(key), std::move(value)});
+    BOOST_REQUIRE(write({r}).front().ok());
+  };
+  auto get = [&](std::string_view key) -> std::optional<std::string> {
+    auto tx = read();
+    auto v = tx.view_get("v", key);
+    BOOST_REQUIRE(v.ok());
+    return *v ? std::optional<std::string>(std::string(**v)) : std::nullopt;
+  };
+  put("a", "first");
+  put("a", "second");      // replaced meanwhile
+  erase_if("a", "first");  // what the eraser saw: stale
+  BOOST_CHECK_EQUAL(get("a").value_or("(erased)"), "second");
+  erase_if("a", "second");
+  BOOST_CHECK(!get("a"));
+  erase_if("missing", "x");  // nothing there: fine
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_FIXTURE_TEST_CASE(a_cursor_update_with_a_stale_expected_position_fails_its_request,

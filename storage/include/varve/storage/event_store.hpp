@@ -71,9 +71,11 @@ struct snapshot_update {
 
 /// A change to a read-model view: a named table of the store ("views/<name>"
 /// in LMDB), created by its first write. `put` stores `value` under `key`,
-/// `erase` removes `key` (absent keys are fine), `clear` empties the view.
+/// `erase` removes `key` (absent keys are fine), `clear` empties the view,
+/// `erase_if_equal` removes `key` only while it holds `value` (otherwise it
+/// leaves it, and the request still succeeds).
 struct view_update {
-  enum class op : std::uint8_t { put, erase, clear };
+  enum class op : std::uint8_t { put, erase, clear, erase_if_equal };
   std::string view{};
   op kind = op::put;
   std::string key{};
