@@ -2,6 +2,7 @@
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -29,8 +30,10 @@ struct host_state {
   bool connected = false;
   std::uint64_t generation = 0;  // bumped when a connection is lost
   std::chrono::milliseconds backoff{0};
-  bool reading = false;  // a remote read in flight
-  bool writing = false;  // a local commit in flight
+  bool reading = false;            // a remote read in flight
+  bool writing = false;            // a local commit in flight
+  global_position committing = 0;  // where it moves the cursor
+  bool stopping = false;
   bool failed = false;
   bool idle = true;  // live and waiting for a head
 
@@ -56,7 +59,10 @@ using pointer = remote_projection_actor::stateful_pointer<host_state>;
 /// The state stored with the cursor once the host is at `at`: the same
 /// keys as in-process projections (varvectl reads them).
 std::string state_json(const host_state& st, global_position at) {
-  const char* phase = st.failed ? "failed" : at < st.head ? "catching_up" : "live";
+  const char* phase = st.failed      ? "failed"
+                      : st.stopping  ? "stopped"
+                      : at < st.head ? "catching_up"
+                                     : "live";
   return nlohmann::json{
       {"mode", "exactly_once"}, {"state", phase}, {"error", st.error}, {"source", st.where}}
       .dump();
@@ -176,6 +182,7 @@ void apply(pointer self, std::vector<recorded_event> events) {
   w.cursors.push_back(
       cursor_update{st.spec.name, last, state_json(st, last), st.stored.value_or(0)});
   st.writing = true;
+  st.committing = last;
   self->request(st.storage, caf::infinite, write_atom_v, std::move(w))
       .then(
           [self, last, handled, newest_time](const std::vector<append_result>&) {
@@ -253,6 +260,20 @@ remote_projection_actor::behavior_type host_behavior(pointer self,
     st.head = st.position;
     self->send(self, retry_atom_v, st.generation);
   }
+  // Stopped: the stored state says so. The cursor stays where it is stored,
+  // or where the local commit in flight (committed first) moves it; the
+  // write is guarded, so it never moves the cursor itself.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& st = self->state;
+    if (st.stored || st.writing) {
+      const global_position at = st.writing ? st.committing : *st.stored;
+      st.stopping = true;
+      write_request w;
+      w.cursors.push_back(cursor_update{st.spec.name, at, state_json(st, at), at});
+      caf::anon_send(st.storage, write_atom_v, std::move(w));
+    }
+    self->quit(msg.reason);
+  });
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
     if (st.service && msg.source == st.service.address())

@@ -460,11 +460,16 @@ BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
   BOOST_TEST(wait_for(host, 5000).handled == 5000u);
   stop(host);
   {
+    caf::scoped_actor self{sys};  // the local storage actor committed what it had
+    self->request(local_storage, caf::infinite, stats_atom_v)
+        .receive([](const storage_stats&) {}, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     auto txn = local->read();
     BOOST_REQUIRE(txn.ok());
-    auto cur = txn->cursor("orders");
+    auto cur = txn->cursor_state("orders");
     BOOST_REQUIRE(cur.ok() && cur->has_value());
-    BOOST_TEST(**cur == 5000u);
+    BOOST_TEST((*cur)->position == 5000u);
+    BOOST_TEST((*cur)->state.find(R"("state":"stopped")") != std::string_view::npos,
+               "stored state: " << (*cur)->state);
   }
   fill(c, 3000, 500, 5, "more");
   host = remote::spawn_remote_projection(sys, local, local_storage, tally::counting("orders"),
