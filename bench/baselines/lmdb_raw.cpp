@@ -14,6 +14,7 @@
 #include "common/options.hpp"
 #include "common/payload.hpp"
 #include "common/record.hpp"
+#include "common/stream_reads.hpp"
 #include "common/tempdir.hpp"
 
 namespace vb = varve::bench;
@@ -150,46 +151,13 @@ void run_w4(const vb::options& o, const lm::store_config& cfg, vb::record_sink& 
   s.flush();
 
   const auto names = vb::stream_names("stream", o.streams);
-  const std::uint64_t per_stream = o.events / o.streams;
-  double best = 0;
-  vb::latency_summary best_latency;
   std::uint64_t sink = 0;
   lm::txn t(s.env(), MDB_RDONLY);
-  for (std::uint32_t r = 0; r < o.repeat; ++r) {
-    vb::latency_recorder rec;
-    rec.reserve(o.w4_reads);
-    std::uint64_t total_ns = 0, events = 0;
-    for (std::uint32_t i = 0; i < o.w4_reads; ++i) {
-      // A different stream each read (7919 is prime, so the first `streams`
-      // reads visit distinct streams), in its own read transaction.
-      const auto& name = names[(static_cast<std::uint64_t>(i) * 7919) % names.size()];
-      const std::uint64_t start = vb::now_ns();
-      t.reset_renew();
-      const std::uint64_t n = lm::read_stream(t.get(), s, name, sink);
-      const std::uint64_t ns = vb::now_ns() - start;
-      if (n < per_stream) throw std::runtime_error("W4: short read of " + name);
-      rec.add_ns(ns);
-      total_ns += ns;
-      events += n;
-    }
-    const double rate = static_cast<double>(events) / (static_cast<double>(total_ns) / 1e9);
-    if (rate > best) {
-      best = rate;
-      best_latency = rec.summarize();
-    }
-  }
-
-  vb::measurement m;
-  m.workload = "W4";
-  m.system = system_name;
-  m.params = o.make_params(1, per_stream, o.batch);
-  m.params.extra["stored_events"] = o.events;
-  m.params.extra["streams"] = o.streams;
-  m.params.extra["reads"] = o.w4_reads;
-  m.params.extra["repeat"] = o.repeat;
-  m.events_per_s = best;
-  m.p50_us = best_latency.p50_us;  // per stream read
-  m.p99_us = best_latency.p99_us;
+  auto m = vb::run_stream_reads(o, system_name, names, o.events / o.streams,
+                                [&](const std::string& name) {
+                                  t.reset_renew();  // a read transaction of its own
+                                  return lm::read_stream(t.get(), s, name, sink);
+                                });
   m.extra["checksum"] = sink;
   out.write(m);
 }

@@ -20,6 +20,7 @@
 #include "common/options.hpp"
 #include "common/payload.hpp"
 #include "common/record.hpp"
+#include "common/stream_reads.hpp"
 #include "common/tempdir.hpp"
 
 namespace vb = varve::bench;
@@ -462,52 +463,21 @@ void run_w4(const vb::options& o, const connection_config& cfg, vb::record_sink&
                  "SELECT position, version, type, payload FROM events WHERE stream = ?1 "
                  "ORDER BY version");
   const auto names = vb::stream_names("stream", o.streams);
-  const std::uint64_t per_stream = o.events / o.streams;
-
-  double best = 0;
-  vb::latency_summary best_latency;
   std::uint64_t sink = 0;
-  for (std::uint32_t r = 0; r < o.repeat; ++r) {
-    vb::latency_recorder rec;
-    rec.reserve(o.w4_reads);
-    std::uint64_t total_ns = 0, events = 0;
-    for (std::uint32_t i = 0; i < o.w4_reads; ++i) {
-      const auto& name = names[(static_cast<std::uint64_t>(i) * 7919) % names.size()];
-      const std::uint64_t start = vb::now_ns();
-      read.bind_text(1, name);
-      std::uint64_t n = 0;
-      while (read.step() == SQLITE_ROW) {
-        sqlite3_stmt* s = read.get();
-        const auto* payload = static_cast<const unsigned char*>(sqlite3_column_blob(s, 3));
-        sink += static_cast<std::uint64_t>(sqlite3_column_int64(s, 1)) + payload[0] +
-                static_cast<std::uint64_t>(sqlite3_column_bytes(s, 3));
-        ++n;
-      }
-      read.reset();
-      const std::uint64_t ns = vb::now_ns() - start;
-      if (n < per_stream) throw std::runtime_error("W4: short read of " + name);
-      rec.add_ns(ns);
-      total_ns += ns;
-      events += n;
-    }
-    const double rate = static_cast<double>(events) / (static_cast<double>(total_ns) / 1e9);
-    if (rate > best) {
-      best = rate;
-      best_latency = rec.summarize();
-    }
-  }
-
-  vb::measurement m;
-  m.workload = "W4";
-  m.system = system_name;
-  m.params = o.make_params(1, per_stream, o.batch);
-  m.params.extra["stored_events"] = o.events;
-  m.params.extra["streams"] = o.streams;
-  m.params.extra["reads"] = o.w4_reads;
-  m.params.extra["repeat"] = o.repeat;
-  m.events_per_s = best;
-  m.p50_us = best_latency.p50_us;
-  m.p99_us = best_latency.p99_us;
+  auto m = vb::run_stream_reads(
+      o, system_name, names, o.events / o.streams, [&](const std::string& name) {
+        read.bind_text(1, name);
+        std::uint64_t n = 0;
+        while (read.step() == SQLITE_ROW) {
+          sqlite3_stmt* s = read.get();
+          const auto* payload = static_cast<const unsigned char*>(sqlite3_column_blob(s, 3));
+          sink += static_cast<std::uint64_t>(sqlite3_column_int64(s, 1)) + payload[0] +
+                  static_cast<std::uint64_t>(sqlite3_column_bytes(s, 3));
+          ++n;
+        }
+        read.reset();
+        return n;
+      });
   m.extra["checksum"] = sink;
   out.write(m);
 }

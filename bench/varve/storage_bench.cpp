@@ -14,6 +14,7 @@
 #include "common/options.hpp"
 #include "common/payload.hpp"
 #include "common/record.hpp"
+#include "common/stream_reads.hpp"
 #include "common/tempdir.hpp"
 #include "store_setup.hpp"
 
@@ -163,46 +164,19 @@ void run_w4(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
   vv::sync_files(dir / "store");
 
   const auto names = vb::stream_names("stream", o.streams);
-  const std::uint64_t per_stream = o.events / o.streams;
-  double best = 0;
-  vb::latency_summary best_latency;
   std::uint64_t sink = 0;
-  for (std::uint32_t r = 0; r < o.repeat; ++r) {
-    vb::latency_recorder rec;
-    rec.reserve(o.w4_reads);
-    std::uint64_t total_ns = 0, events = 0;
-    for (std::uint32_t i = 0; i < o.w4_reads; ++i) {
-      // The same streams as lmdb-raw, each read in its own read transaction.
-      const auto& name = names[(static_cast<std::uint64_t>(i) * 7919) % names.size()];
-      const std::uint64_t start = vb::now_ns();
-      auto txn = vv::must(store->read(), "read");
-      const std::size_t n = vv::must(txn.scan_stream(name, 1, varve::direction::forward, SIZE_MAX,
-                                                     [&](const varve::event_view& e) {
-                                                       sink += e.version + e.payload.size();
-                                                       return true;
-                                                     }),
-                                     "scan_stream");
-      const std::uint64_t ns = vb::now_ns() - start;
-      if (n < per_stream) throw std::runtime_error("W4: short read of " + name);
-      rec.add_ns(ns);
-      total_ns += ns;
-      events += n;
-    }
-    const double rate = static_cast<double>(events) / (static_cast<double>(total_ns) / 1e9);
-    if (rate > best) {
-      best = rate;
-      best_latency = rec.summarize();
-    }
-  }
-
-  vb::measurement m = record(o, variant{}, "W4", per_stream);
-  m.params.extra["stored_events"] = o.events;
-  m.params.extra["streams"] = o.streams;
-  m.params.extra["reads"] = o.w4_reads;
-  m.params.extra["repeat"] = o.repeat;
-  m.events_per_s = best;
-  m.p50_us = best_latency.p50_us;  // per stream read
-  m.p99_us = best_latency.p99_us;
+  // The same streams as lmdb-raw, each read in its own read transaction.
+  auto m = vb::run_stream_reads(o, vv::system_name, names, o.events / o.streams,
+                                [&](const std::string& name) -> std::uint64_t {
+                                  auto txn = vv::must(store->read(), "read");
+                                  return vv::must(
+                                      txn.scan_stream(name, 1, varve::direction::forward, SIZE_MAX,
+                                                      [&](const varve::event_view& e) {
+                                                        sink += e.version + e.payload.size();
+                                                        return true;
+                                                      }),
+                                      "scan_stream");
+                                });
   m.extra["checksum"] = sink;
   out.write(m);
 }
