@@ -120,6 +120,40 @@ struct projection_fixture : actor_fixture {
     return n;
   }
 
+  /// A manager (polling every 5 ms) of `spec`, whose handler spends 300 ms
+  /// on the event at position 150 (once); returns once that batch is under
+  /// way, so that control requests left now meet a busy projection.
+  projection_manager spawn_busy_manager(projection_spec spec) {
+    auto inner = spec.handle;
+    auto in_slow = std::make_shared<std::atomic<bool>>(false);
+    spec.handle = [inner, in_slow](const delivered_event& d, view_batch& v) -> result<void> {
+      if (d.event.position == 150 && !in_slow->exchange(true))
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return inner(d, v);
+    };
+    auto manager =
+        spawn_projection_manager(sys, store, storage, {spec}, std::chrono::milliseconds(5));
+    for (int i = 0; i < 2000 && !*in_slow; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    BOOST_REQUIRE(*in_slow);
+    return manager;
+  }
+
+  /// Leaves a control request as varvectl does.
+  void leave_request(const std::string& name, std::string request) {
+    write_request w;
+    w.views.push_back(
+        view_update{std::string(control_view), view_update::op::put, name, std::move(request)});
+    BOOST_REQUIRE(store->write({&w, 1}).ok());
+  }
+
+  /// Waits until the manager has erased the control request of `name`.
+  void wait_request_taken(std::string_view name) {
+    for (int i = 0; i < 5000 && view_value(control_view, name); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    BOOST_REQUIRE(!view_value(control_view, name));
+  }
+
   global_position cursor(std::string_view name) {
     auto c = read().cursor(name);
     BOOST_REQUIRE(c.ok());
@@ -404,10 +438,7 @@ BOOST_AUTO_TEST_CASE(the_manager_pauses_resumes_resets_and_rebuilds) {
 
 BOOST_AUTO_TEST_CASE(the_manager_applies_requests_left_in_the_control_view) {
   append("s", 10);
-  write_request request;
-  request.views.push_back(view_update{std::string(control_view), view_update::op::put, "ctl",
-                                      R"({"command":"pause"})"});
-  BOOST_REQUIRE(store->write({&request, 1}).ok());
+  leave_request("ctl", R"({"command":"pause"})");
   auto manager = spawn_projection_manager(sys, store, storage, {counting("ctl")},
                                           std::chrono::milliseconds(20));
   caf::scoped_actor self{sys};
@@ -419,9 +450,7 @@ BOOST_AUTO_TEST_CASE(the_manager_applies_requests_left_in_the_control_view) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   BOOST_CHECK_EQUAL(state, "paused");
-  for (int i = 0; i < 500 && view_value(control_view, "ctl"); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  BOOST_CHECK(!view_value(control_view, "ctl"));  // the request is consumed
+  wait_request_taken("ctl");  // the request is consumed
   caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
   self->wait_for(manager);
 }
@@ -432,26 +461,9 @@ BOOST_AUTO_TEST_CASE(a_control_request_stays_until_the_projection_has_carried_it
   // have its request erased before it rebuilt.
   append("s", 200);
   auto rec = std::make_shared<recorder>();
-  auto spec = counting("slow", rec);
-  auto inner = spec.handle;
-  auto in_slow = std::make_shared<std::atomic<bool>>(false);
-  spec.handle = [inner, in_slow](const delivered_event& d, view_batch& v) -> result<void> {
-    if (d.event.position == 150 && !in_slow->exchange(true))
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    return inner(d, v);
-  };
-  auto manager =
-      spawn_projection_manager(sys, store, storage, {spec}, std::chrono::milliseconds(5));
-  for (int i = 0; i < 2000 && !*in_slow; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  BOOST_REQUIRE(*in_slow);
-  write_request request;
-  request.views.push_back(view_update{std::string(control_view), view_update::op::put, "slow",
-                                      R"({"command":"rebuild"})"});
-  BOOST_REQUIRE(store->write({&request, 1}).ok());
-  for (int i = 0; i < 5000 && view_value(control_view, "slow"); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  BOOST_REQUIRE(!view_value(control_view, "slow"));
+  auto manager = spawn_busy_manager(counting("slow", rec));
+  leave_request("slow", R"({"command":"rebuild"})");
+  wait_request_taken("slow");
   // Gone: the rebuild has committed and the replay has begun.
   auto seen = rec->seen();
   BOOST_CHECK_GE(std::count(seen.begin(), seen.end(), global_position{1}), 2);
@@ -462,31 +474,11 @@ BOOST_AUTO_TEST_CASE(a_control_request_stays_until_the_projection_has_carried_it
 
 BOOST_AUTO_TEST_CASE(a_request_replaced_while_the_last_is_carried_out_is_applied_next) {
   append("s", 200);
-  auto spec = counting("busy");
-  auto inner = spec.handle;
-  auto in_slow = std::make_shared<std::atomic<bool>>(false);
-  spec.handle = [inner, in_slow](const delivered_event& d, view_batch& v) -> result<void> {
-    if (d.event.position == 150 && !in_slow->exchange(true))
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    return inner(d, v);
-  };
-  auto manager =
-      spawn_projection_manager(sys, store, storage, {spec}, std::chrono::milliseconds(5));
-  for (int i = 0; i < 2000 && !*in_slow; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  BOOST_REQUIRE(*in_slow);
-  auto leave = [&](const char* command) {
-    write_request request;
-    request.views.push_back(view_update{std::string(control_view), view_update::op::put, "busy",
-                                        std::string(R"({"command":")") + command + "\"}"});
-    BOOST_REQUIRE(store->write({&request, 1}).ok());
-  };
-  leave("pause");  // taken at once; carried out once the slow batch is done
+  auto manager = spawn_busy_manager(counting("busy"));
+  leave_request("busy", R"({"command":"pause"})");  // taken at once, carried out after the batch
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
-  leave("resume");  // replaces it while it is carried out
-  for (int i = 0; i < 5000 && view_value(control_view, "busy"); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  BOOST_REQUIRE(!view_value(control_view, "busy"));
+  leave_request("busy", R"({"command":"resume"})");  // replaces it while it is carried out
+  wait_request_taken("busy");
   caf::scoped_actor self{sys};
   std::string state;
   for (int i = 0; i < 500 && state != "live"; ++i) {
