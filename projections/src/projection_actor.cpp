@@ -136,12 +136,7 @@ projection_status make_status(const projection_state& st) {
   s.mode = st.spec.mode == delivery::exactly_once ? "exactly_once" : "at_least_once";
   s.state = to_string(st.current);
   s.error = st.error;
-  s.position = st.position;
-  s.head = std::max(st.head, st.position);
-  s.lag_events = s.head - st.position;
-  s.lag_seconds = s.lag_events == 0 || st.head_time <= st.handled_time
-                      ? 0.0
-                      : static_cast<double>(st.head_time - st.handled_time) / 1e6;
+  s.set_progress(st.position, st.head, st.head_time, st.handled_time);
   return s;
 }
 

@@ -293,12 +293,7 @@ remote_projection_actor::behavior_type host_behavior(pointer self,
         s.mode = "exactly_once";
         s.state = st.phase();
         s.error = st.error;
-        s.position = st.position;
-        s.head = std::max(st.head, st.position);
-        s.lag_events = s.head - st.position;
-        s.lag_seconds = s.lag_events == 0 || st.head_time <= st.handled_time
-                            ? 0.0
-                            : static_cast<double>(st.head_time - st.handled_time) / 1e6;
+        s.set_progress(st.position, st.head, st.head_time, st.handled_time);
         s.handled = st.handled;
         s.wakeups = st.wakeups;
         return s;

@@ -23,6 +23,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -123,6 +124,19 @@ struct projection_status {
   std::uint64_t handled = 0;       ///< events handed to the handler since start
   std::uint64_t wakeups = 0;       ///< times it woke up from idle to read
   std::uint64_t dead_letters = 0;  ///< events skipped since start
+
+  /// Sets position, head (at least the position) and the lag: in events,
+  /// and in seconds between `head_time` (the newest event's time) and
+  /// `handled_time` (the last handled event's), 0 when caught up.
+  void set_progress(global_position at, global_position log_head, timestamp_us head_time,
+                    timestamp_us handled_time) {
+    position = at;
+    head = std::max(log_head, at);
+    lag_events = head - at;
+    lag_seconds = lag_events == 0 || head_time <= handled_time
+                      ? 0.0
+                      : static_cast<double>(head_time - handled_time) / 1e6;
+  }
 };
 
 template <class Inspector>
