@@ -11,7 +11,6 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,9 +19,8 @@
 #include <sstream>
 #include <thread>
 
+#include "../child_process.hpp"
 #include "../storage/temp_dir.hpp"
-
-extern char** environ;
 
 using namespace varve;
 
@@ -36,21 +34,7 @@ struct acknowledged {
 
 /// Starts the writer with its stdout on a pipe; returns pid and read end.
 std::pair<pid_t, int> start_writer(const std::string& dir, int writers) {
-  int fds[2];
-  BOOST_REQUIRE(::pipe(fds) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  const std::string n = std::to_string(writers);
-  char* argv[] = {const_cast<char*>(VARVE_CRASH_WRITER), const_cast<char*>(dir.c_str()),
-                  const_cast<char*>(n.c_str()), nullptr};
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, VARVE_CRASH_WRITER, &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  BOOST_REQUIRE_MESSAGE(rc == 0, "posix_spawn: " << rc);
-  return {pid, fds[0]};
+  return varve_test::spawn_with_stdout_pipe({VARVE_CRASH_WRITER, dir, std::to_string(writers)});
 }
 
 /// Collects the writer's report lines until the pipe closes.

@@ -6,7 +6,6 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include <chrono>
 #include <map>
 #include <thread>
+#include <tuple>
 #include <varve/remote/client.hpp>
 #include <varve/remote/commands.hpp>
 #include <varve/remote/projection_host.hpp>
@@ -24,9 +24,8 @@
 #include <varve/storage/testing.hpp>
 
 #include "../actors/actor_fixture.hpp"
+#include "../child_process.hpp"
 #include "peer.hpp"
-
-extern char** environ;
 
 using namespace varve;
 using namespace std::chrono_literals;
@@ -56,32 +55,18 @@ struct child_process {
   /// Starts the program args[0] and waits for the first line it prints,
   /// which must start with `ready`; "listening on HOST:PORT" sets `port`.
   void launch(std::vector<std::string> args, std::string_view ready = "listening on ") {
-    int fds[2];
-    BOOST_REQUIRE(::pipe(fds) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(fds[1]);
-    BOOST_REQUIRE_MESSAGE(rc == 0, "posix_spawn: " << rc);
-    std::string out;
-    char c;
-    while (out.find('\n') == std::string::npos && ::read(fds[0], &c, 1) == 1)
-      out += c;
-    ::close(fds[0]);
-    BOOST_REQUIRE_MESSAGE(out.starts_with(ready), args[0] << " said: '" << out << "'");
+    const std::string program = args[0];
+    int fd = -1;
+    std::tie(pid, fd) = varve_test::spawn_with_stdout_pipe(std::move(args));
+    const std::string out = varve_test::read_line(fd);
+    ::close(fd);
+    BOOST_REQUIRE_MESSAGE(out.starts_with(ready), program << " said: '" << out << "'");
     if (out.starts_with("listening on ")) {
       const auto colon = out.rfind(':');
       BOOST_REQUIRE(colon != std::string::npos);
       port = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
     }
-    BOOST_TEST_MESSAGE(args[0] << " " << pid << " " << out.substr(0, out.size() - 1));
+    BOOST_TEST_MESSAGE(program << " " << pid << " " << out.substr(0, out.size() - 1));
   }
 
   /// Sends `sig` and waits for the exit; the exit status.
