@@ -130,7 +130,7 @@ projection_spec& varve_config::apply(projection_spec& spec) const {
   return spec;
 }
 
-int configure(varve_config& cfg, int argc, char** argv) {
+int configure(varve_config& cfg, int argc, char** argv, std::string_view own_data_dir) {
   const std::string program =
       argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "varve";
   auto fail = [&](const std::string& what) {
@@ -159,6 +159,12 @@ int configure(varve_config& cfg, int argc, char** argv) {
     return fail(text);
   }
   if (cfg.cli_helptext_printed) return 0;
+  if (!own_data_dir.empty() && cfg.data_dir == "var/demo") {
+    bool given = false;
+    for (int i = 1; i < argc; ++i)
+      given = given || std::string_view(argv[i]).starts_with("--varve.data-dir");
+    if (!given) cfg.data_dir = own_data_dir;
+  }
   // CAF keeps unknown keys of a known group; Varve refuses them.
   if (auto group = caf::get_if<caf::settings>(&cfg.content, "varve")) {
     for (const auto& [key, value] : *group)

@@ -426,21 +426,13 @@ int run(gdpr_config& cfg) {
   return all_ok ? 0 : 1;
 }
 
-/// Whether `option` (e.g. "--varve.data-dir") is on the command line.
-bool given(int argc, char** argv, std::string_view option) {
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]).starts_with(option)) return true;
-  return false;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   gdpr_config cfg;
-  if (int code = configure(cfg, argc, argv); code != 0 || cfg.cli_helptext_printed) return code;
-  // Not the demo's plain store: a store of its own unless told otherwise.
-  if (cfg.data_dir == "var/demo" && !given(argc, argv, "--varve.data-dir"))
-    cfg.data_dir = "var/gdpr";
+  // Not the demo's store: a store of its own unless told otherwise.
+  if (int code = configure(cfg, argc, argv, "var/gdpr"); code != 0 || cfg.cli_helptext_printed)
+    return code;
   if (cfg.customers < 2) {
     std::fprintf(stderr, "varve_gdpr: bad configuration: gdpr.customers must be at least 2\n");
     return 2;

@@ -653,21 +653,13 @@ int run(inventory_config& cfg) {
   return all_ok ? 0 : 1;
 }
 
-/// Whether `option` (e.g. "--varve.data-dir") is on the command line.
-bool given(int argc, char** argv, std::string_view option) {
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]).starts_with(option)) return true;
-  return false;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   inventory_config cfg;
-  if (int code = configure(cfg, argc, argv); code != 0 || cfg.cli_helptext_printed) return code;
   // Not the demo's store: a store of its own unless told otherwise.
-  if (cfg.data_dir == "var/demo" && !given(argc, argv, "--varve.data-dir"))
-    cfg.data_dir = "var/inventory";
+  if (int code = configure(cfg, argc, argv, "var/inventory"); code != 0 || cfg.cli_helptext_printed)
+    return code;
   if (cfg.orders == 0 || cfg.clients == 0 || cfg.products == 0 || cfg.products > 8 ||
       cfg.stock == 0) {
     std::fprintf(stderr,

@@ -67,7 +67,6 @@ struct example_config : varve_config {
   std::size_t commands = 6000;
   std::size_t clients = 8;
   example_config() {
-    data_dir = "var/remote_projection";
     opt_group{custom_options_, "example"}
         .add(role, "role", "what this process is: empty (the driver), service or host")
         .add(name, "name", "a host's name, in what it prints")
@@ -412,8 +411,11 @@ std::map<std::string, std::string> in_process_view(caf::actor_system& sys,
 int run_driver(example_config& cfg) {
   caf::actor_system sys{cfg};
   driver d{cfg, sys, cfg.data_dir};
+  // A new run: the three stores start empty (nothing else in the directory
+  // is touched).
   std::error_code ec;
-  fs::remove_all(d.root, ec);
+  for (const char* part : {"service", "host-a", "host-b"})
+    fs::remove_all(d.root / part, ec);
   fs::create_directories(d.root);
   const auto t0 = clock_type::now();
   if (!d.start_service()) {
@@ -513,7 +515,7 @@ int main(int argc, char** argv) {
   auto stop = stop_signals();
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   example_config cfg;
-  if (int code = configure(cfg, argc, argv)) return code;
+  if (int code = configure(cfg, argc, argv, "var/remote_projection")) return code;
   if (cfg.cli_helptext_printed) return 0;
   if (cfg.role == "service") return run_service(cfg);
   if (cfg.role == "host") return run_host(cfg);

@@ -14,15 +14,15 @@
 namespace {
 
 /// Runs configure() on these arguments; the exit code and what it printed.
-std::pair<int, std::string> configure_with(std::vector<std::string> args,
-                                           varve::varve_config& cfg) {
+std::pair<int, std::string> configure_with(std::vector<std::string> args, varve::varve_config& cfg,
+                                           std::string_view own_data_dir = {}) {
   args.insert(args.begin(), "varve_test");
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
   std::stringstream err;
   auto* old = std::cerr.rdbuf(err.rdbuf());
-  const int code = varve::configure(cfg, static_cast<int>(argv.size()), argv.data());
+  const int code = varve::configure(cfg, static_cast<int>(argv.size()), argv.data(), own_data_dir);
   std::cerr.rdbuf(old);
   return {code, err.str()};
 }
@@ -59,6 +59,22 @@ BOOST_AUTO_TEST_CASE(an_ini_file_sets_options_and_the_command_line_wins) {
   BOOST_REQUIRE_MESSAGE(code == 0, out);
   BOOST_CHECK_EQUAL(cfg.checkpoint_every, 42u);
   BOOST_CHECK_EQUAL(cfg.data_dir, "from-cli");
+}
+
+BOOST_AUTO_TEST_CASE(a_program_with_a_store_of_its_own_uses_it_unless_told_otherwise) {
+  {  // the default, and the shipped INI file's var/demo, give way to it
+    varve::varve_config cfg;
+    auto [code, out] =
+        configure_with({"--config-file=" VARVE_SOURCE_DIR "/config/varve.ini"}, cfg, "var/own");
+    BOOST_REQUIRE_MESSAGE(code == 0, out);
+    BOOST_CHECK_EQUAL(cfg.data_dir, "var/own");
+  }
+  {  // the command line wins, also when it names var/demo
+    varve::varve_config cfg;
+    auto [code, out] = configure_with({"--varve.data-dir=var/demo"}, cfg, "var/own");
+    BOOST_REQUIRE_MESSAGE(code == 0, out);
+    BOOST_CHECK_EQUAL(cfg.data_dir, "var/demo");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(bad_configuration_stops_with_one_line_and_exit_code_2) {

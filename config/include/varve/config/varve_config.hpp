@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include <varve/actors/aggregate.hpp>
 #include <varve/actors/storage_actor.hpp>
@@ -70,6 +71,11 @@ struct varve_config : caf::actor_system_config {
 /// otherwise prints one line ("<program>: bad configuration: ...") to
 /// stderr and returns 2 (or 0 after --help, having printed it: then
 /// cfg.cli_helptext_printed is set).
-int configure(varve_config& cfg, int argc, char** argv);
+///
+/// `own_data_dir`: for programs with a store of their own (the examples
+/// other than the bank): it replaces the shared default data directory
+/// ("var/demo", also what config/varve.ini names) unless the command line
+/// gives --varve.data-dir.
+int configure(varve_config& cfg, int argc, char** argv, std::string_view own_data_dir = {});
 
 }  // namespace varve
