@@ -7,9 +7,11 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "json_rows.hpp"
 #include "varve/actors/error.hpp"
 
 namespace varve {
@@ -62,6 +64,69 @@ void erase_request(pointer self, const std::string& name, const std::string& tex
           });
 }
 
+/// A control request as varvectl leaves it in the control view:
+/// {"command": "pause" | "resume" | "rebuild" | "reset",
+///  "position": N (reset only), "requested_us": T}.
+struct control_request {
+  std::string command;
+  global_position position = 0;
+};
+
+/// Reads the control request `text`. Never throws: a row that is not JSON,
+/// has another shape, names an unknown command, or a reset without an
+/// unsigned position is an invalid_argument error that says so.
+result<control_request> parse_control_request(std::string_view text) {
+  auto bad = [](std::string why) { return error{errc::invalid_argument, std::move(why)}; };
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return bad("the request is not JSON");
+  if (!j.is_object()) return bad("the request is " + detail::kind_of(j) + ", not an object");
+  const auto command = j.find("command");
+  if (command == j.end()) return bad("the request has no 'command'");
+  if (!command->is_string())
+    return bad("'command' is " + detail::kind_of(*command) + ", not a string");
+  control_request out{command->get<std::string>()};
+  if (out.command == "pause" || out.command == "resume" || out.command == "rebuild") return out;
+  if (out.command != "reset") return bad("unknown command '" + detail::excerpt(out.command) + "'");
+  const auto position = j.find("position");
+  if (position == j.end()) return bad("the reset has no 'position'");
+  if (!position->is_number_unsigned())
+    return bad("'position' is " + detail::kind_of(*position) + ", not an unsigned integer");
+  out.position = position->get<global_position>();
+  return out;
+}
+
+/// Has projection `p` carry out the control request `text` left for it
+/// under `name`, then erases the request. A malformed request is not
+/// carried out: the projection records why as its last error (where the
+/// manager's listing and varvectl show it), then the request is erased.
+void carry_out(pointer self, const projection_actor& p, const std::string& name,
+               const std::string& text) {
+  auto done = [self, name, text](const projection_status&) { erase_request(self, name, text); };
+  auto report = [self, name, text](caf::error& e) {
+    std::cerr << "varve: control request for projection '" << name
+              << "' failed: " << error_from(e).to_string() << "\n";
+    erase_request(self, name, text);
+  };
+  auto request = parse_control_request(text);
+  if (!request) {
+    std::cerr << "varve: control request for projection '" << name
+              << "' ignored: " << request.err().to_string() << "\n";
+    self->request(p, caf::infinite, control_error_atom_v,
+                  "control request ignored: " + request.err().to_string())
+        .then(done, report);
+    return;
+  }
+  const std::string& command = request->command;
+  if (command == "pause")
+    self->request(p, caf::infinite, pause_atom_v).then(done, report);
+  else if (command == "resume")
+    self->request(p, caf::infinite, resume_atom_v).then(done, report);
+  else if (command == "rebuild")
+    self->request(p, caf::infinite, rebuild_atom_v).then(done, report);
+  else
+    self->request(p, caf::infinite, reset_atom_v, request->position).then(done, report);
+}
+
 /// Applies the requests varvectl left in the control view. A request is
 /// erased once its projection has carried it out (a rebuild: the view and
 /// cursor are cleared), so that a request gone means a request done.
@@ -74,44 +139,17 @@ void apply_control_requests(pointer self) {
     for (const auto& [name, p] : st.projections)
       self->send(p, committed_atom_v, st.seen_head);
   }
-  struct request {
-    std::string name, text;
-    nlohmann::json j;
-  };
-  std::vector<request> requests;
+  std::vector<std::pair<std::string, std::string>> requests;  // name, request
   auto visit = [&](std::string_view key, std::string_view value) {
-    auto j = nlohmann::json::parse(value, nullptr, false);
-    requests.push_back(request{std::string(key), std::string(value), std::move(j)});
+    requests.emplace_back(std::string(key), std::string(value));
     return true;
   };
   if (!txn->scan_view(control_view, "", visit)) return;
-  for (auto& [name, text, j] : requests) {
+  for (const auto& [name, text] : requests) {
     const projection_actor* p = find(st, name);
     if (!p) continue;                                    // for another application's projection
     if (!st.carrying_out.insert(name).second) continue;  // sent already
-    const std::string command = j.is_object() ? j.value("command", "") : "";
-    auto done = [self, name = name, text = text](const projection_status&) {
-      erase_request(self, name, text);
-    };
-    auto report = [self, name = name, text = text](caf::error& e) {
-      std::cerr << "varve: control request for projection '" << name
-                << "' failed: " << error_from(e).to_string() << "\n";
-      erase_request(self, name, text);
-    };
-    if (command == "pause")
-      self->request(*p, caf::infinite, pause_atom_v).then(done, report);
-    else if (command == "resume")
-      self->request(*p, caf::infinite, resume_atom_v).then(done, report);
-    else if (command == "rebuild")
-      self->request(*p, caf::infinite, rebuild_atom_v).then(done, report);
-    else if (command == "reset")
-      self->request(*p, caf::infinite, reset_atom_v, j.value<std::uint64_t>("position", 0))
-          .then(done, report);
-    else {
-      std::cerr << "varve: unknown control request '" << command << "' for projection '" << name
-                << "' ignored\n";
-      erase_request(self, name, text);
-    }
+    carry_out(self, *p, name, text);
   }
 }
 

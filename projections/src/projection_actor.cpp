@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "json_rows.hpp"
 #include "varve/actors/error.hpp"
 #include "varve/projections/projection.hpp"
 
@@ -127,7 +128,22 @@ std::string state_json(const projection_state& st) {
       {"state", to_string(st.current)},
       {"error", st.error},
       {"updated_us", now_us()}};
-  return j.dump();
+  return detail::json_text(j);  // the error may quote any bytes
+}
+
+/// The phase named by a stored cursor state (as state_json writes it); an
+/// empty state names none. Never throws: a state that another process wrote
+/// in another shape is a corruption error that says what is wrong with it.
+result<std::string> stored_phase(std::string_view text) {
+  auto bad = [](std::string why) { return error{errc::corruption, std::move(why)}; };
+  if (text.empty()) return std::string();
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return bad("it is not JSON");
+  if (!j.is_object()) return bad("it is " + detail::kind_of(j) + ", not an object");
+  const auto phase = j.find("state");
+  if (phase == j.end()) return bad("it has no 'state'");
+  if (!phase->is_string()) return bad("'state' is " + detail::kind_of(*phase) + ", not a string");
+  return phase->get<std::string>();
 }
 
 projection_status make_status(const projection_state& st) {
@@ -200,6 +216,43 @@ void fail(pointer self, std::string why) {
 
 void schedule_continue(pointer self);
 
+/// Records `why` as the last error and stores it with the cursor, where
+/// varvectl sees it; the projection goes on as it was (one that failed keeps
+/// the error it failed with). `done` runs once the cursor is stored (or its
+/// write failed).
+void record_error(pointer self, std::string why, std::function<void()> done) {
+  auto& st = self->state;
+  if (st.current == phase::failed) return done();
+  st.error = std::move(why);
+  when_idle(self, [self, done = std::move(done)] {
+    commit(self, self->state.committed, {}, [self, done](const caf::error*) {
+      schedule_continue(self);  // heads noted while the commit was in flight
+      done();
+    });
+  });
+}
+
+/// Loads where the projection stopped, and whether it was paused. A stored
+/// state that does not read still comes with a good position: the
+/// projection goes on from it, the problem recorded as its error. A cursor
+/// that cannot be read stops the projection in state "failed".
+void load_checkpoint(pointer self) {
+  auto& st = self->state;
+  auto txn = st.store->read();
+  if (!txn) return fail(self, "reading the checkpoint: " + txn.err().to_string());
+  auto cur = txn->cursor_state(st.spec.name);
+  if (!cur) return fail(self, "reading the checkpoint: " + cur.err().to_string());
+  if (!*cur) return;
+  st.position = st.committed = (*cur)->position;
+  auto stored = stored_phase((*cur)->state);
+  if (!stored)
+    return record_error(self,
+                        "the stored state of the checkpoint is ignored (going on from position " +
+                            std::to_string(st.position) + "): " + stored.err().to_string(),
+                        [] {});
+  if (*stored == "paused") st.current = phase::paused;
+}
+
 /// Saves an at-least-once cursor (and the view writes that wait for it).
 void checkpoint(pointer self) {
   auto& st = self->state;
@@ -260,7 +313,7 @@ void after_batch(pointer self, std::optional<batch_failure> failure, bool more) 
   std::vector<view_update> views = std::move(st.unsaved);
   st.unsaved.clear();
   views.push_back(view_update{dead_letter_view(st.spec.name), view_update::op::put,
-                              position_key(failure->position), letter.dump()});
+                              position_key(failure->position), detail::json_text(letter)});
   const global_position past = failure->position;
   ++st.status.dead_letters;
   commit(self, past, std::move(views), [self, past](const caf::error* e) {
@@ -397,15 +450,7 @@ projection_actor::behavior_type projection_behavior(pointer self,
   st.storage = std::move(storage);
   if (st.spec.batch_events == 0) st.spec.batch_events = 1;
 
-  // Where it stopped, and whether it was paused.
-  if (auto txn = st.store->read()) {
-    auto cur = txn->cursor_state(st.spec.name);
-    if (cur && *cur) {
-      st.position = st.committed = (*cur)->position;
-      auto j = nlohmann::json::parse((*cur)->state, nullptr, false);
-      if (j.is_object() && j.value("state", "") == "paused") st.current = phase::paused;
-    }
-  }
+  load_checkpoint(self);
   self->request(st.storage, caf::infinite, subscribe_atom_v, caf::actor_cast<caf::actor>(self))
       .then(
           [self](std::uint64_t head) {
@@ -513,6 +558,12 @@ projection_actor::behavior_type projection_behavior(pointer self,
             promise.deliver(make_status(st));
           });
         });
+        return promise;
+      },
+      [self](control_error_atom, std::string& why) -> caf::result<projection_status> {
+        auto promise = self->make_response_promise<projection_status>();
+        record_error(self, std::move(why),
+                     [self, promise]() mutable { promise.deliver(make_status(self->state)); });
         return promise;
       },
       [self](continue_atom) {

@@ -63,9 +63,11 @@ std::string state_json(const host_state& st, global_position at) {
                       : st.stopping  ? "stopped"
                       : at < st.head ? "catching_up"
                                      : "live";
+  // The error may quote any bytes: those that are not UTF-8 become U+FFFD
+  // (nlohmann's default would throw).
   return nlohmann::json{
       {"mode", "exactly_once"}, {"state", phase}, {"error", st.error}, {"source", st.where}}
-      .dump();
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void process(pointer self);

@@ -492,6 +492,112 @@ BOOST_AUTO_TEST_CASE(a_request_replaced_while_the_last_is_carried_out_is_applied
   self->wait_for(manager);
 }
 
+BOOST_AUTO_TEST_CASE(a_malformed_control_request_is_reported_on_its_projection_which_goes_on) {
+  // Rows another process (another version, a hand-made write) may leave.
+  const std::vector<std::pair<std::string, std::string>> malformed{
+      {R"({"command":5})", "'command' is a number"},
+      {R"({"command":"reset","position":"12"})", "'position' is a string"},
+      {R"({"command":"reset","position":-3})", "'position' is a number"},
+      {R"({"command":"reset"})", "has no 'position'"},
+      {R"({"position":4})", "has no 'command'"},
+      {R"(["pause"])", "is an array"},
+      {R"({"command":"explode"})", "unknown command 'explode'"},
+      {"pause, please", "is not JSON"},
+  };
+  append("s", 10);
+  auto manager =
+      spawn_projection_manager(sys, store, storage, {counting("target"), counting("bystander")},
+                               std::chrono::milliseconds(5));
+  caf::scoped_actor self{sys};
+  auto list = [&] {
+    std::vector<projection_status> out;
+    self->request(manager, caf::infinite, list_atom_v)
+        .receive([&](const std::vector<projection_status>& s) { out = s; },
+                 [&](caf::error& e) { BOOST_FAIL("the manager: " << sys.render(e)); });
+    return out;
+  };
+  auto wait_positions = [&](global_position at) {
+    for (int i = 0; i < 2000; ++i) {
+      auto all = list();
+      if (all[0].position >= at && all[1].position >= at) return all;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    BOOST_FAIL("the projections did not reach " << at);
+    return list();
+  };
+  wait_positions(10);
+  global_position head = 10;
+  for (const auto& [row, problem] : malformed) {
+    BOOST_TEST_CONTEXT("request " << row) {
+      leave_request("target", row);
+      wait_request_taken("target");  // ignored, and erased once its error is recorded
+      append("s", 1);                // by "another process": the manager notices the head
+      auto all = wait_positions(++head);
+      BOOST_CHECK_EQUAL(all[0].state, "live");
+      BOOST_CHECK_MESSAGE(all[0].error.find(problem) != std::string::npos, all[0].error);
+      BOOST_CHECK_EQUAL(all[1].error, "");
+      // varvectl sees it too: the stored state carries the error.
+      auto cur = read().cursor_state("target");
+      BOOST_REQUIRE(cur.ok() && cur->has_value());
+      const auto state = nlohmann::json::parse((*cur)->state, nullptr, false);
+      BOOST_REQUIRE(state.is_object() && state.contains("error") && state["error"].is_string());
+      BOOST_CHECK_MESSAGE(state["error"].get<std::string>().find(problem) != std::string::npos,
+                          (*cur)->state);
+    }
+  }
+  BOOST_CHECK_EQUAL(view_value("target", "count/s").value_or("(none)"), std::to_string(head));
+  // A well-formed request after them is carried out.
+  leave_request("target", R"({"command":"pause"})");
+  wait_request_taken("target");
+  BOOST_CHECK_EQUAL(list()[0].state, "paused");
+  caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
+  self->wait_for(manager);
+}
+
+BOOST_AUTO_TEST_CASE(
+    a_malformed_cursor_state_is_reported_and_the_projection_goes_on_from_its_cursor) {
+  append("s", 20);
+  const std::vector<std::pair<std::string, std::string>> malformed{
+      {R"({"state":[]})", "'state' is an array"},
+      {R"({"state":{"paused":true}})", "'state' is an object"},
+      {R"({"mode":"exactly_once"})", "has no 'state'"},
+      {R"("paused")", "is a string"},
+      {"\xff not json", "is not JSON"},
+  };
+  int n = 0;
+  for (const auto& [state, problem] : malformed) {
+    BOOST_TEST_CONTEXT("cursor state " << state) {
+      const std::string name = "cursor-" + std::to_string(n++);
+      write_request w;
+      w.cursors.push_back(cursor_update{name, 12, state, {}});
+      BOOST_REQUIRE(store->write({&w, 1}).ok());
+      const global_position head = read().head();
+      auto rec = std::make_shared<recorder>();
+      auto p = spawn_projection(sys, store, storage, counting(name, rec));
+      auto s = wait_for(p, [&](const projection_status& s) { return s.position >= head; });
+      BOOST_CHECK_EQUAL(s.state, "live");
+      BOOST_CHECK_MESSAGE(s.error.find(problem) != std::string::npos, s.error);
+      std::vector<global_position> expected;  // from the stored position on
+      for (global_position at = 13; at <= head; ++at)
+        expected.push_back(at);
+      auto seen = rec->seen();
+      BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), expected.begin(), expected.end());
+      append_through_actor("s", 1);  // and it follows new events
+      wait_for(p, [&](const projection_status& s) { return s.position > head; });
+      stop(p);
+      // The stored state is sound again, and keeps the error for varvectl.
+      stats();
+      auto cur = read().cursor_state(name);
+      BOOST_REQUIRE(cur.ok() && cur->has_value());
+      const auto stored = nlohmann::json::parse((*cur)->state, nullptr, false);
+      BOOST_REQUIRE(stored.is_object() && stored.contains("state") && stored.contains("error"));
+      BOOST_CHECK_EQUAL(stored["state"], "stopped");
+      BOOST_CHECK(stored["error"].is_string() &&
+                  stored["error"].get<std::string>().find(problem) != std::string::npos);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_burst_of_commits_wakes_the_projection_far_fewer_times) {
   // A storage actor that commits every request on its own: 1000 requests
   // sent at once are 1000 commits, each published.

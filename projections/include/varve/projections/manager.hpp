@@ -6,6 +6,12 @@
 // every `poll_interval`, and when a projection starts), and nudges its
 // projections when another process has appended to the store (the storage
 // actor of this process only announces its own commits).
+//
+// Those requests come from other processes: one that does not read (not
+// JSON, another shape, an unknown command, a reset without an unsigned
+// position) is not carried out; its projection records why as its last
+// error (in the listing, and stored with its cursor for varvectl), then the
+// request is erased. The projection goes on as it was.
 #pragma once
 
 #include <caf/fwd.hpp>

@@ -35,6 +35,8 @@
 
 #include <varve/actors/storage_actor.hpp>
 
+#include "varve/projections/type_ids.hpp"
+
 namespace varve {
 
 enum class delivery : std::uint8_t { exactly_once, at_least_once };
@@ -152,6 +154,10 @@ typename Inspector::result_type inspect(Inspector& f, projection_status& x) {
 /// - (reset_atom, position): move the cursor to `position` (view kept);
 /// - (rebuild_atom): clear the view and the cursor, replay from the start;
 ///   each answers with the status after the change;
+/// - (control_error_atom, why) -> projection_status: a control request for
+///   this projection did not read and is not carried out; `why` becomes its
+///   last error, stored with its cursor (a failed projection keeps the error
+///   it failed with), and it goes on as it was;
 /// - (continue_atom), (retry_atom), (checkpoint_atom): internal.
 using projection_actor =
     caf::typed_actor<caf::reacts_to<committed_atom, std::uint64_t>,
@@ -160,14 +166,18 @@ using projection_actor =
                      caf::replies_to<resume_atom>::with<projection_status>,
                      caf::replies_to<reset_atom, std::uint64_t>::with<projection_status>,
                      caf::replies_to<rebuild_atom>::with<projection_status>,
+                     caf::replies_to<control_error_atom, std::string>::with<projection_status>,
                      caf::reacts_to<continue_atom>, caf::reacts_to<retry_atom>,
                      caf::reacts_to<checkpoint_atom>>;
 
 /// Spawns a projection over `store` (read in this process, zero copy) that
 /// writes through `storage`. It loads its cursor, subscribes to the storage
-/// actor's heads and catches up. Stop it with caf::anon_send_exit(p,
-/// caf::exit_reason::user_shutdown): an at-least-once projection saves its
-/// cursor first.
+/// actor's heads and catches up. A cursor whose stored state does not read
+/// (another process wrote it in another shape) still gives the position: the
+/// projection goes on from there, with the problem as its last error. A
+/// cursor that cannot be read at all stops it in state "failed". Stop it
+/// with caf::anon_send_exit(p, caf::exit_reason::user_shutdown): an
+/// at-least-once projection saves its cursor first.
 projection_actor spawn_projection(caf::actor_system& sys, std::shared_ptr<event_store> store,
                                   storage_actor storage, projection_spec spec);
 

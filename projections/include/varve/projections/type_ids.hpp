@@ -14,6 +14,8 @@ struct projection_status;
 
 CAF_BEGIN_TYPE_ID_BLOCK(varve_projections, caf::id_block::varve::end)
 
+CAF_ADD_ATOM(varve_projections, varve, control_error_atom, "vctlerror")
+
 CAF_ADD_TYPE_ID(varve_projections, (varve::projection_status))
 CAF_ADD_TYPE_ID(varve_projections, (std::vector<varve::projection_status>))
 
