@@ -354,6 +354,44 @@ BOOST_AUTO_TEST_CASE(an_aggregate_that_throws_is_rebuilt_and_loses_nothing) {
   stop(*this, registry);
 }
 
+BOOST_AUTO_TEST_CASE(an_event_that_does_not_decode_is_answered_at_once_naming_its_place) {
+  // Another stream first, so that positions and versions differ.
+  BOOST_REQUIRE(store
+                    ->append("account-other", expected_version::no_stream(),
+                             std::vector<new_event>{{"deposited", encoded(bank::deposited{9})}})
+                    .ok());
+  BOOST_REQUIRE(store
+                    ->append("account-bad", expected_version::no_stream(),
+                             std::vector<new_event>{{"deposited", encoded(bank::deposited{5})}})
+                    .ok());
+  // The right type name, bytes the codec cannot read: position 3, version 2.
+  BOOST_REQUIRE(store
+                    ->append("account-bad", expected_version::exact(1),
+                             std::vector<new_event>{{"deposited", "garbage"}})
+                    .ok());
+  auto registry = spawn_registry<account>(sys, context());
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto failure = ask(*this, registry, std::string("bad"), bank::deposit{1});
+    BOOST_REQUIRE(failure);
+    BOOST_TEST_MESSAGE("attempt " << attempt << ": " << failure->to_string());
+    BOOST_CHECK_EQUAL(failure->code(), errc::corruption);
+    const auto& message = failure->message();
+    BOOST_CHECK_MESSAGE(message.find("'account-bad'") != std::string::npos, message);
+    BOOST_CHECK_MESSAGE(message.find("position 3") != std::string::npos, message);
+    BOOST_CHECK_MESSAGE(message.find("version 2") != std::string::npos, message);
+    BOOST_CHECK_MESSAGE(message.find("'deposited'") != std::string::npos, message);
+    // The first answer of the first actor: nothing was restarted or retried.
+    auto stats = report(*this, registry);
+    BOOST_CHECK_EQUAL(stats.spawned, 1u);
+    BOOST_CHECK_EQUAL(stats.crashed, 0u);
+  }
+  // Other aggregates of the registry go on.
+  BOOST_CHECK(!ask(*this, registry, std::string("other"), bank::withdraw{9}));
+  BOOST_CHECK_EQUAL(fold("other").first, 0);
+  BOOST_CHECK_EQUAL(versions("bad").size(), 2u);  // nothing appended to the unreadable stream
+  stop(*this, registry);
+}
+
 BOOST_AUTO_TEST_CASE(a_shredded_aggregate_refuses_commands_and_loses_its_snapshot) {
   aggregate_options o;
   o.snapshot_every = 2;

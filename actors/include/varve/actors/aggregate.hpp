@@ -22,6 +22,14 @@
 // decides again, up to `max_retries` times, before answering with the
 // conflict.
 //
+// An event it cannot read stops the hydration there: one the codec does not
+// decode (errc::corruption), or one the store refuses (the store's error,
+// e.g. errc::corruption or errc::auth_failed). The actor stays up and
+// answers each command (and stats request) with that error, which names the
+// stream, the event's version and position (and its type when the record
+// itself reads), after trying again to read on from the last event it
+// applied; it decides nothing meanwhile.
+//
 // The registry routes (command_atom, id, command) to the stream's actor,
 // spawning it on demand; an actor idle for `idle_timeout` passivates (quits),
 // at most `max_alive` live at once (the least recently used goes first), and
@@ -214,14 +222,18 @@ struct aggregate_state {
   std::uint64_t idle_tick = 0;
   bool idle_timer = false;
   bool shredded = false;  // the stream was shredded: every command is refused
+  bool hydrated = false;  // applied every event of the stream it has read
 };
 
 template <aggregate A>
 using aggregate_pointer =
     typename aggregate_actor<A>::template stateful_pointer<aggregate_state<A>>;
 
-/// Applies the stream's events after `st.version`. An event that does not
-/// decode is an error (the stream holds something this aggregate cannot read).
+/// Applies the stream's events after `st.version`; on failure the state
+/// stays at the last event applied. Errors name the stream and the version
+/// of the event that cannot be read: corruption when the codec does not
+/// decode it (with its position and type), or the store's own error for its
+/// record (whose message names the position), e.g. corruption, auth_failed.
 template <aggregate A>
 result<void> catch_up(aggregate_state<A>& st, std::uint64_t* applied = nullptr) {
   using codec = typename codec_of<A>::type;
@@ -237,7 +249,8 @@ result<void> catch_up(aggregate_state<A>& st, std::uint64_t* applied = nullptr) 
     auto e = codec::decode(v.type, v.payload);
     if (!e) {
       failure = error{errc::corruption, "stream '" + st.stream + "' version " +
-                                            std::to_string(v.version) + ": event of type '" +
+                                            std::to_string(v.version) + " (position " +
+                                            std::to_string(v.position) + "): the event of type '" +
                                             std::string(v.type) + "' does not decode"};
       return false;
     }
@@ -247,9 +260,22 @@ result<void> catch_up(aggregate_state<A>& st, std::uint64_t* applied = nullptr) 
     return true;
   };
   auto n = txn->scan_stream(st.stream, st.version + 1, direction::forward, SIZE_MAX, apply);
-  if (!n && n.err().code() != errc::not_found) return std::move(n).err();
   if (failure) return std::move(*failure);
+  if (!n && n.err().code() != errc::not_found)
+    return error{n.err().code(), "stream '" + st.stream + "' version " +
+                                     std::to_string(st.version + 1) + ": " + n.err().message()};
   return {};
+}
+
+/// Reads on from the last event applied, unless every event read so far
+/// was applied; called at start and before each request, so that an
+/// aggregate whose stream it cannot read answers each request with why.
+template <aggregate A>
+result<void> hydrate(aggregate_state<A>& st) {
+  if (st.hydrated) return {};
+  auto r = catch_up<A>(st, &st.replayed);
+  st.hydrated = r.ok();
+  return r;
 }
 
 /// Loads the latest snapshot, when the aggregate keeps them and it decodes.
@@ -315,6 +341,10 @@ void handle_command(aggregate_pointer<A> self, typename A::command cmd,
                     caf::typed_response_promise<command_reply> promise, unsigned attempt) {
   using codec = typename codec_of<A>::type;
   auto& st = self->state;
+  if (auto r = hydrate<A>(st); !r) {
+    promise.deliver(to_caf(r.err()));
+    return;
+  }
   if (st.shredded) {
     promise.deliver(make_error(errc::shredded,
                                "stream '" + st.stream + "' was shredded and takes no more events"));
@@ -357,6 +387,7 @@ void handle_command(aggregate_pointer<A> self, typename A::command cmd,
             if (error_from(err).code() == errc::wrong_expected_version &&
                 attempt < st.ctx.options.max_retries) {
               if (auto r = catch_up<A>(st); !r) {
+                st.hydrated = false;  // the next request reads on from here
                 promise.deliver(to_caf(r.err()));
                 return;
               }
@@ -379,12 +410,9 @@ typename aggregate_actor<A>::behavior_type aggregate_behavior(aggregate_pointer<
   st.stream = std::move(stream);
   st.ctx = std::move(ctx);
   load_snapshot<A>(st);
-  if (auto r = catch_up<A>(st, &st.replayed); !r) {
+  if (auto r = hydrate<A>(st); !r)  // each request will answer why
     std::cerr << "varve: aggregate '" << st.stream << "' cannot hydrate: " << r.err().to_string()
               << "\n";
-    self->quit(to_caf(r.err()));
-    return aggregate_actor<A>::behavior_type::make_empty_behavior();
-  }
   arm_idle_timer<A>(self);
   return aggregate_handlers<A>(self, commands_of<A>{});
 }
@@ -399,8 +427,9 @@ typename aggregate_actor<A>::behavior_type aggregate_handlers(aggregate_pointer<
         handle_command<A>(self, typename A::command{std::move(cmd)}, promise, 0);
         return promise;
       }...,
-      [self](stats_atom) -> aggregate_info {
+      [self](stats_atom) -> caf::result<aggregate_info> {
         auto& st = self->state;
+        if (auto r = hydrate<A>(st); !r) return to_caf(r.err());
         return aggregate_info{st.stream, st.version, st.hydrated_from, st.replayed};
       },
       [self](passivate_atom) { self->quit(); },
