@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache clang-format
   liblmdb-dev lmdb-utils        # storage engine, and mdb_stat/mdb_dump for tests
   libbotan-2-dev                # AES-256-GCM, key wrap, system RNG
+  libisal-dev                   # CRC32C of every record (Intel ISA-L, hardware-accelerated)
   libcaf-dev                    # actors (CAF 0.17.6)
   libboost-test-dev             # Boost.Test
   libcli11-dev libboost-dev     # varvectl: arguments; base64 (Boost.Archive's iterators)

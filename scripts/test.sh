@@ -71,7 +71,8 @@ if [ "$mode" = tsan ]; then
   cmake --build "$build" -j2 --target storage_event_test storage_append_test storage_batch_test \
     storage_read_test \
     storage_open_test storage_growth_test storage_corruption_test storage_multiprocess_test \
-    storage_failure_test storage_encryption_test storage_verify_test storage_bad_input_test \
+    storage_failure_test storage_encryption_test storage_verify_test storage_page_check_test \
+    storage_bad_input_test \
     varve_test_appender
 else
   cmake --build "$build" -j2

@@ -42,13 +42,16 @@ inline void must(result<void> r, std::string_view what) {
 
 /// Options of the Varve programs beyond the shared ones.
 struct store_settings {
-  double map_gib = 8;  ///< initial LMDB map, as the lmdb baselines use
+  double map_gib = 8;            ///< initial LMDB map, as the lmdb baselines use
+  bool skip_checksums = false;  ///< reads do not check records' CRC32C
 };
 
 inline void add_store_options(CLI::App& app, store_settings& s) {
   app.add_option("--map-size-gib", s.map_gib, "Initial LMDB map size (it grows by itself)")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1024.0));
+  app.add_flag("--skip-checksums", s.skip_checksums,
+               "Reads do not check records' checksums (options.verify_checksums = false)");
 }
 
 /// The master key of encrypted runs (W7): any fixed 256-bit key.
@@ -68,6 +71,7 @@ inline varve::options store_options(const std::filesystem::path& dir, const stor
   o.sync = sync ? durability::sync : durability::no_sync;
   o.map_size = static_cast<std::uint64_t>(s.map_gib * 1024 * 1024 * 1024);
   o.max_map_size = std::max(o.max_map_size, o.map_size);
+  o.verify_checksums = !s.skip_checksums;
   if (encrypted) o.master_key = bench_key();
   return o;
 }

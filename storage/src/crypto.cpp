@@ -143,12 +143,13 @@ struct sealer::gcm {
   static constexpr std::size_t block = 16;
   static constexpr std::size_t batch = 32;  // counter blocks encrypted per call
 
+  key_bytes key;  // the key this cipher was made from
   std::unique_ptr<Botan::BlockCipher> aes = Botan::BlockCipher::create_or_throw("AES-256");
   Botan::GHASH ghash;
   key_bytes state = key_bytes(block);
   std::vector<std::uint8_t> hashed;  // associated data and ciphertext, padded, and the lengths
 
-  explicit gcm(const key_bytes& key) {
+  explicit gcm(const key_bytes& k) : key(k) {
     aes->set_key(key);
     std::uint8_t h[block] = {};
     aes->encrypt(h);  // H = E_K(0^128)
@@ -209,6 +210,13 @@ struct sealer::gcm {
 };
 
 void sealer::set_associated_data(const event_place& at) {
+  if (!at.head.empty()) {  // format 2: position || header || type
+    ad_.resize(8 + at.head.size() + at.type.size());
+    bytes::put_le<std::uint64_t>(ad_.data(), at.position);
+    std::memcpy(ad_.data() + 8, at.head.data(), at.head.size());
+    std::memcpy(ad_.data() + 8 + at.head.size(), at.type.data(), at.type.size());
+    return;
+  }
   ad_.resize(40 + at.type.size());
   bytes::put_le<std::uint64_t>(ad_.data(), at.stream_id);
   bytes::put_le<std::uint64_t>(ad_.data() + 8, at.version);
@@ -226,8 +234,16 @@ void sealer::forget(std::uint64_t stream_id) {
 }
 
 sealer::gcm* sealer::cipher_for(std::uint64_t stream_id, const key_bytes& key) {
-  if (last_ && last_id_ == stream_id) return last_;
+  auto same_key = [&](const gcm& c) {
+    return c.key.size() == key.size() &&
+           Botan::constant_time_compare(c.key.data(), key.data(), key.size());
+  };
+  if (last_ && last_id_ == stream_id && same_key(*last_)) return last_;
   auto it = ciphers_.find(stream_id);
+  if (it != ciphers_.end() && !same_key(*it->second)) {
+    ciphers_.erase(it);  // made from another key of this stream: never use it again
+    it = ciphers_.end();
+  }
   if (it == ciphers_.end()) {
     if (ciphers_.size() >= 1024) ciphers_.clear();
     it = ciphers_.emplace(stream_id, std::make_unique<gcm>(key)).first;
@@ -236,27 +252,26 @@ sealer::gcm* sealer::cipher_for(std::uint64_t stream_id, const key_bytes& key) {
   return last_ = it->second.get();
 }
 
-result<std::uint32_t> sealer::next_nonce_counter() {
-  if (!counter_drawn_) {
+result<void> sealer::next_nonce(char* out) {
+  if (!prefix_drawn_ || counter_ == 0) {
     try {
-      Botan::system_rng().randomize(reinterpret_cast<std::uint8_t*>(&counter_), sizeof counter_);
+      Botan::system_rng().randomize(reinterpret_cast<std::uint8_t*>(&prefix_), sizeof prefix_);
     } catch (const std::exception& e) {
       return error{errc::io_error,
                    std::string("the system's random generator failed: ") + e.what()};
     }
-    counter_drawn_ = true;
+    prefix_drawn_ = true;
   }
-  return counter_++;
+  bytes::put_le<std::uint64_t>(out, prefix_);
+  bytes::put_le<std::uint32_t>(out + 8, counter_++);
+  return {};
 }
 
 result<void> sealer::seal(const event_place& at, const key_bytes& key, std::string_view metadata,
                           std::string_view payload, char* out) {
-  auto counter = next_nonce_counter();
-  if (!counter) return std::move(counter).err();
+  if (auto nonce = next_nonce(out); !nonce) return nonce;
   try {
     gcm* c = cipher_for(at.stream_id, key);
-    bytes::put_le<std::uint64_t>(out, at.version);
-    bytes::put_le<std::uint32_t>(out + 8, *counter);
     // The plaintext goes where its ciphertext is stored and is encrypted there.
     auto* nonce = reinterpret_cast<const std::uint8_t*>(out);
     auto* body = reinterpret_cast<std::uint8_t*>(out + nonce_size);
@@ -301,16 +316,19 @@ result<void> sealer::open(const event_place& at, const key_bytes& key, std::stri
   }
 }
 
-std::shared_ptr<const key_bytes> key_cache::find(std::uint64_t stream_id) const {
+std::shared_ptr<const key_bytes> key_cache::find(std::uint64_t stream_id,
+                                                 std::string_view wrapped) const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = keys_.find(stream_id);
-  return it == keys_.end() ? nullptr : it->second;
+  if (it == keys_.end() || it->second.wrapped != wrapped) return nullptr;
+  return it->second.key;
 }
 
-void key_cache::put(std::uint64_t stream_id, std::shared_ptr<const key_bytes> key) {
+void key_cache::put(std::uint64_t stream_id, std::string_view wrapped,
+                    std::shared_ptr<const key_bytes> key) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (keys_.size() >= capacity_ && !keys_.count(stream_id)) keys_.erase(keys_.begin());
-  keys_[stream_id] = std::move(key);
+  keys_[stream_id] = entry{std::string(wrapped), std::move(key)};
 }
 
 void key_cache::erase(std::uint64_t stream_id) {

@@ -5,14 +5,19 @@
 // of an event are sealed together with AES-256-GCM:
 //
 //   sealed  := nonce:12 ciphertext(metadata || payload) tag:16
-//   nonce   := version:u64 LE || counter:u32 LE
+//   nonce   := prefix:u64 LE || counter:u32 LE
+//   AD      := position:u64 LE || header:60 || type                  (format 2 records)
+//            | stream_id:u64 LE || version:u64 LE || position:u64 LE
+//              || event_id:16 || type                                  (format 1 records)
 //
-// The counter belongs to the sealer: it starts at a random value drawn once
-// from the operating system's generator and goes up by one at every seal, so
-// one sealer never gives a version the same nonce twice (storage/FORMAT.md
-// tells why nonces never repeat under a key). Readers take the nonce from the
-// record: records sealed with 4 random bytes there (the scheme before) open alike.
-//   AD      := stream_id:u64 LE || version:u64 LE || position:u64 LE || event_id:16 || type
+// The prefix is drawn from the operating system's generator when a sealer
+// seals its first event, and again whenever its counter wraps; the counter
+// goes up by one at every seal. One sealer thus never repeats a nonce, and
+// two sealers (two handles, processes, or copies of a store) share one only
+// when they drew the same 64-bit prefix (storage/FORMAT.md gives the bound).
+// Readers take the nonce from the record, whatever made it. The format 2
+// associated data covers the whole record header (format, flags, lengths,
+// stream, version, link, id, time) and the position.
 //
 // Key material lives in Botan::secure_vector (zeroed when released).
 // No function here throws: Botan's exceptions become varve errors.
@@ -68,18 +73,22 @@ class master_key {
   key_bytes key_;
 };
 
-/// Where an event sits: what its associated data binds.
+/// Where an event sits: what its associated data binds. `head` holds the
+/// record's 60 header bytes for a format 2 record (the associated data
+/// covers them), and is empty for a format 1 record.
 struct event_place {
   std::uint64_t stream_id;
   stream_version version;
   global_position position;
   const event_id& id;
   std::string_view type;
+  std::string_view head = {};
 };
 
 /// Seals and opens event bodies. Keeps a bounded number of ciphers with their
-/// keys set (the key schedule costs more than sealing a small event). Not
-/// thread-safe: one per writer or per read transaction.
+/// keys set (the key schedule costs more than sealing a small event), each
+/// used only with the key it was made from. Not thread-safe: one per writer
+/// or per read transaction.
 ///
 /// GCM is composed here from Botan's AES-256 and GHASH rather than taken
 /// from Botan's GCM mode, which for a small event spent a third of its time
@@ -93,9 +102,10 @@ class sealer {
   sealer();
   ~sealer();
 
-  /// The last 4 bytes of the next nonce this sealer makes (see above); the
-  /// first call draws the counter's random start.
-  result<std::uint32_t> next_nonce_counter();
+  /// Writes the next nonce this sealer makes (see above) into `out`
+  /// (nonce_size bytes); draws a new prefix first when none is drawn yet
+  /// or the counter wrapped. Errors: io_error (the generator failed).
+  result<void> next_nonce(char* out);
 
   /// Seals metadata || payload into `out` (seal_overhead + both sizes bytes).
   result<void> seal(const event_place& at, const key_bytes& key, std::string_view metadata,
@@ -106,7 +116,8 @@ class sealer {
   result<void> open(const event_place& at, const key_bytes& key, std::string_view sealed,
                     key_bytes& plain);
 
-  /// Forgets the cipher of a stream (after shredding it).
+  /// Forgets the cipher of a stream (after shredding it, or when its key
+  /// was made by a transaction that did not commit).
   void forget(std::uint64_t stream_id);
 
   /// AES-256-GCM with a 12-byte nonce and a 16-byte tag under one key, made
@@ -121,28 +132,37 @@ class sealer {
   std::unordered_map<std::uint64_t, std::unique_ptr<gcm>> ciphers_;
   std::uint64_t last_id_ = 0;  // the stream of the last cipher used, in last_
   gcm* last_ = nullptr;
+  std::uint64_t prefix_ = 0;
   std::uint32_t counter_ = 0;
-  bool counter_drawn_ = false;
+  bool prefix_drawn_ = false;
   key_bytes buffer_;
   std::string ad_;
 };
 
-/// Unwrapped data keys shared by the writer and the readers of a store,
-/// bounded in number; a key leaves memory (zeroed) when evicted and no
-/// transaction holds it. Thread-safe.
+/// Unwrapped data keys shared by the readers of a store, bounded in number,
+/// each kept with the wrapped key it came from: a key is found only by the
+/// wrapped bytes the caller read in its own transaction, so a key shredded
+/// or re-wrapped by another process is never used from the cache. A key
+/// leaves memory (zeroed) when evicted and no transaction holds it.
+/// Thread-safe.
 class key_cache {
  public:
   explicit key_cache(std::size_t capacity) : capacity_(capacity) {}
 
-  std::shared_ptr<const key_bytes> find(std::uint64_t stream_id) const;
-  void put(std::uint64_t stream_id, std::shared_ptr<const key_bytes> key);
+  /// The key unwrapped from `wrapped` for this stream, or nullptr.
+  std::shared_ptr<const key_bytes> find(std::uint64_t stream_id, std::string_view wrapped) const;
+  void put(std::uint64_t stream_id, std::string_view wrapped, std::shared_ptr<const key_bytes> key);
   void erase(std::uint64_t stream_id);
   void clear();
 
  private:
+  struct entry {
+    std::string wrapped;
+    std::shared_ptr<const key_bytes> key;
+  };
   std::size_t capacity_;
   mutable std::mutex mutex_;
-  std::unordered_map<std::uint64_t, std::shared_ptr<const key_bytes>> keys_;
+  std::unordered_map<std::uint64_t, entry> keys_;
 };
 
 }  // namespace varve::crypto

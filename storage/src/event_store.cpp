@@ -10,6 +10,7 @@
 #include <botan/mem_ops.h>
 
 #include "store_impl.hpp"
+#include "varve/storage/testing.hpp"
 
 namespace varve {
 
@@ -21,7 +22,6 @@ namespace {
 
 /// Tables of the layout, besides views.
 constexpr unsigned core_tables = 9;
-constexpr auto map_lock_wait = std::chrono::seconds(10);
 
 result<void> validate(const options& o) {
   auto bad = [](std::string what) { return error{errc::invalid_argument, std::move(what)}; };
@@ -70,11 +70,69 @@ result<MDB_dbi> open_db(MDB_txn* txn, const char* name, unsigned flags) {
   return dbi;
 }
 
+/// What open found out about the store's encryption.
+struct encryption_state {
+  bool encrypted = false;
+  std::string key_check;  // the value in meta (empty when it has none)
+};
+
+/// Whether the store is encrypted: any of its markers (a cipher or key
+/// check in meta, a data key) says so. With `key`, checks it against the
+/// key check value, or, when that is missing, against the first data key.
+result<encryption_state> look_at_encryption(MDB_txn* t, MDB_dbi meta,
+                                            const crypto::master_key* key) {
+  encryption_state out;
+  auto get = [&](std::string_view name) -> result<std::optional<std::string_view>> {
+    MDB_val k = lmdb::to_val(name), v{};
+    const int rc = mdb_get(t, meta, &k, &v);
+    if (rc == MDB_NOTFOUND) return std::optional<std::string_view>{};
+    if (rc != 0) return lmdb::to_error(rc, "reading meta");
+    return std::optional<std::string_view>{lmdb::to_view(v)};
+  };
+  auto check = get("key_check");
+  if (!check) return std::move(check).err();
+  auto cipher = get("cipher");
+  if (!cipher) return std::move(cipher).err();
+  std::optional<std::string> first_key;
+  MDB_dbi keys = 0;
+  if (int rc = mdb_dbi_open(t, "keys", MDB_INTEGERKEY, &keys); rc == 0) {
+    MDB_cursor* c = nullptr;
+    if (rc = mdb_cursor_open(t, keys, &c); rc != 0) return lmdb::to_error(rc, "reading data keys");
+    MDB_val k{}, v{};
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    mdb_cursor_close(c);
+    if (rc == 0)
+      first_key = std::string(lmdb::to_view(v));
+    else if (rc != MDB_NOTFOUND)
+      return lmdb::to_error(rc, "reading data keys");
+  } else if (rc != MDB_NOTFOUND) {
+    return lmdb::to_error(rc, "opening table keys");
+  }
+  out.encrypted = *check || *cipher || first_key;
+  if (*check) out.key_check = std::string(**check);
+  if (!out.encrypted) {
+    if (key)
+      return error{errc::invalid_argument,
+                   "the store is not encrypted: open it without a master key (a key given to a "
+                   "plain store would protect nothing)"};
+    return out;
+  }
+  if (!key)
+    return error{errc::auth_failed,
+                 "the store is encrypted: open it with its master key (key file)"};
+  if (*check) {
+    if (!key->check(**check)) return error{errc::auth_failed, "wrong master key"};
+  } else if (first_key && !key->unwrap(*first_key)) {
+    return error{errc::auth_failed, "wrong master key (it does not unwrap the store's data keys)"};
+  }
+  return out;
+}
+
 /// Checks the meta table of an existing store, or lays out a new one. With
 /// `key`, a new store is created encrypted and an encrypted one is checked
-/// against it; `encrypted` tells what the store is.
-result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool& encrypted) {
-  encrypted = false;
+/// against it; `enc` tells what the store is.
+result<tables> open_tables(MDB_env* env, const crypto::master_key* key, encryption_state& enc) {
+  bool upgrade = false;
   {  // Look before writing anything: a newer or foreign store stays untouched.
     auto t = lmdb::txn::begin(env, MDB_RDONLY);
     if (!t) return std::move(t).err();
@@ -91,15 +149,10 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool& en
                                                std::to_string(version) +
                                                ", newer than this build of Varve supports (" +
                                                std::to_string(format_version) + ")"};
-      auto check = t->get(meta, "key_check");
-      if (!check) return std::move(check).err();
-      if (*check) {
-        encrypted = true;
-        if (!key)
-          return error{errc::auth_failed,
-                       "the store is encrypted: open it with its master key (key file)"};
-        if (!key->check(**check)) return error{errc::auth_failed, "wrong master key"};
-      }
+      upgrade = version < format_version;
+      auto looked = look_at_encryption(t->get(), meta, key);
+      if (!looked) return std::move(looked).err();
+      enc = std::move(*looked);
     } else if (rc == MDB_NOTFOUND) {
       MDB_stat st{};
       MDB_dbi main = 0;
@@ -137,9 +190,13 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool& en
   }
   auto v = t->get(dbs.meta, "format_version");
   if (!v) return std::move(v).err();
+  std::string version(4, '\0');
+  bytes::put_le<std::uint32_t>(version.data(), format_version);
+  if (*v && upgrade) {  // records of both formats read; the new ones need this build
+    if (int rc = t->put(dbs.meta, "format_version", version); rc != 0)
+      return lmdb::to_error(rc, "upgrading the format version");
+  }
   if (!*v) {
-    std::string version(4, '\0');
-    bytes::put_le<std::uint32_t>(version.data(), format_version);
     std::string created(8, '\0');
     bytes::put_le<std::int64_t>(created.data(),
                                 std::chrono::duration_cast<std::chrono::microseconds>(
@@ -156,7 +213,8 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool& en
         return lmdb::to_error(rc, "writing meta");
       if (int rc = t->put(dbs.meta, "cipher", "AES-256/GCM"); rc != 0)
         return lmdb::to_error(rc, "writing meta");
-      encrypted = true;
+      enc.encrypted = true;
+      enc.key_check = std::move(*check);
     }
   }
   if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "committing the store layout");
@@ -164,23 +222,6 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool& en
 }
 
 }  // namespace
-
-std::uint64_t store_impl::map_size() const {
-  MDB_envinfo info{};
-  mdb_env_info(env.get(), &info);
-  return info.me_mapsize;
-}
-
-result<void> store_impl::adopt_map_size() const {
-  std::unique_lock<std::shared_timed_mutex> lock(map_lock, std::defer_lock);
-  if (!lock.try_lock_for(map_lock_wait))
-    return error{errc::busy,
-                 "another process grew the map; adopting it waits for this "
-                 "process's open read transactions, which stayed open"};
-  if (int rc = mdb_env_set_mapsize(env.get(), 0); rc != 0)
-    return lmdb::to_error(rc, "adopting the new map size");
-  return {};
-}
 
 result<void> store_impl::open_new_views() const {
   std::lock_guard<std::mutex> lock(dbi_mutex);
@@ -234,22 +275,6 @@ result<std::optional<MDB_dbi>> store_impl::view_for_read(std::string_view name) 
   return std::optional<MDB_dbi>{dbi};
 }
 
-result<void> store_impl::grow_map() {
-  const std::uint64_t current = map_size();
-  if (current >= opts.max_map_size)
-    return error{errc::storage_full, "the store is full: the map reached max_map_size (" +
-                                         std::to_string(opts.max_map_size) + " bytes)"};
-  const std::uint64_t next = std::min(opts.max_map_size, current * 2);
-  std::unique_lock<std::shared_timed_mutex> lock(map_lock, std::defer_lock);
-  if (!lock.try_lock_for(map_lock_wait))
-    return error{errc::busy,
-                 "the map must grow, which waits for this process's open read "
-                 "transactions to end, and they stayed open"};
-  if (int rc = mdb_env_set_mapsize(env.get(), next); rc != 0)
-    return lmdb::to_error(rc, "growing the map");
-  return {};
-}
-
 }  // namespace detail
 
 event_store::event_store(std::unique_ptr<detail::store_impl> impl) : impl_(std::move(impl)) {}
@@ -264,6 +289,11 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (auto d = detail::prepare_directory(opts); !d) return std::move(d).err();
 
   auto impl = std::make_unique<detail::store_impl>();
+  auto claim = detail::store_claim::shared(opts.directory);
+  if (!claim) return std::move(claim).err();
+  impl->claim.emplace(std::move(*claim));
+  if (auto whole = detail::refuse_empty_data_file(opts.directory); !whole)
+    return std::move(whole).err();
   impl->opts = opts;
   MDB_env* raw = nullptr;
   if (int rc = mdb_env_create(&raw); rc != 0) return lmdb::to_error(rc, "mdb_env_create");
@@ -283,6 +313,8 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
                    opts.directory.string() + " does not hold a Varve store: " + mdb_strerror(rc)};
     return lmdb::to_error(rc, "opening " + opts.directory.string());
   }
+  if (auto sized = detail::check_data_file_size(raw, opts.directory); !sized)
+    return std::move(sized).err();
   std::unique_ptr<crypto::master_key> key;
   if (opts.master_key) {
     key = std::make_unique<crypto::master_key>(
@@ -296,11 +328,13 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
     if (!bytes) return std::move(bytes).err();
     key = std::make_unique<crypto::master_key>(std::move(*bytes));
   }
-  bool encrypted = false;
-  auto dbs = detail::open_tables(raw, key.get(), encrypted);
+  detail::encryption_state enc;
+  auto dbs = detail::open_tables(raw, key.get(), enc);
   if (!dbs) return std::move(dbs).err();
   impl->dbs = *dbs;
-  if (encrypted) impl->master = std::move(key);
+  impl->encrypted = enc.encrypted;
+  impl->key_check = std::move(enc.key_check);
+  if (enc.encrypted) impl->current_master = std::move(key);
   impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
   if (auto v = impl->open_new_views(); !v) return std::move(v).err();
   return std::unique_ptr<event_store>(new event_store(std::move(impl)));
@@ -352,7 +386,7 @@ result<void> event_store::rotate_master_key(const std::filesystem::path& new_key
 }
 
 bool event_store::encrypted() const noexcept {
-  return impl_->master != nullptr;
+  return impl_->encrypted;
 }
 
 bool event_store::failed() const {
@@ -360,9 +394,30 @@ bool event_store::failed() const {
   return impl_->failed;
 }
 
-void testing_fail_next_commit(event_store& store, int os_error) {
+void testing_inject_faults(event_store& store, std::shared_ptr<fault_injector> faults) {
   std::lock_guard<std::mutex> lock(store.impl_->write_mutex);
-  store.impl_->injected_commit_failure = os_error;
+  store.impl_->faults = std::move(faults);
+}
+
+namespace {
+
+/// Fails the next commit once, then lets every call through.
+class next_commit_fails final : public fault_injector {
+ public:
+  explicit next_commit_fails(int code) : code_(code) {}
+  int before(lmdb_call call) override {
+    if (call != lmdb_call::txn_commit) return 0;
+    return std::exchange(code_, 0);
+  }
+
+ private:
+  int code_;
+};
+
+}  // namespace
+
+void testing_fail_next_commit(event_store& store, int os_error) {
+  testing_inject_faults(store, std::make_shared<next_commit_fails>(os_error));
 }
 
 result<void> event_store::save_cursor(std::string_view consumer, global_position position) {
@@ -377,6 +432,7 @@ result<void> event_store::save_cursor(std::string_view consumer, global_position
 result<read_transaction> event_store::read() const {
   auto state = std::make_unique<detail::read_state>();
   state->store = impl_.get();
+  state->check_sums = impl_->opts.verify_checksums;
   for (;;) {
     state->map_guard = std::shared_lock<std::shared_timed_mutex>(impl_->map_lock);
     MDB_txn* t = nullptr;

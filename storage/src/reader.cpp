@@ -25,43 +25,67 @@ result<std::uint64_t> last_integer_key(MDB_txn* txn, MDB_dbi dbi) {
 namespace detail {
 
 result<std::shared_ptr<const crypto::key_bytes>> store_impl::data_key(
-    MDB_txn* txn, std::uint64_t stream_id) const {
-  if (auto k = data_keys.find(stream_id)) return k;
-  bytes::u64_key key(stream_id);
-  MDB_val k = lmdb::to_val(key.view()), v{};
-  int rc = mdb_get(txn, dbs.keys, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::shared_ptr<const crypto::key_bytes>{};
-  if (rc != 0)
-    return lmdb::to_error(rc, "reading the data key of stream id " + std::to_string(stream_id));
-  auto unwrapped = master->unwrap(lmdb::to_view(v));
-  if (!unwrapped) return std::move(unwrapped).err();
+    std::uint64_t stream_id, std::string_view wrapped) const {
+  if (auto k = data_keys.find(stream_id, wrapped)) return k;
+  auto key = master();
+  if (!key) return error{errc::auth_failed, "the store was opened without its master key"};
+  auto unwrapped = key->unwrap(wrapped);
+  if (!unwrapped)
+    return error{unwrapped.err().code(), "the data key of stream id " + std::to_string(stream_id) +
+                                             ": " + unwrapped.err().message()};
   auto shared = std::make_shared<const crypto::key_bytes>(std::move(*unwrapped));
-  data_keys.put(stream_id, shared);
+  data_keys.put(stream_id, wrapped, shared);
   return shared;
 }
+
+namespace {
+
+/// The data key of a stream as of the transaction's snapshot; nullptr when
+/// the stream was shredded. Errors: corruption (a live stream without a
+/// key), auth_failed.
+result<std::shared_ptr<const crypto::key_bytes>> key_in_snapshot(const read_state& st,
+                                                                 std::uint64_t stream_id,
+                                                                 global_position position) {
+  bytes::u64_key id(stream_id);
+  auto wrapped = st.txn.get(st.store->dbs.keys, id.view());
+  if (!wrapped) return std::move(wrapped).err();
+  if (*wrapped) return st.store->data_key(stream_id, **wrapped);
+  // No key: shredded, or damaged.
+  auto head = st.txn.get(st.store->dbs.stream_heads, id.view());
+  if (!head) return std::move(head).err();
+  auto info = *head ? decode_head(stream_id, **head) : result<stream_info>(stream_info{});
+  if (!info || info->state != stream_state::shredded)
+    return error{errc::corruption,
+                 "event at position " + std::to_string(position) + ": its stream has no data key"};
+  return std::shared_ptr<const crypto::key_bytes>{};
+}
+
+}  // namespace
 
 result<event_view> read_state::event(global_position position, std::string_view bytes,
                                      bool keep) const {
   record::decoded d;
-  if (record::decode_into(position, bytes, d)) return record::decode_record(position, bytes).err();
-  if (!d.is_sealed) return d.view;
+  if (record::decode_into(position, bytes, d, check_sums))
+    return record::decode_record(position, bytes).err();
   event_view& v = d.view;
-  if (!store->master)
+  if (!d.is_sealed) {
+    // Every record of an encrypted store is sealed: one that is not was
+    // written or changed by someone without the key.
+    if (store->encrypted)
+      return error{errc::auth_failed, "event at position " + std::to_string(position) +
+                                          " is not sealed, in an encrypted store: it does "
+                                          "not authenticate"};
+    return v;
+  }
+  if (!store->encrypted)
     return error{errc::auth_failed, "event at position " + std::to_string(position) +
                                         " is encrypted and the store was opened without a key"};
+  // The key as of this transaction's snapshot: a stream shredded (or a key
+  // re-wrapped) by another process is seen by every transaction begun after.
   auto it = keys.find(v.stream_id);
   if (it == keys.end()) {
-    auto key = store->data_key(txn.get(), v.stream_id);
+    auto key = key_in_snapshot(*this, v.stream_id, position);
     if (!key) return std::move(key).err();
-    if (!*key) {  // no key: shredded, or damaged
-      bytes::u64_key id(v.stream_id);
-      auto head = txn.get(store->dbs.stream_heads, id.view());
-      if (!head) return std::move(head).err();
-      auto info = *head ? decode_head(v.stream_id, **head) : result<stream_info>(stream_info{});
-      if (!info || info->state != stream_state::shredded)
-        return error{errc::corruption, "event at position " + std::to_string(position) +
-                                           ": its stream has no data key"};
-    }
     it = keys.emplace(v.stream_id, std::move(*key)).first;
   }
   if (!it->second) {
@@ -70,8 +94,10 @@ result<event_view> read_state::event(global_position position, std::string_view 
   }
   if (!opener) opener = std::make_unique<crypto::sealer>();
   crypto::key_bytes& plain = keep ? kept.emplace_back() : scratch;
-  auto opened = opener->open(crypto::event_place{v.stream_id, v.version, position, v.id, v.type},
-                             *it->second, d.sealed, plain);
+  const crypto::event_place place{
+      v.stream_id, v.version, position,
+      v.id,        v.type,    d.format == record::format_v2 ? d.head : std::string_view{}};
+  auto opened = opener->open(place, *it->second, d.sealed, plain);
   if (!opened)
     return error{opened.err().code(),
                  "event at position " + std::to_string(position) + " " + opened.err().message()};
@@ -165,6 +191,8 @@ result<std::size_t> read_transaction::scan_stream(
   }
 
   std::size_t visited = 0;
+  MDB_txn* raw = state_->txn.get();
+  auto lookup = [raw](MDB_dbi dbi, MDB_val& k, MDB_val& v) { return mdb_get(raw, dbi, &k, &v); };
   std::vector<global_position> positions;
   positions.reserve(detail::chunk_size);
   // The records read while walking back from the head (versions after the
@@ -180,9 +208,8 @@ result<std::size_t> read_transaction::scan_stream(
   for (;;) {
     positions.clear();
     walked.clear();
-    auto found =
-        detail::stream_positions(state_->txn.get(), state_->store->dbs, head.id, head.version,
-                                 head.last_position, lo, hi, positions, &walked);
+    auto found = detail::stream_positions(lookup, state_->store->dbs, head.id, head.version,
+                                          head.last_position, lo, hi, positions, &walked);
     if (!found) return std::move(found).err();
     // Look the chunk's records up first, then decode them: the lookups and
     // the first touches of the records (prefetched) overlap instead of

@@ -1,10 +1,18 @@
 // The event record codec (private to varve::storage). The grammar is in
 // storage/FORMAT.md:
 //
-//   record  := header type metadata payload
-//   header  := format:u8 flags:u8 type_len:u16 metadata_len:u32 payload_len:u32
-//              stream_id:u64 version:u64 previous_position:u64
-//              event_id:16 bytes time_us:i64                      (60 bytes, little-endian)
+//   record   := header type body
+//   header   := format:u8 flags:u8 type_len:u16 metadata_len:u32 payload_len:u32
+//               stream_id:u64 version:u64 previous_position:u64
+//               event_id:16 bytes time_us:i64                     (60 bytes, little-endian)
+//   body     := metadata payload checksum:u32      flags = 0 (plain)
+//             | checksum:u32                       flags = 2 (shredded in a plain store)
+//             | nonce:12 ciphertext tag:16         flags = 1 (sealed; see crypto.hpp)
+//   checksum := CRC32C(header || type || metadata || payload) XOR (position mod 2^32)
+//
+// Format 1 records (written before checksums) have no checksum: their body
+// is metadata payload, or nothing when shredded. Writers write format 2;
+// readers read both.
 //
 // decode() checks every length against the stored size, so damaged bytes are
 // reported as errc::corruption instead of being read out of bounds.
@@ -19,7 +27,11 @@
 
 namespace varve::record {
 
+/// Records written before checksums: no checksum, a narrower associated data.
 inline constexpr std::uint8_t format_v1 = 1;
+/// The format writers write: a checksum on every unsealed record, and the
+/// whole header in a sealed record's associated data.
+inline constexpr std::uint8_t format_v2 = 2;
 /// Flags: metadata and payload are sealed (AES-256-GCM, see crypto.hpp).
 inline constexpr std::uint8_t flag_sealed = 1;
 /// Flags: the stream was shredded in a plain store; metadata and payload are gone.
@@ -28,6 +40,8 @@ inline constexpr std::size_t header_size = 60;
 inline constexpr std::size_t max_type_size = 0xFFFF;
 /// What sealing adds to a body: a 12-byte nonce and a 16-byte tag.
 inline constexpr std::size_t crypto_overhead = 28;
+/// The CRC32C at the end of an unsealed format 2 record.
+inline constexpr std::size_t checksum_size = 4;
 
 /// The fields of a record other than its three byte strings.
 struct header {
@@ -38,45 +52,63 @@ struct header {
   timestamp_us time = 0;
 };
 
-/// The size encode() writes.
+/// The size of a plain (or, with empty metadata and payload, shredded)
+/// format 2 record.
 inline std::size_t encoded_size(std::size_t type, std::size_t metadata, std::size_t payload) {
-  return header_size + type + metadata + payload;
+  return header_size + type + metadata + payload + checksum_size;
 }
 
-/// Writes the record into `out`, which holds exactly encoded_size(...) bytes.
-void encode(char* out, const header& h, std::string_view type, std::string_view metadata,
-            std::string_view payload);
+/// The size of a sealed record.
+inline std::size_t sealed_size(std::size_t type, std::size_t metadata, std::size_t payload) {
+  return header_size + type + metadata + payload + crypto_overhead;
+}
 
-/// Writes the header and the type with the given flags and plaintext sizes;
-/// returns where the body (metadata and payload, or the sealed body) goes.
+/// The checksum of a record stored at `position`: CRC32C (Castagnoli) of
+/// `bytes`, XOR the low 32 bits of the position (a record copied to
+/// another position fails its check).
+std::uint32_t checksum(global_position position, std::string_view bytes);
+
+/// Writes a plain format 2 record stored at `position` into `out`, which
+/// holds exactly encoded_size(...) bytes, checksum included.
+void encode(char* out, global_position position, const header& h, std::string_view type,
+            std::string_view metadata, std::string_view payload);
+
+/// Writes a shredded format 2 record (header, type, checksum) into `out`,
+/// which holds exactly encoded_size(type.size(), 0, 0) bytes.
+void encode_shredded(char* out, global_position position, const header& h, std::string_view type);
+
+/// Writes a format 2 header and the type with the given flags and plaintext
+/// sizes; returns where the body (the sealed body) goes.
 char* encode_head(char* out, const header& h, std::uint8_t flags, std::string_view type,
                   std::size_t metadata_size, std::size_t payload_size);
 
 /// A decoded record. For a sealed record the view's metadata and payload are
 /// empty and `sealed` holds nonce, ciphertext and tag; the metadata size
-/// tells where metadata ends in the opened body.
+/// tells where metadata ends in the opened body. `head` is the record's
+/// 60 header bytes (a sealed format 2 record's associated data covers them).
 struct decoded {
   event_view view;
   std::string_view sealed;
+  std::string_view head;
   std::size_t metadata_size = 0;
+  std::uint8_t format = 0;
   bool is_sealed = false;
 };
 
-/// Decodes the record stored at `position`; views point into `bytes`.
+/// Decodes the record stored at `position`; views point into `bytes`. The
+/// checksum of a format 2 record is checked when `check_sum` is set.
 /// Errors: corruption (names the position and what is wrong).
-result<decoded> decode_record(global_position position, std::string_view bytes);
+result<decoded> decode_record(global_position position, std::string_view bytes,
+                              bool check_sum = true);
 
 /// decode_record without building a result: fills `out` and returns nullptr,
 /// or returns what is wrong (then decode_record gives the error). For the
 /// read path, which decodes every event it visits.
-const char* decode_into(global_position position, std::string_view bytes, decoded& out);
-
-/// decode_record for plain records; a sealed record is an error
-/// (auth_failed: it needs its stream's key).
-result<event_view> decode(global_position position, std::string_view bytes);
+const char* decode_into(global_position position, std::string_view bytes, decoded& out,
+                        bool check_sum = true);
 
 /// The stream link of a record (stream id, version, previous position),
-/// read without decoding the rest. Errors: corruption.
+/// read without decoding the rest or checking its checksum. Errors: corruption.
 result<header> decode_links(global_position position, std::string_view bytes);
 
 }  // namespace varve::record

@@ -7,6 +7,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -16,18 +17,23 @@
 
 #include "crypto.hpp"
 #include "lmdb.hpp"
+#include "store_files.hpp"
 #include "tables.hpp"
 #include "varve/storage/event_store.hpp"
+#include "varve/storage/testing.hpp"
+#include "write_txn.hpp"
 
 namespace varve::detail {
 
 /// What the single writer of this process remembers about a stream between
 /// transactions. `open_chunk` holds the positions of the versions after the
-/// last full stream-index chunk when `chunk_known` is set.
+/// last full stream-index chunk when `chunk_known` is set. `key` is the
+/// stream's data key (encrypted stores), once the writer has unwrapped it.
 struct head_state {
   stream_info info;
   std::vector<global_position> open_chunk;
   bool chunk_known = false;
+  std::shared_ptr<const crypto::key_bytes> key;
 };
 
 /// A hash for maps keyed by std::string that are looked up by string_view.
@@ -57,8 +63,13 @@ struct request_ref {
 
 /// The writer's caches. Valid only while no other process has committed in
 /// between: `expected_txn_id` is the id the next write transaction gets when
-/// this process was the last writer; any other id clears the caches.
+/// this process was the last writer; any other id clears the caches. They
+/// hold only what is committed: a transaction's own changes join them after
+/// its commit.
 struct writer_cache {
+  /// Heads cached beyond this many are dropped (and read again).
+  static constexpr std::size_t max_streams = std::size_t{1} << 20;
+
   name_map<std::uint64_t> names;
   std::unordered_map<std::uint64_t, head_state> heads;
   global_position next_position = 0;  // 0 = unknown
@@ -73,23 +84,53 @@ struct writer_cache {
   }
 };
 
+/// What the work of a write transaction decided.
+enum class txn_decision : std::uint8_t {
+  commit,   ///< commit what it wrote
+  discard,  ///< it wrote nothing: end the transaction
+  rerun,    ///< abort, and run the work again in a new transaction
+};
+
+/// The work of one write transaction, for store_impl::transact.
+struct txn_work {
+  /// Does the work in the transaction. An error aborts it and is returned.
+  function_ref<result<txn_decision>(write_txn&)> run;
+  /// Called after the transaction committed.
+  function_ref<void()> committed;
+  /// Called after every abort, before the work runs again or an error returns.
+  function_ref<void()> aborted;
+};
+
 struct store_impl {
+  // First: released last, once the environment is closed.
+  std::optional<store_claim> claim;
   options opts;
   lmdb::env env;
   tables dbs;
   std::size_t max_key_size = 511;
 
-  // Encryption: the master key (null for a plain store), the unwrapped data
-  // keys shared by writer and readers, and the writer's sealer.
-  std::unique_ptr<crypto::master_key> master;
+  // Encryption. `encrypted` is fixed at open. The master key may be replaced
+  // by rotate() while readers use it: take it with master().
+  bool encrypted = false;
+  mutable std::mutex master_mutex;
+  std::shared_ptr<const crypto::master_key> current_master;  // null for a plain store
+  std::shared_ptr<const crypto::master_key> master() const {
+    std::lock_guard<std::mutex> lock(master_mutex);
+    return current_master;
+  }
+  // The key check value in meta this handle opened (or rotated) with: a
+  // transaction that creates a data key first checks that meta still holds
+  // it, so a key is never wrapped under a master key another process retired.
+  std::string key_check;  // guarded by write_mutex
+  // Unwrapped data keys for readers, and the writer's sealer.
   mutable crypto::key_cache data_keys{4096};
   crypto::sealer writer_sealer;
 
-  /// The data key of a stream, from the cache or unwrapped from `keys` in
-  /// `txn`; nullptr when the stream has none (it was shredded).
-  /// Errors: auth_failed (it does not unwrap), corruption.
-  result<std::shared_ptr<const crypto::key_bytes>> data_key(MDB_txn* txn,
-                                                            std::uint64_t stream_id) const;
+  /// The data key of a stream, unwrapped from `wrapped` (read from `keys`
+  /// in the caller's transaction) or found in the cache under the same
+  /// wrapped bytes. Errors: auth_failed (it does not unwrap), corruption.
+  result<std::shared_ptr<const crypto::key_bytes>> data_key(std::uint64_t stream_id,
+                                                            std::string_view wrapped) const;
 
   // Open read transactions hold this shared; growing the map (which remaps
   // it) takes it exclusively.
@@ -101,7 +142,9 @@ struct store_impl {
   bool failed = false;
   std::string failure;
   std::atomic<std::uint64_t> events_written{0};
-  int injected_commit_failure = 0;  // testing_fail_next_commit
+  // The fault-injection seam at the LMDB boundary (testing.hpp); null in
+  // production. Guarded by write_mutex.
+  std::shared_ptr<fault_injector> faults;
 
   // Handles of the view tables ("views/<name>") known to this process.
   // mdb_dbi_open must not run in two transactions at once: whoever opens a
@@ -131,18 +174,29 @@ struct store_impl {
   result<void> shred(std::string_view stream);
   result<void> rotate(crypto::key_bytes new_key);
 
-  /// Begins a write transaction (write_mutex held); drops the caches when
-  /// another process wrote since this one's last commit. An empty optional
-  /// means "begin again" (the map was resized by another process).
+  /// The transaction lifecycle of every write (write_mutex held): begins a
+  /// write transaction, runs the work, commits; when an LMDB call failed with
+  /// MDB_MAP_FULL (in the work or at commit) it aborts, grows the map and
+  /// runs the work again, and it begins again after another process grew
+  /// the map. Any other failed LMDB call aborts and returns its error. A
+  /// failed commit puts the store in its failed state (storage_full does
+  /// not). `commit_ns`, when given, receives the time of the last commit.
+  /// Errors: failed_state, storage_full, io_error, busy, and the work's own.
+  result<void> transact(const txn_work& work, std::uint64_t* commit_ns = nullptr);
+
+  /// Begins a write transaction; drops the caches when another process
+  /// wrote since this one's last commit. An empty optional means "begin
+  /// again" (the map was resized by another process).
   /// Errors: failed_state, io_error.
-  result<std::optional<lmdb::txn>> begin_write();
+  result<std::optional<write_txn>> begin_write();
   /// Commits. true: committed; false: the map was full and has grown, run the
   /// transaction again. Errors: storage_full (the store stays usable), any
   /// other failure puts the store in its failed state.
-  result<bool> commit_write(lmdb::txn& t);
+  result<bool> commit_write(write_txn& t);
 
-  /// Adopts a map size changed by another process (after MDB_MAP_RESIZED).
-  result<void> adopt_map_size() const;
+  /// Adopts a map size changed by another process (after MDB_MAP_RESIZED);
+  /// through the fault seam when `writer`.
+  result<void> adopt_map_size(bool writer = false) const;
   /// Doubles the map, up to opts.max_map_size. Errors: storage_full at the
   /// maximum, busy when read transactions stay open.
   result<void> grow_map();
@@ -154,6 +208,9 @@ struct read_state {
   std::shared_lock<std::shared_timed_mutex> map_guard;
   lmdb::txn txn;
   mutable std::unordered_map<std::uint64_t, std::string_view> names;
+  // Whether records' checksums are checked (options.verify_checksums;
+  // verify() always checks).
+  mutable bool check_sums = true;
 
   // Encrypted stores: keys by stream (nullptr: shredded), the opener, and the
   // decrypted bodies (kept for the transaction, or scratch for one visit).

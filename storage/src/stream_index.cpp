@@ -14,7 +14,7 @@ error broken(std::uint64_t stream_id, std::string_view what) {
 
 }  // namespace
 
-result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t stream_id,
+result<void> stream_positions(lookup get, const tables& t, std::uint64_t stream_id,
                               stream_version head_version, global_position head_position,
                               stream_version first, stream_version last,
                               std::vector<global_position>& out,
@@ -26,7 +26,7 @@ result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t strea
     const std::uint64_t chunk = (v - 1) / chunk_size;
     const std::string key = chunk_key(stream_id, chunk);
     MDB_val k = lmdb::to_val(key), val{};
-    int rc = mdb_get(txn, t.stream_index, &k, &val);
+    int rc = get(t.stream_index, k, val);
     if (rc == MDB_NOTFOUND) return broken(stream_id, "stream index chunk missing");
     if (rc != 0) return lmdb::to_error(rc, "reading the stream index");
     if (val.mv_size != chunk_size * 8)
@@ -51,7 +51,7 @@ result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t strea
     if (ver == v) break;
     bytes::u64_key key(pos);
     MDB_val k = lmdb::to_val(key.view()), val{};
-    int rc = mdb_get(txn, t.events, &k, &val);
+    int rc = get(t.events, k, val);
     if (rc == MDB_NOTFOUND) return broken(stream_id, "event " + std::to_string(pos) + " missing");
     if (rc != 0) return lmdb::to_error(rc, "reading the log");
     auto links = record::decode_links(pos, lmdb::to_view(val));

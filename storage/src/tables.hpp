@@ -12,11 +12,14 @@
 #include "bytes.hpp"
 #include "varve/storage/error.hpp"
 #include "varve/storage/event.hpp"
+#include "varve/storage/event_store.hpp"
 
 namespace varve::detail {
 
-/// The store's format version, kept in `meta` under "format_version".
-inline constexpr std::uint32_t format_version = 1;
+/// The store's format version, kept in `meta` under "format_version":
+/// 2 since records carry checksums and their whole header in a sealed
+/// record's associated data (a version 1 store is upgraded when opened).
+inline constexpr std::uint32_t format_version = 2;
 
 /// LMDB name of the table that holds view `name`.
 inline std::string view_table(std::string_view name) {
@@ -83,6 +86,10 @@ inline std::string chunk_key(std::uint64_t stream_id, std::uint64_t chunk) {
   return out;
 }
 
+/// A point lookup in a transaction: mdb_get, or the writer's call through
+/// its fault-injection seam. Returns 0, MDB_NOTFOUND or LMDB's error code.
+using lookup = function_ref<int(MDB_dbi dbi, MDB_val& key, MDB_val& value)>;
+
 /// Appends to `out`, in ascending version order, the log positions of
 /// versions [first, last] of a stream whose newest event is `head_version` at
 /// `head_position`. Full chunks come from the stream index, the versions after
@@ -92,7 +99,7 @@ inline std::string chunk_key(std::uint64_t stream_id, std::uint64_t chunk) {
 /// `out` (same indexes): the record's bytes when the walk read them (valid
 /// for the transaction), else empty.
 /// Errors: corruption (a missing chunk or a broken link), io_error.
-result<void> stream_positions(MDB_txn* txn, const tables& t, std::uint64_t stream_id,
+result<void> stream_positions(lookup get, const tables& t, std::uint64_t stream_id,
                               stream_version head_version, global_position head_position,
                               stream_version first, stream_version last,
                               std::vector<global_position>& out,

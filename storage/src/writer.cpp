@@ -1,7 +1,12 @@
-// The write path: one write transaction per batch, every request checked
-// completely before it writes anything, one commit for the lot.
-#include <sys/statvfs.h>
-
+// The write path of batches: one write transaction per batch, every request
+// checked completely before it writes anything, one commit for the lot.
+//
+// A request that fails its checks fails alone and the others go on in the
+// same transaction. A request that fails after it began writing (a damaged
+// stream found while indexing it, a seal that failed) poisons the
+// transaction: it is aborted, and the batch runs again without that request.
+// A failed LMDB call breaks the transaction (write_txn): the whole batch
+// fails with it, or runs again after the map grew.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -18,9 +23,6 @@ namespace varve::detail {
 
 namespace {
 
-/// Heads cached by the writer beyond this many are dropped (and re-read).
-constexpr std::size_t max_cached_streams = std::size_t{1} << 20;
-
 /// How many recent events of a stream an `any` append with caller-given ids
 /// looks back through for a duplicate.
 constexpr stream_version idempotency_window = 64;
@@ -35,12 +37,19 @@ std::string stream_label(std::string_view name) {
   return "stream '" + std::string(name) + "'";
 }
 
-/// The state of one write transaction.
+/// A data key this transaction created: it joins the readers' cache after
+/// the commit, and the writer's sealer forgets it after an abort.
+struct created_key {
+  std::uint64_t stream_id;
+  std::string wrapped;
+  std::shared_ptr<const crypto::key_bytes> key;
+};
+
+/// The state of one write transaction of a batch.
 struct batch_txn {
-  batch_txn(store_impl& s, MDB_txn* t, std::unique_lock<std::mutex>& views_lock)
-      : store(s), txn(t), dbi_lock(views_lock) {}
+  batch_txn(store_impl& s, write_txn& t) : store(s), txn(t), lookup_in{&t} {}
   store_impl& store;
-  MDB_txn* txn;
+  write_txn& txn;
   global_position next_position = 0;
   std::uint64_t next_stream_id = 0;
   std::unordered_map<std::uint64_t, head_state> touched;
@@ -48,17 +57,25 @@ struct batch_txn {
   timestamp_us now = now_us();
   std::uint64_t events = 0;
   bool wrote = false;
-  int fatal_rc = 0;            // set when an LMDB write failed: the transaction must abort
-  std::optional<error> fatal;  // set when sealing failed: the transaction must abort
-  // Data keys of streams created by this transaction.
-  std::unordered_map<std::uint64_t, std::shared_ptr<const crypto::key_bytes>> new_keys;
-  // View tables created by this transaction; dbi_lock is held from the
-  // first creation until the transaction ends.
+  /// Set when the request being applied failed after it began writing: this
+  /// transaction must not commit.
+  bool poisoned = false;
+  /// Whether meta still holds this handle's key check (encrypted stores;
+  /// looked up once, when the transaction first creates a data key).
+  bool master_checked = false;
+  std::vector<created_key> new_keys;
+  // View tables created by this transaction (the handle lock is held from
+  // the first creation until the transaction ends).
   std::unordered_map<std::string, MDB_dbi> new_views;
-  std::unique_lock<std::mutex>& dbi_lock;
   // The cursor of the appends to `events`; LMDB closes it with the
   // transaction (a write transaction's cursors end with it).
   MDB_cursor* log_cursor = nullptr;
+
+  /// Lookups of the stream index walk, through the transaction's seam.
+  struct txn_lookup {
+    write_txn* t;
+    int operator()(MDB_dbi dbi, MDB_val& k, MDB_val& v) const { return t->get(dbi, k, v); }
+  } lookup_in;
 };
 
 /// One stream of a request, after its checks.
@@ -68,15 +85,6 @@ struct plan {
   std::optional<append_result> idempotent;
   std::shared_ptr<const crypto::key_bytes> key;  // encrypted stores
 };
-
-result<std::shared_ptr<const crypto::key_bytes>> key_for(batch_txn& b, std::uint64_t id,
-                                                         std::string_view stream) {
-  if (auto it = b.new_keys.find(id); it != b.new_keys.end()) return it->second;
-  auto key = b.store.data_key(b.txn, id);
-  if (!key) return std::move(key).err();
-  if (!*key) return error{errc::corruption, stream_label(stream) + " has no data key"};
-  return key;
-}
 
 result<void> validate(const store_impl& s, const append_ref& r) {
   if (r.stream.empty()) return error{errc::invalid_argument, "stream name is empty"};
@@ -107,6 +115,29 @@ result<void> validate(const store_impl& s, const append_ref& r) {
   return {};
 }
 
+/// The committed head of stream `id`, read from the store. In a plain store
+/// it also checks that the stream has no data key: an unsealed record is
+/// never written to a stream that has one.
+result<head_state> read_head(batch_txn& b, std::uint64_t id, std::string_view name) {
+  bytes::u64_key key(id);
+  MDB_val v{};
+  int rc = b.txn.get(b.store.dbs.stream_heads, key.view(), v);
+  if (rc == MDB_NOTFOUND) return error{errc::corruption, stream_label(name) + " has no head"};
+  if (rc != 0) return lmdb::to_error(rc, "reading stream heads");
+  auto info = decode_head(id, lmdb::to_view(v));
+  if (!info) return std::move(info).err();
+  if (!b.store.encrypted) {
+    MDB_val wrapped{};
+    rc = b.txn.get(b.store.dbs.keys, key.view(), wrapped);
+    if (rc == 0)
+      return error{errc::corruption, stream_label(name) +
+                                         " has a data key, but the store was opened as a plain "
+                                         "store: its events are sealed and need the master key"};
+    if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading data keys");
+  }
+  return head_state{*info, {}, false, nullptr};
+}
+
 /// The stream's head as this transaction sees it; std::nullopt when the
 /// stream does not exist.
 result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name) {
@@ -117,8 +148,8 @@ result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name)
   } else if (auto c = cache.names.find(name); c != cache.names.end()) {
     id = c->second;
   } else {
-    MDB_val k = lmdb::to_val(name), v{};
-    int rc = mdb_get(b.txn, b.store.dbs.stream_names, &k, &v);
+    MDB_val v{};
+    int rc = b.txn.get(b.store.dbs.stream_names, name, v);
     if (rc == MDB_NOTFOUND) return std::optional<head_state>{};
     if (rc != 0) return lmdb::to_error(rc, "reading stream names");
     auto decoded = decode_u64_le(lmdb::to_view(v), stream_label(name) + " id");
@@ -130,22 +161,49 @@ result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name)
     return std::optional<head_state>{t->second};
   if (auto c = cache.heads.find(id); c != cache.heads.end())
     return std::optional<head_state>{c->second};
-  bytes::u64_key key(id);
-  MDB_val k = lmdb::to_val(key.view()), v{};
-  int rc = mdb_get(b.txn, b.store.dbs.stream_heads, &k, &v);
-  if (rc == MDB_NOTFOUND) return error{errc::corruption, stream_label(name) + " has no head"};
-  if (rc != 0) return lmdb::to_error(rc, "reading stream heads");
-  auto info = decode_head(id, lmdb::to_view(v));
-  if (!info) return std::move(info).err();
-  head_state h{*info, {}, false};
-  cache.heads.emplace(id, h);
-  return std::optional<head_state>{std::move(h)};
+  auto h = read_head(b, id, name);
+  if (!h) return std::move(h).err();
+  cache.heads.emplace(id, *h);
+  return std::optional<head_state>{std::move(*h)};
+}
+
+/// The data key of an existing stream (encrypted stores), kept in its head
+/// once unwrapped. Errors: corruption (no key), auth_failed.
+result<std::shared_ptr<const crypto::key_bytes>> stream_key(batch_txn& b, head_state& h,
+                                                            std::string_view name) {
+  if (h.key) return h.key;
+  bytes::u64_key key(h.info.id);
+  MDB_val v{};
+  int rc = b.txn.get(b.store.dbs.keys, key.view(), v);
+  if (rc == MDB_NOTFOUND) return error{errc::corruption, stream_label(name) + " has no data key"};
+  if (rc != 0) return lmdb::to_error(rc, "reading data keys");
+  auto unwrapped = b.store.data_key(h.info.id, lmdb::to_view(v));
+  if (!unwrapped) return std::move(unwrapped).err();
+  h.key = *unwrapped;
+  return h.key;
+}
+
+/// Whether the store's master key is still the one this handle holds:
+/// another process may have rotated it since this handle opened the store,
+/// and a data key wrapped under the retired key would never unwrap again.
+result<void> master_is_current(batch_txn& b) {
+  if (b.master_checked) return {};
+  MDB_val v{};
+  const int rc = b.txn.get(b.store.dbs.meta, "key_check", v);
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the key check");
+  const std::string_view stored = rc == 0 ? lmdb::to_view(v) : std::string_view{};
+  if (stored != b.store.key_check)
+    return error{errc::auth_failed,
+                 "the store's master key was changed (rotate-key) by another process since "
+                 "this handle opened it: new streams need the new key; reopen the store with it"};
+  b.master_checked = true;
+  return {};
 }
 
 result<event_id> stored_id(batch_txn& b, global_position pos) {
   bytes::u64_key key(pos);
-  MDB_val k = lmdb::to_val(key.view()), v{};
-  int rc = mdb_get(b.txn, b.store.dbs.events, &k, &v);
+  MDB_val v{};
+  int rc = b.txn.get(b.store.dbs.events, key.view(), v);
   if (rc != 0) return lmdb::to_error(rc, "reading event " + std::to_string(pos));
   // The id is in the record's clear header: sealed records need no key.
   auto d = record::decode_record(pos, lmdb::to_view(v));
@@ -160,8 +218,8 @@ result<std::optional<append_result>> already_appended(batch_txn& b, const head_s
   const stream_version k = r.events.size();
   if (after + k > h.info.version) return std::optional<append_result>{};
   std::vector<global_position> positions;
-  auto found = stream_positions(b.txn, b.store.dbs, h.info.id, h.info.version, h.info.last_position,
-                                after + 1, after + k, positions);
+  auto found = stream_positions(b.lookup_in, b.store.dbs, h.info.id, h.info.version,
+                                h.info.last_position, after + 1, after + k, positions);
   if (!found) return std::move(found).err();
   for (std::size_t i = 0; i < k; ++i) {
     auto id = stored_id(b, positions[i]);
@@ -179,8 +237,8 @@ result<std::optional<append_result>> recently_appended(batch_txn& b, const head_
   const stream_version cur = h.info.version;
   const stream_version lo = cur > idempotency_window ? cur - idempotency_window + 1 : 1;
   std::vector<global_position> positions;
-  auto found = stream_positions(b.txn, b.store.dbs, h.info.id, cur, h.info.last_position, lo, cur,
-                                positions);
+  auto found = stream_positions(b.lookup_in, b.store.dbs, h.info.id, cur, h.info.last_position, lo,
+                                cur, positions);
   if (!found) return std::move(found).err();
   for (std::size_t i = 0; i < positions.size(); ++i) {
     auto id = stored_id(b, positions[i]);
@@ -204,7 +262,7 @@ std::string describe(stream_version v) {
   return v == 0 ? "the stream does not exist" : "the stream is at version " + std::to_string(v);
 }
 
-/// Checks one stream of a request: state, expectation, idempotency.
+/// Checks one stream of a request: state, key, expectation, idempotency.
 result<plan> check(batch_txn& b, const append_ref& r) {
   auto valid = validate(b.store, r);
   if (!valid) return std::move(valid).err();
@@ -213,10 +271,14 @@ result<plan> check(batch_txn& b, const append_ref& r) {
   plan p{&r, std::move(*head), std::nullopt, nullptr};
   if (p.head && p.head->info.state != stream_state::live)
     return error{errc::shredded, stream_label(r.stream) + " was shredded and takes no more events"};
-  if (p.head && b.store.master) {
-    auto key = key_for(b, p.head->info.id, r.stream);
-    if (!key) return std::move(key).err();
-    p.key = std::move(*key);
+  if (b.store.encrypted) {
+    if (p.head) {
+      auto key = stream_key(b, *p.head, r.stream);
+      if (!key) return std::move(key).err();
+      p.key = std::move(*key);
+    } else if (auto current = master_is_current(b); !current) {
+      return std::move(current).err();
+    }
   }
   const stream_version cur = p.head ? p.head->info.version : 0;
   const expected_version& e = r.expected;
@@ -260,52 +322,50 @@ result<plan> check(batch_txn& b, const append_ref& r) {
   return p;
 }
 
-int put_chunk(batch_txn& b, const head_state& h) {
+/// Writes the stream-index chunk that the head's last event filled.
+result<void> put_chunk(batch_txn& b, const head_state& h) {
   std::string value(chunk_size * 8, '\0');
   for (std::size_t i = 0; i < chunk_size; ++i)
     bytes::put_le<std::uint64_t>(value.data() + i * 8, h.open_chunk[i]);
   const std::string key = chunk_key(h.info.id, h.info.version / chunk_size - 1);
-  MDB_val k = lmdb::to_val(key), v = lmdb::to_val(value);
-  return mdb_put(b.txn, b.store.dbs.stream_index, &k, &v, 0);
+  if (int rc = b.txn.put(b.store.dbs.stream_index, key, value); rc != 0)
+    return lmdb::to_error(rc, "writing the stream index");
+  return {};
 }
 
-/// Writes one checked stream append. On an LMDB failure it sets b.fatal_rc:
-/// the transaction must then be aborted.
+/// Creates the stream of `p` (name, id, data key) and returns its head.
+result<head_state*> create_stream(batch_txn& b, plan& p) {
+  const append_ref& r = *p.request;
+  const std::uint64_t id = b.next_stream_id++;
+  bytes::u64_key key(id);
+  if (int rc = b.txn.put(b.store.dbs.stream_names, r.stream, encode_u64_le(id), MDB_NOOVERWRITE);
+      rc != 0)
+    return lmdb::to_error(rc, "creating the stream name");
+  if (int rc = b.txn.put(b.store.dbs.stream_ids, key.view(), r.stream, MDB_APPEND); rc != 0)
+    return lmdb::to_error(rc, "creating the stream id");
+  b.created.emplace(std::string(r.stream), id);
+  if (b.store.encrypted) {
+    auto data_key = crypto::new_data_key();
+    if (!data_key) return std::move(data_key).err();
+    auto wrapped = b.store.master()->wrap(*data_key);
+    if (!wrapped) return std::move(wrapped).err();
+    if (int rc = b.txn.put(b.store.dbs.keys, key.view(), *wrapped); rc != 0)
+      return lmdb::to_error(rc, "storing the stream's data key");
+    p.key = std::make_shared<const crypto::key_bytes>(std::move(*data_key));
+    b.new_keys.push_back(created_key{id, std::move(*wrapped), p.key});
+  }
+  head_state fresh{stream_info{id, 0, 0, stream_state::live}, {}, true, p.key};
+  return &b.touched.insert_or_assign(id, std::move(fresh)).first->second;
+}
+
+/// Writes one checked stream append.
 result<append_result> apply(batch_txn& b, plan& p) {
-  auto fail = [&](int rc, std::string_view what) -> error {
-    b.fatal_rc = rc;
-    return lmdb::to_error(rc, what);
-  };
   const append_ref& r = *p.request;
   head_state* h = nullptr;
   if (!p.head) {
-    const std::uint64_t id = b.next_stream_id++;
-    bytes::u64_key key(id);
-    const std::string id_value = encode_u64_le(id);
-    MDB_val name = lmdb::to_val(r.stream), id_val = lmdb::to_val(id_value);
-    if (int rc = mdb_put(b.txn, b.store.dbs.stream_names, &name, &id_val, MDB_NOOVERWRITE); rc != 0)
-      return fail(rc, "creating the stream name");
-    MDB_val id_key = lmdb::to_val(key.view()), name_val = lmdb::to_val(r.stream);
-    if (int rc = mdb_put(b.txn, b.store.dbs.stream_ids, &id_key, &name_val, MDB_APPEND); rc != 0)
-      return fail(rc, "creating the stream id");
-    b.created.emplace(std::string(r.stream), id);
-    if (b.store.master) {
-      auto data_key = crypto::new_data_key();
-      auto wrapped =
-          data_key ? b.store.master->wrap(*data_key) : result<std::string>(data_key.err());
-      if (!wrapped) {
-        b.fatal = wrapped.err();
-        return std::move(wrapped).err();
-      }
-      MDB_val k = lmdb::to_val(key.view()), v = lmdb::to_val(*wrapped);
-      if (int rc = mdb_put(b.txn, b.store.dbs.keys, &k, &v, 0); rc != 0)
-        return fail(rc, "storing the stream's data key");
-      p.key = std::make_shared<const crypto::key_bytes>(std::move(*data_key));
-      b.new_keys.emplace(id, p.key);
-    }
-    h = &b.touched
-             .insert_or_assign(id, head_state{stream_info{id, 0, 0, stream_state::live}, {}, true})
-             .first->second;
+    auto created = create_stream(b, p);
+    if (!created) return std::move(created).err();
+    h = *created;
   } else {
     h = &b.touched.insert_or_assign(p.head->info.id, std::move(*p.head)).first->second;
   }
@@ -318,29 +378,28 @@ result<append_result> apply(batch_txn& b, plan& p) {
     record::header hdr{h->info.id, h->info.version + 1, h->info.last_position,
                        e.id ? *e.id : generate_event_id(b.now), e.time ? *e.time : b.now};
     MDB_val k{sizeof pos, const_cast<global_position*>(&pos)};
-    MDB_val v{record::encoded_size(e.type.size(), e.metadata.size(), e.payload.size()) +
-                  (p.key ? record::crypto_overhead : 0),
+    MDB_val v{p.key ? record::sealed_size(e.type.size(), e.metadata.size(), e.payload.size())
+                    : record::encoded_size(e.type.size(), e.metadata.size(), e.payload.size()),
               nullptr};
     // One cursor for the transaction's appends: positioned at the end of the
     // log, it spares MDB_APPEND the descent from the root a fresh one makes.
     if (!b.log_cursor) {
-      if (int rc = mdb_cursor_open(b.txn, b.store.dbs.events, &b.log_cursor); rc != 0)
-        return fail(rc, "opening the log");
+      if (int rc = b.txn.cursor_open(b.store.dbs.events, b.log_cursor); rc != 0)
+        return lmdb::to_error(rc, "opening the log");
     }
-    if (int rc = mdb_cursor_put(b.log_cursor, &k, &v, MDB_APPEND | MDB_RESERVE); rc != 0)
-      return fail(rc, "appending to the log");
+    if (int rc = b.txn.cursor_put(b.log_cursor, k, v, MDB_APPEND | MDB_RESERVE); rc != 0)
+      return lmdb::to_error(rc, "appending to the log");
+    char* out_bytes = static_cast<char*>(v.mv_data);
     if (p.key) {
-      char* body = record::encode_head(static_cast<char*>(v.mv_data), hdr, record::flag_sealed,
-                                       e.type, e.metadata.size(), e.payload.size());
-      auto sealed = b.store.writer_sealer.seal(
-          crypto::event_place{hdr.stream_id, hdr.version, pos, hdr.id, e.type}, *p.key, e.metadata,
-          e.payload, body);
-      if (!sealed) {
-        b.fatal = sealed.err();
-        return std::move(sealed).err();
-      }
+      char* body = record::encode_head(out_bytes, hdr, record::flag_sealed, e.type,
+                                       e.metadata.size(), e.payload.size());
+      const crypto::event_place place{
+          hdr.stream_id, hdr.version, pos,
+          hdr.id,        e.type,      std::string_view(out_bytes, record::header_size)};
+      auto sealed = b.store.writer_sealer.seal(place, *p.key, e.metadata, e.payload, body);
+      if (!sealed) return std::move(sealed).err();
     } else {
-      record::encode(static_cast<char*>(v.mv_data), hdr, e.type, e.metadata, e.payload);
+      record::encode(out_bytes, pos, hdr, e.type, e.metadata, e.payload);
     }
     ++b.next_position;
     ++b.events;
@@ -350,13 +409,14 @@ result<append_result> apply(batch_txn& b, plan& p) {
     if (h->info.version % chunk_size == 0) {
       if (!h->chunk_known) {
         h->open_chunk.clear();
-        auto walked =
-            stream_positions(b.txn, b.store.dbs, h->info.id, hdr.version - 1, hdr.previous_position,
-                             hdr.version - chunk_size + 1, hdr.version - 1, h->open_chunk);
+        auto walked = stream_positions(b.lookup_in, b.store.dbs, h->info.id, hdr.version - 1,
+                                       hdr.previous_position, hdr.version - chunk_size + 1,
+                                       hdr.version - 1, h->open_chunk);
         if (!walked) return std::move(walked).err();
         h->open_chunk.push_back(pos);
       }
-      if (int rc = put_chunk(b, *h); rc != 0) return fail(rc, "writing the stream index");
+      auto put = put_chunk(b, *h);
+      if (!put) return std::move(put).err();
       h->open_chunk.clear();
       h->chunk_known = true;
     }
@@ -388,6 +448,8 @@ result<std::uint64_t> check_snapshot(batch_txn& b, const std::vector<plan>& plan
   if (!*head)
     return error{errc::invalid_argument,
                  stream_label(u.stream) + ": a snapshot of a stream that does not exist"};
+  if ((*head)->info.state != stream_state::live)
+    return error{errc::shredded, stream_label(u.stream) + " was shredded: it takes no snapshot"};
   if (u.version == 0 || u.version > (*head)->info.version)
     return error{errc::invalid_argument, stream_label(u.stream) + ": snapshot version " +
                                              std::to_string(u.version) + " is not in the stream"};
@@ -411,12 +473,12 @@ int view_for_write(batch_txn& b, const std::string& name, MDB_dbi& dbi) {
     dbi = it->second;
     return 0;
   }
-  if (!b.dbi_lock.owns_lock()) b.dbi_lock.lock();
+  b.txn.lock_views();
   if (auto it = b.store.views.find(name); it != b.store.views.end()) {
     dbi = it->second;
     return 0;
   }
-  if (int rc = mdb_dbi_open(b.txn, view_table(name).c_str(), MDB_CREATE, &dbi); rc != 0) return rc;
+  if (int rc = b.txn.dbi_open(view_table(name).c_str(), MDB_CREATE, dbi); rc != 0) return rc;
   b.new_views.emplace(name, dbi);
   return 0;
 }
@@ -427,26 +489,75 @@ int apply_view(batch_txn& b, const view_update& u) {
   MDB_val k = lmdb::to_val(u.key), v = lmdb::to_val(u.value);
   switch (u.kind) {
     case view_update::op::put:
-      return mdb_put(b.txn, dbi, &k, &v, 0);
+      return b.txn.put(dbi, k, v, 0);
     case view_update::op::erase: {
-      int rc = mdb_del(b.txn, dbi, &k, nullptr);
+      int rc = b.txn.del(dbi, k);
       return rc == MDB_NOTFOUND ? 0 : rc;
     }
     case view_update::op::clear:
-      return mdb_drop(b.txn, dbi, 0);
+      return b.txn.drop(dbi, 0);
     case view_update::op::erase_if_equal: {
       MDB_val current{};
-      int rc = mdb_get(b.txn, dbi, &k, &current);
+      int rc = b.txn.get(dbi, k, current);
       if (rc == MDB_NOTFOUND) return 0;
       if (rc != 0) return rc;
       if (lmdb::to_view(current) != u.value) return 0;
-      return mdb_del(b.txn, dbi, &k, nullptr);
+      rc = b.txn.del(dbi, k);
+      return rc == MDB_NOTFOUND ? 0 : rc;
     }
   }
   return EINVAL;
 }
 
-/// Applies one request: checks all of its streams, then writes them.
+/// Checks a request's cursor updates (names, expected positions).
+result<void> check_cursor(batch_txn& b, const cursor_update& c) {
+  if (c.consumer.empty() || c.consumer.size() > b.store.max_key_size)
+    return error{errc::invalid_argument,
+                 "consumer name must be 1 to " + std::to_string(b.store.max_key_size) + " bytes"};
+  if (!c.expected) return {};
+  MDB_val v{};
+  int rc = b.txn.get(b.store.dbs.cursors, c.consumer, v);
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading a cursor");
+  const global_position at = rc == 0 && v.mv_size >= 8
+                                 ? bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data))
+                                 : 0;
+  if (at != *c.expected)
+    return error{errc::wrong_expected_version,
+                 "cursor of '" + c.consumer + "': expected position " +
+                     std::to_string(*c.expected) + ", but it is at " + std::to_string(at)};
+  return {};
+}
+
+/// Writes a request's cursors, snapshots and views (after its appends).
+result<void> write_side_tables(batch_txn& b, const write_request& req,
+                               const std::vector<std::uint64_t>& snapshot_ids) {
+  for (const cursor_update& c : req.cursors) {
+    if (int rc = b.txn.put(b.store.dbs.cursors, c.consumer, encode_u64_le(c.position) + c.state);
+        rc != 0)
+      return lmdb::to_error(rc, "writing a cursor");
+    b.wrote = true;
+  }
+  for (std::size_t i = 0; i < req.snapshots.size(); ++i) {
+    const snapshot_update& u = req.snapshots[i];
+    std::string value(snapshot_header_size + u.bytes.size(), '\0');
+    bytes::put_le<std::uint64_t>(value.data(), u.version);
+    bytes::put_le<std::uint32_t>(value.data() + 8, u.schema);
+    if (!u.bytes.empty())
+      std::memcpy(value.data() + snapshot_header_size, u.bytes.data(), u.bytes.size());
+    bytes::u64_key key(snapshot_ids[i]);
+    if (int rc = b.txn.put(b.store.dbs.snapshots, key.view(), value); rc != 0)
+      return lmdb::to_error(rc, "writing a snapshot");
+    b.wrote = true;
+  }
+  for (const view_update& u : req.views) {
+    if (int rc = apply_view(b, u); rc != 0) return lmdb::to_error(rc, "writing view " + u.view);
+    b.wrote = true;
+  }
+  return {};
+}
+
+/// Applies one request: checks all of it, then writes it. An error after
+/// the checks poisons the transaction (b.poisoned).
 write_outcome apply_request(batch_txn& b, const request_ref& ref) {
   const write_request& req = *ref.rest;
   std::vector<plan> plans;
@@ -461,22 +572,7 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
     plans.push_back(std::move(*p));
   }
   for (const cursor_update& c : req.cursors) {
-    if (c.consumer.empty() || c.consumer.size() > b.store.max_key_size)
-      return error{errc::invalid_argument,
-                   "consumer name must be 1 to " + std::to_string(b.store.max_key_size) + " bytes"};
-    if (c.expected) {
-      MDB_val k = lmdb::to_val(c.consumer), v{};
-      int rc = mdb_get(b.txn, b.store.dbs.cursors, &k, &v);
-      if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading a cursor");
-      const global_position at =
-          rc == 0 && v.mv_size >= 8
-              ? bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data))
-              : 0;
-      if (at != *c.expected)
-        return error{errc::wrong_expected_version,
-                     "cursor of '" + c.consumer + "': expected position " +
-                         std::to_string(*c.expected) + ", but it is at " + std::to_string(at)};
-    }
+    if (auto ok = check_cursor(b, c); !ok) return std::move(ok).err();
   }
   std::vector<std::uint64_t> snapshot_ids;
   for (const snapshot_update& u : req.snapshots) {
@@ -488,6 +584,12 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
     auto valid = check_view(b.store, u);
     if (!valid) return std::move(valid).err();
   }
+
+  // Checked: from here on, a failure leaves writes of this request behind.
+  auto poison = [&](error e) -> write_outcome {
+    b.poisoned = true;
+    return e;
+  };
   std::vector<append_result> results;
   results.reserve(plans.size());
   for (plan& p : plans) {
@@ -496,136 +598,47 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
       continue;
     }
     auto r = apply(b, p);
-    if (!r) return std::move(r).err();
+    if (!r) return poison(std::move(r).err());
     results.push_back(*r);
   }
-  for (const cursor_update& c : req.cursors) {
-    const std::string value = encode_u64_le(c.position) + c.state;
-    MDB_val k = lmdb::to_val(c.consumer), v = lmdb::to_val(value);
-    if (int rc = mdb_put(b.txn, b.store.dbs.cursors, &k, &v, 0); rc != 0) {
-      b.fatal_rc = rc;
-      return lmdb::to_error(rc, "writing a cursor");
-    }
-    b.wrote = true;
-  }
-  for (std::size_t i = 0; i < req.snapshots.size(); ++i) {
-    const snapshot_update& u = req.snapshots[i];
-    std::string value(snapshot_header_size + u.bytes.size(), '\0');
-    bytes::put_le<std::uint64_t>(value.data(), u.version);
-    bytes::put_le<std::uint32_t>(value.data() + 8, u.schema);
-    if (!u.bytes.empty())
-      std::memcpy(value.data() + snapshot_header_size, u.bytes.data(), u.bytes.size());
-    bytes::u64_key key(snapshot_ids[i]);
-    MDB_val k = lmdb::to_val(key.view()), v = lmdb::to_val(value);
-    if (int rc = mdb_put(b.txn, b.store.dbs.snapshots, &k, &v, 0); rc != 0) {
-      b.fatal_rc = rc;
-      return lmdb::to_error(rc, "writing a snapshot");
-    }
-    b.wrote = true;
-  }
-  for (const view_update& u : req.views) {
-    if (int rc = apply_view(b, u); rc != 0) {
-      b.fatal_rc = rc;
-      return lmdb::to_error(rc, "writing view " + u.view);
-    }
-    b.wrote = true;
-  }
+  if (auto sides = write_side_tables(b, req, snapshot_ids); !sides)
+    return poison(std::move(sides).err());
   return results;
 }
 
 /// Adds this transaction to the counts kept in meta under "counts":
 /// commits:u64 events:u64 (little-endian).
-int count_commit(batch_txn& b) {
-  MDB_val k = lmdb::to_val("counts"), v{};
+result<void> count_commit(batch_txn& b) {
   std::uint64_t commits = 0, events = 0;
-  int rc = mdb_get(b.txn, b.store.dbs.meta, &k, &v);
+  MDB_val v{};
+  int rc = b.txn.get(b.store.dbs.meta, "counts", v);
   if (rc == 0 && v.mv_size == 16) {
     commits = bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data));
     events = bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data) + 8);
   } else if (rc != 0 && rc != MDB_NOTFOUND) {
-    return rc;
+    return lmdb::to_error(rc, "reading the counts");
   }
   char value[16];
   bytes::put_le<std::uint64_t>(value, commits + 1);
   bytes::put_le<std::uint64_t>(value + 8, events + b.events);
-  MDB_val nv{sizeof value, value};
-  return mdb_put(b.txn, b.store.dbs.meta, &k, &nv, 0);
+  if (rc = b.txn.put(b.store.dbs.meta, "counts", std::string_view(value, sizeof value)); rc != 0)
+    return lmdb::to_error(rc, "counting the commit");
+  return {};
 }
 
-result<std::uint64_t> last_key(MDB_txn* txn, MDB_dbi dbi) {
-  auto c = lmdb::cursor::open(txn, dbi);
-  if (!c) return std::move(c).err();
+result<std::uint64_t> last_key(write_txn& t, MDB_dbi dbi) {
+  MDB_cursor* c = nullptr;
+  if (int rc = t.cursor_open(dbi, c); rc != 0) return lmdb::to_error(rc, "mdb_cursor_open");
   MDB_val k{}, v{};
-  auto found = c->get(k, v, MDB_LAST);
-  if (!found) return std::move(found).err();
-  if (!*found) return std::uint64_t{0};
+  const int rc = t.cursor_get(c, k, v, MDB_LAST);
+  mdb_cursor_close(c);
+  if (rc == MDB_NOTFOUND) return std::uint64_t{0};
+  if (rc != 0) return lmdb::to_error(rc, "mdb_cursor_get");
   if (k.mv_size != 8) return error{errc::corruption, "integer key of the wrong size"};
   return bytes::get_native_u64(lmdb::to_view(k));
 }
 
 }  // namespace
-
-namespace {
-
-/// Whether the filesystem of `dir` has (almost) no space left.
-bool disk_full(const std::filesystem::path& dir) {
-  struct statvfs st {};
-  if (::statvfs(dir.c_str(), &st) != 0) return false;
-  return std::uint64_t{st.f_bavail} * st.f_frsize < (std::uint64_t{1} << 20);
-}
-
-}  // namespace
-
-result<std::optional<lmdb::txn>> store_impl::begin_write() {
-  if (failed)
-    return error{errc::failed_state, "the store stopped taking writes after an I/O failure (" +
-                                         failure + "); reopen it to recover what was committed"};
-  MDB_txn* raw = nullptr;
-  if (int rc = mdb_txn_begin(env.get(), nullptr, 0, &raw); rc != 0) {
-    if (rc != MDB_MAP_RESIZED) return lmdb::to_error(rc, "beginning a write transaction");
-    auto adopted = adopt_map_size();  // another process grew the map
-    if (!adopted) return std::move(adopted).err();
-    return std::optional<lmdb::txn>{};
-  }
-  lmdb::txn t(raw);
-  const std::uint64_t txn_id = mdb_txn_id(t.get());
-  if (txn_id != cache.expected_txn_id || cache.heads.size() > max_cached_streams) cache.clear();
-  return std::optional<lmdb::txn>{std::move(t)};
-}
-
-result<bool> store_impl::commit_write(lmdb::txn& t) {
-  const std::uint64_t txn_id = mdb_txn_id(t.get());
-  int rc = 0;
-  if (injected_commit_failure != 0) {
-    rc = std::exchange(injected_commit_failure, 0);
-    t.abort();
-  } else {
-    rc = t.commit();
-  }
-  if (rc == 0) {
-    cache.expected_txn_id = txn_id + 1;
-    return true;
-  }
-  cache.clear();
-  cache.expected_txn_id = 0;
-  if (rc == MDB_MAP_FULL) {
-    auto grown = grow_map();
-    if (!grown) return std::move(grown).err();
-    return false;
-  }
-  error err = lmdb::to_error(rc, "committing");
-  // LMDB reports a write cut short by a full disk as EIO: a commit that
-  // failed while the filesystem has no room left is storage_full, and the
-  // store stays usable (nothing of the transaction became visible).
-  if (rc == EIO && disk_full(opts.directory))
-    err = error{errc::storage_full,
-                "the disk holding " + opts.directory.string() + " is full; free space and retry"};
-  if (err.code() != errc::storage_full) {
-    failed = true;
-    failure = err.message();
-  }
-  return err;
-}
 
 result<std::vector<write_outcome>> store_impl::write(std::span<const write_request> batch,
                                                      write_timing* timing) {
@@ -649,239 +662,77 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
 result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref> batch,
                                                      write_timing* timing) {
   using steady = std::chrono::steady_clock;
-  auto elapsed_ns = [](steady::time_point since) {
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - since).count());
-  };
   std::lock_guard<std::mutex> lock(write_mutex);
-  for (;;) {
-    const auto started = steady::now();
-    // Declared before the transaction so that it is released after it ends.
-    std::unique_lock<std::mutex> dbi_lock(dbi_mutex, std::defer_lock);
-    auto begun = begin_write();
-    if (!begun) return std::move(begun).err();
-    if (!*begun) continue;
-    lmdb::txn& t = **begun;
-    const std::uint64_t txn_id = mdb_txn_id(t.get());
+  // Requests that failed after they began writing, with their errors: the
+  // batch runs again without them.
+  std::vector<std::optional<error>> dropped(batch.size());
+  std::vector<write_outcome> outcomes;
+  std::optional<batch_txn> b;
 
-    batch_txn b{*this, t.get(), dbi_lock};
+  auto run = [&](write_txn& t) -> result<txn_decision> {
+    const auto started = steady::now();
+    b.emplace(*this, t);
     if (cache.next_position == 0) {
-      auto last = last_key(b.txn, dbs.events);
+      auto last = last_key(t, dbs.events);
       if (!last) return std::move(last).err();
       cache.next_position = *last + 1;
     }
     if (cache.next_stream_id == 0) {
-      auto last = last_key(b.txn, dbs.stream_ids);
+      auto last = last_key(t, dbs.stream_ids);
       if (!last) return std::move(last).err();
       cache.next_stream_id = *last + 1;
     }
-    b.next_position = cache.next_position;
-    b.next_stream_id = cache.next_stream_id;
-
-    std::vector<write_outcome> outcomes;
+    b->next_position = cache.next_position;
+    b->next_stream_id = cache.next_stream_id;
+    outcomes.clear();
     outcomes.reserve(batch.size());
-    for (const request_ref& req : batch) {
-      outcomes.push_back(apply_request(b, req));
-      if (b.fatal_rc != 0 || b.fatal) break;
-    }
-    for (const auto& [id, h] : b.touched) {
-      if (b.fatal_rc != 0) break;
-      const std::string value = encode_head(h.info);
-      bytes::u64_key key(id);
-      MDB_val k = lmdb::to_val(key.view()), v = lmdb::to_val(value);
-      b.fatal_rc = mdb_put(b.txn, dbs.stream_heads, &k, &v, 0);
-    }
-    if (b.fatal_rc == MDB_MAP_FULL) {
-      t.abort();
-      auto grown = grow_map();
-      if (!grown) return std::move(grown).err();
-      continue;
-    }
-    if (b.fatal_rc != 0) return lmdb::to_error(b.fatal_rc, "writing a batch");
-    if (b.fatal) return std::move(*b.fatal);
-
-    if (!b.wrote) {  // nothing to commit: the next transaction keeps this id
-      t.abort();
-      cache.expected_txn_id = txn_id;
-      return outcomes;
-    }
-    // The store's own count of commits and events, for every process.
-    if (int rc = count_commit(b); rc != 0) {
-      if (rc == MDB_MAP_FULL) {
-        t.abort();
-        auto grown = grow_map();
-        if (!grown) return std::move(grown).err();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (dropped[i]) {
+        outcomes.push_back(*dropped[i]);
         continue;
       }
-      return lmdb::to_error(rc, "counting the commit");
+      write_outcome out = apply_request(*b, batch[i]);
+      if (t.broken()) return txn_decision::rerun;  // transact aborts and says why
+      if (b->poisoned) {
+        dropped[i] = out.err();
+        return txn_decision::rerun;
+      }
+      outcomes.push_back(std::move(out));
     }
-    if (timing) timing->apply_ns = elapsed_ns(started);
-    const auto committing = steady::now();
-    auto committed = commit_write(t);
-    if (timing) timing->commit_ns = elapsed_ns(committing);
-    if (!committed) return std::move(committed).err();
-    if (!*committed) continue;  // the map grew: run the batch again
-    cache.next_position = b.next_position;
-    cache.next_stream_id = b.next_stream_id;
-    for (auto& [name, id] : b.created)
+    for (const auto& [id, h] : b->touched) {
+      bytes::u64_key key(id);
+      if (t.put(dbs.stream_heads, key.view(), encode_head(h.info)) != 0) return txn_decision::rerun;
+    }
+    if (!b->wrote) return txn_decision::discard;
+    // The store's own count of commits and events, for every process.
+    if (auto counted = count_commit(*b); !counted) return std::move(counted).err();
+    if (timing)
+      timing->apply_ns = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - started).count());
+    return txn_decision::commit;
+  };
+  auto committed = [&] {
+    cache.next_position = b->next_position;
+    cache.next_stream_id = b->next_stream_id;
+    for (auto& [name, id] : b->created)
       cache.names.emplace(name, id);
-    for (auto& [id, h] : b.touched)
+    for (auto& [id, h] : b->touched)
       cache.heads.insert_or_assign(id, std::move(h));
-    for (auto& [name, dbi] : b.new_views)
+    for (auto& [name, dbi] : b->new_views)
       views.emplace(name, dbi);
-    for (auto& [id, k] : b.new_keys)
-      data_keys.put(id, std::move(k));
-    events_written.fetch_add(b.events, std::memory_order_relaxed);
-    return outcomes;
-  }
-}
-
-namespace {
-
-/// Erases the data of every event of a plain stream: each record keeps its
-/// header and type, flagged shredded.
-int erase_stream_data(MDB_txn* txn, const tables& dbs, const stream_info& head,
-                      std::optional<error>& failure) {
-  std::vector<global_position> positions;
-  auto found = stream_positions(txn, dbs, head.id, head.version, head.last_position, 1,
-                                head.version, positions);
-  if (!found) {
-    failure = found.err();
-    return EINVAL;
-  }
-  std::string rewritten;
-  for (global_position pos : positions) {
-    bytes::u64_key key(pos);
-    MDB_val k = lmdb::to_val(key.view()), v{};
-    if (int rc = mdb_get(txn, dbs.events, &k, &v); rc != 0) return rc;
-    auto d = record::decode_record(pos, lmdb::to_view(v));
-    if (!d) {
-      failure = d.err();
-      return EINVAL;
-    }
-    const event_view& e = d->view;
-    rewritten.assign(record::encoded_size(e.type.size(), 0, 0), '\0');
-    record::encode_head(rewritten.data(),
-                        record::header{e.stream_id, e.version, e.previous_position, e.id, e.time},
-                        record::flag_shredded, e.type, 0, 0);
-    MDB_val nv = lmdb::to_val(rewritten);
-    if (int rc = mdb_put(txn, dbs.events, &k, &nv, 0); rc != 0) return rc;
-  }
-  return 0;
-}
-
-}  // namespace
-
-result<void> store_impl::shred(std::string_view stream) {
-  std::lock_guard<std::mutex> lock(write_mutex);
-  for (;;) {
-    auto begun = begin_write();
-    if (!begun) return std::move(begun).err();
-    if (!*begun) continue;
-    lmdb::txn& t = **begun;
-    auto id_value = t.get(dbs.stream_names, stream);
-    if (!id_value) return std::move(id_value).err();
-    if (!*id_value)
-      return error{errc::not_found, "stream '" + std::string(stream) + "' does not exist"};
-    auto id = decode_u64_le(**id_value, "stream id");
-    if (!id) return std::move(id).err();
-    bytes::u64_key key(*id);
-    auto head_value = t.get(dbs.stream_heads, key.view());
-    if (!head_value) return std::move(head_value).err();
-    if (!*head_value)
-      return error{errc::corruption, "stream '" + std::string(stream) + "' has no head"};
-    auto head = decode_head(*id, **head_value);
-    if (!head) return std::move(head).err();
-    if (head->state == stream_state::shredded) return {};
-
-    int rc = 0;
-    std::optional<error> failure;
-    if (master) {  // crypto-shredding: overwrite the wrapped key, then delete it
-      auto wrapped = t.get(dbs.keys, key.view());
-      if (!wrapped) return std::move(wrapped).err();
-      if (*wrapped) {
-        const std::string zeros((*wrapped)->size(), '\0');
-        rc = t.put(dbs.keys, key.view(), zeros);
-        if (rc == 0) {
-          MDB_val k = lmdb::to_val(key.view());
-          rc = mdb_del(t.get(), dbs.keys, &k, nullptr);
-        }
-      }
-    } else {
-      rc = erase_stream_data(t.get(), dbs, *head, failure);
-    }
-    if (failure) return std::move(*failure);
-    if (rc == 0) {  // a snapshot holds the stream's data in clear: it goes too
-      MDB_val k = lmdb::to_val(key.view());
-      rc = mdb_del(t.get(), dbs.snapshots, &k, nullptr);
-      if (rc == MDB_NOTFOUND) rc = 0;
-    }
-    if (rc == 0) {
-      head->state = stream_state::shredded;
-      rc = t.put(dbs.stream_heads, key.view(), encode_head(*head));
-    }
-    if (rc == MDB_MAP_FULL) {
-      t.abort();
-      auto grown = grow_map();
-      if (!grown) return std::move(grown).err();
-      continue;
-    }
-    if (rc != 0) return lmdb::to_error(rc, "shredding stream '" + std::string(stream) + "'");
-    auto committed = commit_write(t);
-    if (!committed) return std::move(committed).err();
-    if (!*committed) continue;
-    if (auto c = cache.heads.find(*id); c != cache.heads.end())
-      c->second.info.state = stream_state::shredded;
-    data_keys.erase(*id);
-    writer_sealer.forget(*id);
-    return {};
-  }
-}
-
-result<void> store_impl::rotate(crypto::key_bytes new_key) {
-  if (!master) return error{errc::invalid_argument, "the store is not encrypted"};
-  std::lock_guard<std::mutex> lock(write_mutex);
-  auto next = std::make_unique<crypto::master_key>(std::move(new_key));
-  for (;;) {
-    auto begun = begin_write();
-    if (!begun) return std::move(begun).err();
-    if (!*begun) continue;
-    lmdb::txn& t = **begun;
-    int rc = 0;
-    {
-      auto c = lmdb::cursor::open(t.get(), dbs.keys);
-      if (!c) return std::move(c).err();
-      MDB_val k{}, v{};
-      auto found = c->get(k, v, MDB_FIRST);
-      while (found && *found) {
-        auto key = master->unwrap(lmdb::to_view(v));
-        if (!key) return std::move(key).err();
-        auto wrapped = next->wrap(*key);
-        if (!wrapped) return std::move(wrapped).err();
-        MDB_val nv = lmdb::to_val(*wrapped);
-        if ((rc = mdb_cursor_put(c->get(), &k, &nv, MDB_CURRENT)) != 0) break;
-        found = c->get(k, v, MDB_NEXT);
-      }
-      if (!found) return std::move(found).err();
-    }
-    if (rc == 0) {
-      auto check = next->make_check();
-      if (!check) return std::move(check).err();
-      rc = t.put(dbs.meta, "key_check", *check);
-    }
-    if (rc == MDB_MAP_FULL) {
-      t.abort();
-      auto grown = grow_map();
-      if (!grown) return std::move(grown).err();
-      continue;
-    }
-    if (rc != 0) return lmdb::to_error(rc, "re-wrapping data keys");
-    auto committed = commit_write(t);
-    if (!committed) return std::move(committed).err();
-    if (!*committed) continue;
-    master = std::move(next);
-    return {};
-  }
+    for (created_key& k : b->new_keys)
+      data_keys.put(k.stream_id, k.wrapped, std::move(k.key));
+    events_written.fetch_add(b->events, std::memory_order_relaxed);
+  };
+  auto aborted = [&] {
+    if (!b) return;
+    // Keys made by a transaction that did not commit are gone for good.
+    for (const created_key& k : b->new_keys)
+      writer_sealer.forget(k.stream_id);
+  };
+  auto done = transact(txn_work{run, committed, aborted}, timing ? &timing->commit_ns : nullptr);
+  if (!done) return std::move(done).err();
+  return outcomes;
 }
 
 }  // namespace varve::detail

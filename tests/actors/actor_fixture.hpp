@@ -47,8 +47,19 @@ struct actor_fixture {
     storage = varve::spawn_storage(sys, store, batching);
   }
   ~actor_fixture() {
-    caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
+    if (storage) caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
+  }
+
+  /// Stops the storage actor and closes the store, so that the test can
+  /// open it again (one handle per store per process).
+  void close_store() {
+    caf::scoped_actor self{sys};
+    caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
+    self->wait_for(storage);
+    storage = nullptr;
+    BOOST_REQUIRE_EQUAL(store.use_count(), 1);
+    store.reset();
   }
 
   varve::read_transaction read() const {

@@ -185,11 +185,14 @@ BOOST_AUTO_TEST_CASE(a_failed_commit_refuses_later_writes_and_keeps_committed_da
                 std::uint64_t{10})
       .receive([](const std::vector<recorded_event>& evs) { BOOST_CHECK_EQUAL(evs.size(), 1u); },
                [&](caf::error& e) { BOOST_FAIL("read: " << f.sys.render(e)); });
-  auto txn = f.read();
-  BOOST_CHECK_EQUAL(txn.head(), 1u);
-  BOOST_CHECK(!txn.stream("lost").value());
+  {
+    auto txn = f.read();
+    BOOST_CHECK_EQUAL(txn.head(), 1u);
+    BOOST_CHECK(!txn.stream("lost").value());
+  }
 
   // Reopening recovers everything committed before the fault.
+  f.close_store();
   auto reopened = event_store::open(f.opts);
   BOOST_REQUIRE(reopened.ok());
   BOOST_CHECK(!(*reopened)->failed());

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "raw_lmdb.hpp"
 #include "temp_dir.hpp"
 
 using namespace varve;
@@ -307,4 +308,39 @@ BOOST_FIXTURE_TEST_CASE(a_cursor_update_with_a_stale_expected_position_fails_its
   BOOST_REQUIRE(cur.ok() && *cur);
   BOOST_CHECK_EQUAL((*cur)->position, 20u);
   BOOST_CHECK_EQUAL((*cur)->state, "{}");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_request_that_fails_after_writing_leaves_no_trace, store_fixture) {
+  // "damaged" has 63 events; the 64th fills a stream-index chunk, which makes
+  // the writer walk the stream back from its head. A damaged record on that
+  // walk fails the request after its event went into the log: the request
+  // must fail whole, and the other request of the batch commit alone.
+  append("damaged", expected_version::any(), make_events(63, "d"));
+  append("other", expected_version::any(), make_events(1, "o"));
+  store.reset();
+  {
+    varve_test::raw_env raw(opts.directory);
+    auto record = raw.get_event(10);
+    BOOST_REQUIRE(record);
+    (*record)[0] = static_cast<char>(99);  // an unknown record format
+    raw.put_event(10, *record);
+  }
+  store = varve_test::open_store(opts);  // a fresh handle: no cached chunk
+  std::vector<write_request> batch(2);
+  batch[0].appends.push_back({"damaged", expected_version::exact(63), make_events(1, "lost")});
+  batch[1].appends.push_back({"other", expected_version::exact(1), make_events(2, "kept")});
+  auto out = store->write(batch);
+  BOOST_REQUIRE_MESSAGE(out.ok(), varve_test::describe(out));
+  VARVE_CHECK_ERRC((*out)[0], errc::corruption);
+  VARVE_REQUIRE_OK((*out)[1]);
+  BOOST_CHECK_EQUAL((*out)[1]->front().first_position, 65u);  // no position burnt by the failed one
+  BOOST_CHECK_EQUAL(head(), 66u);
+  BOOST_CHECK_EQUAL(version_of("damaged"), 63u);
+  BOOST_CHECK_EQUAL(version_of("other"), 3u);
+  auto tx = read();
+  for (global_position p = 65; p <= 66; ++p) {
+    auto e = tx.event_at(p);
+    VARVE_REQUIRE_OK(e);
+    BOOST_CHECK(e->payload.find("kept") == 0);
+  }
 }

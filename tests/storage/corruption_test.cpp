@@ -5,7 +5,8 @@
 // The damage is done with raw LMDB on the closed store, to the record layout
 // of storage/FORMAT.md (60-byte header: format u8, flags u8, type_len u16,
 // metadata_len u32, payload_len u32, stream_id u64, version u64, previous u64,
-// event id 16 bytes, time i64; then type, metadata, payload).
+// event id 16 bytes, time i64; then type, metadata, payload, and the CRC32C
+// of everything before it XOR the position).
 #define BOOST_TEST_MODULE corruption
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
@@ -48,6 +49,18 @@ void set_le(std::string& bytes, std::size_t at, T v) {
   for (std::size_t i = 0; i < sizeof(T); ++i) {
     bytes.at(at + i) = static_cast<char>((static_cast<std::uint64_t>(v) >> (8 * i)) & 0xff);
   }
+}
+
+std::uint32_t crc32c(global_position position, std::string_view bytes) {
+  return varve_test::record_checksum(position, bytes);
+}
+
+/// `bytes` with its last 4 bytes replaced by the checksum of the rest: a
+/// change that a checksum alone would not catch.
+std::string with_checksum(global_position position, std::string bytes) {
+  set_le<std::uint32_t>(bytes, bytes.size() - 4,
+                        crc32c(position, std::string_view(bytes).substr(0, bytes.size() - 4)));
+  return bytes;
 }
 
 constexpr global_position damaged = 7;  // stream "s", version 4
@@ -176,7 +189,11 @@ BOOST_AUTO_TEST_CASE(layout_matches_the_documented_record_format) {
   const std::string bytes = record(damaged);
   const auto& e = originals[damaged - 1];
   BOOST_REQUIRE_EQUAL(bytes.size(),
-                      header_size + e.type.size() + e.metadata.size() + e.payload.size());
+                      header_size + e.type.size() + e.metadata.size() + e.payload.size() + 4);
+  BOOST_TEST(bytes[0] == 2);  // format 2
+  BOOST_TEST(bytes[1] == 0);  // plain
+  BOOST_TEST(get_le<std::uint32_t>(bytes, bytes.size() - 4) ==
+             crc32c(damaged, std::string_view(bytes).substr(0, bytes.size() - 4)));
   BOOST_TEST(get_le<std::uint16_t>(bytes, type_len_at) == e.type.size());
   BOOST_TEST(get_le<std::uint32_t>(bytes, metadata_len_at) == e.metadata.size());
   BOOST_TEST(get_le<std::uint32_t>(bytes, payload_len_at) == e.payload.size());
@@ -252,14 +269,76 @@ BOOST_AUTO_TEST_CASE(record_with_an_impossible_length_reads_as_corruption) {
 BOOST_AUTO_TEST_CASE(record_with_an_unknown_format_or_impossible_link_reads_as_corruption) {
   const std::string bytes = record(damaged);
   std::string unknown_format = bytes;
-  unknown_format[0] = 2;
-  expect_corruption("format byte 2", unknown_format);
+  unknown_format[0] = 3;
+  expect_corruption("format byte 3", with_checksum(damaged, unknown_format));
   std::string self_link = bytes;
   set_le<std::uint64_t>(self_link, previous_at, damaged);
-  expect_corruption("previous == own position", self_link);
+  expect_corruption("previous == own position", with_checksum(damaged, self_link));
   std::string forward_link = bytes;
   set_le<std::uint64_t>(forward_link, previous_at, damaged + 4);
-  expect_corruption("previous after own position", forward_link);
+  expect_corruption("previous after own position", with_checksum(damaged, forward_link));
+}
+
+BOOST_AUTO_TEST_CASE(a_changed_byte_anywhere_in_a_record_fails_its_checksum) {
+  // LMDB keeps no checksums: without the record's own, a flipped payload
+  // byte would read back as valid data.
+  const std::string bytes = record(damaged);
+  for (std::size_t at : {std::size_t{0} + 1, std::size_t{40}, std::size_t{52}, header_size,
+                         header_size + 12, bytes.size() / 2, bytes.size() - 5, bytes.size() - 1}) {
+    std::string changed = bytes;
+    changed[at] = static_cast<char>(changed[at] ^ 0x04);
+    expect_corruption("byte " + std::to_string(at) + " flipped", changed);
+  }
+  // The same record moved to another position fails too: the position is
+  // covered.
+  expect_corruption("record of position 9 stored at 7", record(9));
+}
+
+BOOST_AUTO_TEST_CASE(verify_reports_a_changed_byte_even_when_reads_skip_checksums) {
+  std::string changed = record(damaged);
+  changed[header_size + 20] = static_cast<char>(changed[header_size + 20] ^ 0x01);
+  overwrite(damaged, changed);
+  options unchecked = opts;
+  unchecked.verify_checksums = false;
+  auto store = open_store(unchecked);
+  auto e = store->read_log(damaged, direction::forward, 1);
+  VARVE_REQUIRE_OK(e);  // reads that skip the check hand the bytes out...
+  BOOST_TEST(e->at(0).payload != originals[damaged - 1].payload);
+  auto report = store->verify();  // ...verify does not
+  VARVE_REQUIRE_OK(report);
+  BOOST_TEST(report->faults_total == 1u);
+  BOOST_TEST_MESSAGE(report->faults.at(0));
+  BOOST_TEST(report->faults.at(0).find("checksum") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(records_of_format_1_still_read) {
+  // A store written before checksums: format byte 1, no checksum, and
+  // format_version 1 in meta, which opening upgrades.
+  for (global_position p = 1; p <= events_in_store; ++p) {
+    std::string v1 = record(p);
+    v1.resize(v1.size() - 4);
+    v1[0] = 1;
+    overwrite(p, v1);
+  }
+  {
+    varve_test::raw_env env(opts.directory);
+    env.put("meta", "format_version", varve_test::le32(1));
+  }
+  auto store = open_store(opts);
+  auto log = store->read_log();
+  VARVE_REQUIRE_OK(log);
+  BOOST_REQUIRE_EQUAL(log->size(), events_in_store);
+  BOOST_TEST((*log)[damaged - 1].payload == originals[damaged - 1].payload);
+  auto report = store->verify();
+  VARVE_REQUIRE_OK(report);
+  BOOST_TEST(report->faults_total == 0u);
+  // New events are written in format 2, after the old ones.
+  auto next = store->append("s", expected_version::any(), {{make_event("after", "x")}});
+  VARVE_REQUIRE_OK(next);
+  store.reset();
+  varve_test::raw_env env(opts.directory);
+  BOOST_TEST(env.get_event(events_in_store + 1)->at(0) == 2);
+  BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(2));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

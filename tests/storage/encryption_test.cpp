@@ -10,6 +10,8 @@
 
 #include <lmdb.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -107,6 +109,23 @@ void put_wrapped_key(const std::filesystem::path& dir, std::uint64_t id, std::st
   BOOST_REQUIRE_EQUAL(mdb_put(txn, dbi, &k, &v, 0), 0);
   BOOST_REQUIRE_EQUAL(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
+}
+
+/// Runs `work` in a child process (fork): what another process does to the
+/// store while this one keeps it open. Returns whether `work` returned true.
+bool in_another_process(const std::function<bool()>& work) {
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) ::_exit(work() ? 0 : 1);
+  int status = 0;
+  BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/// Bytes of `s` with the u32 at `at` set to `v` (little-endian).
+void put_le32(std::string& s, std::size_t at, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    s[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
 void write_key_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
@@ -292,7 +311,7 @@ BOOST_AUTO_TEST_CASE(rotating_the_master_key_retires_the_old_one) {
   BOOST_CHECK_EQUAL((*a)[0].payload, std::string(marker) + "-payload-0");
 }
 
-BOOST_AUTO_TEST_CASE(nonces_count_up_per_seal_and_a_retried_version_gets_a_new_one) {
+BOOST_AUTO_TEST_CASE(nonces_are_a_handle_prefix_and_a_counter_and_a_retry_gets_a_new_one) {
   append_marked(*store, "s", 1);
   // The commit of version 2 fails after its event was sealed; the retry
   // seals version 2 again and must not reuse that nonce.
@@ -302,21 +321,30 @@ BOOST_AUTO_TEST_CASE(nonces_count_up_per_seal_and_a_retried_version_gets_a_new_o
   BOOST_CHECK_EQUAL(failed.err().code(), errc::storage_full);
   append_marked(*store, "s", 2);
   append_marked(*store, "t", 1);  // another key: the sealer's counter goes on
+  // A second handle (a restart, another process, a restored copy) draws a
+  // prefix of its own.
+  store = reopen(key_of(1)).value();
+  append_marked(*store, "s", 1);
   store.reset();
   varve_test::raw_env raw(dir / "store");
   std::set<std::string> nonces;
-  std::uint64_t counters[5] = {};
-  for (std::uint64_t p = 1; p <= 4; ++p) {
+  std::uint64_t prefixes[6] = {}, counters[6] = {};
+  for (std::uint64_t p = 1; p <= 5; ++p) {
     const std::string n = nonce_at(raw, p);
     nonces.insert(n);
-    BOOST_CHECK_EQUAL(le_at(n, 0, 8), p <= 3 ? p : 1);  // the version comes first
+    prefixes[p] = le_at(n, 0, 8);
     counters[p] = le_at(n, 8, 4);
   }
-  BOOST_CHECK_EQUAL(nonces.size(), 4u);
+  BOOST_CHECK_EQUAL(nonces.size(), 5u);
+  for (std::uint64_t p = 2; p <= 4; ++p)
+    BOOST_CHECK_EQUAL(prefixes[p], prefixes[1]);  // one handle, one prefix
+  BOOST_CHECK_NE(prefixes[5], prefixes[1]);
   // version 1, (version 2 lost), version 2, version 3, then stream t.
-  BOOST_CHECK_EQUAL(counters[2], (counters[1] + 2) & 0xffffffffu);
-  BOOST_CHECK_EQUAL(counters[3], (counters[1] + 3) & 0xffffffffu);
-  BOOST_CHECK_EQUAL(counters[4], (counters[1] + 4) & 0xffffffffu);
+  BOOST_CHECK_EQUAL(counters[1], 0u);
+  BOOST_CHECK_EQUAL(counters[2], 2u);
+  BOOST_CHECK_EQUAL(counters[3], 3u);
+  BOOST_CHECK_EQUAL(counters[4], 4u);
+  BOOST_CHECK_EQUAL(counters[5], 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_record_sealed_with_a_random_nonce_still_opens) {
@@ -405,13 +433,11 @@ BOOST_AUTO_TEST_CASE(sealed_bodies_are_standard_aes_256_gcm) {
     auto record = raw.get_event(e.position);
     BOOST_REQUIRE(record);
     const std::string sealed = record->substr(60 + 5);  // header, "noted"
-    std::string ad(40, '\0');
-    for (int b = 0; b < 8; ++b) {
-      ad[b] = static_cast<char>((std::uint64_t{1} >> (8 * b)) & 0xff);  // stream id 1
-      ad[8 + b] = static_cast<char>((e.version >> (8 * b)) & 0xff);
-      ad[16 + b] = static_cast<char>((e.position >> (8 * b)) & 0xff);
-    }
-    ad.replace(24, 16, reinterpret_cast<const char*>(e.id.bytes.data()), 16);
+    // FORMAT.md: AD = position:u64 LE || the 60 header bytes || type.
+    std::string ad(8, '\0');
+    for (int b = 0; b < 8; ++b)
+      ad[b] = static_cast<char>((e.position >> (8 * b)) & 0xff);
+    ad += record->substr(0, 60);
     ad += e.type;
     auto gcm = Botan::AEAD_Mode::create_or_throw("AES-256/GCM", Botan::DECRYPTION);
     gcm->set_key(data_key);
@@ -425,7 +451,7 @@ BOOST_AUTO_TEST_CASE(sealed_bodies_are_standard_aes_256_gcm) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-BOOST_AUTO_TEST_CASE(a_plain_store_opens_with_or_without_a_key) {
+BOOST_AUTO_TEST_CASE(a_key_given_to_a_plain_store_is_refused) {
   temp_dir dir;
   auto o = varve_test::test_options(dir / "store");
   BOOST_REQUIRE(varve_test::open_store(o)
@@ -433,10 +459,14 @@ BOOST_AUTO_TEST_CASE(a_plain_store_opens_with_or_without_a_key) {
                     .ok());
   o.master_key = key_of(3);
   auto with_key = event_store::open(o);
-  BOOST_REQUIRE(with_key.ok());
-  BOOST_CHECK(!(*with_key)->encrypted());
-  BOOST_CHECK_EQUAL((*with_key)->read_stream("s")->front().payload, "p");
-  auto rotate = (*with_key)->rotate_master_key(key_of(4));
+  VARVE_REQUIRE_ERRC(with_key, errc::invalid_argument);
+  BOOST_TEST_MESSAGE(with_key.err().message());
+  BOOST_CHECK(with_key.err().message().find("not encrypted") != std::string::npos);
+  o.master_key.reset();
+  auto without = varve_test::open_store(o);
+  BOOST_CHECK(!without->encrypted());
+  BOOST_CHECK_EQUAL(without->read_stream("s")->front().payload, "p");
+  auto rotate = without->rotate_master_key(key_of(4));
   BOOST_CHECK(!rotate.ok() && rotate.err().code() == errc::invalid_argument);
 }
 
@@ -492,3 +522,227 @@ BOOST_AUTO_TEST_CASE(key_files_must_be_private_and_well_formed) {
   auto both = event_store::open(o);
   BOOST_CHECK(!both.ok() && both.err().code() == errc::invalid_argument);
 }
+
+BOOST_AUTO_TEST_CASE(streams_created_by_a_batch_that_grew_the_map_read_back) {
+  // A 1 MiB map fills while batches create streams: the transaction that
+  // hits the limit is aborted, the map grows and the batch runs again with
+  // fresh data keys. Every acknowledged event must open afterwards.
+  temp_dir small_dir;
+  options o = varve_test::test_options(small_dir / "store");
+  o.map_size = std::uint64_t{1} << 20;
+  o.master_key = key_of(7);
+  auto small = varve_test::open_store(o);
+  const std::string payload(3000, 'p');
+  for (int s = 0; s < 40; ++s) {
+    std::vector<new_event> events;
+    for (int i = 0; i < 20; ++i)
+      events.push_back(make_event("filled", payload + std::to_string(i)));
+    auto r = small->append("grown-" + std::to_string(s), expected_version::no_stream(), events);
+    BOOST_REQUIRE_MESSAGE(r.ok(), varve_test::describe(r));
+  }
+  auto check_all = [&](event_store& st) {
+    for (int s = 0; s < 40; ++s) {
+      auto events = st.read_stream("grown-" + std::to_string(s));
+      BOOST_REQUIRE_MESSAGE(events.ok(), "grown-" << s << ": " << varve_test::describe(events));
+      BOOST_REQUIRE_EQUAL(events->size(), 20u);
+      BOOST_CHECK_EQUAL((*events)[19].payload, payload + "19");
+    }
+    auto report = st.verify();
+    BOOST_REQUIRE(report.ok());
+    BOOST_CHECK_EQUAL(report->faults_total, 0u);
+  };
+  check_all(*small);
+  small.reset();
+  auto reopened = varve_test::open_store(o);
+  check_all(*reopened);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_with_any_encryption_marker_is_encrypted) {
+  // Without its key check, or without both the key check and the cipher
+  // name, a store that holds data keys is still encrypted: it never opens
+  // as a plain store that would append in clear.
+  temp_dir d;
+  options o = varve_test::test_options(d / "store");
+  o.master_key = key_of(5);
+  append_marked(*varve_test::open_store(o), "secret", 2);
+  {
+    varve_test::raw_env raw(o.directory);
+    MDB_txn* txn = nullptr;
+    BOOST_REQUIRE_EQUAL(mdb_txn_begin(raw.get(), nullptr, 0, &txn), 0);
+    MDB_dbi meta = 0;
+    BOOST_REQUIRE_EQUAL(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    for (const char* name : {"key_check", "cipher"}) {
+      MDB_val k{std::strlen(name), const_cast<char*>(name)};
+      BOOST_REQUIRE_EQUAL(mdb_del(txn, meta, &k, nullptr), 0);
+    }
+    BOOST_REQUIRE_EQUAL(mdb_txn_commit(txn), 0);
+  }
+  options no_key = o;
+  no_key.master_key.reset();
+  auto plain = event_store::open(no_key);
+  VARVE_REQUIRE_ERRC(plain, errc::auth_failed);
+  options wrong = o;
+  wrong.master_key = key_of(6);
+  VARVE_CHECK_ERRC(event_store::open(wrong), errc::auth_failed);  // the data keys tell
+  auto store = varve_test::open_store(o);
+  BOOST_CHECK(store->encrypted());
+  append_marked(*store, "secret", 1);
+  append_marked(*store, "new", 1);
+  auto events = store->read_stream("secret");
+  VARVE_REQUIRE_OK(events);
+  BOOST_CHECK_EQUAL(events->size(), 3u);
+  store.reset();
+  std::ifstream in(d / "store" / "data.mdb", std::ios::binary);
+  const std::string file{std::istreambuf_iterator<char>(in), {}};
+  BOOST_CHECK(file.find(marker) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_plain_handle_never_appends_in_clear_to_a_stream_with_a_key) {
+  // Another process gives stream 1 of a plain store a data key after this
+  // handle opened it (as an older build could): this handle must not add
+  // unsealed records to that stream.
+  temp_dir d;
+  options o = varve_test::test_options(d / "store");
+  auto store = varve_test::open_store(o);
+  append_marked(*store, "s", 1);
+  BOOST_REQUIRE(in_another_process([&] {
+    MDB_env* env = nullptr;
+    if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 32) ||
+        mdb_env_open(env, o.directory.c_str(), 0, 0600))
+      return false;
+    MDB_txn* txn = nullptr;
+    MDB_dbi keys = 0;
+    std::uint64_t id = 1;
+    std::string wrapped(40, 'k');
+    MDB_val k{sizeof id, &id}, v{wrapped.size(), wrapped.data()};
+    bool ok = mdb_txn_begin(env, nullptr, 0, &txn) == 0 &&
+              mdb_dbi_open(txn, "keys", MDB_INTEGERKEY, &keys) == 0 &&
+              mdb_put(txn, keys, &k, &v, 0) == 0 && mdb_txn_commit(txn) == 0;
+    mdb_env_close(env);
+    return ok;
+  }));
+  auto r = store->append("s", expected_version::any(), {{make_event("noted", "in clear")}});
+  VARVE_REQUIRE_ERRC(r, errc::corruption);
+  BOOST_TEST_MESSAGE(r.err().message());
+  BOOST_CHECK_EQUAL(store->read()->head(), 1u);
+}
+
+BOOST_FIXTURE_TEST_SUITE(encrypted, encrypted_fixture)
+
+BOOST_AUTO_TEST_CASE(an_unsealed_record_in_an_encrypted_store_does_not_authenticate) {
+  append_marked(*store, "s", 3);
+  store.reset();
+  {
+    // Clear the sealed flag and put chosen bytes in place of the sealed
+    // body, with a correct checksum: a forgery by someone without the key.
+    varve_test::raw_env raw(dir / "store");
+    std::string rec = *raw.get_event(2);
+    const std::string forged = "forged-payload";
+    std::string plain = rec.substr(0, 60 + 5);
+    plain[1] = 0;
+    put_le32(plain, 4, 0);
+    put_le32(plain, 8, static_cast<std::uint32_t>(forged.size()));
+    plain += forged;
+    std::string sum(4, '\0');
+    put_le32(sum, 0, varve_test::record_checksum(2, plain));
+    plain += sum;
+    raw.put_event(2, plain);
+  }
+  auto reopened = reopen(key_of(1));
+  VARVE_REQUIRE_OK(reopened);
+  auto tx = (*reopened)->read();
+  VARVE_REQUIRE_OK(tx);
+  auto e = tx->event_at(2);
+  VARVE_REQUIRE_ERRC(e, errc::auth_failed);
+  VARVE_CHECK_ERRC((*reopened)->read_stream("s"), errc::auth_failed);
+  auto report = (*reopened)->verify();
+  VARVE_REQUIRE_OK(report);
+  BOOST_CHECK_EQUAL(report->faults_total, 1u);
+  BOOST_TEST_MESSAGE(report->faults.at(0));
+}
+
+BOOST_AUTO_TEST_CASE(every_header_field_is_bound_into_the_associated_data) {
+  std::vector<new_event> events = {make_event("noted", "payload-bytes", "metadata-bytes")};
+  BOOST_REQUIRE(store->append("s", expected_version::no_stream(), events).ok());
+  store.reset();
+  std::string original;
+  {
+    varve_test::raw_env raw(dir / "store");
+    original = *raw.get_event(1);
+  }
+  auto try_change = [&](const std::string& what, std::string changed) {
+    BOOST_TEST_CONTEXT(what) {
+      {
+        varve_test::raw_env raw(dir / "store");
+        raw.put_event(1, changed);
+      }
+      auto st = reopen(key_of(1));
+      VARVE_REQUIRE_OK(st);
+      VARVE_CHECK_ERRC((*st)->read_stream("s"), errc::auth_failed);
+      auto report = (*st)->verify();
+      VARVE_REQUIRE_OK(report);
+      BOOST_CHECK_EQUAL(report->faults_total, 1u);
+      st->reset();
+      varve_test::raw_env raw(dir / "store");
+      raw.put_event(1, original);
+    }
+  };
+  std::string moved = original;  // 5 bytes of metadata become payload
+  put_le32(moved, 4, 14 - 5);
+  put_le32(moved, 8, 13 + 5);
+  try_change("metadata length", moved);
+  std::string later = original;
+  later[52] = static_cast<char>(later[52] ^ 1);  // time_us, lowest byte
+  try_change("time", later);
+  std::string event_id = original;
+  event_id[40] = static_cast<char>(event_id[40] ^ 1);
+  try_change("event id", event_id);
+  auto back = reopen(key_of(1));
+  VARVE_REQUIRE_OK(back);
+  VARVE_CHECK_OK((*back)->read_stream("s"));  // the original still opens
+}
+
+BOOST_AUTO_TEST_CASE(a_shred_by_another_process_is_seen_by_a_running_reader) {
+  append_marked(*store, "customer", 2);
+  {
+    auto before = store->read_stream("customer");  // the key is now cached here
+    VARVE_REQUIRE_OK(before);
+    BOOST_CHECK(!before->front().shredded);
+  }
+  BOOST_REQUIRE(in_another_process([&] {
+    auto other = event_store::open(opts);
+    return other.ok() && (*other)->shred("customer").ok();
+  }));
+  auto after = store->read_stream("customer");
+  VARVE_REQUIRE_OK(after);
+  for (const auto& e : *after) {
+    BOOST_CHECK(e.shredded);
+    BOOST_CHECK(e.payload.empty());
+  }
+  auto again = store->append("customer", expected_version::any(), {{make_event("noted", "x")}});
+  VARVE_CHECK_ERRC(again, errc::shredded);
+}
+
+BOOST_AUTO_TEST_CASE(a_key_rotated_by_another_process_stops_new_streams_here) {
+  append_marked(*store, "old", 1);
+  BOOST_REQUIRE(in_another_process([&] {
+    auto other = event_store::open(opts);
+    return other.ok() && (*other)->rotate_master_key(key_of(9)).ok();
+  }));
+  // This handle still holds key_of(1): a data key it wrapped now would not
+  // unwrap under the store's new master key.
+  auto r = store->append("new-stream", expected_version::no_stream(), {{make_event("noted", "x")}});
+  VARVE_REQUIRE_ERRC(r, errc::auth_failed);
+  BOOST_TEST_MESSAGE(r.err().message());
+  BOOST_CHECK(r.err().message().find("another process") != std::string::npos);
+  VARVE_CHECK_ERRC(store->rotate_master_key(key_of(10)), errc::auth_failed);
+  auto rotated = reopen(key_of(9));
+  VARVE_REQUIRE_OK(rotated);
+  BOOST_CHECK((*rotated)->read_stream("old").ok());
+  auto report = (*rotated)->verify();
+  VARVE_REQUIRE_OK(report);
+  BOOST_CHECK_EQUAL(report->faults_total, 0u);
+  BOOST_CHECK(!(*rotated)->read()->stream("new-stream").value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -168,7 +168,7 @@ BOOST_AUTO_TEST_CASE(newer_format_version_is_refused_and_the_data_left_untouched
     varve_test::raw_env env(path);
     const auto version = env.get("meta", "format_version");
     BOOST_REQUIRE_MESSAGE(version.has_value(), "meta has format_version");
-    BOOST_TEST(*version == varve_test::le32(1), "format_version is u32 LE 1");
+    BOOST_TEST(*version == varve_test::le32(2), "format_version is u32 LE 2");
     env.put("meta", "format_version", varve_test::le32(99));
   }
   const auto data_before = slurp(path / "data.mdb");
@@ -183,7 +183,7 @@ BOOST_AUTO_TEST_CASE(newer_format_version_is_refused_and_the_data_left_untouched
     varve_test::raw_env env(path);
     BOOST_TEST(env.get("meta", "format_version").value_or("") == varve_test::le32(99));
     BOOST_TEST(env.entries("events", MDB_INTEGERKEY) == 3u);
-    env.put("meta", "format_version", varve_test::le32(1));
+    env.put("meta", "format_version", varve_test::le32(2));
   }
 
   // Put back, the store opens with everything in it.
@@ -259,3 +259,24 @@ BOOST_AUTO_TEST_CASE(mdb_stat_lists_the_named_databases) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(a_second_handle_on_a_store_in_one_process_is_refused) {
+  // LMDB allows one environment per file per process: a second one would
+  // drop the first one's locks when it closes.
+  varve_test::temp_dir dir;
+  const auto o = test_options(dir / "store");
+  auto first = open_store(o);
+  BOOST_REQUIRE(first->append("s", expected_version::any(), {{varve_test::make_event("e")}}).ok());
+  auto second = event_store::open(o);
+  VARVE_REQUIRE_ERRC(second, errc::busy);
+  BOOST_TEST_MESSAGE(second.err().message());
+  BOOST_CHECK(second.err().message().find("already open in this process") != std::string::npos);
+  // The same directory under another name is the same store.
+  std::filesystem::create_directory_symlink(o.directory, dir / "alias");
+  VARVE_CHECK_ERRC(event_store::open(test_options(dir / "alias")), errc::busy);
+  BOOST_CHECK(first->append("s", expected_version::exact(1), {{varve_test::make_event("e")}}).ok());
+  first.reset();
+  auto again = event_store::open(o);  // closed: it opens again
+  VARVE_REQUIRE_OK(again);
+  BOOST_CHECK_EQUAL((*again)->read()->head(), 2u);
+}

@@ -6,6 +6,7 @@
 
 #include <lmdb.h>
 
+#include <boost/crc.hpp>
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <filesystem>
@@ -25,6 +26,7 @@ class raw_env {
     check(mdb_env_open(env_, dir.c_str(), 0, 0600), "mdb_env_open");
   }
   ~raw_env() { mdb_env_close(env_); }
+  MDB_env* get() const { return env_; }
   raw_env(const raw_env&) = delete;
   raw_env& operator=(const raw_env&) = delete;
 
@@ -102,6 +104,16 @@ class raw_env {
 
   MDB_env* env_ = nullptr;
 };
+
+/// The checksum of a record stored at `position` over its bytes `covered`
+/// (all but the last 4), as storage/FORMAT.md defines it: CRC32C of
+/// `covered`, XOR the low 32 bits of the position. Computed with Boost.CRC,
+/// an implementation independent of the store's.
+inline std::uint32_t record_checksum(std::uint64_t position, std::string_view covered) {
+  boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
+  crc.process_bytes(covered.data(), covered.size());
+  return crc.checksum() ^ static_cast<std::uint32_t>(position);
+}
 
 /// A u32 as 4 little-endian bytes.
 inline std::string le32(std::uint32_t v) {

@@ -4,6 +4,8 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <thread>
 
@@ -111,6 +113,25 @@ BOOST_AUTO_TEST_CASE(a_backup_taken_while_a_writer_runs_verifies) {
   BOOST_CHECK_LE(report->events, read().head());
   auto again = store->backup(dir / "backup");
   BOOST_CHECK(!again.ok() && again.err().code() == errc::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(a_backup_is_private_whatever_the_umask) {
+  fill(*store);
+  const mode_t before = ::umask(022);
+  auto copied = store->backup(dir / "backups" / "monday");
+  ::umask(before);
+  BOOST_REQUIRE_MESSAGE(copied.ok(), varve_test::describe(copied));
+  struct stat file = {};
+  struct stat directory = {};
+  BOOST_REQUIRE_EQUAL(::stat((dir / "backups" / "monday" / "data.mdb").c_str(), &file), 0);
+  BOOST_REQUIRE_EQUAL(::stat((dir / "backups" / "monday").c_str(), &directory), 0);
+  BOOST_CHECK_EQUAL(file.st_mode & 07777, 0600u);
+  BOOST_CHECK_EQUAL(directory.st_mode & 07777, 0700u);
+  auto copy = varve_test::open_store(varve_test::test_options(dir / "backups" / "monday"));
+  auto report = copy->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_CHECK(report->faults.empty());
+  BOOST_CHECK_EQUAL(report->events, 455u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -36,6 +36,8 @@ struct store_impl;
 struct read_state;
 }  // namespace detail
 
+class fault_injector;
+
 /// Read from the newest end: as `from` in a backward read, the last version or
 /// position.
 inline constexpr std::uint64_t from_end = ~std::uint64_t{0};
@@ -235,6 +237,9 @@ struct verify_report {
   std::uint64_t streams = 0;   ///< streams checked
   std::uint64_t shredded = 0;  ///< events of shredded streams (envelopes only)
   std::uint64_t chunks = 0;    ///< stream-index chunks checked
+  /// Pages of data.mdb checked before the walk (branch, leaf and overflow
+  /// pages of every LMDB tree; see verify).
+  std::uint64_t pages = 0;
   /// Every fault found, in words ("position 17: ..."); empty when the store
   /// is sound. At most 1000 are kept; `faults_total` counts them all.
   std::vector<std::string> faults;
@@ -253,14 +258,40 @@ struct store_stats {
   bool encrypted = false;
 };
 
+/// What event_store::compact did.
+struct compact_report {
+  std::uint64_t bytes_before = 0;  ///< size of data.mdb before
+  std::uint64_t bytes_after = 0;   ///< size of data.mdb after
+  std::uint64_t entries = 0;       ///< entries copied, over every table
+};
+
 class event_store {
  public:
-  /// Opens (or creates) the store in `opts.directory`.
+  /// Opens (or creates) the store in `opts.directory`. One handle per store
+  /// per process: share it between threads.
   /// Errors: invalid_argument (a bad option, a path that is not a directory,
-  /// a directory that cannot be created or written), format_version (the
-  /// store was written by a newer Varve), corruption (not a Varve store, or
-  /// damaged files), io_error.
+  /// a directory that cannot be created or written, a master key given to
+  /// a plain store), auth_failed (an encrypted store without its key, or
+  /// with a wrong one), format_version (the store was written by a newer
+  /// Varve), corruption (not a Varve store, or damaged files: an empty or
+  /// truncated data.mdb), busy (the store is already open in this process,
+  /// or another process is compacting it), io_error.
   static result<std::unique_ptr<event_store>> open(options opts);
+
+  /// Rewrites the closed store in `directory` into a fresh data file and
+  /// swaps it in place of data.mdb. The new file holds the store's entries
+  /// and nothing else: the bytes LMDB leaves behind in free pages and in the
+  /// unused part of pages (the data of shredded streams in a plain store,
+  /// old wrapped keys, deleted snapshots, erased view rows) are not carried
+  /// over, and the file shrinks to what is in use. No key is needed.
+  /// A crash during compaction leaves the old file as the store (the new
+  /// one replaces it with an atomic rename). Needs room for a second copy.
+  /// The old file's blocks go back to the filesystem, which may keep their
+  /// bytes on the device until it reuses them.
+  /// Errors: busy (a handle of this or any other process has the store
+  /// open; then nothing is changed), not_found (no store there),
+  /// corruption, storage_full, io_error.
+  static result<compact_report> compact(const std::filesystem::path& directory);
 
   ~event_store();
   event_store(const event_store&) = delete;
@@ -306,19 +337,27 @@ class event_store {
   result<void> rotate_master_key(const std::array<std::uint8_t, 32>& new_key);
   result<void> rotate_master_key(const std::filesystem::path& new_key_file);
 
-  /// Walks the whole store in one read transaction and checks it: positions
-  /// gapless from 1, every record decodes (and authenticates, encrypted),
-  /// each stream's versions run 1..n with correct links, heads, names and
-  /// ids agree with the log, and every stream-index chunk points at the
-  /// right events. Faults are reported, not returned as errors; the result
-  /// fails only when the store cannot be read at all. `progress`, when
+  /// Walks the whole store in one read transaction and checks it. First the
+  /// pages of data.mdb, read from the file (never through LMDB's map): every
+  /// B-tree of the snapshot is well formed, its pages lie inside the file,
+  /// and none is reached twice; damage there is reported as faults that name
+  /// the page ("page 17 (table 'events'): ..."), and then the store is not
+  /// walked further, since LMDB would fault on such pages. Then the log:
+  /// positions gapless from 1, every record decodes (and authenticates,
+  /// encrypted), each stream's versions run 1..n with correct links, heads,
+  /// names and ids agree with the log, and every stream-index chunk points at
+  /// the right events. Faults are reported, not returned as errors; the
+  /// result fails only when the store cannot be read at all. `progress`, when
   /// given, is called now and then with (events checked, head).
   result<verify_report> verify(
       std::function<void(std::uint64_t done, std::uint64_t total)> progress = {}) const;
 
   /// Writes a consistent, compacted copy of the store into `destination`
-  /// (created; must be empty), while writers go on. The copy opens with the
-  /// same key. Errors: invalid_argument (destination not empty), io_error.
+  /// (created mode 0700 when absent; must be empty), while writers go on.
+  /// The copy's data.mdb is created mode 0600 whatever the umask, and synced
+  /// with its directory before the call returns. The copy opens with the
+  /// same key. Errors: invalid_argument (destination not empty, or cannot be
+  /// created), io_error (then no data.mdb of this call is left behind).
   result<void> backup(const std::filesystem::path& destination) const;
 
   /// Whether the store encrypts what it keeps.
@@ -348,7 +387,7 @@ class event_store {
 
  private:
   explicit event_store(std::unique_ptr<detail::store_impl> impl);
-  friend void testing_fail_next_commit(event_store&, int);
+  friend void testing_inject_faults(event_store&, std::shared_ptr<fault_injector>);
   std::unique_ptr<detail::store_impl> impl_;
 };
 

@@ -1,0 +1,180 @@
+#include "store_files.hpp"
+
+#include "page_check.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace varve::detail {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr auto compaction_wait = std::chrono::seconds(10);
+
+/// The store directories this process has claimed, by device and inode.
+/// A child made by fork(2) starts with none: its parent's handles are not
+/// its own (it must not use them) and it may open the stores itself.
+struct claimed_directories {
+  std::mutex mutex;
+  pid_t owner = 0;
+  std::set<std::pair<dev_t, ino_t>> open;
+
+  std::set<std::pair<dev_t, ino_t>>& of_this_process() {
+    if (owner != ::getpid()) {
+      owner = ::getpid();
+      open.clear();
+    }
+    return open;
+  }
+};
+
+claimed_directories& claimed() {
+  static claimed_directories c;
+  return c;
+}
+
+error os_error(int code, const std::string& what) {
+  return {errc::io_error, what + ": " + std::strerror(code)};
+}
+
+/// Opens the directory and registers it in this process.
+result<void> register_directory(const fs::path& directory, int& fd, dev_t& dev, ino_t& ino) {
+  fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return os_error(errno, "opening " + directory.string());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int code = errno;
+    ::close(fd);
+    return os_error(code, "reading " + directory.string());
+  }
+  dev = st.st_dev;
+  ino = st.st_ino;
+  std::lock_guard<std::mutex> lock(claimed().mutex);
+  if (!claimed().of_this_process().insert({dev, ino}).second) {
+    ::close(fd);
+    return error{errc::busy, "the store in " + directory.string() +
+                                 " is already open in this process: LMDB allows one handle per "
+                                 "process; share that event_store (it is thread-safe)"};
+  }
+  return {};
+}
+
+void unregister(dev_t dev, ino_t ino) {
+  std::lock_guard<std::mutex> lock(claimed().mutex);
+  claimed().of_this_process().erase({dev, ino});
+}
+
+}  // namespace
+
+result<store_claim> store_claim::shared(const fs::path& directory) {
+  int fd = -1;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  if (auto registered = register_directory(directory, fd, dev, ino); !registered)
+    return std::move(registered).err();
+  store_claim claim(fd, dev, ino);
+  const auto deadline = std::chrono::steady_clock::now() + compaction_wait;
+  while (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return os_error(errno, "locking " + directory.string());
+    if (std::chrono::steady_clock::now() >= deadline)
+      return error{errc::busy, "the store in " + directory.string() +
+                                   " is being compacted by another process; try again"};
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return claim;
+}
+
+result<store_claim> store_claim::exclusive(const fs::path& directory) {
+  int fd = -1;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  if (auto registered = register_directory(directory, fd, dev, ino); !registered)
+    return std::move(registered).err();
+  store_claim claim(fd, dev, ino);
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return os_error(errno, "locking " + directory.string());
+    return error{errc::busy, "the store in " + directory.string() +
+                                 " is open in another process: close it everywhere first"};
+  }
+  return claim;
+}
+
+store_claim::store_claim(store_claim&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), dev_(other.dev_), ino_(other.ino_) {}
+
+store_claim::~store_claim() {
+  if (fd_ < 0) return;
+  ::close(fd_);  // releases the flock
+  unregister(dev_, ino_);
+}
+
+result<void> refuse_empty_data_file(const fs::path& directory) {
+  struct stat st {};
+  const fs::path data = directory / "data.mdb";
+  if (::stat(data.c_str(), &st) != 0) return {};  // a new store
+  if (S_ISREG(st.st_mode) && st.st_size == 0)
+    return error{errc::corruption,
+                 data.string() +
+                     " is empty: the store's data is missing. It is not turned into a new "
+                     "store; restore it from a backup, or remove the directory to start anew"};
+  return {};
+}
+
+result<void> check_data_file_size(MDB_env* env, const fs::path& directory) {
+  MDB_envinfo info{};
+  MDB_stat st{};
+  if (int rc = mdb_env_info(env, &info); rc != 0)
+    return error{errc::io_error, std::string("mdb_env_info: ") + mdb_strerror(rc)};
+  if (int rc = mdb_env_stat(env, &st); rc != 0)
+    return error{errc::io_error, std::string("mdb_env_stat: ") + mdb_strerror(rc)};
+  int fd = -1;
+  if (int rc = mdb_env_get_fd(env, &fd); rc != 0)
+    return error{errc::io_error, std::string("mdb_env_get_fd: ") + mdb_strerror(rc)};
+  struct stat file {};
+  if (::fstat(fd, &file) != 0) return os_error(errno, "reading the size of data.mdb");
+  const std::uint64_t needed = (std::uint64_t{info.me_last_pgno} + 1) * st.ms_psize;
+  if (static_cast<std::uint64_t>(file.st_size) >= needed) return {};
+  // Shorter than counted. LMDB leaves that legitimately when the last pages
+  // it allocated were freed in the same transaction (it never writes them),
+  // so the file is truncated only when a page in use lies past its end:
+  // walk the pages of the snapshot a read transaction holds (with pread:
+  // nothing past the end is touched through the map).
+  const fs::path data = directory / "data.mdb";
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    MDB_txn* txn = nullptr;
+    if (int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn); rc != 0)
+      return error{errc::io_error, std::string("mdb_txn_begin: ") + mdb_strerror(rc)};
+    auto pages = check_pages(data, mdb_txn_id(txn));
+    mdb_txn_abort(txn);
+    if (!pages && pages.err().code() == errc::busy) continue;  // a writer moved on: again
+    if (!pages) return std::move(pages).err();
+    if (pages->faults_total == 0) return {};
+    return error{errc::corruption,
+                 data.string() + " is " + std::to_string(file.st_size) +
+                     " bytes, shorter than the " + std::to_string(info.me_last_pgno + 1) +
+                     " pages of " + std::to_string(st.ms_psize) +
+                     " bytes its meta page counts, and pages in use "
+                     "are missing (" +
+                     pages->faults.front() + "): the file was truncated; restore it from a backup"};
+  }
+  return error{errc::busy,
+               "data.mdb is shorter than its meta page counts, and writers kept "
+               "moving on while it was checked; open it again"};
+}
+
+}  // namespace varve::detail

@@ -1,0 +1,58 @@
+// The files of a store as the operating system sees them (private to
+// varve::storage): who may open the store, and whether its data file is
+// whole before LMDB maps it.
+//
+// A store directory is claimed by every handle that opens it:
+//   - in this process, by the directory's device and inode: LMDB allows one
+//     environment per file per process (a second one would release the
+//     first one's locks when it closes), so a second open is refused;
+//   - across processes, by a shared flock(2) on the directory, held as long
+//     as the handle lives. compact() takes it exclusively: it never runs
+//     while a handle is open, and no handle opens while it runs.
+#pragma once
+
+#include <lmdb.h>
+#include <sys/types.h>
+
+#include <filesystem>
+
+#include "varve/storage/error.hpp"
+
+namespace varve::detail {
+
+class store_claim {
+ public:
+  /// Claims `directory` for a handle: shared across processes, exclusive
+  /// in this process. Waits up to 10 s while a compaction holds the store.
+  /// Errors: busy (already open in this process, or being compacted),
+  /// io_error.
+  static result<store_claim> shared(const std::filesystem::path& directory);
+  /// Claims `directory` for compaction: no handle may hold it, in any
+  /// process. Errors: busy, io_error.
+  static result<store_claim> exclusive(const std::filesystem::path& directory);
+
+  store_claim(store_claim&& other) noexcept;
+  store_claim& operator=(store_claim&&) = delete;
+  ~store_claim();
+
+ private:
+  store_claim(int fd, dev_t dev, ino_t ino) : fd_(fd), dev_(dev), ino_(ino) {}
+  int fd_ = -1;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+};
+
+/// Refuses a data file that exists but is empty: LMDB would silently make
+/// it a new, empty store, and everything the store held would be gone from
+/// view. Errors: corruption.
+result<void> refuse_empty_data_file(const std::filesystem::path& directory);
+
+/// Checks, right after mdb_env_open, that data.mdb holds every page in use:
+/// pages past the end of a truncated file would be mapped, and the first
+/// read of one would kill the process (SIGBUS). Costs one fstat when the
+/// file holds every page its meta page counts, and a walk of the pages
+/// (page_check.hpp) when it is shorter, which LMDB also leaves when its last
+/// pages were freed unwritten. Errors: corruption, busy, io_error.
+result<void> check_data_file_size(MDB_env* env, const std::filesystem::path& directory);
+
+}  // namespace varve::detail
