@@ -66,6 +66,11 @@ expect 0 "read --backward --from 2" -- read acc-1 --backward --from 2 --json
 check_eq "$(jq -c .version "$T/out" | tr '\n' ' ')" "2 1 " "backward from a version"
 expect 5 "read a missing stream" -- read nope
 check_grep "stream 'nope' does not exist" "$T/err" "missing stream message"
+expect 5 "read a missing stream --limit 0" -- read nope --limit 0
+check_grep "stream 'nope' does not exist" "$T/err" "missing stream message, limit 0"
+expect 5 "read a missing stream --backward --limit 0" -- read nope --backward --limit 0
+expect 0 "read --limit 0" -- read acc-1 --limit 0
+check_eq "$(out)" "" "--limit 0 reads nothing"
 expect 2 "read --limit -1" -- read acc-1 --limit -1
 expect 0 "read binary payloads" -- read acc-2 --json
 check_eq "$(jq -r '.id' "$T/out" | head -1)" "$ID" "the given id is kept"

@@ -52,7 +52,7 @@ check_jq '.rotated == true' "rotate JSON"
 # --- shred
 expect 5 "shred a missing stream" -- --key-file "$T/k3" shred nope
 expect 0 "shred" -- --key-file "$T/k3" shred acc-1 --json
-check_jq '.stream == "acc-1" and .shredded == true and .events == 1 and .already_shredded == false' "shred JSON"
+check_jq '.stream == "acc-1" and .shredded == true and .events == 1 and .already_shredded == false and .encrypted == true' "shred JSON"
 expect 0 "read a shredded stream" -- --key-file "$T/k3" read acc-1 --json
 check_jq '.shredded == true and (has("data") | not) and (has("data_base64") | not) and .metadata == null and .type == "opened"' "shredded event shape"
 expect 0 "read a shredded stream for people" -- --key-file "$T/k3" read acc-1
@@ -63,6 +63,12 @@ expect 0 "shred again" -- --key-file "$T/k3" shred acc-1 --json
 check_jq '.already_shredded == true' "shredding twice"
 expect 0 "other streams stay" -- --key-file "$T/k3" read acc-2 --json
 check_jq '.data == {"owner":"bob"}' "unshredded stream readable"
+expect 0 "append to shred for people" -- --key-file "$T/k3" append acc-3 opened --data '{"owner":"cy"}'
+expect 0 "shred for people" -- --key-file "$T/k3" shred acc-3
+check_eq "$(out)" "stream 'acc-3' shredded: its data key is destroyed, so its events' data and metadata can no longer be decrypted by anyone; their envelopes (type, id, time, version, position) remain.
+note: the old wrapped key stays in free pages of data.mdb until LMDB reuses them or 'varvectl compact' rewrites the file." "shred message (encrypted)"
+expect 0 "shred again for people" -- --key-file "$T/k3" shred acc-3
+check_eq "$(out)" "stream 'acc-3' was already shredded" "shred message (already shredded)"
 expect 0 "streams shows the state" -- --key-file "$T/k3" streams --json
 check_eq "$(jq -r 'select(.stream=="acc-1").state' "$T/out")" shredded "shredded state in streams"
 
@@ -72,6 +78,11 @@ expect 0 "plain append" -- --db "$T/plain" append s e --data '{"x":1}'
 expect 2 "rotate a plain store" -- --db "$T/plain" --key-file "$T/k1" rotate-key --new-key-file "$T/k2"
 check_grep "not encrypted" "$T/err" "plain rotate message"
 expect 0 "plain shred" -- --db "$T/plain" shred s
+check_eq "$(out)" "stream 's' shredded: its events' data and metadata are erased from the log and its snapshot deleted; their envelopes remain.
+note: the erased bytes stay in free pages of data.mdb until LMDB reuses them or 'varvectl compact' rewrites the file." "shred message (plain)"
+expect 0 "plain append" -- --db "$T/plain" append s2 e --data '{"x":2}'
+expect 0 "plain shred --json" -- --db "$T/plain" --json shred s2
+check_jq '.stream == "s2" and .shredded == true and .already_shredded == false and .encrypted == false' "plain shred JSON"
 expect 0 "plain read after shred" -- --db "$T/plain" read s --json
 check_jq '.shredded == true and (has("data") | not)' "plain shredded shape"
 

@@ -23,6 +23,15 @@ expect 0 "shred b" -- shred b
 expect 0 "export" -- export
 cp "$T/out" "$T/e1.jsonl"
 check_eq "$(err)" "" "no progress drawn when stderr is not a terminal"
+# The export holds the store's data: a file is made mode 0600 whatever the umask.
+(umask 022 && "$VARVECTL" export >"$T/mode.jsonl")
+check_eq "$(stat -c %a "$T/mode.jsonl")" 600 "export to a new file: mode 0600 under umask 022"
+if cmp -s "$T/mode.jsonl" "$T/e1.jsonl"; then pass; else fail "export to a file differs"; fi
+(umask 022 && : >"$T/old.jsonl" && chmod 644 "$T/old.jsonl" && "$VARVECTL" export --from 700 >>"$T/old.jsonl")
+check_eq "$(stat -c %a "$T/old.jsonl")" 600 "export appended to a 0644 file: mode 0600"
+(umask 022 && "$VARVECTL" export --from 0 >"$T/refused.jsonl" 2>/dev/null)
+check_eq "$(stat -c %a "$T/refused.jsonl")" 644 "a refused export leaves its file alone"
+check_eq "$("$VARVECTL" export | wc -l)" 727 "export into a pipe"
 # On a terminal (script(1) gives one), long operations draw a progress line.
 script -qec "\"$VARVECTL\" export >/dev/null" /dev/null >"$T/tty.out" 2>&1
 check_grep 'export: [0-9]+ / 727' "$T/tty.out" "progress drawn on a terminal"

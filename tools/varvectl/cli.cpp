@@ -1,12 +1,27 @@
 #include "cli.hpp"
 
+#include <cstdint>
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include "commands.hpp"
+#include "encoding.hpp"
 #include "exit_code.hpp"
+#include "signals.hpp"
 
 namespace varvectl {
+
+CLI::Validator starts_at_one(const std::string& what) {
+  return CLI::Validator(
+      [what](const std::string& text) -> std::string {
+        std::uint64_t n = 0;  // read as the option will be: "00", "+0", "0x0" are 0 too
+        if ((CLI::detail::lexical_cast(text, n) && n == 0) || text.starts_with('-'))
+          return what + " start at 1";
+        return {};
+      },
+      "", "starts at 1");
+}
 
 int run_cli(int argc, char** argv) {
   context ctx;
@@ -37,10 +52,12 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help
   } catch (const CLI::ParseError& e) {
-    std::cerr << "varvectl: " << e.what() << "\nRun 'varvectl --help' for usage.\n";
+    std::cerr << terminal_text(std::string("varvectl: ") + e.what())
+              << "\nRun 'varvectl --help' for usage.\n";
     return exit_usage;
   }
   if (!ctx.run) return exit_usage;
+  catch_fault_signals(ctx.global.json);  // before any command opens the store
   try {
     return ctx.run();
   } catch (const std::exception& e) {  // bad_alloc, a library's surprise: never a crash

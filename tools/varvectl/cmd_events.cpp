@@ -40,9 +40,14 @@ varve::result<std::string> argument_bytes(const std::string& what, const std::st
     all << in.rdbuf();
     return all.str();
   }
-  auto value = bytes_as_json(arg, false);
-  if (!value) return usage_error(what + " is not JSON (give @FILE or - for other bytes): " + arg);
-  return value->dump();  // compact, keys in the order given
+  auto parsed = parse_json(arg);
+  if (parsed.too_deep)
+    return usage_error(what + " nests arrays and objects deeper than " +
+                       std::to_string(max_json_depth) +
+                       " levels (give @FILE or - to store such bytes as they are)");
+  if (!parsed.value)
+    return usage_error(what + " is not JSON (give @FILE or - for other bytes): " + arg);
+  return parsed.value->dump();  // compact, keys in the order given
 }
 
 varve::result<varve::expected_version> parse_expected(const std::string& text) {
@@ -143,7 +148,7 @@ int run_tail(const global_options& g, const tail_args& a) {
   if (!store) return report(store.err(), g.json);
   varve::global_position next = 1;
   if (a.from) {
-    next = std::max<varve::global_position>(*a.from, 1);
+    next = *a.from;  // >= 1 (starts_at_one)
   } else {
     auto txn = (*store)->read();
     if (!txn) return report(txn.err(), g.json);
@@ -185,9 +190,12 @@ void add_event_commands(CLI::App& app, context& ctx) {
   auto read = std::make_shared<read_args>();
   auto* rd = app.add_subcommand("read", "read a stream");
   rd->add_option("STREAM", read->stream, "stream name")->required();
-  rd->add_option("--from", read->from, "first version (backward: the newest to read)")
+  rd->add_option("--from", read->from,
+                 "the first version to read, 1 or more (default 1; with --backward the newest "
+                 "to read, default the last)")
       ->type_name("V")
-      ->check(CLI::NonNegativeNumber);
+      ->check(starts_at_one("versions"))
+      ->check(CLI::PositiveNumber);
   rd->add_flag("--backward", read->backward, "newest first");
   rd->add_option("--limit", read->limit, "at most N events")
       ->type_name("N")
@@ -196,9 +204,12 @@ void add_event_commands(CLI::App& app, context& ctx) {
 
   auto all = std::make_shared<read_args>();
   auto* ra = app.add_subcommand("read-all", "read the global log");
-  ra->add_option("--from", all->from, "first position (backward: the newest to read)")
+  ra->add_option("--from", all->from,
+                 "the first position to read, 1 or more (default 1; with --backward the newest "
+                 "to read, default the head)")
       ->type_name("P")
-      ->check(CLI::NonNegativeNumber);
+      ->check(starts_at_one("positions"))
+      ->check(CLI::PositiveNumber);
   ra->add_flag("--backward", all->backward, "newest first");
   ra->add_option("--limit", all->limit, "at most N events")
       ->type_name("N")
@@ -208,9 +219,11 @@ void add_event_commands(CLI::App& app, context& ctx) {
   auto tail = std::make_shared<tail_args>();
   auto* tl = app.add_subcommand(
       "tail", "print events as they are appended, until interrupted (SIGINT/SIGTERM)");
-  tl->add_option("--from", tail->from, "first position (default: the next one appended)")
+  tl->add_option("--from", tail->from,
+                 "the first position to print, 1 or more (default: the next one appended)")
       ->type_name("P")
-      ->check(CLI::NonNegativeNumber);
+      ->check(starts_at_one("positions"))
+      ->check(CLI::PositiveNumber);
   when_chosen(tl, ctx, [&ctx, tail] { return run_tail(ctx.global, *tail); });
 }
 

@@ -39,8 +39,9 @@ json field(const json& obj, const char* name) {
 /// A pending request for output: the JSON object, or the raw text.
 json pending_request(const std::optional<std::string>& raw) {
   if (!raw) return nullptr;
-  json j = json::parse(*raw, nullptr, false);
-  if (j.is_discarded()) return *raw;
+  auto parsed = parse_json(*raw);
+  if (!parsed.value) return *raw;
+  json j = std::move(*parsed.value);
   if (auto us = field(j, "requested_us"); us.is_number_integer())
     j["requested"] = format_time(us.get<std::int64_t>());
   return j;
@@ -84,8 +85,8 @@ varve::result<std::vector<projection_row>> load_rows(const varve::event_store& s
     r.name = name;
     r.position = c.position;
     if (!c.state.empty()) {
-      json s = json::parse(c.state.begin(), c.state.end(), nullptr, false);
-      if (!s.is_discarded()) r.state = std::move(s);
+      auto s = parse_json(c.state);
+      if (s.value) r.state = std::move(*s.value);
     }
     return true;
   });
@@ -135,6 +136,8 @@ int run_projections(const global_options& g) {
     cells.push_back({o["name"].get<std::string>(), text_or_dash(o["mode"]),
                      text_or_dash(o["position"]), text_or_dash(o["lag"]), text_or_dash(o["state"]),
                      pending, text_or_dash(o["error"])});
+    for (auto& cell : cells.back())  // escaped before the columns are measured
+      cell = terminal_text(cell);
   }
   std::vector<std::size_t> width(headers.size());
   for (std::size_t c = 0; c < headers.size(); ++c) {
@@ -274,7 +277,8 @@ void add_projection_commands(CLI::App& app, context& ctx) {
     auto* sub = app.add_subcommand(v.name, v.help);
     sub->add_option("NAME", args->name, "projection name")->required();
     if (std::string(v.name) == "reset")
-      sub->add_option("--to", args->to, "the position to restart after (default 0)")
+      sub->add_option("--to", args->to,
+                      "the position to restart after: 0 (the default) is before the first event")
           ->type_name("P")
           ->check(CLI::NonNegativeNumber);
     if (std::string(v.name) == "rebuild") {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "encoding.hpp"
 #include "exit_code.hpp"
 #include "output.hpp"
 #include "progress.hpp"
@@ -66,6 +67,8 @@ int run_streams(const global_options& g) {
                       {"state", state_name(info.state)}});
     return exit_ok;
   }
+  for (auto& s : streams)  // escaped before the columns are measured
+    s.first = terminal_text(s.first);
   std::size_t width = 6;
   for (const auto& s : streams)
     width = std::max(width, s.first.size());
@@ -247,18 +250,31 @@ int run_shred(const global_options& g, const shred_args& a) {
     info = **found;
   }
   const bool already = info->state == varve::stream_state::shredded;
+  const bool encrypted = (*store)->encrypted();
   if (auto r = (*store)->shred(a.stream); !r) return report(r.err(), g.json);
   if (g.json) {
     print_json(json{{"stream", a.stream},
                     {"events", info->version},
                     {"shredded", true},
-                    {"already_shredded", already}});
+                    {"already_shredded", already},
+                    {"encrypted", encrypted}});
   } else if (already) {
     print_line("stream '" + a.stream + "' was already shredded");
+  } else if (encrypted) {
+    print_line("stream '" + a.stream +
+               "' shredded: its data key is destroyed, so its events' data and metadata can no "
+               "longer be decrypted by anyone; their envelopes (type, id, time, version, "
+               "position) remain.");
+    print_line(
+        "note: the old wrapped key stays in free pages of data.mdb until LMDB reuses them or "
+        "'varvectl compact' rewrites the file.");
   } else {
-    print_line("shredded stream '" + a.stream + "': its " + std::to_string(info->version) +
-               " events keep their envelopes (position, version, type, id, time); their data "
-               "and metadata are gone for good");
+    print_line("stream '" + a.stream +
+               "' shredded: its events' data and metadata are erased from the log and its "
+               "snapshot deleted; their envelopes remain.");
+    print_line(
+        "note: the erased bytes stay in free pages of data.mdb until LMDB reuses them or "
+        "'varvectl compact' rewrites the file.");
   }
   return exit_ok;
 }

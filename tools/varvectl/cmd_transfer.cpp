@@ -1,7 +1,12 @@
 // Moving a store's events out and in: export (JSON lines), import (into an
 // empty store, positions, versions, ids and times exactly as exported).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -23,7 +28,23 @@ struct export_args {
   std::uint64_t from = 1;
 };
 
+/// Makes standard output mode 0600 when it is a regular file (the export
+/// holds the store's data; the umask would leave it readable by others).
+/// Pipes, terminals and devices stay as they are. Errors: io_error when a
+/// file that others can read cannot be restricted (someone else's file).
+varve::result<void> keep_output_private() {
+  struct stat st {};
+  if (::fstat(STDOUT_FILENO, &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  if ((st.st_mode & 07777) == 0600) return {};
+  if (::fchmod(STDOUT_FILENO, 0600) == 0 || (st.st_mode & 077) == 0) return {};
+  return varve::error{varve::errc::io_error,
+                      std::string("cannot make the output file mode 0600 (") +
+                          std::strerror(errno) +
+                          "); it is readable by others: export to a file of your own"};
+}
+
 int run_export(const global_options& g, const export_args& a) {
+  if (auto r = keep_output_private(); !r) return report(r.err(), g.json);
   auto store = open_store(g);
   if (!store) return report(store.err(), g.json);
   varve::global_position head = 0;
@@ -35,7 +56,7 @@ int run_export(const global_options& g, const export_args& a) {
   // Up to the head as it is now: events appended meanwhile are left out, so
   // the file is the log as of one moment.
   log_range range;
-  range.from = std::max<std::uint64_t>(a.from, 1);
+  range.from = a.from;  // >= 1 (starts_at_one)
   range.upto = head;
   progress bar("export", head >= range.from ? head - range.from + 1 : 0);
   std::uint64_t done = 0;
@@ -101,9 +122,7 @@ varve::result<std::uint64_t> for_each_event(std::FILE* in, const std::string& na
       line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
     auto where = [&] { return name + " line " + std::to_string(line_no) + ": "; };
-    json obj = json::parse(line.begin(), line.end(), nullptr, false);
-    if (obj.is_discarded()) return usage_error(where() + "not JSON");
-    auto e = event_from_json(obj);
+    auto e = event_from_line(line);
     if (!e) return usage_error(where() + e.err().message());
     ++events;
     if (auto r = visit(*e); !r) return usage_error(where() + r.err().message());
@@ -260,9 +279,10 @@ void add_transfer_commands(CLI::App& app, context& ctx) {
   auto exp = std::make_shared<export_args>();
   auto* ex = app.add_subcommand(
       "export", "write the log as JSON lines on stdout (varvectl export > file.jsonl)");
-  ex->add_option("--from", exp->from, "first position (default 1)")
+  ex->add_option("--from", exp->from, "the first position to export, 1 or more (default 1)")
       ->type_name("P")
-      ->check(CLI::NonNegativeNumber);
+      ->check(starts_at_one("positions"))
+      ->check(CLI::PositiveNumber);
   when_chosen(ex, ctx, [&ctx, exp] { return run_export(ctx.global, *exp); });
 
   auto imp = std::make_shared<import_args>();

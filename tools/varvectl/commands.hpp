@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "store_access.hpp"
 
@@ -20,6 +21,11 @@ struct context {
 inline void when_chosen(CLI::App* sub, context& ctx, std::function<int()> fn) {
   sub->callback([&ctx, fn = std::move(fn)] { ctx.run = fn; });
 }
+
+/// A check for --from options: refuses 0 (and negative numbers) with "<what>
+/// start at 1" (CLI11 prefixes the option's name: "--from: versions start at
+/// 1"; exit 2).
+CLI::Validator starts_at_one(const std::string& what);
 
 /// init, streams, stats, verify, backup, shred, rotate-key (cmd_store.cpp).
 void add_store_commands(CLI::App& app, context& ctx);

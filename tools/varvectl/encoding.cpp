@@ -168,40 +168,76 @@ std::optional<std::int64_t> parse_time(std::string_view s) {
   return static_cast<std::int64_t>(total);
 }
 
+namespace {
+
+/// The length of the well-formed UTF-8 sequence at `s[i]` (1 to 4), or 0
+/// when the bytes there are not one (no overlongs, surrogates or values past
+/// U+10FFFF). `cp` receives its code point.
+std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t& cp) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  std::size_t n = 0;
+  if (c < 0x80) {
+    cp = c;
+    return 1;
+  } else if ((c & 0xE0) == 0xC0) {
+    n = 1;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    n = 2;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    n = 3;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n >= s.size()) return 0;
+  for (std::size_t k = 1; k <= n; ++k) {
+    const auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+      cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n + 1;
+}
+
+}  // namespace
+
 bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
+  std::uint32_t cp = 0;
+  for (std::size_t i = 0, n = 0; i < s.size(); i += n)
+    if ((n = utf8_sequence(s, i, cp)) == 0) return false;
+  return true;
+}
+
+std::string terminal_text(std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  auto escape = [&](char c) {
+    const auto b = static_cast<unsigned char>(c);
+    out += "\\x";
+    out += hex[b >> 4];
+    out += hex[b & 0xF];
+  };
+  std::uint32_t cp = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence(s, i, cp);
+    if (n == 0) {  // not UTF-8: this byte alone
+      escape(s[i++]);
       continue;
     }
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3;
-      cp = c & 0x07;
+    if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+      for (std::size_t k = 0; k < n; ++k)
+        escape(s[i + k]);
     } else {
-      return false;
+      out.append(s, i, n);
     }
-    if (i + n >= s.size()) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += n + 1;
+    i += n;
   }
-  return true;
+  return out;
 }
 
 }  // namespace varvectl

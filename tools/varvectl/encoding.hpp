@@ -1,5 +1,5 @@
 // Text encodings of bytes and times: base64 (RFC 4648, padded), ISO-8601 UTC
-// times with microseconds, and a UTF-8 check.
+// times with microseconds, a UTF-8 check, and text made safe for a terminal.
 #pragma once
 
 #include <cstdint>
@@ -27,5 +27,13 @@ std::optional<std::int64_t> parse_time(std::string_view text);
 /// Whether `bytes` are well-formed UTF-8 (no overlongs, surrogates or values
 /// past U+10FFFF).
 bool valid_utf8(std::string_view bytes);
+
+/// The text with every byte a terminal could take for a control written as
+/// `\xNN` (two lower-case hex digits): C0 controls (ESC included), DEL, C1
+/// controls (U+0080..U+009F: each byte of their UTF-8 form) and bytes that
+/// are not well-formed UTF-8. Printable UTF-8 stays as it is, so escaping
+/// twice changes nothing. Every line varvectl prints for people goes through
+/// it (stdout and error messages).
+std::string terminal_text(std::string_view text);
 
 }  // namespace varvectl

@@ -6,47 +6,65 @@ namespace varvectl {
 
 namespace {
 
-constexpr int max_depth = 256;
-
-/// Whether the JSON-ish text nests arrays and objects deeper than `limit`
-/// (serialising is recursive: keep it off deep inputs).
-bool nests_deeper_than(std::string_view s, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 varve::error bad(std::string message) {
   return varve::error{varve::errc::invalid_argument, std::move(message)};
 }
 
 }  // namespace
 
-std::optional<json> bytes_as_json(std::string_view bytes, bool exact) {
-  if (bytes.empty() || nests_deeper_than(bytes, max_depth)) return std::nullopt;
+parsed_json parse_json(std::string_view text, int max_depth) {
+  // nlohmann's parser keeps its own stack (it does not recurse); the callback
+  // sees each array and object open with the number of those around it, and
+  // from the first one past the limit on, nothing is kept.
+  parsed_json out;
+  const json::parser_callback_t guard = [&](int depth, json::parse_event_t event, json&) {
+    if ((event == json::parse_event_t::array_start || event == json::parse_event_t::object_start) &&
+        depth >= max_depth)
+      out.too_deep = true;
+    return !out.too_deep;
+  };
   try {
-    json value = json::parse(bytes.begin(), bytes.end(), nullptr, false);
-    if (value.is_discarded()) return std::nullopt;
-    if (exact && (value.is_null() || value.dump() != bytes)) return std::nullopt;
-    return value;
+    json value = json::parse(text.begin(), text.end(), guard, false);
+    if (!out.too_deep && !value.is_discarded()) out.value = std::move(value);
   } catch (const json::exception&) {
-    return std::nullopt;
+    // allow_exceptions = false: not expected; the text is refused all the same
   }
+  return out;
+}
+
+std::optional<json> bytes_as_json(std::string_view bytes, bool exact) {
+  if (bytes.empty()) return std::nullopt;
+  auto parsed = parse_json(bytes);
+  if (!parsed.value) return std::nullopt;
+  if (exact && (parsed.value->is_null() || parsed.value->dump() != bytes)) return std::nullopt;
+  return std::move(parsed.value);
+}
+
+std::string json_text(const json& value) {
+  const std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Valid UTF-8 now: DEL is the byte 0x7F, a C1 control the bytes C2 80..C2 9F,
+  // and both occur only inside strings, where \u00XX means the same.
+  std::string out;
+  out.reserve(text.size());
+  static constexpr char hex[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    unsigned code = 0x100;  // none
+    if (c == 0x7F) {
+      code = c;
+    } else if (c == 0xC2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+      code = static_cast<unsigned char>(text[++i]);
+    }
+    if (code == 0x100) {
+      out += text[i];
+    } else {
+      out += "\\u00";
+      out += hex[code >> 4];
+      out += hex[code & 0xF];
+    }
+  }
+  return out;
 }
 
 void put_bytes(json& obj, const std::string& field, std::string_view bytes) {
@@ -165,6 +183,16 @@ varve::result<parsed_event> event_from_json(const json& obj) {
   out.event.metadata = std::move(*metadata);
   out.event.payload = std::move(*data);
   return out;
+}
+
+varve::result<parsed_event> event_from_line(std::string_view line) {
+  // The event object holds its data and metadata one level down.
+  auto parsed = parse_json(line, max_json_depth + 1);
+  if (parsed.too_deep)
+    return bad("a value nested deeper than " + std::to_string(max_json_depth) +
+               " levels (varvectl's limit for data and metadata)");
+  if (!parsed.value) return bad("not JSON");
+  return event_from_json(*parsed.value);
 }
 
 }  // namespace varvectl

@@ -7,10 +7,10 @@
 //
 // A payload (or metadata) is stored as `"data": <value>` when its bytes are a
 // JSON text that serialises back to exactly those bytes (compact, keys in
-// their order) and is not `null`; as `"data": null` when it is empty; and as
-// `"data_base64": "..."` otherwise. A shredded event has "shredded": true,
-// "metadata": null and no data. A type that is not UTF-8 gets "type_base64"
-// beside a readable "type".
+// their order), nests at most max_json_depth deep and is not `null`; as
+// `"data": null` when it is empty; and as `"data_base64": "..."` otherwise.
+// A shredded event has "shredded": true, "metadata": null and no data. A
+// type that is not UTF-8 gets "type_base64" beside a readable "type".
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -25,10 +25,33 @@ namespace varvectl {
 
 using json = nlohmann::ordered_json;
 
-/// The bytes as a JSON value when they are a JSON text that serialises back
-/// to exactly them (`exact`), or to anything (`!exact`, for people);
-/// std::nullopt otherwise (and for nesting deeper than 256).
+/// How deep JSON that varvectl did not write itself may nest arrays and
+/// objects (`[[1]]` nests 2 deep): data and metadata given to `append` and
+/// `import`, and stored payloads shown by read, read-all, tail and export.
+/// Deeper values are refused as input and shown as base64 (serialising JSON
+/// is recursive: a value nested 100,000 deep would overflow the stack).
+inline constexpr int max_json_depth = 256;
+
+/// What parse_json made of a text.
+struct parsed_json {
+  std::optional<json> value;  ///< the value; none when the text is refused
+  bool too_deep = false;      ///< refused for nesting deeper than the limit
+};
+
+/// Parses a JSON text, refusing it (too_deep) as soon as arrays and objects
+/// nest deeper than `max_depth`; nothing deeper is ever built. Syntax errors
+/// give no value (and too_deep false).
+parsed_json parse_json(std::string_view text, int max_depth = max_json_depth);
+
+/// The bytes as a JSON value when they are a JSON text nested at most
+/// max_json_depth deep that serialises back to exactly them (`exact`), or to
+/// anything (`!exact`, for people); std::nullopt otherwise.
 std::optional<json> bytes_as_json(std::string_view bytes, bool exact);
+
+/// The value as one line of output: compact, bad UTF-8 replaced by U+FFFD,
+/// and besides the C0 controls JSON escapes, DEL and the C1 controls
+/// (U+0080..U+009F) escaped as `\u00XX` too, so no control reaches a terminal.
+std::string json_text(const json& value);
 
 /// Puts `bytes` into `obj` as `field` (a JSON value, or null when empty) or
 /// `<field>_base64` (see above).
@@ -54,5 +77,11 @@ struct parsed_event {
 /// Parses one object of event_to_json's form. Errors: invalid_argument,
 /// naming the field that is missing or wrong.
 varve::result<parsed_event> event_from_json(const json& obj);
+
+/// Parses one line of an export (what `import` reads): a JSON object of
+/// event_to_json's form whose data and metadata nest at most max_json_depth
+/// deep. Errors: invalid_argument: not JSON, nested too deep, or those of
+/// event_from_json.
+varve::result<parsed_event> event_from_line(std::string_view line);
 
 }  // namespace varvectl

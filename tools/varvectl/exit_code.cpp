@@ -1,8 +1,10 @@
 #include "exit_code.hpp"
 
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include "encoding.hpp"
+#include "event_json.hpp"
 
 namespace varvectl {
 
@@ -24,12 +26,12 @@ exit_code exit_code_for(varve::errc code) noexcept {
 exit_code report(const varve::error& e, bool json) {
   std::cout.flush();
   if (json) {
-    nlohmann::ordered_json j;
+    varvectl::json j;
     j["error"] = std::string(varve::to_string(e.code()));
     j["message"] = e.message();
-    std::cerr << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    std::cerr << json_text(j) << '\n';
   } else {
-    std::cerr << "varvectl: " << e.to_string() << '\n';
+    std::cerr << terminal_text("varvectl: " + e.to_string()) << '\n';
   }
   return exit_code_for(e.code());
 }

@@ -21,8 +21,9 @@ enum exit_code : int {
 /// invalid_argument → 2, every other code → 1.
 exit_code exit_code_for(varve::errc code) noexcept;
 
-/// Writes the error to stderr ("varvectl: <code>: <message>", or one JSON
-/// object {"error":code,"message":...} when `json`) and returns its exit code.
+/// Writes the error to stderr ("varvectl: <code>: <message>" through
+/// terminal_text, or one JSON object {"error":code,"message":...} when
+/// `json`) and returns its exit code.
 exit_code report(const varve::error& e, bool json);
 
 /// An error for bad usage or input (exit 2).

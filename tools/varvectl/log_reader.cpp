@@ -64,7 +64,7 @@ varve::result<std::uint64_t> read_stream(const varve::event_store& store, std::s
   std::uint64_t handed = 0;
   std::vector<varve::recorded_event> batch;
   for (;;) {
-    if (handed >= limit) return handed;
+    // Scans even for limit 0: the first scan_stream says whether the stream exists.
     const std::uint64_t want = std::min(chunk_events, limit - handed);
     batch.clear();
     {
@@ -81,7 +81,7 @@ varve::result<std::uint64_t> read_stream(const varve::event_store& store, std::s
       ++handed;
       if (!sink(e)) return handed;
     }
-    if (batch.size() < want) return handed;
+    if (batch.size() < want || handed >= limit) return handed;
     const varve::stream_version last = batch.back().version;
     if (forward) {
       from = last + 1;

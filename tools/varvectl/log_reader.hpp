@@ -29,7 +29,7 @@ varve::result<std::uint64_t> read_log(const varve::event_store& store, const log
 
 /// Reads stream `name` from version `from` (forward: 0/1 = first; backward:
 /// varve::from_end = last), at most `limit` events. Errors: not_found (no
-/// such stream), those of the reads.
+/// such stream, whatever the limit, 0 included), those of the reads.
 varve::result<std::uint64_t> read_stream(const varve::event_store& store, std::string_view name,
                                          varve::stream_version from, varve::direction dir,
                                          std::uint64_t limit, const event_sink& sink);

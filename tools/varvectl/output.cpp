@@ -8,11 +8,11 @@
 namespace varvectl {
 
 void print_json(const json& value) {
-  std::cout << value.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+  std::cout << json_text(value) << '\n';
 }
 
 void print_line(std::string_view text) {
-  std::cout << text << '\n';
+  std::cout << terminal_text(text) << '\n';
 }
 
 std::string bytes_for_humans(std::string_view bytes) {
@@ -22,26 +22,10 @@ std::string bytes_for_humans(std::string_view bytes) {
   return "base64:" + base64_encode(bytes);
 }
 
-namespace {
-
-/// Text for a terminal: bad UTF-8 replaced, control characters escaped.
-std::string printable(std::string_view text) {
-  if (valid_utf8(text)) {
-    bool plain = true;
-    for (char c : text)
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) plain = false;
-    if (plain) return std::string(text);
-  }
-  std::string quoted = json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
-  return quoted;
-}
-
-}  // namespace
-
 std::string event_for_humans(const varve::recorded_event& e) {
-  std::string line = "@" + std::to_string(e.position) + " " + printable(e.stream) + " v" +
-                     std::to_string(e.version) + " " + printable(e.type) + " " +
-                     format_time(e.time) + " id=" + e.id.to_string();
+  std::string line = "@" + std::to_string(e.position) + " " + e.stream + " v" +
+                     std::to_string(e.version) + " " + e.type + " " + format_time(e.time) +
+                     " id=" + e.id.to_string();
   if (e.shredded) return line + " [shredded]";
   if (!e.payload.empty()) line += " data=" + bytes_for_humans(e.payload);
   if (!e.metadata.empty()) line += " metadata=" + bytes_for_humans(e.metadata);

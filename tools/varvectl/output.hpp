@@ -11,17 +11,20 @@
 
 namespace varvectl {
 
-/// One JSON value on one line of stdout (bad UTF-8 in strings replaced).
+/// One JSON value on one line of stdout (json_text: bad UTF-8 in strings
+/// replaced, every control character escaped).
 void print_json(const json& value);
 
-/// A line of text on stdout.
+/// A line of text for people on stdout, through terminal_text (control
+/// characters and bad UTF-8 escaped as `\xNN`).
 void print_line(std::string_view text);
 
 /// Payload or metadata for people: the JSON text (compacted) when the bytes
-/// are JSON, else "base64:<base64>"; "" when empty.
+/// are JSON nested at most max_json_depth deep, else "base64:<base64>"; ""
+/// when empty.
 std::string bytes_for_humans(std::string_view bytes);
 
-/// An event for people, on one line:
+/// An event for people, on one line (print_line escapes what it must):
 /// "@12 account-1 v3 deposited 2024-05-01T12:34:56.123456Z id=... data=... metadata=..."
 std::string event_for_humans(const varve::recorded_event& e);
 

@@ -4,12 +4,13 @@
 
 #include <cstdio>
 
+#include "encoding.hpp"
 #include "output.hpp"
 
 namespace varvectl {
 
 progress::progress(std::string label, std::uint64_t total)
-    : label_(std::move(label)),
+    : label_(terminal_text(label)),
       total_(total),
       active_(::isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()) {}
