@@ -95,6 +95,35 @@ for k in k1 k2 k3; do
     pass
   fi
 done
+# --- compact: what shred left in data.mdb is gone; refused while the store is open
+P="$T/compacted"
+expect 0 "init a plain store" -- --db "$P" init
+for i in 1 2 3; do
+  expect 0 "append to the stream to forget" -- --db "$P" append gone-1 noted --data '"FORGET-ME-77a"'
+done
+expect 0 "append to a kept stream" -- --db "$P" append kept-1 noted --data '"kept"'
+expect 0 "shred it" -- --db "$P" shred gone-1
+check_grep "compact" "$T/out" "shred points at compact"
+"$VARVECTL" --db "$P" tail --from 1 >"$T/tail.out" 2>"$T/tail.err" &
+tailpid=$!
+BG_PIDS+=("$tailpid")
+tail_started() { grep -q "kept-1" "$T/tail.out"; }
+wait_for tail_started || fail "tail did not start"
+expect 1 "compact while another process has the store open" -- --db "$P" compact
+check_grep "busy: .*open in another process" "$T/err" "compact says why it is refused"
+kill -TERM "$tailpid"
+wait "$tailpid"
+expect 0 "compact" -- --db "$P" --json compact
+check_jq '.compacted == true and .bytes_after > 0 and .entries > 0' "compact reports what it did"
+if grep -aq "FORGET-ME-77a" "$P/data.mdb"; then fail "shredded data still in data.mdb"; else pass; fi
+expect 0 "read after compaction" -- --db "$P" --json read kept-1
+check_jq '.data == "kept"' "the kept stream reads back"
+expect 0 "verify after compaction" -- --db "$P" verify
+expect 0 "compact an encrypted store, without its key" -- compact
+check_grep "compacted" "$T/out" "compact for people"
+expect 0 "verify the encrypted store after compaction" -- --key-file "$T/k3" verify
+expect 5 "compact where there is no store" -- --db "$T/none" compact
+
 if grep -q "not a key" "$ALL_OUTPUT"; then fail "a key file's content appears in the output"; else pass; fi
 
 finish

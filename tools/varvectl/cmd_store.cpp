@@ -1,4 +1,4 @@
-// The store as a whole: init, streams, stats, verify, backup, shred, rotate-key.
+// The store as a whole: init, streams, stats, verify, backup, compact, shred, rotate-key.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -231,6 +231,25 @@ int run_backup(const global_options& g, const backup_args& a) {
   return exit_ok;
 }
 
+int run_compact(const global_options& g) {
+  auto r = varve::event_store::compact(g.db);
+  if (!r) return report(r.err(), g.json);
+  if (g.json) {
+    print_json(json{{"compacted", true},
+                    {"bytes_before", r->bytes_before},
+                    {"bytes_after", r->bytes_after},
+                    {"entries", r->entries}});
+  } else {
+    print_line("compacted " + g.db + ": data.mdb " + human_size(r->bytes_before) + " -> " +
+               human_size(r->bytes_after) + ", " + std::to_string(r->entries) +
+               " entries rewritten into a fresh file");
+    print_line(
+        "note: what shredding, deleted snapshots and erased view rows left in the old file is "
+        "gone from data.mdb; the filesystem may keep the old blocks until it reuses them.");
+  }
+  return exit_ok;
+}
+
 struct shred_args {
   std::string stream;
 };
@@ -322,6 +341,12 @@ void add_store_commands(CLI::App& app, context& ctx) {
   when_chosen(b, ctx, [&ctx, backup] { return run_backup(ctx.global, *backup); });
 
   auto shred = std::make_shared<shred_args>();
+  auto* c = app.add_subcommand(
+      "compact",
+      "rewrite the closed store into a fresh data file: removes what shred, deleted snapshots "
+      "and erased view rows left in data.mdb (refused while any process has the store open)");
+  when_chosen(c, ctx, [&ctx] { return run_compact(ctx.global); });
+
   auto* s = app.add_subcommand("shred", "forget a stream's data for good (crypto-shredding)");
   s->add_option("STREAM", shred->stream, "stream name")->required();
   when_chosen(s, ctx, [&ctx, shred] { return run_shred(ctx.global, *shred); });

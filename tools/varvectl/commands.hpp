@@ -27,7 +27,7 @@ inline void when_chosen(CLI::App* sub, context& ctx, std::function<int()> fn) {
 /// 1"; exit 2).
 CLI::Validator starts_at_one(const std::string& what);
 
-/// init, streams, stats, verify, backup, shred, rotate-key (cmd_store.cpp).
+/// init, streams, stats, verify, backup, compact, shred, rotate-key (cmd_store.cpp).
 void add_store_commands(CLI::App& app, context& ctx);
 
 /// append, read, read-all, tail (cmd_events.cpp).
