@@ -36,7 +36,7 @@ result<void> store_impl::adopt_map_size(bool writer) const {
     return error{errc::busy,
                  "another process grew the map; adopting it waits for this "
                  "process's open read transactions, which stayed open"};
-  int rc = writer ? injected(faults.get(), lmdb_call::set_mapsize) : 0;
+  int rc = writer ? injected(faults.get(), lmdb_call::set_mapsize, where::current()) : 0;
   if (rc == 0) rc = mdb_env_set_mapsize(env.get(), 0);
   if (rc != 0) return lmdb::to_error(rc, "adopting the new map size");
   return {};
@@ -53,7 +53,7 @@ result<void> store_impl::grow_map() {
     return error{errc::busy,
                  "the map must grow, which waits for this process's open read "
                  "transactions to end, and they stayed open"};
-  int rc = injected(faults.get(), lmdb_call::set_mapsize);
+  int rc = injected(faults.get(), lmdb_call::set_mapsize, where::current());
   if (rc == 0) rc = mdb_env_set_mapsize(env.get(), next);
   if (rc != 0) return lmdb::to_error(rc, "growing the map");
   return {};

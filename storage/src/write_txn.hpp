@@ -13,7 +13,10 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
+#include <source_location>
 #include <string>
+#include <string_view>
 
 #include "lmdb.hpp"
 #include "varve/storage/error.hpp"
@@ -21,9 +24,13 @@
 
 namespace varve::detail {
 
-/// The code an injected fault gives for `call`, or 0 when the call may run.
-inline int injected(fault_injector* faults, lmdb_call call) {
-  return faults ? faults->before(call) : 0;
+using where = std::source_location;
+
+/// The code an injected fault gives for `call` made at `at`, or 0 when the
+/// call may run.
+inline int injected(fault_injector* faults, lmdb_call call, const where& at) {
+  if (!faults) return 0;
+  return faults->before(call, lmdb_call_site{at.file_name(), at.line()});
 }
 
 class write_txn {
@@ -31,7 +38,7 @@ class write_txn {
   /// Begins a write transaction on `env`. Returns 0, or the code of the
   /// failure (MDB_MAP_RESIZED: another process grew the map).
   static int begin(MDB_env* env, fault_injector* faults, std::mutex& views_mutex,
-                   std::optional<write_txn>& out);
+                   std::optional<write_txn>& out, const where& at = where::current());
 
   write_txn(write_txn&&) noexcept = default;
   write_txn& operator=(write_txn&&) = delete;
@@ -42,25 +49,29 @@ class write_txn {
 
   /// 0 with the value (valid for the transaction), MDB_NOTFOUND, or the code
   /// of a failure, which breaks the transaction. The same for the others.
-  int get(MDB_dbi dbi, MDB_val& key, MDB_val& value);
-  int put(MDB_dbi dbi, MDB_val& key, MDB_val& value, unsigned flags);
+  int get(MDB_dbi dbi, MDB_val& key, MDB_val& value, const where& at = where::current());
+  int put(MDB_dbi dbi, MDB_val& key, MDB_val& value, unsigned flags,
+          const where& at = where::current());
   /// MDB_NOTFOUND (nothing to delete) does not break the transaction.
-  int del(MDB_dbi dbi, MDB_val& key);
-  int drop(MDB_dbi dbi, int del);
-  int dbi_open(const char* name, unsigned flags, MDB_dbi& dbi);
-  int cursor_open(MDB_dbi dbi, MDB_cursor*& cursor);
+  int del(MDB_dbi dbi, MDB_val& key, const where& at = where::current());
+  int drop(MDB_dbi dbi, int del, const where& at = where::current());
+  int dbi_open(const char* name, unsigned flags, MDB_dbi& dbi, const where& at = where::current());
+  int cursor_open(MDB_dbi dbi, MDB_cursor*& cursor, const where& at = where::current());
   /// MDB_NOTFOUND (no such entry, or the end) does not break the transaction.
-  int cursor_get(MDB_cursor* cursor, MDB_val& key, MDB_val& value, MDB_cursor_op op);
-  int cursor_put(MDB_cursor* cursor, MDB_val& key, MDB_val& value, unsigned flags);
+  int cursor_get(MDB_cursor* cursor, MDB_val& key, MDB_val& value, MDB_cursor_op op,
+                 const where& at = where::current());
+  int cursor_put(MDB_cursor* cursor, MDB_val& key, MDB_val& value, unsigned flags,
+                 const where& at = where::current());
 
   /// Convenience forms over string_view keys and values.
-  int get(MDB_dbi dbi, std::string_view key, MDB_val& value) {
+  int get(MDB_dbi dbi, std::string_view key, MDB_val& value, const where& at = where::current()) {
     MDB_val k = lmdb::to_val(key);
-    return get(dbi, k, value);
+    return get(dbi, k, value, at);
   }
-  int put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0) {
+  int put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0,
+          const where& at = where::current()) {
     MDB_val k = lmdb::to_val(key), v = lmdb::to_val(value);
-    return put(dbi, k, v, flags);
+    return put(dbi, k, v, flags, at);
   }
 
   /// Holds the lock on the store's table handles until the transaction
@@ -76,7 +87,7 @@ class write_txn {
   error failure() const;
 
   /// Commits (through the seam); the transaction ends whatever the outcome.
-  int commit();
+  int commit(const where& at = where::current());
   void abort() { txn_.abort(); }
 
  private:

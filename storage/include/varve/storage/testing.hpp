@@ -39,6 +39,12 @@ std::string_view to_string(lmdb_call call) noexcept;
 /// grow the map.
 inline constexpr int lmdb_map_full = -30792;
 
+/// Where in Varve's sources a call of the write path is made.
+struct lmdb_call_site {
+  std::string_view file;
+  std::uint32_t line = 0;
+};
+
 /// Decides, before each LMDB call of a store's write path, whether it fails.
 /// Called with the store's write lock held, from the writing thread.
 class fault_injector {
@@ -47,6 +53,12 @@ class fault_injector {
   /// 0 to let the call run; otherwise the code it fails with instead: an
   /// errno value (EIO, ENOSPC, ...) or lmdb_map_full.
   virtual int before(lmdb_call call) = 0;
+  /// The same, told where the call is made (the seam calls this one; by
+  /// default it ignores the site).
+  virtual int before(lmdb_call call, const lmdb_call_site& site) {
+    (void)site;
+    return before(call);
+  }
 };
 
 /// Installs `faults` on the write path of `store`; nullptr removes it. Call
