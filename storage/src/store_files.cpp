@@ -79,37 +79,25 @@ void unregister(dev_t dev, ino_t ino) {
 
 }  // namespace
 
-result<store_claim> store_claim::shared(const fs::path& directory) {
+result<store_claim> store_claim::take(const fs::path& directory, bool exclusive) {
   int fd = -1;
   dev_t dev = 0;
   ino_t ino = 0;
   if (auto registered = register_directory(directory, fd, dev, ino); !registered)
     return std::move(registered).err();
   store_claim claim(fd, dev, ino);
+  // A handle waits for a compaction to end; a compaction does not wait.
   const auto deadline = std::chrono::steady_clock::now() + compaction_wait;
-  while (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+  while (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
     if (errno == EINTR) continue;
     if (errno != EWOULDBLOCK) return os_error(errno, "locking " + directory.string());
+    if (exclusive)
+      return error{errc::busy, "the store in " + directory.string() +
+                                   " is open in another process: close it everywhere first"};
     if (std::chrono::steady_clock::now() >= deadline)
       return error{errc::busy, "the store in " + directory.string() +
                                    " is being compacted by another process; try again"};
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return claim;
-}
-
-result<store_claim> store_claim::exclusive(const fs::path& directory) {
-  int fd = -1;
-  dev_t dev = 0;
-  ino_t ino = 0;
-  if (auto registered = register_directory(directory, fd, dev, ino); !registered)
-    return std::move(registered).err();
-  store_claim claim(fd, dev, ino);
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EINTR) continue;
-    if (errno != EWOULDBLOCK) return os_error(errno, "locking " + directory.string());
-    return error{errc::busy, "the store in " + directory.string() +
-                                 " is open in another process: close it everywhere first"};
   }
   return claim;
 }

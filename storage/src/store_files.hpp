@@ -26,16 +26,21 @@ class store_claim {
   /// in this process. Waits up to 10 s while a compaction holds the store.
   /// Errors: busy (already open in this process, or being compacted),
   /// io_error.
-  static result<store_claim> shared(const std::filesystem::path& directory);
+  static result<store_claim> shared(const std::filesystem::path& directory) {
+    return take(directory, false);
+  }
   /// Claims `directory` for compaction: no handle may hold it, in any
   /// process. Errors: busy, io_error.
-  static result<store_claim> exclusive(const std::filesystem::path& directory);
+  static result<store_claim> exclusive(const std::filesystem::path& directory) {
+    return take(directory, true);
+  }
 
   store_claim(store_claim&& other) noexcept;
   store_claim& operator=(store_claim&&) = delete;
   ~store_claim();
 
  private:
+  static result<store_claim> take(const std::filesystem::path& directory, bool exclusive);
   store_claim(int fd, dev_t dev, ino_t ino) : fd_(fd), dev_(dev), ino_(ino) {}
   int fd_ = -1;
   dev_t dev_ = 0;
