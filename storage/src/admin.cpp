@@ -11,10 +11,6 @@ namespace varve::detail {
 
 namespace {
 
-std::string stream_label(std::string_view name) {
-  return "stream '" + std::string(name) + "'";
-}
-
 /// Erases the data of every event of a plain stream: each record keeps its
 /// header and type, flagged shredded.
 result<void> erase_stream_data(write_txn& t, const tables& dbs, const stream_info& head) {

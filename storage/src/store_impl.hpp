@@ -36,6 +36,9 @@ struct head_state {
   std::shared_ptr<const crypto::key_bytes> key;
 };
 
+/// "stream '<name>'", for messages.
+std::string stream_label(std::string_view name);
+
 /// A hash for maps keyed by std::string that are looked up by string_view.
 struct name_hash {
   using is_transparent = void;

@@ -1,0 +1,99 @@
+// The state of one batch write transaction, and the steps the writer
+// takes for each request (private to varve::storage):
+//
+//   writer.cpp         the batch: its transaction, its requests in order,
+//                      the heads and counts it writes, what it caches after
+//                      the commit
+//   append_checks.cpp  checking one stream append: input, head,
+//                      expectation, idempotency, data key
+//   append.cpp         writing it: stream creation, the log, the index chunk
+//   side_tables.cpp    checking and writing cursors, snapshots and views
+//
+// Checks write nothing; a step that fails after the request's checks
+// poisons the transaction (the batch runs again without the request).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "store_impl.hpp"
+
+namespace varve::detail {
+
+/// A data key this transaction created: it joins the readers' cache after
+/// the commit, and the writer's sealer forgets it after an abort.
+struct created_key {
+  std::uint64_t stream_id;
+  std::string wrapped;
+  std::shared_ptr<const crypto::key_bytes> key;
+};
+
+/// The state of one write transaction of a batch.
+struct batch_txn {
+  batch_txn(store_impl& s, write_txn& t);
+  store_impl& store;
+  write_txn& txn;
+  global_position next_position = 0;
+  std::uint64_t next_stream_id = 0;
+  std::unordered_map<std::uint64_t, head_state> touched;
+  name_map<std::uint64_t> created;
+  timestamp_us now = 0;  // the clock when the transaction began: the time of its events
+  std::uint64_t events = 0;
+  bool wrote = false;
+  /// Set when the request being applied failed after it began writing: this
+  /// transaction must not commit.
+  bool poisoned = false;
+  /// Whether meta still holds this handle's key check (encrypted stores;
+  /// looked up once, when the transaction first creates a data key).
+  bool master_checked = false;
+  std::vector<created_key> new_keys;
+  // View tables created by this transaction (the handle lock is held from
+  // the first creation until the transaction ends).
+  std::unordered_map<std::string, MDB_dbi> new_views;
+  // The cursor of the appends to `events`; LMDB closes it with the
+  // transaction (a write transaction's cursors end with it).
+  MDB_cursor* log_cursor = nullptr;
+
+  /// Lookups of the stream index walk, through the transaction's seam.
+  struct txn_lookup {
+    write_txn* t;
+    int operator()(MDB_dbi dbi, MDB_val& k, MDB_val& v) const { return t->get(dbi, k, v); }
+  } lookup_in;
+};
+
+/// One stream of a request, after its checks.
+struct plan {
+  const append_ref* request;
+  std::optional<head_state> head;  // empty: the stream does not exist yet
+  std::optional<append_result> idempotent;
+  std::shared_ptr<const crypto::key_bytes> key;  // encrypted stores
+};
+
+/// Checks one stream of a request: input, state, key, expectation,
+/// idempotency. Writes nothing. Errors: invalid_argument,
+/// wrong_expected_version, shredded, corruption, auth_failed, and LMDB's.
+result<plan> check(batch_txn& b, const append_ref& r);
+
+/// The stream's head as this transaction sees it; std::nullopt when the
+/// stream does not exist.
+result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name);
+
+/// Writes one checked stream append. Errors: LMDB's, a failed seal, a
+/// damaged stream found while indexing it.
+result<append_result> apply(batch_txn& b, plan& p);
+
+/// Checks a request's cursor update, snapshot or view change; writes nothing.
+result<void> check_cursor(batch_txn& b, const cursor_update& c);
+result<std::uint64_t> check_snapshot(batch_txn& b, const std::vector<plan>& plans,
+                                     const snapshot_update& u);
+result<void> check_view(const store_impl& s, const view_update& u);
+
+/// Writes a request's cursors, snapshots and views (after its appends).
+result<void> write_side_tables(batch_txn& b, const write_request& req,
+                               const std::vector<std::uint64_t>& snapshot_ids);
+
+}  // namespace varve::detail
