@@ -1,0 +1,338 @@
+// Opening a store: options, the directory, the data file's checks, the
+// LMDB environment, the tables and their format version, whether the store
+// is encrypted, and the handles of the view tables.
+#include "varve/storage/event_store.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <system_error>
+
+#include <botan/mem_ops.h>
+
+#include "store_impl.hpp"
+#include "varve/storage/testing.hpp"
+
+namespace varve {
+
+namespace fs = std::filesystem;
+
+namespace detail {
+
+namespace {
+
+/// Tables of the layout, besides views.
+constexpr unsigned core_tables = 9;
+
+result<void> validate(const options& o) {
+  auto bad = [](std::string what) { return error{errc::invalid_argument, std::move(what)}; };
+  if (o.directory.empty()) return bad("options.directory is empty");
+  if (o.map_size == 0) return bad("options.map_size is 0");
+  if (o.max_map_size == 0) return bad("options.max_map_size is 0");
+  if (o.max_map_size < o.map_size)
+    return bad("options.max_map_size (" + std::to_string(o.max_map_size) +
+               ") is smaller than options.map_size (" + std::to_string(o.map_size) + ")");
+  if (o.max_event_bytes == 0) return bad("options.max_event_bytes is 0");
+  if (o.max_event_bytes > 0xFFFFFFFFull)
+    return bad("options.max_event_bytes is over 4 GiB - 1, the largest event a record holds");
+  if (o.max_readers == 0) return bad("options.max_readers is 0");
+  if (o.max_views > 32000) return bad("options.max_views is over 32000");
+  if (o.master_key && !o.key_file.empty())
+    return bad("options.master_key and options.key_file are both given; give one");
+  return {};
+}
+
+result<void> prepare_directory(const options& o) {
+  const fs::path& dir = o.directory;
+  std::error_code ec;
+  auto st = fs::status(dir, ec);
+  if (fs::exists(st)) {
+    if (!fs::is_directory(st))
+      return error{errc::invalid_argument, "store path " + dir.string() + " is not a directory"};
+  } else {
+    if (!o.create_if_missing)
+      return error{errc::not_found, "store directory " + dir.string() + " does not exist"};
+    fs::create_directories(dir, ec);
+    if (ec)
+      return error{errc::invalid_argument,
+                   "cannot create store directory " + dir.string() + ": " + ec.message()};
+    ::chmod(dir.c_str(), 0700);
+  }
+  if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
+    return error{errc::invalid_argument,
+                 "store directory " + dir.string() + " is not readable and writable"};
+  return {};
+}
+
+result<MDB_dbi> open_db(MDB_txn* txn, const char* name, unsigned flags) {
+  MDB_dbi dbi = 0;
+  if (int rc = mdb_dbi_open(txn, name, flags, &dbi); rc != 0)
+    return lmdb::to_error(rc, std::string("opening table ") + name);
+  return dbi;
+}
+
+/// What open found out about the store's encryption.
+struct encryption_state {
+  bool encrypted = false;
+  std::string key_check;  // the value in meta (empty when it has none)
+};
+
+/// Whether the store is encrypted: any of its markers (a cipher or key
+/// check in meta, a data key) says so. With `key`, checks it against the
+/// key check value, or, when that is missing, against the first data key.
+result<encryption_state> look_at_encryption(MDB_txn* t, MDB_dbi meta,
+                                            const crypto::master_key* key) {
+  encryption_state out;
+  auto get = [&](std::string_view name) -> result<std::optional<std::string_view>> {
+    MDB_val k = lmdb::to_val(name), v{};
+    const int rc = mdb_get(t, meta, &k, &v);
+    if (rc == MDB_NOTFOUND) return std::optional<std::string_view>{};
+    if (rc != 0) return lmdb::to_error(rc, "reading meta");
+    return std::optional<std::string_view>{lmdb::to_view(v)};
+  };
+  auto check = get("key_check");
+  if (!check) return std::move(check).err();
+  auto cipher = get("cipher");
+  if (!cipher) return std::move(cipher).err();
+  std::optional<std::string> first_key;
+  MDB_dbi keys = 0;
+  if (int rc = mdb_dbi_open(t, "keys", MDB_INTEGERKEY, &keys); rc == 0) {
+    MDB_cursor* c = nullptr;
+    if (rc = mdb_cursor_open(t, keys, &c); rc != 0) return lmdb::to_error(rc, "reading data keys");
+    MDB_val k{}, v{};
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    mdb_cursor_close(c);
+    if (rc == 0)
+      first_key = std::string(lmdb::to_view(v));
+    else if (rc != MDB_NOTFOUND)
+      return lmdb::to_error(rc, "reading data keys");
+  } else if (rc != MDB_NOTFOUND) {
+    return lmdb::to_error(rc, "opening table keys");
+  }
+  out.encrypted = *check || *cipher || first_key;
+  if (*check) out.key_check = std::string(**check);
+  if (!out.encrypted) {
+    if (key)
+      return error{errc::invalid_argument,
+                   "the store is not encrypted: open it without a master key (a key given to a "
+                   "plain store would protect nothing)"};
+    return out;
+  }
+  if (!key)
+    return error{errc::auth_failed,
+                 "the store is encrypted: open it with its master key (key file)"};
+  if (*check) {
+    if (!key->check(**check)) return error{errc::auth_failed, "wrong master key"};
+  } else if (first_key && !key->unwrap(*first_key)) {
+    return error{errc::auth_failed, "wrong master key (it does not unwrap the store's data keys)"};
+  }
+  return out;
+}
+
+/// Checks the meta table of an existing store, or lays out a new one. With
+/// `key`, a new store is created encrypted and an encrypted one is checked
+/// against it; `enc` tells what the store is.
+result<tables> open_tables(MDB_env* env, const crypto::master_key* key, encryption_state& enc) {
+  bool upgrade = false;
+  {  // Look before writing anything: a newer or foreign store stays untouched.
+    auto t = lmdb::txn::begin(env, MDB_RDONLY);
+    if (!t) return std::move(t).err();
+    MDB_dbi meta = 0;
+    int rc = mdb_dbi_open(t->get(), "meta", 0, &meta);
+    if (rc == 0) {
+      auto v = t->get(meta, "format_version");
+      if (!v) return std::move(v).err();
+      if (!*v || (*v)->size() != 4)
+        return error{errc::corruption, "the store's meta table has no valid format_version"};
+      const std::uint32_t version = bytes::get_le<std::uint32_t>((*v)->data());
+      if (version > format_version)
+        return error{errc::format_version, "the store has format version " +
+                                               std::to_string(version) +
+                                               ", newer than this build of Varve supports (" +
+                                               std::to_string(format_version) + ")"};
+      upgrade = version < format_version;
+      auto looked = look_at_encryption(t->get(), meta, key);
+      if (!looked) return std::move(looked).err();
+      enc = std::move(*looked);
+    } else if (rc == MDB_NOTFOUND) {
+      MDB_stat st{};
+      MDB_dbi main = 0;
+      if (mdb_dbi_open(t->get(), nullptr, 0, &main) == 0 && mdb_stat(t->get(), main, &st) == 0 &&
+          st.ms_entries != 0)
+        return error{errc::corruption,
+                     "the directory holds an LMDB environment that is not a "
+                     "Varve store"};
+    } else {
+      return lmdb::to_error(rc, "opening the meta table");
+    }
+  }
+  auto t = lmdb::txn::begin(env, 0);
+  if (!t) return std::move(t).err();
+  tables dbs;
+  struct {
+    MDB_dbi* dbi;
+    const char* name;
+    unsigned flags;
+  } const layout[] = {
+      {&dbs.meta, "meta", 0},
+      {&dbs.events, "events", MDB_INTEGERKEY},
+      {&dbs.stream_names, "stream_names", 0},
+      {&dbs.stream_ids, "stream_ids", MDB_INTEGERKEY},
+      {&dbs.stream_heads, "stream_heads", MDB_INTEGERKEY},
+      {&dbs.stream_index, "stream_index", 0},
+      {&dbs.cursors, "cursors", 0},
+      {&dbs.keys, "keys", MDB_INTEGERKEY},
+      {&dbs.snapshots, "snapshots", MDB_INTEGERKEY},
+  };
+  for (const auto& l : layout) {
+    auto dbi = open_db(t->get(), l.name, l.flags | MDB_CREATE);
+    if (!dbi) return std::move(dbi).err();
+    *l.dbi = *dbi;
+  }
+  auto v = t->get(dbs.meta, "format_version");
+  if (!v) return std::move(v).err();
+  std::string version(4, '\0');
+  bytes::put_le<std::uint32_t>(version.data(), format_version);
+  if (*v && upgrade) {  // records of both formats read; the new ones need this build
+    if (int rc = t->put(dbs.meta, "format_version", version); rc != 0)
+      return lmdb::to_error(rc, "upgrading the format version");
+  }
+  if (!*v) {
+    std::string created(8, '\0');
+    bytes::put_le<std::int64_t>(created.data(),
+                                std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count());
+    if (int rc = t->put(dbs.meta, "format_version", version); rc != 0)
+      return lmdb::to_error(rc, "writing meta");
+    if (int rc = t->put(dbs.meta, "created_at", created); rc != 0)
+      return lmdb::to_error(rc, "writing meta");
+    if (key) {
+      auto check = key->make_check();
+      if (!check) return std::move(check).err();
+      if (int rc = t->put(dbs.meta, "key_check", *check); rc != 0)
+        return lmdb::to_error(rc, "writing meta");
+      if (int rc = t->put(dbs.meta, "cipher", "AES-256/GCM"); rc != 0)
+        return lmdb::to_error(rc, "writing meta");
+      enc.encrypted = true;
+      enc.key_check = std::move(*check);
+    }
+  }
+  if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "committing the store layout");
+  return dbs;
+}
+
+}  // namespace
+
+result<void> store_impl::open_new_views() const {
+  std::lock_guard<std::mutex> lock(dbi_mutex);
+  auto t = lmdb::txn::begin(env.get(), MDB_RDONLY);
+  if (!t) return std::move(t).err();
+  if (int rc = mdb_dbi_open(t->get(), nullptr, 0, &main_table); rc != 0)
+    return lmdb::to_error(rc, "opening the main table");
+  MDB_stat main_stat{};
+  if (int rc = mdb_stat(t->get(), main_table, &main_stat); rc != 0)
+    return lmdb::to_error(rc, "reading the list of tables");
+  std::vector<std::string> names;
+  {
+    auto c = lmdb::cursor::open(t->get(), main_table);
+    if (!c) return std::move(c).err();
+    const std::string prefix = view_table("");
+    MDB_val k = lmdb::to_val(prefix), v{};
+    auto found = c->get(k, v, MDB_SET_RANGE);
+    while (found && *found && lmdb::to_view(k).starts_with(prefix)) {
+      std::string name(lmdb::to_view(k).substr(prefix.size()));
+      if (!views.contains(name)) names.push_back(std::move(name));
+      found = c->get(k, v, MDB_NEXT);
+    }
+    if (!found) return std::move(found).err();
+  }
+  std::vector<std::pair<std::string, MDB_dbi>> opened;
+  for (const std::string& name : names) {
+    MDB_dbi dbi = 0;
+    if (int rc = mdb_dbi_open(t->get(), view_table(name).c_str(), 0, &dbi); rc != 0)
+      return lmdb::to_error(rc, "opening view " + name);
+    opened.emplace_back(name, dbi);
+  }
+  if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "registering views");
+  for (auto& [name, dbi] : opened)
+    views.emplace(std::move(name), dbi);
+  tables_known.store(main_stat.ms_entries, std::memory_order_release);
+  return {};
+}
+
+result<std::optional<MDB_dbi>> store_impl::view_for_read(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(dbi_mutex);
+  if (auto it = views.find(std::string(name)); it != views.end())
+    return std::optional<MDB_dbi>{it->second};
+  auto t = lmdb::txn::begin(env.get(), MDB_RDONLY);
+  if (!t) return std::move(t).err();
+  MDB_dbi dbi = 0;
+  int rc = mdb_dbi_open(t->get(), view_table(name).c_str(), 0, &dbi);
+  if (rc == MDB_NOTFOUND) return std::optional<MDB_dbi>{};
+  if (rc != 0) return lmdb::to_error(rc, "opening view " + std::string(name));
+  if (rc = t->commit(); rc != 0) return lmdb::to_error(rc, "registering view " + std::string(name));
+  views.emplace(std::string(name), dbi);
+  return std::optional<MDB_dbi>{dbi};
+}
+
+}  // namespace detail
+
+result<std::unique_ptr<event_store>> event_store::open(options opts) {
+  if (auto v = detail::validate(opts); !v) return std::move(v).err();
+  if (auto d = detail::prepare_directory(opts); !d) return std::move(d).err();
+
+  auto impl = std::make_unique<detail::store_impl>();
+  auto claim = detail::store_claim::shared(opts.directory);
+  if (!claim) return std::move(claim).err();
+  impl->claim.emplace(std::move(*claim));
+  if (auto whole = detail::refuse_empty_data_file(opts.directory); !whole)
+    return std::move(whole).err();
+  impl->opts = opts;
+  MDB_env* raw = nullptr;
+  if (int rc = mdb_env_create(&raw); rc != 0) return lmdb::to_error(rc, "mdb_env_create");
+  impl->env = lmdb::env(raw);
+  if (int rc = mdb_env_set_maxdbs(raw, detail::core_tables + opts.max_views); rc != 0)
+    return lmdb::to_error(rc, "mdb_env_set_maxdbs");
+  if (int rc = mdb_env_set_maxreaders(raw, opts.max_readers); rc != 0)
+    return lmdb::to_error(rc, "mdb_env_set_maxreaders");
+  if (int rc = mdb_env_set_mapsize(raw, opts.map_size); rc != 0)
+    return lmdb::to_error(rc, "mdb_env_set_mapsize");
+  unsigned flags = MDB_NOTLS;
+  if (opts.sync == durability::no_meta_sync) flags |= MDB_NOMETASYNC;
+  if (opts.sync == durability::no_sync) flags |= MDB_NOSYNC;
+  if (int rc = mdb_env_open(raw, opts.directory.c_str(), flags, 0600); rc != 0) {
+    if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+      return error{errc::corruption,
+                   opts.directory.string() + " does not hold a Varve store: " + mdb_strerror(rc)};
+    return lmdb::to_error(rc, "opening " + opts.directory.string());
+  }
+  if (auto sized = detail::check_data_file_size(raw, opts.directory); !sized)
+    return std::move(sized).err();
+  std::unique_ptr<crypto::master_key> key;
+  if (opts.master_key) {
+    key = std::make_unique<crypto::master_key>(
+        crypto::key_bytes(opts.master_key->begin(), opts.master_key->end()));
+    Botan::secure_scrub_memory(opts.master_key->data(), opts.master_key->size());
+    Botan::secure_scrub_memory(impl->opts.master_key->data(), impl->opts.master_key->size());
+    opts.master_key.reset();
+    impl->opts.master_key.reset();
+  } else if (!opts.key_file.empty()) {
+    auto bytes = crypto::read_key_file(opts.key_file.string());
+    if (!bytes) return std::move(bytes).err();
+    key = std::make_unique<crypto::master_key>(std::move(*bytes));
+  }
+  detail::encryption_state enc;
+  auto dbs = detail::open_tables(raw, key.get(), enc);
+  if (!dbs) return std::move(dbs).err();
+  impl->dbs = *dbs;
+  impl->encrypted = enc.encrypted;
+  impl->key_check = std::move(enc.key_check);
+  if (enc.encrypted) impl->current_master = std::move(key);
+  impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
+  if (auto v = impl->open_new_views(); !v) return std::move(v).err();
+  return std::unique_ptr<event_store>(new event_store(std::move(impl)));
+}
+
+}  // namespace varve
