@@ -52,8 +52,10 @@ class error {
 };
 
 /// Either a value of type T or an error. Check `ok()` (or `if (r)`) before
-/// touching `value()`; reading the wrong alternative is a programming error
-/// and terminates (std::get).
+/// touching `value()`: reading the wrong alternative (value() of an error,
+/// err() of a value) is a programming error and throws
+/// std::bad_variant_access, the only exception a storage call's result can
+/// give.
 template <class T>
 class [[nodiscard]] result {
  public:

@@ -138,6 +138,14 @@ class function_ref<R(Args...)> {
 /// hands out (event_view, std::string_view) point into the memory map and stay
 /// valid until the transaction is destroyed; copy what must outlive it.
 ///
+/// Absence: a stream is named by the caller to read its events, so reading
+/// (scan_stream, read_stream) a stream that does not exist is not_found: a
+/// mistyped name must not read as an empty stream. Everything else that may
+/// be absent reads as absent, without an error: stream(), cursor(),
+/// snapshot() and view_get() answer std::nullopt, and scan_view() of a view
+/// that no write created yet visits nothing (a view exists once written; an
+/// empty view and a missing one are the same to its readers).
+///
 /// Encrypted stores: metadata and payload are decrypted into memory the
 /// transaction owns (no zero copy). Those of events handed to a scan visitor
 /// are valid only during that call of `visit`; those returned by event_at,
@@ -172,14 +180,18 @@ class read_transaction {
   /// Visits up to `limit` events of the stream `name` in version order,
   /// starting at version `from` (forward: from 0 or 1 = the first; backward:
   /// from_end = the last); `visit` returns false to stop early. Returns the
-  /// number visited. Errors: not_found (no such stream), corruption.
+  /// number visited. Errors: not_found (no such stream), corruption (a
+  /// record that does not decode or fails its checksum), auth_failed (a
+  /// sealed record that does not authenticate, or a stream whose key does
+  /// not unwrap), io_error.
   result<std::size_t> scan_stream(std::string_view name, stream_version from, direction dir,
                                   std::size_t limit,
                                   function_ref<bool(const event_view&)> visit) const;
 
   /// Visits up to `limit` events of the global log starting at position
   /// `from` (forward: 0 or 1 = the first; backward: from_end = the newest).
-  /// Returns the number visited. Errors: corruption.
+  /// Returns the number visited. Errors: corruption, auth_failed, io_error
+  /// (as scan_stream).
   result<std::size_t> scan_log(global_position from, direction dir, std::size_t limit,
                                function_ref<bool(const event_view&)> visit) const;
 
@@ -200,12 +212,14 @@ class read_transaction {
   result<std::optional<cursor_view>> cursor_state(std::string_view consumer) const;
 
   /// Visits every consumer's checkpoint in name order; `visit` returns false
-  /// to stop. Returns the number visited.
+  /// to stop. Returns the number visited. Errors: corruption (a stored
+  /// cursor shorter than its position), io_error.
   result<std::size_t> scan_cursors(
       function_ref<bool(std::string_view consumer, const cursor_view&)> visit) const;
 
   /// Visits every stream name with its info, in name order; `visit` returns
-  /// false to stop. Returns the number visited.
+  /// false to stop. Returns the number visited. Errors: corruption (a name
+  /// without a valid id or head), io_error.
   result<std::size_t> scan_streams(
       function_ref<bool(std::string_view name, const stream_info&)> visit) const;
 
@@ -214,13 +228,13 @@ class read_transaction {
   result<std::optional<snapshot_view>> snapshot(std::string_view stream) const;
 
   /// The value under `key` in view `view`; std::nullopt when the key or the
-  /// view does not exist (in this transaction's snapshot).
+  /// view does not exist (in this transaction's snapshot). Errors: io_error.
   result<std::optional<std::string_view>> view_get(std::string_view view,
                                                    std::string_view key) const;
 
   /// Visits the entries of view `view` in key order, starting at the first
   /// key >= `from_key`; `visit` returns false to stop. A view that does not
-  /// exist has no entries. Returns the number visited.
+  /// exist has no entries. Returns the number visited. Errors: io_error.
   result<std::size_t> scan_view(
       std::string_view view, std::string_view from_key,
       function_ref<bool(std::string_view key, std::string_view value)> visit) const;
@@ -363,7 +377,9 @@ class event_store {
   /// Whether the store encrypts what it keeps.
   bool encrypted() const noexcept;
 
-  /// Stores a consumer's checkpoint in its own transaction.
+  /// Stores a consumer's checkpoint (position only, no state) in its own
+  /// transaction. Errors: invalid_argument (an empty consumer name, or one
+  /// over 511 bytes), storage_full, io_error, failed_state.
   result<void> save_cursor(std::string_view consumer, global_position position);
 
   /// Begins a read transaction (see read_transaction for its rules).
@@ -373,7 +389,8 @@ class event_store {
   /// Whether an earlier I/O failure stopped writes (see failed_state).
   bool failed() const;
 
-  /// Owned-copy conveniences, each in its own read transaction.
+  /// Owned-copy conveniences, each in its own read transaction. Errors: as
+  /// read() and as read_transaction's scan_stream / scan_log.
   result<std::vector<recorded_event>> read_stream(std::string_view name, stream_version from = 1,
                                                   direction dir = direction::forward,
                                                   std::size_t limit = SIZE_MAX) const;
@@ -381,6 +398,8 @@ class event_store {
                                                direction dir = direction::forward,
                                                std::size_t limit = SIZE_MAX) const;
 
+  /// Figures about the store, in one read transaction (no scan).
+  /// Errors: busy (too many readers), io_error.
   result<store_stats> stats() const;
 
   const options& opts() const noexcept;
