@@ -7,12 +7,12 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "json_rows.hpp"
 #include "varve/actors/error.hpp"
+#include "varve/actors/log.hpp"
 
 namespace varve {
 
@@ -20,7 +20,7 @@ namespace {
 
 struct manager_state {
   static inline const char* name = "varve.projection_manager";
-  std::shared_ptr<event_store> store;
+  std::shared_ptr<const event_store> store;
   storage_actor storage;
   std::vector<std::pair<std::string, projection_actor>> projections;
   std::chrono::milliseconds poll_interval{500};
@@ -59,8 +59,9 @@ void erase_request(pointer self, const std::string& name, const std::string& tex
           [self, name](const std::vector<append_result>&) { self->state.carrying_out.erase(name); },
           [self, name](caf::error& e) {
             self->state.carrying_out.erase(name);
-            std::cerr << "varve: erasing the control request of projection '" << name
-                      << "' failed: " << error_from(e).to_string() << "\n";
+            log(log_level::error, "projection manager",
+                "erasing the control request of projection '" + name +
+                    "' failed: " + error_from(e).to_string());
           });
 }
 
@@ -103,14 +104,14 @@ void carry_out(pointer self, const projection_actor& p, const std::string& name,
                const std::string& text) {
   auto done = [self, name, text](const projection_status&) { erase_request(self, name, text); };
   auto report = [self, name, text](caf::error& e) {
-    std::cerr << "varve: control request for projection '" << name
-              << "' failed: " << error_from(e).to_string() << "\n";
+    log(log_level::error, "projection manager",
+        "control request for projection '" + name + "' failed: " + error_from(e).to_string());
     erase_request(self, name, text);
   };
   auto request = parse_control_request(text);
   if (!request) {
-    std::cerr << "varve: control request for projection '" << name
-              << "' ignored: " << request.err().to_string() << "\n";
+    log(log_level::warning, "projection manager",
+        "control request for projection '" + name + "' ignored: " + request.err().to_string());
     self->request(p, caf::infinite, control_error_atom_v,
                   "control request ignored: " + request.err().to_string())
         .then(done, report);
@@ -153,7 +154,8 @@ void apply_control_requests(pointer self) {
   }
 }
 
-projection_manager::behavior_type manager_behavior(pointer self, std::shared_ptr<event_store> store,
+projection_manager::behavior_type manager_behavior(pointer self,
+                                                   std::shared_ptr<const event_store> store,
                                                    storage_actor storage,
                                                    std::vector<projection_spec> specs,
                                                    std::chrono::milliseconds poll_interval) {
@@ -183,8 +185,8 @@ projection_manager::behavior_type manager_behavior(pointer self, std::shared_ptr
     auto& st = self->state;
     for (const auto& [name, p] : st.projections)
       if (p.address() == msg.source && !st.stopping)
-        std::cerr << "varve: projection '" << name << "' stopped: " << caf::to_string(msg.reason)
-                  << "\n";
+        log(log_level::error, "projection manager",
+            "projection '" + name + "' stopped: " + caf::to_string(msg.reason));
     if (st.stopping && --st.running == 0) self->quit(st.exit_reason);
   });
   apply_control_requests(self);
@@ -228,7 +230,7 @@ projection_manager::behavior_type manager_behavior(pointer self, std::shared_ptr
 }  // namespace
 
 projection_manager spawn_projection_manager(caf::actor_system& sys,
-                                            std::shared_ptr<event_store> store,
+                                            std::shared_ptr<const event_store> store,
                                             storage_actor storage,
                                             std::vector<projection_spec> specs,
                                             std::chrono::milliseconds poll_interval) {

@@ -70,7 +70,7 @@ struct projection_state {
   static inline const char* name = "varve.projection";
 
   projection_spec spec;
-  std::shared_ptr<event_store> store;
+  std::shared_ptr<const event_store> store;
   storage_actor storage;
 
   phase current = phase::catching_up;
@@ -442,7 +442,7 @@ void process(pointer self) {
 }
 
 projection_actor::behavior_type projection_behavior(pointer self,
-                                                    std::shared_ptr<event_store> store,
+                                                    std::shared_ptr<const event_store> store,
                                                     storage_actor storage, projection_spec spec) {
   auto& st = self->state;
   st.spec = std::move(spec);
@@ -624,7 +624,7 @@ std::string dead_letter_view(std::string_view name) {
   return "varve.dead_letters." + std::string(name);
 }
 
-projection_actor spawn_projection(caf::actor_system& sys, std::shared_ptr<event_store> store,
+projection_actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const event_store> store,
                                   storage_actor storage, projection_spec spec) {
   return sys.spawn(projection_behavior, std::move(store), std::move(storage), std::move(spec));
 }

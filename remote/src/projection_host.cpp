@@ -9,10 +9,11 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
-#include <iostream>
+
 #include <nlohmann/json.hpp>
 
 #include <varve/actors/error.hpp>
+#include <varve/actors/log.hpp>
 
 namespace varve::remote {
 
@@ -20,7 +21,7 @@ namespace {
 
 struct host_state {
   static inline const char* name = "varve.remote_projection";
-  std::shared_ptr<event_store> store;
+  std::shared_ptr<const event_store> store;
   storage_actor storage;
   projection_spec spec;
   remote_projection_options opts;
@@ -96,7 +97,7 @@ void fail(pointer self, std::string why) {
   auto& st = self->state;
   st.failed = true;
   st.error = std::move(why);
-  std::cerr << "varve: remote projection '" << st.spec.name << "' failed: " << st.error << "\n";
+  log(log_level::error, "remote projection", "'" + st.spec.name + "' failed: " + st.error);
 }
 
 void try_connect(pointer self) {
@@ -239,7 +240,7 @@ void process(pointer self) {
 }
 
 remote_projection_actor::behavior_type host_behavior(pointer self,
-                                                     std::shared_ptr<event_store> store,
+                                                     std::shared_ptr<const event_store> store,
                                                      storage_actor storage, projection_spec spec,
                                                      remote_projection_options opts) {
   auto& st = self->state;
@@ -312,7 +313,7 @@ remote_projection_actor::behavior_type host_behavior(pointer self,
 }  // namespace
 
 remote_projection_actor spawn_remote_projection(caf::actor_system& sys,
-                                                std::shared_ptr<event_store> local_store,
+                                                std::shared_ptr<const event_store> local_store,
                                                 storage_actor local_storage, projection_spec spec,
                                                 remote_projection_options opts) {
   return sys.spawn<caf::detached>(host_behavior, std::move(local_store), std::move(local_storage),

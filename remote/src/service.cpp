@@ -52,13 +52,13 @@ caf::result<event_batch> answer(result<event_batch>&& r) {
 
 struct service_state {
   static inline const char* name = "varve.service";
-  std::shared_ptr<event_store> store;
+  std::shared_ptr<const event_store> store;
   storage_actor storage;
   aggregate_registries aggregates;
 };
 
 service_actor::behavior_type service_behavior(service_actor::stateful_pointer<service_state> self,
-                                              std::shared_ptr<event_store> store,
+                                              std::shared_ptr<const event_store> store,
                                               storage_actor storage,
                                               aggregate_registries aggregates) {
   self->state.store = std::move(store);
@@ -122,7 +122,7 @@ service_actor::behavior_type service_behavior(service_actor::stateful_pointer<se
 
 }  // namespace
 
-service_actor spawn_service(caf::actor_system& sys, std::shared_ptr<event_store> store,
+service_actor spawn_service(caf::actor_system& sys, std::shared_ptr<const event_store> store,
                             storage_actor storage, aggregate_registries aggregates) {
   return sys.spawn(service_behavior, std::move(store), std::move(storage), std::move(aggregates));
 }

@@ -47,7 +47,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
-#include <iostream>
+
 #include <list>
 #include <map>
 #include <memory>
@@ -58,6 +58,7 @@
 
 #include "varve/actors/codec.hpp"
 #include "varve/actors/error.hpp"
+#include "varve/actors/log.hpp"
 #include "varve/actors/storage_actor.hpp"
 
 namespace varve {
@@ -124,7 +125,7 @@ struct aggregate_options {
 /// What aggregate actors need: the store (for zero-copy reads in this
 /// process) and its storage actor (for writes).
 struct aggregate_context {
-  std::shared_ptr<event_store> store;
+  std::shared_ptr<const event_store> store;  ///< read-only: writes go through `storage`
   storage_actor storage;
   aggregate_options options;
 };
@@ -287,13 +288,15 @@ void load_snapshot(aggregate_state<A>& st) {
     auto snap = txn->snapshot(st.stream);
     if (!snap || !*snap) return;
     if ((*snap)->schema != A::snapshot_schema) {
-      std::cerr << "varve: ignoring the snapshot of '" << st.stream << "': schema "
-                << (*snap)->schema << ", expected " << A::snapshot_schema << "\n";
+      log(log_level::warning, "aggregate",
+          "ignoring the snapshot of '" + st.stream + "': schema " +
+              std::to_string((*snap)->schema) + ", expected " + std::to_string(A::snapshot_schema));
       return;
     }
     auto state = load<typename A::state>((*snap)->bytes);
     if (!state) {
-      std::cerr << "varve: ignoring the snapshot of '" << st.stream << "': it does not decode\n";
+      log(log_level::warning, "aggregate",
+          "ignoring the snapshot of '" + st.stream + "': it does not decode");
       return;
     }
     st.state = std::move(*state);
@@ -317,8 +320,8 @@ void maybe_snapshot(aggregate_pointer<A> self) {
     self->request(st.ctx.storage, caf::infinite, write_atom_v, std::move(w))
         .then([](const std::vector<append_result>&) {},
               [stream = st.stream](caf::error& e) {
-                std::cerr << "varve: snapshot of '" << stream
-                          << "' not written: " << error_from(e).to_string() << "\n";
+                log(log_level::warning, "aggregate",
+                    "snapshot of '" + stream + "' not written: " + error_from(e).to_string());
               });
   } else {
     (void)self;
@@ -411,8 +414,8 @@ typename aggregate_actor<A>::behavior_type aggregate_behavior(aggregate_pointer<
   st.ctx = std::move(ctx);
   load_snapshot<A>(st);
   if (auto r = hydrate<A>(st); !r)  // each request will answer why
-    std::cerr << "varve: aggregate '" << st.stream << "' cannot hydrate: " << r.err().to_string()
-              << "\n";
+    log(log_level::error, "aggregate",
+        "'" + st.stream + "' cannot hydrate: " + r.err().to_string());
   arm_idle_timer<A>(self);
   return aggregate_handlers<A>(self, commands_of<A>{});
 }

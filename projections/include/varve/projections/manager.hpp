@@ -47,7 +47,7 @@ using projection_manager = caf::typed_actor<
 /// (caf::anon_send_exit) stops them; stop it before the storage actor, so
 /// that their last checkpoints are committed.
 projection_manager spawn_projection_manager(
-    caf::actor_system& sys, std::shared_ptr<event_store> store, storage_actor storage,
+    caf::actor_system& sys, std::shared_ptr<const event_store> store, storage_actor storage,
     std::vector<projection_spec> specs,
     std::chrono::milliseconds poll_interval = std::chrono::milliseconds(500));
 

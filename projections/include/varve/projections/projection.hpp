@@ -178,7 +178,7 @@ using projection_actor =
 /// cursor that cannot be read at all stops it in state "failed". Stop it
 /// with caf::anon_send_exit(p, caf::exit_reason::user_shutdown): an
 /// at-least-once projection saves its cursor first.
-projection_actor spawn_projection(caf::actor_system& sys, std::shared_ptr<event_store> store,
+projection_actor spawn_projection(caf::actor_system& sys, std::shared_ptr<const event_store> store,
                                   storage_actor storage, projection_spec spec);
 
 /// The name of the view that holds the dead letters of projection `name`:

@@ -52,7 +52,7 @@ using remote_projection_actor =
 /// caf::anon_send_exit(h, caf::exit_reason::user_shutdown), before the
 /// local storage actor.
 remote_projection_actor spawn_remote_projection(caf::actor_system& sys,
-                                                std::shared_ptr<event_store> local_store,
+                                                std::shared_ptr<const event_store> local_store,
                                                 storage_actor local_storage, projection_spec spec,
                                                 remote_projection_options opts);
 

@@ -30,7 +30,7 @@ using aggregate_registries = std::map<std::string, caf::actor>;
 /// command dispatch goes to `aggregates` (none: clients asking for a
 /// registry get errc::not_found). Stop it with caf::anon_send_exit (the
 /// storage actor and the registries are not stopped).
-service_actor spawn_service(caf::actor_system& sys, std::shared_ptr<event_store> store,
+service_actor spawn_service(caf::actor_system& sys, std::shared_ptr<const event_store> store,
                             storage_actor storage, aggregate_registries aggregates = {});
 
 /// Publishes `service` on host:port (port 0: any free port) with
