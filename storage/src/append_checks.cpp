@@ -99,6 +99,20 @@ result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name)
 
 namespace {
 
+/// Whether the store's master key is still the one this handle holds:
+/// another process may have rotated it since this handle opened the store,
+/// and a data key wrapped under the retired key would never unwrap again.
+result<void> master_is_current(batch_txn& b) {
+  if (b.master_checked) return {};
+  MDB_val v{};
+  const int rc = b.txn.get(b.store.dbs.meta, "key_check", v);
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the key check");
+  const std::string_view stored = rc == 0 ? lmdb::to_view(v) : std::string_view{};
+  if (stored != b.store.key_check) return master_rotated();
+  b.master_checked = true;
+  return {};
+}
+
 /// The data key of an existing stream (encrypted stores), kept in its head
 /// once unwrapped. Errors: corruption (no key), auth_failed.
 result<std::shared_ptr<const crypto::key_bytes>> stream_key(batch_txn& b, head_state& h,
@@ -110,26 +124,11 @@ result<std::shared_ptr<const crypto::key_bytes>> stream_key(batch_txn& b, head_s
   if (rc == MDB_NOTFOUND) return error{errc::corruption, stream_label(name) + " has no data key"};
   if (rc != 0) return lmdb::to_error(rc, "reading data keys");
   auto unwrapped = b.store.data_key(h.info.id, lmdb::to_view(v));
+  if (!unwrapped && unwrapped.err().code() == errc::auth_failed && !master_is_current(b))
+    return master_rotated();
   if (!unwrapped) return std::move(unwrapped).err();
   h.key = *unwrapped;
   return h.key;
-}
-
-/// Whether the store's master key is still the one this handle holds:
-/// another process may have rotated it since this handle opened the store,
-/// and a data key wrapped under the retired key would never unwrap again.
-result<void> master_is_current(batch_txn& b) {
-  if (b.master_checked) return {};
-  MDB_val v{};
-  const int rc = b.txn.get(b.store.dbs.meta, "key_check", v);
-  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the key check");
-  const std::string_view stored = rc == 0 ? lmdb::to_view(v) : std::string_view{};
-  if (stored != b.store.key_check)
-    return error{errc::auth_failed,
-                 "the store's master key was changed (rotate-key) by another process since "
-                 "this handle opened it: new streams need the new key; reopen the store with it"};
-  b.master_checked = true;
-  return {};
 }
 
 result<event_id> stored_id(batch_txn& b, global_position pos) {

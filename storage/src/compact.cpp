@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "lmdb.hpp"
+#include "page_check.hpp"
 #include "store_files.hpp"
 #include "varve/storage/event_store.hpp"
 
@@ -36,24 +37,12 @@ error os_error(int code, const std::string& what) {
 }
 
 /// Refuses when any process holds LMDB's lock on the store, whether or not
-/// it took Varve's: mdb_stat, an older build, another tool. F_GETLK asks
-/// without taking anything; this process has no environment on the store
-/// here (its claim would have failed), so the descriptor can be closed.
+/// it took Varve's: mdb_stat, an older build, another tool.
 result<void> refuse_other_lmdb_users(const fs::path& directory) {
-  const fs::path lock_file = directory / "lock.mdb";
-  const int fd = ::open(lock_file.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return {};  // no lock file: nobody has the environment open
-  struct flock query {};
-  query.l_type = F_WRLCK;
-  query.l_whence = SEEK_SET;
-  query.l_start = 0;
-  query.l_len = 1;  // the byte every LMDB environment holds shared
-  const int rc = ::fcntl(fd, F_GETLK, &query);
-  const int code = errno;
-  ::close(fd);
-  if (rc != 0) return os_error(code, "reading the locks of " + lock_file.string());
-  if (query.l_type != F_UNLCK)
-    return error{errc::busy, "process " + std::to_string(query.l_pid) + " has the store in " +
+  auto user = detail::lmdb_user(directory);
+  if (!user) return std::move(user).err();
+  if (*user)
+    return error{errc::busy, "process " + std::to_string(**user) + " has the store in " +
                                  directory.string() + " open: close it first"};
   return {};
 }
@@ -99,8 +88,13 @@ result<std::uint64_t> copy_table(MDB_txn* from, const char* name, MDB_env* to_en
       return lmdb::to_error(rc, std::string("creating table ") + name);
     std::size_t in_txn = 0;
     while (found && *found && in_txn < entries_per_commit) {
-      if (int rc = mdb_put(txn->get(), dst, &k, &v, MDB_APPEND); rc != 0)
+      if (int rc = mdb_put(txn->get(), dst, &k, &v, MDB_APPEND); rc != 0) {
+        if (rc == MDB_KEYEXIST)  // keys out of order: the source's tree is damaged
+          return error{errc::corruption, std::string("table ") + name +
+                                             " yields its keys out of order: its pages are "
+                                             "damaged (run verify)"};
         return lmdb::to_error(rc, std::string("copying table ") + name);
+      }
       ++in_txn;
       found = cursor->get(k, v, MDB_NEXT);
     }
@@ -192,6 +186,14 @@ result<compact_report> event_store::compact(const fs::path& directory) {
   if (!claim) return std::move(claim).err();
   if (auto alone = refuse_other_lmdb_users(directory); !alone) return std::move(alone).err();
   if (auto whole = detail::refuse_empty_data_file(directory); !whole) return std::move(whole).err();
+  // A damaged store is not rewritten: the copy would carry the damage on,
+  // or stop half way. Nobody writes meanwhile: the file is still.
+  auto pages = detail::check_pages(data);
+  if (!pages) return std::move(pages).err();
+  if (pages->faults_total != 0)
+    return error{errc::corruption, "data.mdb is damaged (" + std::to_string(pages->faults_total) +
+                                       " faults; first: " + pages->faults.front() +
+                                       "): compaction refuses it; run verify"};
 
   compact_report report;
   report.bytes_before = size_of(data);

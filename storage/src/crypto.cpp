@@ -210,11 +210,14 @@ struct sealer::gcm {
 };
 
 void sealer::set_associated_data(const event_place& at) {
-  if (!at.head.empty()) {  // format 2: position || header || type
-    ad_.resize(8 + at.head.size() + at.type.size());
-    bytes::put_le<std::uint64_t>(ad_.data(), at.position);
-    std::memcpy(ad_.data() + 8, at.head.data(), at.head.size());
-    std::memcpy(ad_.data() + 8 + at.head.size(), at.type.data(), at.type.size());
+  if (!at.head.empty()) {  // format 2: position || header || type || stream name
+    ad_.resize(8 + at.head.size() + at.type.size() + at.stream_name.size());
+    char* p = ad_.data();
+    bytes::put_le<std::uint64_t>(p, at.position);
+    std::memcpy(p += 8, at.head.data(), at.head.size());
+    std::memcpy(p += at.head.size(), at.type.data(), at.type.size());
+    if (!at.stream_name.empty())
+      std::memcpy(p + at.type.size(), at.stream_name.data(), at.stream_name.size());
     return;
   }
   ad_.resize(40 + at.type.size());

@@ -6,7 +6,7 @@
 //
 //   sealed  := nonce:12 ciphertext(metadata || payload) tag:16
 //   nonce   := prefix:u64 LE || counter:u32 LE
-//   AD      := position:u64 LE || header:60 || type                  (format 2 records)
+//   AD      := position:u64 LE || header:60 || type || stream name    (format 2 records)
 //            | stream_id:u64 LE || version:u64 LE || position:u64 LE
 //              || event_id:16 || type                                  (format 1 records)
 //
@@ -75,7 +75,7 @@ class master_key {
 
 /// Where an event sits: what its associated data binds. `head` holds the
 /// record's 60 header bytes for a format 2 record (the associated data
-/// covers them), and is empty for a format 1 record.
+/// covers them and the stream's name), and is empty for a format 1 record.
 struct event_place {
   std::uint64_t stream_id;
   stream_version version;
@@ -83,6 +83,7 @@ struct event_place {
   const event_id& id;
   std::string_view type;
   std::string_view head = {};
+  std::string_view stream_name = {};
 };
 
 /// Seals and opens event bodies. Keeps a bounded number of ciphers with their

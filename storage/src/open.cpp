@@ -130,105 +130,152 @@ result<encryption_state> look_at_encryption(MDB_txn* t, MDB_dbi meta,
   return out;
 }
 
-/// Checks the meta table of an existing store, or lays out a new one. With
-/// `key`, a new store is created encrypted and an encrypted one is checked
-/// against it; `enc` tells what the store is.
-result<tables> open_tables(MDB_env* env, const crypto::master_key* key, encryption_state& enc) {
-  bool upgrade = false;
-  {  // Look before writing anything: a newer or foreign store stays untouched.
-    auto t = lmdb::txn::begin(env, MDB_RDONLY);
-    if (!t) return std::move(t).err();
-    MDB_dbi meta = 0;
-    int rc = mdb_dbi_open(t->get(), "meta", 0, &meta);
-    if (rc == 0) {
-      auto v = t->get(meta, "format_version");
-      if (!v) return std::move(v).err();
-      if (!*v || (*v)->size() != 4)
-        return error{errc::corruption, "the store's meta table has no valid format_version"};
-      const std::uint32_t version = bytes::get_le<std::uint32_t>((*v)->data());
-      if (version > format_version)
-        return error{errc::format_version, "the store has format version " +
-                                               std::to_string(version) +
-                                               ", newer than this build of Varve supports (" +
-                                               std::to_string(format_version) + ")"};
-      upgrade = version < format_version;
-      auto looked = look_at_encryption(t->get(), meta, key);
-      if (!looked) return std::move(looked).err();
-      enc = std::move(*looked);
-    } else if (rc == MDB_NOTFOUND) {
-      MDB_stat st{};
-      MDB_dbi main = 0;
-      if (mdb_dbi_open(t->get(), nullptr, 0, &main) == 0 && mdb_stat(t->get(), main, &st) == 0 &&
-          st.ms_entries != 0)
-        return error{errc::corruption,
-                     "the directory holds an LMDB environment that is not a "
-                     "Varve store"};
-    } else {
-      return lmdb::to_error(rc, "opening the meta table");
-    }
+/// Begins a transaction at open, when this process has no other one on the
+/// environment: a map that another process grew (MDB_MAP_RESIZED) is
+/// adopted first.
+result<lmdb::txn> begin_at_open(MDB_env* env, unsigned flags) {
+  for (;;) {
+    MDB_txn* t = nullptr;
+    const int rc = mdb_txn_begin(env, nullptr, flags, &t);
+    if (rc == 0) return lmdb::txn(t);
+    if (rc != MDB_MAP_RESIZED) return lmdb::to_error(rc, "beginning a transaction");
+    if (int r = mdb_env_set_mapsize(env, 0); r != 0)
+      return lmdb::to_error(r, "adopting the new map size");
   }
-  auto t = lmdb::txn::begin(env, 0);
+}
+
+/// What the look at an existing store found.
+struct store_look {
+  bool exists = false;          // it has a meta table
+  std::uint32_t version = 0;    // its format version
+  encryption_state encryption;  // valid when it exists
+};
+
+/// Looks at the store without writing anything: a newer or foreign store
+/// stays untouched.
+result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key) {
+  auto t = begin_at_open(env, MDB_RDONLY);
   if (!t) return std::move(t).err();
-  tables dbs;
-  struct {
-    MDB_dbi* dbi;
-    const char* name;
-    unsigned flags;
-  } const layout[] = {
-      {&dbs.meta, "meta", 0},
-      {&dbs.events, "events", MDB_INTEGERKEY},
-      {&dbs.stream_names, "stream_names", 0},
-      {&dbs.stream_ids, "stream_ids", MDB_INTEGERKEY},
-      {&dbs.stream_heads, "stream_heads", MDB_INTEGERKEY},
-      {&dbs.stream_index, "stream_index", 0},
-      {&dbs.cursors, "cursors", 0},
-      {&dbs.keys, "keys", MDB_INTEGERKEY},
-      {&dbs.snapshots, "snapshots", MDB_INTEGERKEY},
-  };
-  for (const auto& l : layout) {
-    auto dbi = open_db(t->get(), l.name, l.flags | MDB_CREATE);
-    if (!dbi) return std::move(dbi).err();
-    *l.dbi = *dbi;
+  store_look out;
+  MDB_dbi meta = 0;
+  int rc = mdb_dbi_open(t->get(), "meta", 0, &meta);
+  if (rc == MDB_NOTFOUND) {
+    MDB_stat st{};
+    MDB_dbi main = 0;
+    if (mdb_dbi_open(t->get(), nullptr, 0, &main) == 0 && mdb_stat(t->get(), main, &st) == 0 &&
+        st.ms_entries != 0)
+      return error{errc::corruption,
+                   "the directory holds an LMDB environment that is not a Varve store"};
+    return out;
   }
-  auto v = t->get(dbs.meta, "format_version");
+  if (rc != 0) return lmdb::to_error(rc, "opening the meta table");
+  auto v = t->get(meta, "format_version");
   if (!v) return std::move(v).err();
+  if (!*v || (*v)->size() != 4)
+    return error{errc::corruption, "the store's meta table has no valid format_version"};
+  out.exists = true;
+  out.version = bytes::get_le<std::uint32_t>((*v)->data());
+  if (out.version > format_version)
+    return error{errc::format_version, "the store has format version " +
+                                           std::to_string(out.version) +
+                                           ", newer than this build of Varve supports (" +
+                                           std::to_string(format_version) + ")"};
+  auto looked = look_at_encryption(t->get(), meta, key);
+  if (!looked) return std::move(looked).err();
+  out.encryption = std::move(*looked);
+  return out;
+}
+
+/// Writes the meta table of a new store (encrypted with `key`).
+result<void> lay_out_meta(lmdb::txn& t, const tables& dbs, const crypto::master_key* key,
+                          encryption_state& enc) {
   std::string version(4, '\0');
   bytes::put_le<std::uint32_t>(version.data(), format_version);
-  if (*v && upgrade) {  // records of both formats read; the new ones need this build
-    if (int rc = t->put(dbs.meta, "format_version", version); rc != 0)
-      return lmdb::to_error(rc, "upgrading the format version");
-  }
-  if (!*v) {
-    std::string created(8, '\0');
-    bytes::put_le<std::int64_t>(created.data(),
-                                std::chrono::duration_cast<std::chrono::microseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count());
-    if (int rc = t->put(dbs.meta, "format_version", version); rc != 0)
-      return lmdb::to_error(rc, "writing meta");
-    if (int rc = t->put(dbs.meta, "created_at", created); rc != 0)
-      return lmdb::to_error(rc, "writing meta");
-    if (key) {
-      auto check = key->make_check();
-      if (!check) return std::move(check).err();
-      if (int rc = t->put(dbs.meta, "key_check", *check); rc != 0)
-        return lmdb::to_error(rc, "writing meta");
-      if (int rc = t->put(dbs.meta, "cipher", "AES-256/GCM"); rc != 0)
-        return lmdb::to_error(rc, "writing meta");
-      enc.encrypted = true;
-      enc.key_check = std::move(*check);
+  std::string created(8, '\0');
+  bytes::put_le<std::int64_t>(created.data(),
+                              std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+  if (int rc = t.put(dbs.meta, "format_version", version); rc != 0)
+    return lmdb::to_error(rc, "writing meta");
+  if (int rc = t.put(dbs.meta, "created_at", created); rc != 0)
+    return lmdb::to_error(rc, "writing meta");
+  if (!key) return {};
+  auto check = key->make_check();
+  if (!check) return std::move(check).err();
+  if (int rc = t.put(dbs.meta, "key_check", *check); rc != 0)
+    return lmdb::to_error(rc, "writing meta");
+  if (int rc = t.put(dbs.meta, "cipher", "AES-256/GCM"); rc != 0)
+    return lmdb::to_error(rc, "writing meta");
+  enc.encrypted = true;
+  enc.key_check = std::move(*check);
+  return {};
+}
+
+/// Checks the meta table of an existing store, or lays out a new one. With
+/// `key`, a new store is created encrypted and an encrypted one is checked
+/// against it; `look` tells what the store is. Two processes that create a
+/// store at once agree: the one whose write transaction comes second finds
+/// the store made, and looks at it again as an existing one.
+result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool error_if_exists,
+                           const std::filesystem::path& directory, store_look& look) {
+  for (;;) {
+    auto looked = look_at_store(env, key);
+    if (!looked) return std::move(looked).err();
+    look = std::move(*looked);
+    if (look.exists && error_if_exists)
+      return error{errc::invalid_argument,
+                   "a store already exists in " + directory.string() + " (error_if_exists)"};
+    auto t = begin_at_open(env, 0);
+    if (!t) return std::move(t).err();
+    tables dbs;
+    struct {
+      MDB_dbi* dbi;
+      const char* name;
+      unsigned flags;
+    } const layout[] = {
+        {&dbs.meta, "meta", 0},
+        {&dbs.events, "events", MDB_INTEGERKEY},
+        {&dbs.stream_names, "stream_names", 0},
+        {&dbs.stream_ids, "stream_ids", MDB_INTEGERKEY},
+        {&dbs.stream_heads, "stream_heads", MDB_INTEGERKEY},
+        {&dbs.stream_index, "stream_index", 0},
+        {&dbs.cursors, "cursors", 0},
+        {&dbs.keys, "keys", MDB_INTEGERKEY},
+        {&dbs.snapshots, "snapshots", MDB_INTEGERKEY},
+    };
+    for (const auto& l : layout) {
+      auto dbi = open_db(t->get(), l.name, l.flags | MDB_CREATE);
+      if (!dbi) return std::move(dbi).err();
+      *l.dbi = *dbi;
     }
+    auto v = t->get(dbs.meta, "format_version");
+    if (!v) return std::move(v).err();
+    if (*v && !look.exists) continue;  // created by another process meanwhile: look again
+    if (!*v) {
+      look.version = format_version;
+      if (auto laid = lay_out_meta(*t, dbs, key, look.encryption); !laid)
+        return std::move(laid).err();
+    }
+    if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "committing the store layout");
+    return dbs;
   }
-  if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "committing the store layout");
-  return dbs;
 }
 
 }  // namespace
 
 result<void> store_impl::open_new_views() const {
-  std::lock_guard<std::mutex> lock(dbi_mutex);
-  auto t = lmdb::txn::begin(env.get(), MDB_RDONLY);
-  if (!t) return std::move(t).err();
+  std::unique_lock<std::mutex> lock(dbi_mutex);
+  MDB_txn* raw = nullptr;
+  int rc = mdb_txn_begin(env.get(), nullptr, MDB_RDONLY, &raw);
+  while (rc == MDB_MAP_RESIZED) {  // another process grew the map
+    lock.unlock();                 // (readers wait for the handle lock, never the other way)
+    if (auto adopted = adopt_map_size(); !adopted) return adopted;
+    lock.lock();
+    rc = mdb_txn_begin(env.get(), nullptr, MDB_RDONLY, &raw);
+  }
+  if (rc != 0) return lmdb::to_error(rc, "beginning a read transaction");
+  std::optional<lmdb::txn> t{lmdb::txn(raw)};
   if (int rc = mdb_dbi_open(t->get(), nullptr, 0, &main_table); rc != 0)
     return lmdb::to_error(rc, "opening the main table");
   MDB_stat main_stat{};
@@ -262,31 +309,41 @@ result<void> store_impl::open_new_views() const {
   return {};
 }
 
-result<std::optional<MDB_dbi>> store_impl::view_for_read(std::string_view name) const {
+std::optional<MDB_dbi> store_impl::view_for_read(std::string_view name) const {
+  // read() opened the handle of every table in its transaction's snapshot
+  // before it began: a view without a handle does not exist there.
   std::lock_guard<std::mutex> lock(dbi_mutex);
   if (auto it = views.find(std::string(name)); it != views.end())
     return std::optional<MDB_dbi>{it->second};
-  auto t = lmdb::txn::begin(env.get(), MDB_RDONLY);
-  if (!t) return std::move(t).err();
-  MDB_dbi dbi = 0;
-  int rc = mdb_dbi_open(t->get(), view_table(name).c_str(), 0, &dbi);
-  if (rc == MDB_NOTFOUND) return std::optional<MDB_dbi>{};
-  if (rc != 0) return lmdb::to_error(rc, "opening view " + std::string(name));
-  if (rc = t->commit(); rc != 0) return lmdb::to_error(rc, "registering view " + std::string(name));
-  views.emplace(std::string(name), dbi);
-  return std::optional<MDB_dbi>{dbi};
+  return std::optional<MDB_dbi>{};
 }
 
 }  // namespace detail
 
 result<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (auto v = detail::validate(opts); !v) return std::move(v).err();
+
+  // The key first: a bad key file leaves nothing behind.
+  std::unique_ptr<crypto::master_key> key;
+  if (opts.master_key) {
+    key = std::make_unique<crypto::master_key>(
+        crypto::key_bytes(opts.master_key->begin(), opts.master_key->end()));
+    Botan::secure_scrub_memory(opts.master_key->data(), opts.master_key->size());
+    opts.master_key.reset();
+  } else if (!opts.key_file.empty()) {
+    auto bytes = crypto::read_key_file(opts.key_file.string());
+    if (!bytes) return std::move(bytes).err();
+    key = std::make_unique<crypto::master_key>(std::move(*bytes));
+  }
   if (auto d = detail::prepare_directory(opts); !d) return std::move(d).err();
 
   auto impl = std::make_unique<detail::store_impl>();
   auto claim = detail::store_claim::shared(opts.directory);
   if (!claim) return std::move(claim).err();
   impl->claim.emplace(std::move(*claim));
+  // Holding the claim, no compaction runs: a copy one left is stale.
+  std::error_code ec;
+  std::filesystem::remove(opts.directory / "data.mdb.compact", ec);
   if (auto whole = detail::refuse_empty_data_file(opts.directory); !whole)
     return std::move(whole).err();
   impl->opts = opts;
@@ -310,26 +367,14 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   }
   if (auto sized = detail::check_data_file_size(raw, opts.directory); !sized)
     return std::move(sized).err();
-  std::unique_ptr<crypto::master_key> key;
-  if (opts.master_key) {
-    key = std::make_unique<crypto::master_key>(
-        crypto::key_bytes(opts.master_key->begin(), opts.master_key->end()));
-    Botan::secure_scrub_memory(opts.master_key->data(), opts.master_key->size());
-    Botan::secure_scrub_memory(impl->opts.master_key->data(), impl->opts.master_key->size());
-    opts.master_key.reset();
-    impl->opts.master_key.reset();
-  } else if (!opts.key_file.empty()) {
-    auto bytes = crypto::read_key_file(opts.key_file.string());
-    if (!bytes) return std::move(bytes).err();
-    key = std::make_unique<crypto::master_key>(std::move(*bytes));
-  }
-  detail::encryption_state enc;
-  auto dbs = detail::open_tables(raw, key.get(), enc);
+  detail::store_look look;
+  auto dbs = detail::open_tables(raw, key.get(), opts.error_if_exists, opts.directory, look);
   if (!dbs) return std::move(dbs).err();
   impl->dbs = *dbs;
-  impl->encrypted = enc.encrypted;
-  impl->key_check = std::move(enc.key_check);
-  if (enc.encrypted) impl->current_master = std::move(key);
+  impl->stored_format = look.version;
+  impl->encrypted = look.encryption.encrypted;
+  impl->key_check = std::move(look.encryption.key_check);
+  if (impl->encrypted) impl->current_master = std::move(key);
   impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
   if (auto v = impl->open_new_views(); !v) return std::move(v).err();
   return std::unique_ptr<event_store>(new event_store(std::move(impl)));

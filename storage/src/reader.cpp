@@ -49,7 +49,14 @@ result<std::shared_ptr<const crypto::key_bytes>> key_in_snapshot(const read_stat
   bytes::u64_key id(stream_id);
   auto wrapped = st.txn.get(st.store->dbs.keys, id.view());
   if (!wrapped) return std::move(wrapped).err();
-  if (*wrapped) return st.store->data_key(stream_id, **wrapped);
+  if (*wrapped) {
+    auto key = st.store->data_key(stream_id, **wrapped);
+    if (!key && key.err().code() == errc::auth_failed) {
+      auto check = st.txn.get(st.store->dbs.meta, "key_check");
+      if (check && *check && **check != st.store->key_check) return detail::master_rotated();
+    }
+    return key;
+  }
   // No key: shredded, or damaged.
   auto head = st.txn.get(st.store->dbs.stream_heads, id.view());
   if (!head) return std::move(head).err();
@@ -61,6 +68,16 @@ result<std::shared_ptr<const crypto::key_bytes>> key_in_snapshot(const read_stat
 }
 
 }  // namespace
+
+result<std::string_view> read_state::name_of(std::uint64_t stream_id) const {
+  if (auto it = names.find(stream_id); it != names.end()) return it->second;
+  bytes::u64_key key(stream_id);
+  auto name = txn.get(store->dbs.stream_ids, key.view());
+  if (!name) return std::move(name).err();
+  if (!*name) return error{errc::not_found, "no stream has id " + std::to_string(stream_id)};
+  names.emplace(stream_id, **name);
+  return **name;
+}
 
 result<event_view> read_state::event(global_position position, std::string_view bytes,
                                      bool keep) const {
@@ -93,10 +110,22 @@ result<event_view> read_state::event(global_position position, std::string_view 
     return v;
   }
   if (!opener) opener = std::make_unique<crypto::sealer>();
+  // Format 2 binds the stream's name too: an event served under another
+  // name (the name and id tables swapped) does not authenticate.
+  std::string_view name;
+  if (d.format == record::format_v2) {
+    auto found = name_of(v.stream_id);
+    if (!found) return std::move(found).err();
+    name = *found;
+  }
   crypto::key_bytes& plain = keep ? kept.emplace_back() : scratch;
-  const crypto::event_place place{
-      v.stream_id, v.version, position,
-      v.id,        v.type,    d.format == record::format_v2 ? d.head : std::string_view{}};
+  const crypto::event_place place{v.stream_id,
+                                  v.version,
+                                  position,
+                                  v.id,
+                                  v.type,
+                                  d.format == record::format_v2 ? d.head : std::string_view{},
+                                  name};
   auto opened = opener->open(place, *it->second, d.sealed, plain);
   if (!opened)
     return error{opened.err().code(),
@@ -144,13 +173,7 @@ result<std::optional<stream_info>> read_transaction::stream(std::string_view nam
 }
 
 result<std::string_view> read_transaction::stream_name(std::uint64_t stream_id) const {
-  if (auto it = state_->names.find(stream_id); it != state_->names.end()) return it->second;
-  bytes::u64_key key(stream_id);
-  auto name = state_->txn.get(state_->store->dbs.stream_ids, key.view());
-  if (!name) return std::move(name).err();
-  if (!*name) return error{errc::not_found, "no stream has id " + std::to_string(stream_id)};
-  state_->names.emplace(stream_id, **name);
-  return **name;
+  return state_->name_of(stream_id);
 }
 
 namespace {
@@ -273,9 +296,17 @@ result<std::size_t> read_transaction::scan_log(global_position from, direction d
   }
   std::size_t visited = 0;
   const MDB_cursor_op step = forward ? MDB_NEXT : MDB_PREV;
+  global_position last = 0;
   while (found && *found) {
-    auto ev = state_->event(bytes::get_native_u64(lmdb::to_view(k)), lmdb::to_view(v),
-                            state_->keep_bodies);
+    const global_position position = bytes::get_native_u64(lmdb::to_view(k));
+    // The log is gapless: a walk that skips or repeats a position went
+    // through a damaged tree (LMDB does not check its own pages).
+    if (visited > 0 && position != (forward ? last + 1 : last - 1))
+      return error{errc::corruption, "the log goes from position " + std::to_string(last) +
+                                         " to " + std::to_string(position) +
+                                         ": its pages are damaged (run verify)"};
+    last = position;
+    auto ev = state_->event(position, lmdb::to_view(v), state_->keep_bodies);
     if (!ev) return std::move(ev).err();
     ++visited;
     if (!visit(*ev) || visited == limit) return visited;
@@ -420,10 +451,9 @@ bool view_not_visible(int rc) {
 result<std::optional<std::string_view>> read_transaction::view_get(std::string_view view,
                                                                    std::string_view key) const {
   auto dbi = state_->store->view_for_read(view);
-  if (!dbi) return std::move(dbi).err();
-  if (!*dbi) return std::optional<std::string_view>{};
+  if (!dbi) return std::optional<std::string_view>{};
   MDB_val k = lmdb::to_val(key), v{};
-  int rc = mdb_get(state_->txn.get(), **dbi, &k, &v);
+  int rc = mdb_get(state_->txn.get(), *dbi, &k, &v);
   if (rc == 0) return std::optional<std::string_view>{lmdb::to_view(v)};
   if (view_not_visible(rc)) return std::optional<std::string_view>{};
   return lmdb::to_error(rc, "reading view " + std::string(view));
@@ -433,10 +463,9 @@ result<std::size_t> read_transaction::scan_view(
     std::string_view view, std::string_view from_key,
     function_ref<bool(std::string_view key, std::string_view value)> visit) const {
   auto dbi = state_->store->view_for_read(view);
-  if (!dbi) return std::move(dbi).err();
-  if (!*dbi) return std::size_t{0};
+  if (!dbi) return std::size_t{0};
   MDB_cursor* raw = nullptr;
-  int rc = mdb_cursor_open(state_->txn.get(), **dbi, &raw);
+  int rc = mdb_cursor_open(state_->txn.get(), *dbi, &raw);
   if (rc != 0) {
     if (view_not_visible(rc)) return std::size_t{0};
     return lmdb::to_error(rc, "reading view " + std::string(view));

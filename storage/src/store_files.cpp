@@ -111,16 +111,38 @@ store_claim::~store_claim() {
   unregister(dev_, ino_);
 }
 
+result<std::optional<pid_t>> lmdb_user(const fs::path& directory) {
+  const fs::path lock_file = directory / "lock.mdb";
+  const int fd = ::open(lock_file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return std::optional<pid_t>{};  // no lock file: nobody has the environment open
+  struct flock query {};
+  query.l_type = F_WRLCK;
+  query.l_whence = SEEK_SET;
+  query.l_start = 0;
+  query.l_len = 1;  // the byte every LMDB environment holds, shared or (opening) exclusive
+  const int rc = ::fcntl(fd, F_GETLK, &query);
+  const int code = errno;
+  ::close(fd);
+  if (rc != 0) return os_error(code, "reading the locks of " + lock_file.string());
+  if (query.l_type == F_UNLCK) return std::optional<pid_t>{};
+  return std::optional<pid_t>{query.l_pid};
+}
+
 result<void> refuse_empty_data_file(const fs::path& directory) {
   struct stat st {};
   const fs::path data = directory / "data.mdb";
   if (::stat(data.c_str(), &st) != 0) return {};  // a new store
-  if (S_ISREG(st.st_mode) && st.st_size == 0)
-    return error{errc::corruption,
-                 data.string() +
-                     " is empty: the store's data is missing. It is not turned into a new "
-                     "store; restore it from a backup, or remove the directory to start anew"};
-  return {};
+  if (!S_ISREG(st.st_mode) || st.st_size != 0) return {};
+  // Empty while another process holds LMDB's lock: it is creating the
+  // store right now (LMDB makes the file, then writes its first pages while
+  // it holds the lock exclusively); mdb_env_open waits for it.
+  auto user = lmdb_user(directory);
+  if (!user) return std::move(user).err();
+  if (*user) return {};
+  return error{errc::corruption,
+               data.string() +
+                   " is empty: the store's data is missing. It is not turned into a new "
+                   "store; restore it from a backup, or remove the directory to start anew"};
 }
 
 result<void> check_data_file_size(MDB_env* env, const fs::path& directory) {

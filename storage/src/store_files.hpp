@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "varve/storage/error.hpp"
 
@@ -47,9 +48,17 @@ class store_claim {
   ino_t ino_ = 0;
 };
 
-/// Refuses a data file that exists but is empty: LMDB would silently make
-/// it a new, empty store, and everything the store held would be gone from
-/// view. Errors: corruption.
+/// The process holding LMDB's lock on the store in `directory` (it has the
+/// environment open, or is opening it), if any: asked with fcntl(F_GETLK),
+/// which takes nothing. Call it only while this process has no environment
+/// on the store (closing the descriptor it uses drops this process's locks
+/// on lock.mdb). Errors: io_error.
+result<std::optional<pid_t>> lmdb_user(const std::filesystem::path& directory);
+
+/// Refuses a data file that exists but is empty, unless another process is
+/// creating the store right now (it holds LMDB's lock): LMDB would silently
+/// make it a new, empty store, and everything the store held would be gone
+/// from view. Errors: corruption, io_error.
 result<void> refuse_empty_data_file(const std::filesystem::path& directory);
 
 /// Checks, right after mdb_env_open, that data.mdb holds every page in use:

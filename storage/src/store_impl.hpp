@@ -39,6 +39,13 @@ struct head_state {
 /// "stream '<name>'", for messages.
 std::string stream_label(std::string_view name);
 
+/// The error of a handle whose master key another process rotated away.
+inline error master_rotated() {
+  return error{errc::auth_failed,
+               "the store's master key was changed (rotate-key) by another process since this "
+               "handle opened it: reopen the store with the new key"};
+}
+
 /// A hash for maps keyed by std::string that are looked up by string_view.
 struct name_hash {
   using is_transparent = void;
@@ -115,6 +122,10 @@ struct store_impl {
   // Encryption. `encrypted` is fixed at open. The master key may be replaced
   // by rotate() while readers use it: take it with master().
   bool encrypted = false;
+  // The format version in meta; the first write transaction of a store of
+  // an older version sets it to this build's (writers write format 2
+  // records, which older builds do not read). Guarded by write_mutex.
+  std::uint32_t stored_format = 0;
   mutable std::mutex master_mutex;
   std::shared_ptr<const crypto::master_key> current_master;  // null for a plain store
   std::shared_ptr<const crypto::master_key> master() const {
@@ -165,9 +176,9 @@ struct store_impl {
   /// inside), and records how many tables the store had.
   result<void> open_new_views() const;
 
-  /// The handle of a view table for reading; std::nullopt when it does not
-  /// exist. Registers tables created since the store was opened.
-  result<std::optional<MDB_dbi>> view_for_read(std::string_view name) const;
+  /// The handle of a view table for a read transaction that read() began;
+  /// std::nullopt when the view does not exist in its snapshot.
+  std::optional<MDB_dbi> view_for_read(std::string_view name) const;
 
   result<std::vector<write_outcome>> write(std::span<const write_request> batch,
                                            write_timing* timing);
@@ -222,6 +233,10 @@ struct read_state {
   mutable std::deque<crypto::key_bytes> kept;
   mutable crypto::key_bytes scratch;
   mutable bool keep_bodies = false;  // while read_stream / read_log collect views
+
+  /// The name of stream `stream_id` in this snapshot (cached). Errors:
+  /// not_found.
+  result<std::string_view> name_of(std::uint64_t stream_id) const;
 
   /// Decodes the record at `position`, opening it when sealed; the opened
   /// body lives with the transaction when `keep`, else until the next call.

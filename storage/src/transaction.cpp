@@ -116,6 +116,13 @@ result<void> store_impl::transact(const txn_work& work, std::uint64_t* commit_ns
     if (!*begun) continue;
     write_txn& t = **begun;
     auto decided = work.run(t);
+    if (decided && *decided == txn_decision::commit && stored_format < format_version) {
+      // This build's records go to an older store: older builds must refuse
+      // it from now on (format_version), rather than misread it.
+      std::string version(4, '\0');
+      bytes::put_le<std::uint32_t>(version.data(), format_version);
+      (void)t.put(dbs.meta, "format_version", version);  // a failure breaks the transaction
+    }
     if (t.broken() != 0) {  // an LMDB call failed: LMDB will not commit this transaction
       const int rc = t.broken();
       error err = t.failure();
@@ -145,6 +152,7 @@ result<void> store_impl::transact(const txn_work& work, std::uint64_t* commit_ns
     if (!committed || !*committed) work.aborted();
     if (!committed) return std::move(committed).err();
     if (!*committed) continue;  // the map grew: run the work again
+    stored_format = format_version;
     work.committed();
     return {};
   }

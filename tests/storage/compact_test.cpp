@@ -235,3 +235,30 @@ BOOST_AUTO_TEST_CASE(compacting_where_there_is_no_store_is_not_found) {
   temp_dir dir;
   VARVE_CHECK_ERRC(event_store::compact(dir / "nothing"), errc::not_found);
 }
+
+BOOST_AUTO_TEST_CASE(a_damaged_store_is_not_compacted) {
+  temp_dir dir;
+  const options o = test_options(dir / "store");
+  {
+    auto store = open_store(o);
+    for (int i = 0; i < 200; ++i)
+      BOOST_REQUIRE(store
+                        ->append("s-" + std::to_string(i % 9), expected_version::any(),
+                                 {{make_event("e", std::string(200, 'p'))}})
+                        .ok());
+  }
+  // Random bytes over the header of page 5 (a branch or leaf page).
+  const auto data = o.directory / "data.mdb";
+  std::string file = file_of(data);
+  for (std::size_t i = 0; i < 16; ++i)
+    file[5 * 4096 + i] = static_cast<char>(0xA5 ^ i);
+  {
+    std::ofstream out(data, std::ios::binary | std::ios::trunc);
+    out << file;
+  }
+  auto refused = event_store::compact(o.directory);
+  VARVE_REQUIRE_ERRC(refused, errc::corruption);
+  BOOST_TEST_MESSAGE(refused.err().message());
+  BOOST_CHECK(file_of(data) == file);  // left as it was
+  BOOST_CHECK(!std::filesystem::exists(o.directory / "data.mdb.compact"));
+}

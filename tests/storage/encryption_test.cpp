@@ -433,12 +433,13 @@ BOOST_AUTO_TEST_CASE(sealed_bodies_are_standard_aes_256_gcm) {
     auto record = raw.get_event(e.position);
     BOOST_REQUIRE(record);
     const std::string sealed = record->substr(60 + 5);  // header, "noted"
-    // FORMAT.md: AD = position:u64 LE || the 60 header bytes || type.
+    // FORMAT.md: AD = position:u64 LE || the 60 header bytes || type || stream name.
     std::string ad(8, '\0');
     for (int b = 0; b < 8; ++b)
       ad[b] = static_cast<char>((e.position >> (8 * b)) & 0xff);
     ad += record->substr(0, 60);
     ad += e.type;
+    ad += "gcm";
     auto gcm = Botan::AEAD_Mode::create_or_throw("AES-256/GCM", Botan::DECRYPTION);
     gcm->set_key(data_key);
     gcm->set_associated_data(reinterpret_cast<const std::uint8_t*>(ad.data()), ad.size());
@@ -745,4 +746,111 @@ BOOST_AUTO_TEST_CASE(a_key_rotated_by_another_process_stops_new_streams_here) {
   BOOST_CHECK(!(*rotated)->read()->stream("new-stream").value());
 }
 
+BOOST_AUTO_TEST_CASE(events_served_under_another_stream_name_do_not_authenticate) {
+  // Without the key, swap what two names point at (both name tables): each
+  // stream would then serve the other's events. The associated data binds
+  // the stream's name, so neither authenticates.
+  append_marked(*store, "acct-1", 2);
+  append_marked(*store, "acct-2", 2);
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    const std::string id1 = *raw.get("stream_names", "acct-1");
+    const std::string id2 = *raw.get("stream_names", "acct-2");
+    raw.put("stream_names", "acct-1", id2);
+    raw.put("stream_names", "acct-2", id1);
+    MDB_txn* txn = nullptr;
+    BOOST_REQUIRE_EQUAL(mdb_txn_begin(raw.get(), nullptr, 0, &txn), 0);
+    MDB_dbi ids = 0;
+    BOOST_REQUIRE_EQUAL(mdb_dbi_open(txn, "stream_ids", MDB_INTEGERKEY, &ids), 0);
+    for (const auto& [id, name] : {std::pair{id1, "acct-2"}, std::pair{id2, "acct-1"}}) {
+      MDB_val k{id.size(), const_cast<char*>(id.data())},
+          v{std::strlen(name), const_cast<char*>(name)};
+      BOOST_REQUIRE_EQUAL(mdb_put(txn, ids, &k, &v, 0), 0);
+    }
+    BOOST_REQUIRE_EQUAL(mdb_txn_commit(txn), 0);
+  }
+  auto swapped = reopen(key_of(1));
+  VARVE_REQUIRE_OK(swapped);
+  VARVE_CHECK_ERRC((*swapped)->read_stream("acct-1"), errc::auth_failed);
+  VARVE_CHECK_ERRC((*swapped)->read_log(), errc::auth_failed);
+  auto report = (*swapped)->verify();
+  VARVE_REQUIRE_OK(report);
+  BOOST_CHECK_EQUAL(report->faults_total, 4u);
+}
+
+BOOST_AUTO_TEST_CASE(reads_after_another_process_rotated_the_key_say_so) {
+  append_marked(*store, "s", 1);
+  BOOST_REQUIRE(in_another_process([&] {
+    auto other = event_store::open(opts);
+    return other.ok() && (*other)->rotate_master_key(key_of(9)).ok();
+  }));
+  auto read = store->read_stream("s");
+  VARVE_REQUIRE_ERRC(read, errc::auth_failed);
+  BOOST_TEST_MESSAGE(read.err().message());
+  BOOST_CHECK(read.err().message().find("another process") != std::string::npos);
+  auto append = store->append("s", expected_version::any(), {{make_event("noted", "x")}});
+  VARVE_REQUIRE_ERRC(append, errc::auth_failed);
+  BOOST_CHECK(append.err().message().find("another process") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(two_processes_creating_one_store_agree_on_its_encryption) {
+  // Two processes open a fresh directory at the same moment, one with key
+  // 1, the other with key 2 (or with none). Exactly one creates the store;
+  // the other opens what it made, or is refused: never a plain handle on an
+  // encrypted store, never a false "corruption", never an append in clear.
+  for (int round = 0; round < 30; ++round) {
+    temp_dir d;
+    options o = varve_test::test_options(d / "store");
+    int go[2];
+    BOOST_REQUIRE_EQUAL(::pipe(go), 0);
+    std::vector<pid_t> pids;
+    for (int child = 0; child < 2; ++child) {
+      const pid_t pid = ::fork();
+      BOOST_REQUIRE(pid >= 0);
+      if (pid == 0) {
+        char c = 0;
+        (void)!::read(go[0], &c, 1);  // both start together
+        options mine = o;
+        if (child == 0 || round % 2 == 0) mine.master_key = key_of(child == 0 ? 1 : 2);
+        auto store = event_store::open(mine);
+        if (!store)  // 3: refused as it should be
+          ::_exit(store.err().code() == errc::auth_failed ||
+                          store.err().code() == errc::invalid_argument
+                      ? 3
+                      : 2);
+        if ((*store)->encrypted() != mine.master_key.has_value()) ::_exit(4);
+        append_marked(**store, "child-" + std::to_string(child), 1);
+        ::_exit(0);
+      }
+      pids.push_back(pid);
+    }
+    BOOST_REQUIRE_EQUAL(::write(go[1], "gg", 2), 2);
+    int codes[2] = {};
+    for (int child = 0; child < 2; ++child) {
+      int status = 0;
+      BOOST_REQUIRE_EQUAL(::waitpid(pids[child], &status, 0), pids[child]);
+      codes[child] = WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+    }
+    ::close(go[0]);
+    ::close(go[1]);
+    BOOST_TEST_CONTEXT("round " << round) {
+      for (int c : codes)
+        BOOST_CHECK(c == 0 || c == 3);
+      BOOST_CHECK((codes[0] == 0) != (codes[1] == 0));  // exactly one of them has the store
+      // Whoever succeeded, the store reads back whole under its one key.
+      std::optional<std::array<std::uint8_t, 32>> winner;
+      if (codes[0] == 0) winner = key_of(1);
+      if (codes[1] == 0 && round % 2 == 0) winner = key_of(2);
+      options again = o;
+      again.master_key = winner;
+      auto store = event_store::open(again);
+      VARVE_REQUIRE_OK(store);
+      auto log = (*store)->read_log();
+      VARVE_REQUIRE_OK(log);
+      BOOST_CHECK_EQUAL(log->size(), std::size_t(codes[0] == 0) + std::size_t(codes[1] == 0));
+    }
+  }
+}

@@ -282,3 +282,53 @@ BOOST_AUTO_TEST_CASE(concurrent_appenders_in_three_processes_keep_one_gapless_or
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(processes_that_open_while_others_grow_the_map_all_succeed) {
+  // Each process opens a store whose map is full, appends an event that
+  // makes it grow, and closes it; the others open meanwhile and must adopt
+  // the bigger map wherever they meet it (MDB_MAP_RESIZED), never fail.
+  varve_test::temp_dir d;
+  options o = varve_test::test_options(d / "store");
+  o.map_size = std::uint64_t{64} << 10;
+  varve_test::open_store(o).reset();
+  constexpr int processes = 8, rounds = 8;
+  std::vector<pid_t> pids;
+  for (int p = 0; p < processes; ++p) {
+    const pid_t pid = ::fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+      for (int r = 0; r < rounds; ++r) {
+        auto store = event_store::open(o);
+        if (!store) {
+          std::fprintf(stderr, "open: %s\n", store.err().to_string().c_str());
+          ::_exit(1);
+        }
+        std::vector<new_event> events = {varve_test::make_event("big", std::string(40000, 'x'))};
+        auto appended = (*store)->append("s-" + std::to_string(p), expected_version::any(), events);
+        if (!appended) {
+          std::fprintf(stderr, "append: %s\n", appended.err().to_string().c_str());
+          ::_exit(1);
+        }
+        auto stats = (*store)->stats();
+        if (!stats) {
+          std::fprintf(stderr, "stats: %s\n", stats.err().to_string().c_str());
+          ::_exit(1);
+        }
+      }
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  int failed = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
+    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  BOOST_CHECK_EQUAL(failed, 0);
+  auto store = varve_test::open_store(o);
+  BOOST_CHECK_EQUAL(store->read()->head(), std::uint64_t{processes} * rounds);
+  auto report = store->verify();
+  VARVE_REQUIRE_OK(report);
+  BOOST_CHECK_EQUAL(report->faults_total, 0u);
+}

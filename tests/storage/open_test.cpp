@@ -280,3 +280,20 @@ BOOST_AUTO_TEST_CASE(a_second_handle_on_a_store_in_one_process_is_refused) {
   VARVE_REQUIRE_OK(again);
   BOOST_CHECK_EQUAL((*again)->read()->head(), 2u);
 }
+
+BOOST_AUTO_TEST_CASE(error_if_exists_opens_only_a_store_it_creates) {
+  varve_test::temp_dir dir;
+  auto o = test_options(dir / "store");
+  o.error_if_exists = true;
+  {
+    auto created = event_store::open(o);
+    VARVE_REQUIRE_OK(created);
+    BOOST_REQUIRE((*created)->append("s", expected_version::any(), {{varve_test::make_event("e")}})
+                      .ok());
+  }
+  auto again = event_store::open(o);
+  VARVE_REQUIRE_ERRC(again, errc::invalid_argument);
+  BOOST_CHECK(again.err().message().find("already exists") != std::string::npos);
+  o.error_if_exists = false;
+  BOOST_CHECK_EQUAL(open_store(o)->read()->head(), 1u);  // untouched
+}

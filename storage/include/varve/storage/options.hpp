@@ -27,6 +27,10 @@ struct options {
   /// when missing and `create_if_missing` is set.
   std::filesystem::path directory;
   bool create_if_missing = true;
+  /// Refuse (invalid_argument) to open a store that exists already: open
+  /// then only creates one. Decided inside LMDB's write lock, so of two
+  /// processes creating a store at once, exactly one succeeds.
+  bool error_if_exists = false;
 
   durability sync = durability::sync;
 
