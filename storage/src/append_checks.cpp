@@ -153,6 +153,8 @@ result<std::optional<append_result>> already_appended(batch_txn& b, const head_s
                                 h.info.last_position, after + 1, after + k, positions);
   if (!found) return std::move(found).err();
   for (std::size_t i = 0; i < k; ++i) {
+    // An event without an id is new: it matches nothing stored.
+    if (!r.events[i].id) return std::optional<append_result>{};
     auto id = stored_id(b, positions[i]);
     if (!id) return std::move(id).err();
     if (*id != *r.events[i].id) return std::optional<append_result>{};

@@ -680,3 +680,19 @@ BOOST_AUTO_TEST_CASE(appends_from_many_threads_keep_one_gapless_order) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_CASE(a_reappend_where_one_event_lost_its_id_is_not_idempotent, store_fixture) {
+  std::vector<new_event> events = make_events(2, "first");
+  events[0].id = event_id::parse("0190a1b2c3d47e5f8a9b0c1d2e3f4a01");
+  events[1].id = event_id::parse("0190a1b2c3d47e5f8a9b0c1d2e3f4a02");
+  append("s", expected_version::no_stream(), events);
+  // The same events, the second now without an id: not the same events.
+  std::vector<new_event> again = events;
+  again[1].id.reset();
+  auto r = store->append("s", expected_version::any(), again);
+  VARVE_REQUIRE_ERRC(r, errc::invalid_argument);
+  BOOST_TEST_MESSAGE(r.err().message());
+  auto exact = store->append("s", expected_version::exact(0), again);
+  VARVE_CHECK_ERRC(exact, errc::wrong_expected_version);
+  BOOST_CHECK_EQUAL(head(), 2u);
+}

@@ -4,6 +4,9 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <set>
 #include <string>
@@ -112,3 +115,34 @@ BOOST_AUTO_TEST_CASE(result_holds_a_value_or_an_error) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(ids_generated_in_a_forked_child_differ_from_the_parents) {
+  // A child made by fork(2) inherits its parent's generator: without a new
+  // seed both would generate the same ids in the same millisecond.
+  (void)varve::event_id::generate();  // seeds this thread's generator
+  int pipe_fds[2];
+  BOOST_REQUIRE_EQUAL(::pipe(pipe_fds), 0);
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  constexpr int count = 20;
+  if (pid == 0) {
+    for (int i = 0; i < count; ++i) {
+      const auto id = varve::event_id::generate();
+      (void)!::write(pipe_fds[1], id.bytes.data(), id.bytes.size());
+    }
+    ::_exit(0);
+  }
+  std::set<std::string> mine;
+  for (int i = 0; i < count; ++i)
+    mine.insert(varve::event_id::generate().to_string());
+  int shared = 0;
+  for (int i = 0; i < count; ++i) {
+    varve::event_id id;
+    BOOST_REQUIRE_EQUAL(::read(pipe_fds[0], id.bytes.data(), id.bytes.size()),
+                        static_cast<ssize_t>(id.bytes.size()));
+    shared += static_cast<int>(mine.count(id.to_string()));
+  }
+  int status = 0;
+  BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_CHECK_EQUAL(shared, 0);
+}

@@ -255,8 +255,8 @@ class model {
     std::vector<global_position> out;
     if (limit == 0 || log.empty()) return out;
     if (dir == direction::forward) {
-      for (global_position p = std::max<global_position>(from, 1); p <= head() && out.size() < limit;
-           ++p)
+      for (global_position p = std::max<global_position>(from, 1);
+           p <= head() && out.size() < limit; ++p)
         out.push_back(p);
     } else {
       for (global_position p = std::min(from, head()); p >= 1 && out.size() < limit; --p)
@@ -270,8 +270,8 @@ class model {
     std::vector<global_position> out;
     if (limit == 0) return out;
     if (dir == direction::forward) {
-      for (stream_version v = std::max<stream_version>(from, 1); v <= s.version() && out.size() < limit;
-           ++v)
+      for (stream_version v = std::max<stream_version>(from, 1);
+           v <= s.version() && out.size() < limit; ++v)
         out.push_back(s.positions[v - 1]);
     } else {
       for (stream_version v = std::min(from, s.version()); v >= 1 && out.size() < limit; --v)
@@ -367,8 +367,8 @@ class model {
         p.idempotent = already_appended(*s, r, e.version());
         if (p.idempotent) return p;
       }
-      return error{errc::wrong_expected_version, "expected " + e.to_string() + ", stream at " +
-                                                     std::to_string(cur)};
+      return error{errc::wrong_expected_version,
+                   "expected " + e.to_string() + ", stream at " + std::to_string(cur)};
     }
     const bool windowed = e.type() == expected_version::kind::any ||
                           e.type() == expected_version::kind::stream_exists;
@@ -390,8 +390,7 @@ class model {
     for (const plan& p : plans) {
       if (p.request->stream != u.stream) continue;
       if (!p.exists) return invalid("a snapshot with the stream's creation");
-      const stream_version after =
-          p.idempotent ? p.version : p.version + p.request->events.size();
+      const stream_version after = p.idempotent ? p.version : p.version + p.request->events.size();
       if (u.version == 0 || u.version > after) return invalid("snapshot version not in the stream");
       return {};
     }

@@ -14,16 +14,17 @@
 // call of a write (varve/storage/testing.hpp).
 //
 // Adding an operation: write its struct below, next to the others (how it
-// is generated, described, applied to the store and to the model), give the
-// model its rule in model.hpp, and add the struct to `op` and to `generate_op`.
+// is generated, described, applied to the store and to the model: a store
+// operation has `prepare`, anything else `run`), give the model its rule in
+// model.hpp, and add the struct to `op` and to `generate_op`.
 // An operation must make sense whatever ran before it (a shrunk sequence
 // drops earlier ones): refer to the model's state when it runs ("exact(the
 // stream's current version)"), not to numbers fixed at generation.
 //
 // Environment:
 //   VARVE_MODEL_SECONDS         time budget per test case (default 45, or none
-//                               when VARVE_MODEL_SEEDS is given); a seed
-//                               begun is finished
+//                               when VARVE_MODEL_SEEDS is given); the seed
+//                               running when it ends stops there
 //   VARVE_MODEL_SEEDS           at most this many seeds per test case
 //   VARVE_MODEL_STEPS           steps per seed (default 200)
 //   VARVE_MODEL_SEED            run this seed only (to reproduce a failure)
@@ -50,7 +51,6 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -151,16 +151,22 @@ std::string show_id(const std::optional<event_id>& id) {
 /// index chunks of 64 and the idempotency window), others, Unicode, a NUL
 /// inside, and a name of 511 bytes (LMDB's key limit).
 const std::vector<std::string>& stream_names() {
-  static const std::vector<std::string> names = {
-      "hot",       "account-1",      "account-2", "order-7", "cart-3", "\xc3\xbcn\xc3\xaf" "c-\xe6\xb5\x81",
-      std::string("nul\0inside", 10), "long-" + std::string(506, 'x')};
+  static const std::vector<std::string> names = {"hot",
+                                                 "account-1",
+                                                 "account-2",
+                                                 "order-7",
+                                                 "cart-3",
+                                                 "\xc3\xbcn\xc3\xaf"
+                                                 "c-\xe6\xb5\x81",
+                                                 std::string("nul\0inside", 10),
+                                                 "long-" + std::string(506, 'x')};
   return names;
 }
 
 /// Stream names that are bad input.
 const std::vector<std::string>& bad_stream_names() {
-  static const std::vector<std::string> names = {
-      "", std::string(512, 'y'), "\xff\xfe", "\xc0\xaf", "\xed\xa0\x80", "cut\xe2\x82"};
+  static const std::vector<std::string> names = {"",         std::string(512, 'y'), "\xff\xfe",
+                                                 "\xc0\xaf", "\xed\xa0\x80",        "cut\xe2\x82"};
   return names;
 }
 
@@ -207,8 +213,8 @@ const std::vector<std::string>& view_values() {
 }
 
 const std::vector<std::string>& event_types() {
-  static const std::vector<std::string> types = {"created", "updated", "deleted",
-                                                 "noted-\xc3\xbc", "x", std::string(300, 't')};
+  static const std::vector<std::string> types = {
+      "created", "updated", "deleted", "noted-\xc3\xbc", "x", std::string(300, 't')};
   return types;
 }
 
@@ -353,7 +359,8 @@ struct event_spec {
     e.metadata = r.chance(55) ? bytes_spec{} : bytes_spec::generate(r, 2);
     if (with_id) e.id = random_id(r);
     if (r.chance(15)) {
-      static const std::vector<timestamp_us> times = {0, -1, 1, std::numeric_limits<timestamp_us>::max(),
+      static const std::vector<timestamp_us> times = {0, -1, 1,
+                                                      std::numeric_limits<timestamp_us>::max(),
                                                       std::numeric_limits<timestamp_us>::min()};
       e.time = r.chance(20) ? r.pick(times)
                             : static_cast<timestamp_us>(r.next() % 4'000'000'000'000'000ull) -
@@ -498,7 +505,8 @@ struct again_spec {
 
   static again_spec generate(rng& r) {
     again_spec a;
-    a.back = r.chance(60) ? 0 : static_cast<std::uint32_t>(r.chance(80) ? r.below(10) : r.below(90));
+    a.back =
+        r.chance(60) ? 0 : static_cast<std::uint32_t>(r.chance(80) ? r.below(10) : r.below(90));
     a.count = static_cast<std::uint32_t>(r.between(1, 5));
     const auto w = r.below(100);
     a.at = w < 45   ? where::same_place
@@ -510,7 +518,7 @@ struct again_spec {
     a.edit = c < 50   ? change::none
              : c < 60 ? change::first_id
              : c < 70 ? change::later_id
-             : c < 85 ? (std::getenv("VARVE_MODEL_X_NOSTRIP") ? change::none : change::strip_later)
+             : c < 85 ? change::strip_later
              : c < 90 ? change::strip_first
                       : change::extra_event;
     return a;
@@ -519,8 +527,12 @@ struct again_spec {
   std::string describe() const {
     static const char* wheres[] = {"same place", "any", "stream_exists", "no_stream",
                                    "exact(current)"};
-    static const char* edits[] = {"", ", other first id", ", other later id",
-                                  ", later id reset", ", first id reset", ", one event more"};
+    static const char* edits[] = {"",
+                                  ", other first id",
+                                  ", other later id",
+                                  ", later id reset",
+                                  ", first id reset",
+                                  ", one event more"};
     return "again(" + std::to_string(count) + " events " + std::to_string(back) + " back, " +
            wheres[static_cast<int>(at)] + edits[static_cast<int>(edit)] + ")";
   }
@@ -739,8 +751,8 @@ struct snapshot_spec {
 
   std::string describe() const {
     static const char* ats[] = {"0", "current", "past the end", "inside"};
-    return "snapshot " + show_bytes(stream) + " at " + ats[static_cast<int>(version)] +
-           " schema " + std::to_string(schema) + " " + bytes.describe();
+    return "snapshot " + show_bytes(stream) + " at " + ats[static_cast<int>(version)] + " schema " +
+           std::to_string(schema) + " " + bytes.describe();
   }
 };
 
@@ -1049,12 +1061,12 @@ struct run_config {
     c.seed = seed;
     c.encrypted = encrypted;
     // Small maps grow in the middle of batches.
-    static const std::vector<std::uint64_t> maps = {std::uint64_t{64} << 10, std::uint64_t{256} << 10,
-                                                    std::uint64_t{64} << 20};
+    static const std::vector<std::uint64_t> maps = {
+        std::uint64_t{64} << 10, std::uint64_t{256} << 10, std::uint64_t{64} << 20};
     c.map_size = r.pick(maps);
     c.max_event_bytes = r.chance(50) ? 40000 : std::uint64_t{1} << 20;
     const auto d = r.below(100);
-    c.sync = d < 80 ? varve::durability::no_sync
+    c.sync = d < 80   ? varve::durability::no_sync
              : d < 95 ? varve::durability::no_meta_sync
                       : varve::durability::sync;
     c.verify_checksums = r.chance(75);
@@ -1105,7 +1117,7 @@ struct world {
   varve_test::temp_dir dir;
   vm::model m;
   std::unique_ptr<varve::event_store> store;
-  rng r;  // the checks' choices
+  rng r;                       // the checks' choices
   std::uint64_t map_size = 0;  // at the last check
   std::uint64_t backups = 0;   // directories made by backup_op
 
@@ -1160,7 +1172,7 @@ struct world {
       if (ms < s.generated_ms)
         fail("generated id", at + "id " + v.id.to_string() +
                                  " is older than an earlier generated id of the stream");
-      if (!m.generated_ids.insert(b).second && !std::getenv("VARVE_MODEL_X_NODUP"))
+      if (!m.generated_ids.insert(b).second)
         fail("generated id", at + "id " + v.id.to_string() + " was generated twice");
       if (!e.time_given && ms != v.time / 1000)
         fail("generated id", at + "id " + v.id.to_string() + " has other milliseconds than time " +
@@ -1189,8 +1201,8 @@ struct world {
     const std::string_view want_metadata = s.shredded ? std::string_view() : e.metadata;
     const std::string_view want_payload = s.shredded ? std::string_view() : e.payload;
     const bool same = (stream_name ? *stream_name == e.stream : stream_id == s.id) &&
-                      version == e.version && (stream_name || previous == want_previous) &&
-                      e.id && id == *e.id && e.time && time == *e.time && type == e.type &&
+                      version == e.version && (stream_name || previous == want_previous) && e.id &&
+                      id == *e.id && e.time && time == *e.time && type == e.type &&
                       shredded == s.shredded && metadata == want_metadata &&
                       payload == want_payload;
     if (same) return {};
@@ -1335,9 +1347,8 @@ struct world {
     {  // a visitor that stops early
       const std::size_t stop = 1 + r.below(5);
       std::size_t seen = 0;
-      auto n = tx.scan_log(1, direction::forward, SIZE_MAX, [&](const varve::event_view&) {
-        return ++seen < stop;
-      });
+      auto n = tx.scan_log(1, direction::forward, SIZE_MAX,
+                           [&](const varve::event_view&) { return ++seen < stop; });
       if (!n) fail("log", "scan_log stopping early: " + n.err().to_string());
       expect_equal<std::size_t>("log", "scan_log stopping after " + std::to_string(stop), *n,
                                 std::min<std::size_t>(stop, m.head()));
@@ -1350,8 +1361,8 @@ struct world {
       const std::string call = "event_at(" + std::to_string(p) + ")";
       if (p == 0 || p > m.head()) {
         if (e || e.err().code() != errc::not_found)
-          fail("event_at", call + ": " + (e ? "an event" : e.err().to_string()) +
-                               ", model: not_found");
+          fail("event_at",
+               call + ": " + (e ? "an event" : e.err().to_string()) + ", model: not_found");
         continue;
       }
       if (!e) fail("event_at", call + ": " + e.err().to_string());
@@ -1372,20 +1383,21 @@ struct world {
       expect_equal<std::uint64_t>("stream info", label + " version", i.version, s.version());
       expect_equal<std::uint64_t>("stream info", label + " last_position", i.last_position,
                                   s.positions.back());
-      expect_equal<int>("stream info", label + " state", static_cast<int>(i.state),
-                        static_cast<int>(s.shredded ? varve::stream_state::shredded
-                                                    : varve::stream_state::live));
+      expect_equal<int>(
+          "stream info", label + " state", static_cast<int>(i.state),
+          static_cast<int>(s.shredded ? varve::stream_state::shredded : varve::stream_state::live));
       auto n = tx.stream_name(s.id);
       if (!n || *n != name)
         fail("stream info", "stream_name(" + std::to_string(s.id) +
                                 "): " + (n ? show_bytes(*n) : n.err().to_string()) +
                                 ", model: " + show_bytes(name));
-      compare_events("stream", read_call("read_stream " + show_bytes(name), 1, direction::forward,
-                                         SIZE_MAX),
+      compare_events("stream",
+                     read_call("read_stream " + show_bytes(name), 1, direction::forward, SIZE_MAX),
                      tx.read_stream(name, 1, direction::forward, SIZE_MAX),
                      m.read_stream(s, 1, direction::forward, SIZE_MAX));
-      compare_events("stream", read_call("read_stream " + show_bytes(name), varve::from_end,
-                                         direction::backward, SIZE_MAX),
+      compare_events("stream",
+                     read_call("read_stream " + show_bytes(name), varve::from_end,
+                               direction::backward, SIZE_MAX),
                      tx.read_stream(name, varve::from_end, direction::backward, SIZE_MAX),
                      m.read_stream(s, varve::from_end, direction::backward, SIZE_MAX));
       const direction dir = r.chance(50) ? direction::forward : direction::backward;
@@ -1414,10 +1426,10 @@ struct world {
       auto n = tx.scan_stream(it->first, dir == direction::forward ? 1 : varve::from_end, dir,
                               SIZE_MAX, [&](const varve::event_view&) { return ++seen < stop; });
       if (!n) fail("stream", "scan_stream stopping early: " + n.err().to_string());
-      expect_equal<std::size_t>("stream",
-                                "scan_stream " + show_bytes(it->first) + " stopping after " +
-                                    std::to_string(stop),
-                                *n, std::min<std::size_t>(stop, it->second.version()));
+      expect_equal<std::size_t>(
+          "stream",
+          "scan_stream " + show_bytes(it->first) + " stopping after " + std::to_string(stop), *n,
+          std::min<std::size_t>(stop, it->second.version()));
     }
     {
       auto info = tx.stream(never_written);
@@ -1487,7 +1499,8 @@ struct world {
           rows.emplace_back(std::string(k), std::string(v));
           return true;
         });
-        if (!scanned) fail("views", "scan_view " + show_bytes(view) + ": " + scanned.err().to_string());
+        if (!scanned)
+          fail("views", "scan_view " + show_bytes(view) + ": " + scanned.err().to_string());
         const auto want = m.scan_view(view, start);
         if (rows != want) {
           std::string got_keys, want_keys;
@@ -1504,8 +1517,8 @@ struct world {
         if (!got) fail("views", "view_get: " + got.err().to_string());
         const auto want = m.view_get(view, key);
         if (got->has_value() != want.has_value() || (want && **got != *want))
-          fail("views", "view_get(" + show_bytes(view) + ", " + show_bytes(key) + "): " +
-                            (got->has_value() ? show_bytes(**got) : "(none)") +
+          fail("views", "view_get(" + show_bytes(view) + ", " + show_bytes(key) +
+                            "): " + (got->has_value() ? show_bytes(**got) : "(none)") +
                             ", model: " + (want ? show_bytes(*want) : "(none)"));
       }
     }
@@ -1593,15 +1606,17 @@ struct reopen_op {
   std::uint64_t seed = 0;
 
   static reopen_op generate(rng& r) { return {r.chance(50), r.next()}; }
-  std::string describe() const { return wrong_key ? "reopen (trying a wrong key first)" : "reopen"; }
+  std::string describe() const {
+    return wrong_key ? "reopen (trying a wrong key first)" : "reopen";
+  }
   void run(world& w) const {
     w.close();
     if (wrong_key) {
       const varve::errc want = w.m.encrypted() ? errc::auth_failed : errc::invalid_argument;
       auto refused = varve::event_store::open(w.options_with(key_of(seed)));
       if (refused || refused.err().code() != want)
-        fail("open", "open with a wrong key: " + varve_test::describe(refused) + ", model: " +
-                         std::string(varve::to_string(want)));
+        fail("open", "open with a wrong key: " + varve_test::describe(refused) +
+                         ", model: " + std::string(varve::to_string(want)));
     }
     if (w.m.retired_key && w.m.retired_key != w.m.key) {
       auto refused = varve::event_store::open(w.options_with(w.m.retired_key));
@@ -1760,7 +1775,8 @@ struct child_op {
     }
     const timestamp_us hi = now_us();
     for (global_position p = head_before + 1; p <= w.m.head(); ++p)
-      if (w.m.at(p).written.hi == std::numeric_limits<timestamp_us>::max()) w.m.at(p).written.hi = hi;
+      if (w.m.at(p).written.hi == std::numeric_limits<timestamp_us>::max())
+        w.m.at(p).written.hi = hi;
     ++w.count.children;
     w.count.operations += ops.size();
     std::istringstream lines(text);
@@ -1804,14 +1820,12 @@ class kth_call_fails final : public varve::fault_injector {
       return 0;
     fired_ = true;
     call_ = call;
-    site_ = std::string(site.file.substr(site.file.rfind('/') + 1)) + ":" +
-            std::to_string(site.line);
+    site_ =
+        std::string(site.file.substr(site.file.rfind('/') + 1)) + ":" + std::to_string(site.line);
     return code_;
   }
   /// Where the fault hit: "put (append.cpp:57)".
-  std::string where() const {
-    return std::string(varve::to_string(call_)) + " (" + site_ + ")";
-  }
+  std::string where() const { return std::string(varve::to_string(call_)) + " (" + site_ + ")"; }
   bool fired() const { return fired_; }
   bool resize_fired() const { return resize_fired_; }
   varve::lmdb_call call() const { return call_; }
@@ -1950,17 +1964,15 @@ std::vector<op> generate_ops(std::uint64_t seed, std::size_t steps, bool encrypt
   return ops;
 }
 
+/// Store operations are prepared and run here; the others (reopen,
+/// compact, backup, another process, faults) run themselves.
 void apply(world& w, const op& o) {
   std::visit(
       [&](const auto& x) {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, reopen_op> || std::is_same_v<T, compact_op> ||
-                      std::is_same_v<T, backup_op> || std::is_same_v<T, child_op> ||
-                      std::is_same_v<T, fault_op>) {
+        if constexpr (requires { x.run(w); })
           x.run(w);
-        } else {
+        else
           w.run_here(x.prepare(w.m));
-        }
       },
       o);
 }
@@ -2157,7 +2169,8 @@ void run_model(bool encrypted) {
   counters count;
   const auto started = clock_type::now();
   const auto budget = std::chrono::duration<double>(s.seconds);
-  const std::uint64_t first = s.only_seed ? *s.only_seed : s.first_seed + (encrypted ? 1u << 30 : 0);
+  const std::uint64_t first =
+      s.only_seed ? *s.only_seed : s.first_seed + (encrypted ? 1u << 30 : 0);
   std::optional<std::uint64_t> failed_seed;
   std::size_t cut_at = 0;  // the step where the time budget stopped the last seed
   for (std::uint64_t seed = first;; ++seed) {
@@ -2177,8 +2190,8 @@ void run_model(bool encrypted) {
     std::ostringstream msg;
     msg << "model: seed " << seed << " (" << cfg.describe() << ") failed at step " << f->step + 1
         << " of " << ops.size() << ": " << f->what << ": " << f->detail << "\n"
-        << "  step " << f->step + 1 << ": " << (f->step < ops.size() ? describe(ops[f->step]) : "(the fresh store)")
-        << "\n";
+        << "  step " << f->step + 1 << ": "
+        << (f->step < ops.size() ? describe(ops[f->step]) : "(the fresh store)") << "\n";
     std::size_t runs = 0;
     const auto shrink_deadline =
         clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
@@ -2189,23 +2202,25 @@ void run_model(bool encrypted) {
     msg << "shortest failing sequence found (" << shortest.size() << " of " << f->step + 1
         << " steps, " << runs << " replays";
     if (again)
-      msg << "; it fails at step " << again->step + 1 << ": " << again->what << ": " << again->detail;
+      msg << "; it fails at step " << again->step + 1 << ": " << again->what << ": "
+          << again->detail;
     msg << "):\n"
         << show_sequence(shortest) << "reproduce: VARVE_MODEL_SEED=" << seed
-        << " VARVE_MODEL_STEPS=" << s.steps << " " << (encrypted ? "(encrypted case)" : "(plain case)");
-    std::cout << msg.str() << std::endl;
+        << " VARVE_MODEL_STEPS=" << s.steps << " "
+        << (encrypted ? "(encrypted case)" : "(plain case)");
     BOOST_ERROR(msg.str());
     break;
   }
   std::ostringstream summary;
   summary << "model: " << count.seeds << " seeds x " << s.steps << " steps, " << count.operations
-          << " operations, " << kind << ", faults injected " << count.faults
-          << ", child processes " << count.children << " (seeds from " << first
+          << " operations, " << kind << ", faults injected " << count.faults << ", child processes "
+          << count.children << " (seeds from " << first
           << (failed_seed ? ", seed " + std::to_string(*failed_seed) + " failed" : std::string())
-          << (cut_at ? ", the last one stopped by the time budget after " +
-                           std::to_string(cut_at) + " steps"
+          << (cut_at ? ", the last one stopped by the time budget after " + std::to_string(cut_at) +
+                           " steps"
                      : std::string())
-          << ", " << std::chrono::duration_cast<std::chrono::seconds>(clock_type::now() - started).count()
+          << ", "
+          << std::chrono::duration_cast<std::chrono::seconds>(clock_type::now() - started).count()
           << " s)";
   std::cout << summary.str() << std::endl;
   BOOST_TEST_MESSAGE(summary.str());
