@@ -30,6 +30,8 @@ std::string_view to_string(errc code) noexcept {
       return "rejected";
     case errc::unavailable:
       return "unavailable";
+    case errc::handler_failed:
+      return "handler_failed";
   }
   return "unknown";
 }

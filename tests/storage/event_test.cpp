@@ -92,6 +92,9 @@ BOOST_AUTO_TEST_CASE(error_codes_have_stable_names) {
   BOOST_TEST(to_string(errc::format_version) == "format_version");
   BOOST_TEST(to_string(errc::failed_state) == "failed_state");
   BOOST_TEST(to_string(errc::busy) == "busy");
+  BOOST_TEST(to_string(errc::rejected) == "rejected");
+  BOOST_TEST(to_string(errc::unavailable) == "unavailable");
+  BOOST_TEST(to_string(errc::handler_failed) == "handler_failed");
   BOOST_TEST(to_string(durability::sync) == "sync");
   BOOST_TEST(to_string(durability::no_meta_sync) == "no_meta_sync");
   BOOST_TEST(to_string(durability::no_sync) == "no_sync");

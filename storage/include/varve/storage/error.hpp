@@ -30,6 +30,8 @@ enum class errc : std::uint8_t {
   busy,                    ///< a resource is held elsewhere (e.g. open read transactions)
   rejected,                ///< an aggregate refused a command (a domain rule)
   unavailable,             ///< an actor or service that should answer is gone
+  handler_failed,          ///< application code (a projection's handler, an aggregate's
+                           ///< decide or codec) threw: a bug to fix, not a domain refusal
 };
 
 /// The stable lower-case name of a code, e.g. "wrong_expected_version".
