@@ -65,7 +65,7 @@ struct storage_state {
 
   std::vector<caf::actor> subscribers;
 
-  storage_stats stats;
+  commit_stats stats;
   latency_window commit_latency;
   latency_window fsync_latency;
 };
@@ -251,10 +251,10 @@ storage_actor::behavior_type storage_behavior(storage_pointer self,
         if (!info) return to_caf(info.err());
         return *info ? (*info)->version : 0;
       },
-      [self](stats_atom) -> storage_stats {
+      [self](stats_atom) -> commit_stats {
         flush(self);  // the figures include every request that came before
         auto& st = self->state;
-        storage_stats out = st.stats;
+        commit_stats out = st.stats;
         out.commit_p50_us = st.commit_latency.percentile(0.5);
         out.commit_p99_us = st.commit_latency.percentile(0.99);
         out.fsync_p50_us = st.fsync_latency.percentile(0.5);

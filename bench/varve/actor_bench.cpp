@@ -201,7 +201,7 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
   run.counts.assign(writers, 0);
   run.versions.assign(writers, 0);
   run.last_completion.assign(writers, 0);
-  varve::storage_stats at_start, at_end;
+  varve::commit_stats at_start, at_end;
   {
     vv::actor_config acfg;
     caf::actor_system sys{acfg};
@@ -218,7 +218,7 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
         run.timed ? run.start + static_cast<std::uint64_t>(cfg.warmup_seconds * 1e9) : run.start;
     run.window_end =
         run.timed ? run.window_start + static_cast<std::uint64_t>(cfg.seconds * 1e9) : UINT64_MAX;
-    if (!run.timed) at_start = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+    if (!run.timed) at_start = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
     for (auto& w : ws)
       sys.spawn([w](caf::event_based_actor* a) -> caf::behavior {
         append_next(a, w);
@@ -226,15 +226,15 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
       });
     if (run.timed) {
       sleep_until(run.window_start, run.stop);
-      at_start = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+      at_start = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
       sleep_until(run.window_end, run.stop);
-      at_end = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+      at_end = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
     }
     {
       std::unique_lock lock(run.mutex);
       run.cv.wait(lock, [&] { return run.finished == writers; });
     }
-    if (!run.timed) at_end = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+    if (!run.timed) at_end = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
     self->send_exit(storage, caf::exit_reason::user_shutdown);
     self->wait_for(storage);
   }
@@ -398,7 +398,7 @@ void run_w5(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
     const std::uint64_t version = feed(sys, writer, events, pad);
     self->send_exit(writer, caf::exit_reason::user_shutdown);
     self->wait_for(writer);
-    vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);  // snapshots committed
+    vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);  // snapshots committed
     if (version != events) throw std::runtime_error("W5: the stream is at a wrong version");
     vv::sync_files(dir / "store");
     {

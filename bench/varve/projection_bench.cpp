@@ -287,13 +287,13 @@ void run_w6(const vb::options& o, const vv::store_settings& ss, const w6_setting
     pb->saw(e.position, 1);
     return {};
   };
-  const auto before = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+  const auto before = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
   clock.restart();
   auto q = varve::spawn_projection(sys, store, storage, eo);
   pb->wait(total);
   wait_position(self, q, total);  // its last batch is committed
   const double eo_seconds = clock.elapsed_s();
-  const auto after = vv::ask<varve::storage_stats>(self, storage, varve::stats_atom_v);
+  const auto after = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
   stop(self, q);
   std::uint64_t rows = 0;
   {

@@ -560,9 +560,9 @@ int run(inventory_config& cfg) {
   const bool settled = settle(self, manager, saga_handle, *store, status);
   const double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
   const auto first = ask_saga(self, saga_handle);
-  storage_stats stats;
+  commit_stats stats;
   self->request(storage, caf::infinite, stats_atom_v)
-      .receive([&](const storage_stats& s) { stats = s; }, [](caf::error&) {});
+      .receive([&](const commit_stats& s) { stats = s; }, [](caf::error&) {});
   const auto head1 = store->read()->head();
   const auto f = fold_store(*store);
   const auto v1 = check(f);

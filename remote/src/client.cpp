@@ -96,8 +96,8 @@ result<stream_version> client::shred(const std::string& stream) {
   return ask<std::uint64_t>(*sys_, service_, opts_.timeout, shred_atom_v, stream);
 }
 
-result<storage_stats> client::stats() {
-  return ask<storage_stats>(*sys_, service_, opts_.timeout, stats_atom_v);
+result<commit_stats> client::stats() {
+  return ask<commit_stats>(*sys_, service_, opts_.timeout, stats_atom_v);
 }
 
 result<caf::actor> client::aggregate(const std::string& type) {

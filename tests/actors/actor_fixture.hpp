@@ -68,11 +68,11 @@ struct actor_fixture {
     return std::move(tx).value();
   }
 
-  varve::storage_stats stats() {
+  varve::commit_stats stats() {
     caf::scoped_actor self{sys};
-    varve::storage_stats out;
+    varve::commit_stats out;
     self->request(storage, caf::infinite, varve::stats_atom_v)
-        .receive([&](const varve::storage_stats& s) { out = s; },
+        .receive([&](const varve::commit_stats& s) { out = s; },
                  [&](caf::error& e) { BOOST_FAIL("stats: " << sys.render(e)); });
     return out;
   }

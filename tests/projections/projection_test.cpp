@@ -630,7 +630,7 @@ BOOST_AUTO_TEST_CASE(a_burst_of_commits_wakes_the_projection_far_fewer_times) {
   stop(p);
   caf::scoped_actor self{sys};
   self->request(burst_storage, caf::infinite, stats_atom_v)
-      .receive([](const storage_stats& st) { BOOST_CHECK_GE(st.commits, 1000u); },
+      .receive([](const commit_stats& st) { BOOST_CHECK_GE(st.commits, 1000u); },
                [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   caf::anon_send_exit(burst_storage, caf::exit_reason::user_shutdown);
   self->wait_for(burst_storage);

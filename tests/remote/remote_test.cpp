@@ -447,7 +447,7 @@ BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
   {
     caf::scoped_actor self{sys};  // the local storage actor committed what it had
     self->request(local_storage, caf::infinite, stats_atom_v)
-        .receive([](const storage_stats&) {}, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+        .receive([](const commit_stats&) {}, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     auto txn = local->read();
     BOOST_REQUIRE(txn.ok());
     auto cur = txn->cursor_state("orders");

@@ -32,8 +32,10 @@
 
 namespace varve {
 
-/// Counters of the storage actor since it started.
-struct storage_stats {
+/// What the storage actor has committed since it started: commits, events,
+/// batch sizes and commit latencies (store_stats, in storage, describes the
+/// store itself).
+struct commit_stats {
   std::uint64_t commits = 0;
   std::uint64_t events = 0;    ///< events written
   std::uint64_t requests = 0;  ///< requests answered (succeeded or failed)
@@ -48,8 +50,8 @@ struct storage_stats {
 };
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, storage_stats& x) {
-  return f(caf::meta::type_name("varve::storage_stats"), x.commits, x.events, x.requests, x.head,
+typename Inspector::result_type inspect(Inspector& f, commit_stats& x) {
+  return f(caf::meta::type_name("varve::commit_stats"), x.commits, x.events, x.requests, x.head,
            x.batch_histogram, x.commit_p50_us, x.commit_p99_us, x.fsync_p50_us, x.fsync_p99_us,
            x.failed);
 }
@@ -68,7 +70,7 @@ typename Inspector::result_type inspect(Inspector& f, storage_stats& x) {
 ///   (so does the subscriber's exit).
 /// - (shred_atom, stream) -> the stream's version: shreds it (see
 ///   event_store::shred), after committing the requests gathered before it.
-/// - (stats_atom) -> storage_stats, after committing the requests that came
+/// - (stats_atom) -> commit_stats, after committing the requests that came
 ///   before it.
 /// - (flush_atom): internal, the group-commit trigger.
 using storage_actor = caf::typed_actor<
@@ -82,7 +84,7 @@ using storage_actor = caf::typed_actor<
     caf::replies_to<subscribe_atom, caf::actor>::with<std::uint64_t>,
     caf::reacts_to<unsubscribe_atom, caf::actor>,
     caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,
-    caf::replies_to<stats_atom>::with<storage_stats>, caf::reacts_to<flush_atom>>;
+    caf::replies_to<stats_atom>::with<commit_stats>, caf::reacts_to<flush_atom>>;
 
 /// How the storage actor batches. A commit takes every request waiting in
 /// the mailbox, up to these bounds; a single request larger than a bound is
@@ -92,8 +94,9 @@ struct storage_config {
   std::size_t max_batch_bytes = 64u << 20;  ///< type + payload + metadata bytes per commit
 };
 
-/// Spawns the storage actor of `store`, detached. The store must outlive
-/// nothing: the actor keeps a reference. Stop it with
+/// Spawns the storage actor of `store`, detached: the one writer of the
+/// store in this process. The actor shares ownership of the store, which
+/// stays open at least until the actor has quit. Stop it with
 /// caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); it commits
 /// what it has gathered before it quits.
 storage_actor spawn_storage(caf::actor_system& sys, std::shared_ptr<event_store> store,

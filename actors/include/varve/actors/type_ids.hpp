@@ -17,7 +17,7 @@
 #include <varve/storage/event_store.hpp>
 
 namespace varve {
-struct storage_stats;
+struct commit_stats;
 }
 
 CAF_BEGIN_TYPE_ID_BLOCK(varve, caf::first_custom_type_id)
@@ -56,6 +56,6 @@ CAF_ADD_TYPE_ID(varve, (std::vector<varve::append_result>))
 CAF_ADD_TYPE_ID(varve, (varve::recorded_event))
 CAF_ADD_TYPE_ID(varve, (std::vector<varve::recorded_event>))
 CAF_ADD_TYPE_ID(varve, (varve::write_request))
-CAF_ADD_TYPE_ID(varve, (varve::storage_stats))
+CAF_ADD_TYPE_ID(varve, (varve::commit_stats))
 
 CAF_END_TYPE_ID_BLOCK(varve)

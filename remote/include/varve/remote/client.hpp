@@ -64,7 +64,7 @@ class client {
   result<event_batch> read_log_batch(global_position from, std::uint64_t limit);
 
   result<stream_version> shred(const std::string& stream);
-  result<storage_stats> stats();
+  result<commit_stats> stats();
 
   /// The registry of the aggregate type `type` (its category, e.g.
   /// "account") that the service dispatches commands to: a handle to send

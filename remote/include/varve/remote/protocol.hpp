@@ -22,7 +22,7 @@
 //   actor sends the subscriber (committed_atom, head) after every commit that
 //   wrote events, over the network; a subscriber whose node goes away is
 //   dropped.
-// - (shred_atom, stream) -> version, (stats_atom) -> storage_stats.
+// - (shred_atom, stream) -> version, (stats_atom) -> commit_stats.
 // - (command_atom, aggregate type) -> actor: the registry of that aggregate
 //   type registered with the service (spawn_service); clients send it
 //   (command_atom, id, command) directly (commands.hpp), so command types
@@ -76,7 +76,7 @@ using service_actor = caf::typed_actor<
     caf::replies_to<subscribe_atom, caf::actor>::with<std::uint64_t>,
     caf::reacts_to<unsubscribe_atom, caf::actor>,
     caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,
-    caf::replies_to<stats_atom>::with<storage_stats>,
+    caf::replies_to<stats_atom>::with<commit_stats>,
     caf::replies_to<command_atom, std::string>::with<caf::actor>>;
 
 }  // namespace varve::remote
