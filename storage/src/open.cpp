@@ -152,8 +152,10 @@ struct store_look {
 };
 
 /// Looks at the store without writing anything: a newer or foreign store
-/// stays untouched.
-result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key) {
+/// stays untouched. With `error_if_exists`, an existing store is refused
+/// before anything else is checked (its key, say).
+result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key,
+                                 bool error_if_exists, const std::filesystem::path& directory) {
   auto t = begin_at_open(env, MDB_RDONLY);
   if (!t) return std::move(t).err();
   store_look out;
@@ -174,6 +176,8 @@ result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key) {
   if (!*v || (*v)->size() != 4)
     return error{errc::corruption, "the store's meta table has no valid format_version"};
   out.exists = true;
+  if (error_if_exists)
+    return error{errc::invalid_argument, "a store already exists in " + directory.string()};
   out.version = bytes::get_le<std::uint32_t>((*v)->data());
   if (out.version > format_version)
     return error{errc::format_version, "the store has format version " +
@@ -220,12 +224,9 @@ result<void> lay_out_meta(lmdb::txn& t, const tables& dbs, const crypto::master_
 result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool error_if_exists,
                            const std::filesystem::path& directory, store_look& look) {
   for (;;) {
-    auto looked = look_at_store(env, key);
+    auto looked = look_at_store(env, key, error_if_exists, directory);
     if (!looked) return std::move(looked).err();
     look = std::move(*looked);
-    if (look.exists && error_if_exists)
-      return error{errc::invalid_argument,
-                   "a store already exists in " + directory.string() + " (error_if_exists)"};
     auto t = begin_at_open(env, 0);
     if (!t) return std::move(t).err();
     tables dbs;

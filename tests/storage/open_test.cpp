@@ -294,6 +294,12 @@ BOOST_AUTO_TEST_CASE(error_if_exists_opens_only_a_store_it_creates) {
   auto again = event_store::open(o);
   VARVE_REQUIRE_ERRC(again, errc::invalid_argument);
   BOOST_CHECK(again.err().message().find("already exists") != std::string::npos);
+  // That it exists is the answer, before whether a key fits it.
+  auto keyed = o;
+  keyed.master_key = std::array<std::uint8_t, 32>{};
+  auto with_key = event_store::open(keyed);
+  VARVE_REQUIRE_ERRC(with_key, errc::invalid_argument);
+  BOOST_CHECK(with_key.err().message().find("already exists") != std::string::npos);
   o.error_if_exists = false;
   BOOST_CHECK_EQUAL(open_store(o)->read()->head(), 1u);  // untouched
 }
