@@ -11,6 +11,10 @@
 //
 //   varve_bank [--bank.accounts=N] [--bank.commands=N] [--bank.clients=N]
 //              [--varve.data-dir=DIR] [--varve.sync=...]   (see config/varve.ini)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
@@ -94,6 +98,20 @@ void client(client_pointer self, registry_actor<account> accounts,
   send_next(self);
 }
 
+/// The audit file, opened for appending. It holds account data: it is
+/// created mode 0600, and one made earlier with a wider mode is restricted
+/// to 0600, whatever the umask. nullptr when it cannot be opened so.
+std::shared_ptr<std::FILE> open_audit_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return nullptr;
+  std::FILE* f = ::fchmod(fd, 0600) == 0 ? ::fdopen(fd, "a") : nullptr;
+  if (!f) {
+    ::close(fd);
+    return nullptr;
+  }
+  return std::shared_ptr<std::FILE>(f, std::fclose);
+}
+
 /// The at-least-once audit projection: one line per event in a file. After
 /// a crash it may see events again; the position in each line lets it skip
 /// what the file already has.
@@ -108,16 +126,22 @@ projection_spec audit_projection(const std::string& path) {
     while (std::getline(in, line))
       if (!line.empty()) *written = std::max<global_position>(*written, std::stoull(line));
   }
-  auto out = std::make_shared<std::ofstream>(path, std::ios::app);
-  spec.handle_batch = [written, out](std::span<const delivered_event> events,
-                                     view_batch&) -> result<void> {
+  std::shared_ptr<std::FILE> out = open_audit_file(path);
+  spec.handle_batch = [written, out, path](std::span<const delivered_event> events,
+                                           view_batch&) -> result<void> {
+    if (!out) return error{errc::io_error, "the audit file " + path + " cannot be opened"};
+    std::string lines;
+    global_position last = *written;
     for (const auto& d : events) {
-      if (d.event.position <= *written) continue;  // already written: idempotent
-      *out << d.event.position << ' ' << d.stream << ' ' << d.event.type << '\n';
-      *written = d.event.position;
+      if (d.event.position <= last) continue;  // already written: idempotent
+      lines.append(std::to_string(d.event.position)).append(1, ' ').append(d.stream);
+      lines.append(1, ' ').append(d.event.type).append(1, '\n');
+      last = d.event.position;
     }
-    out->flush();
-    if (!*out) return error{errc::io_error, "the audit file cannot be written"};
+    if (std::fwrite(lines.data(), 1, lines.size(), out.get()) != lines.size() ||
+        std::fflush(out.get()) != 0)
+      return error{errc::io_error, "the audit file cannot be written"};
+    *written = last;  // only once written: a failed batch is delivered again
     return {};
   };
   return spec;
@@ -199,9 +223,9 @@ int run(bank_config& cfg) {
     });
   const double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
 
-  storage_stats stats;
+  commit_stats stats;
   self->request(storage, caf::infinite, stats_atom_v)
-      .receive([&](const storage_stats& s) { stats = s; }, [](caf::error&) {});
+      .receive([&](const commit_stats& s) { stats = s; }, [](caf::error&) {});
   const auto head = store->read()->head();
 
   // Wait for both projections to reach the head.

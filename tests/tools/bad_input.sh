@@ -104,7 +104,8 @@ no_controls "$T/out" "append message"
 expect 0 "append a C1 control and DEL in names" -- append $'c1-\xc2\x9b-del-\x7f' $'bad-\xff-type'
 expect 0 "append a printable UTF-8 name" -- append 'Zoë-✓' ok
 expect 0 "read for people" -- read "$red"
-check_grep '^@[0-9]+ red\\x1b\[31m v1 ty\\x07pe .* data=\{"s":"\\u001b\[2J\\x7f\\xc2\\x9b"\} metadata="\\xc2\\x85"$' "$T/out" "names, types and payloads escaped"
+# The payload's JSON text holds the escape \u001b: its backslash is doubled.
+check_grep '^@[0-9]+ red\\x1b\[31m v1 ty\\x07pe .* data=\{"s":"\\\\u001b\[2J\\x7f\\xc2\\x9b"\} metadata="\\xc2\\x85"$' "$T/out" "names, types and payloads escaped"
 no_controls "$T/out" "read"
 expect 0 "read --json" -- read "$red" --json
 no_controls "$T/out" "read --json"
@@ -162,6 +163,51 @@ expect 2 "inline JSON that is not JSON, with ESC" -- append t x --data $'\x1b[31
 no_controls "$T/err" "bad inline JSON message"
 expect 0 "init in a directory named with ESC" -- --db "$T/"$'d\x1b[1m' init
 no_controls "$T/out" "init message"
+
+# --- escaping is unambiguous: a backslash prints as \\, bidirectional controls as \u{XXXX}
+lit='s\x1b'   # backslash, x, 1, b
+esc=$'s\x1b' # ESC
+expect 0 "append to a stream named with a backslash" -- append "$lit" x
+check_grep "^appended to 's\\\\\\\\x1b' at version 1" "$T/out" "append message doubles the backslash"
+expect 0 "append to a stream named with ESC" -- append "$esc" x
+expect 0 "read the backslash stream" -- read "$lit"
+check_grep '^@[0-9]+ s\\\\x1b v1 x ' "$T/out" "a backslash is doubled"
+lit_line=$(cut -d' ' -f2 "$T/out")
+expect 0 "read the ESC stream" -- read "$esc"
+check_grep '^@[0-9]+ s\\x1b v1 x ' "$T/out" "ESC as \\x1b"
+esc_line=$(cut -d' ' -f2 "$T/out")
+[ "$lit_line" != "$esc_line" ] && pass || fail "the two streams print the same: $lit_line"
+expect 0 "streams" -- streams
+check_grep '^s\\\\x1b +1 ' "$T/out" "streams table: the backslash doubled once"
+check_grep '^s\\x1b +1 ' "$T/out" "streams table: ESC escaped"
+expect 5 "a missing stream named with a backslash" -- read 'no\pe'
+check_grep "stream 'no\\\\\\\\pe' does not exist" "$T/err" "error messages double the backslash"
+"$HELPER" cursor "$T/db" 'proj\x1b' 1 '{"mode":"at_least_once","error":"C:\\dir"}' || fail "cursor with a backslash"
+expect 0 "projections with backslashes" -- projections
+check_grep '^proj\\\\x1b +at_least_once +1 .* C:\\\\dir$' "$T/out" "projections table: backslashes doubled once"
+expect 0 "the backslash stream in JSON" -- read "$lit" --json
+check_eq "$(jq -r .stream "$T/out")" "$lit" "JSON keeps the name exactly"
+rlo=$'\u202e'
+bidi=$'a\u202ab\u202bc\u202cd\u202de\u202ef\u2066g\u2067h\u2068i\u2069j\u200ek\u200fl\u061cm'
+expect 0 "append to a stream named with bidirectional controls" -- append "$bidi" "evil${rlo}txt.exe" --data "\"x${rlo}y\""
+expect 0 "read it for people" -- read "$bidi"
+check_grep '^@[0-9]+ a\\u\{202a\}b\\u\{202b\}c\\u\{202c\}d\\u\{202d\}e\\u\{202e\}f\\u\{2066\}g\\u\{2067\}h\\u\{2068\}i\\u\{2069\}j\\u\{200e\}k\\u\{200f\}l\\u\{061c\}m v1 evil\\u\{202e\}txt\.exe .* data="x\\u\{202e\}y"$' "$T/out" "bidirectional controls escaped for people"
+no_bidi() { # no_bidi FILE DESCRIPTION
+  if LC_ALL=C grep -qaP '\xe2\x80[\x8e\x8f\xaa-\xae]|\xe2\x81[\xa6-\xa9]|\xd8\x9c' "$1"; then fail "$2: bidirectional controls in the output"; else pass; fi
+}
+no_bidi "$T/out" "read"
+expect 0 "read it --json" -- read "$bidi" --json
+no_bidi "$T/out" "read --json"
+check_grep '"type":"evil\\u202etxt.exe"' "$T/out" "JSON escapes bidirectional controls"
+check_eq "$(jq -r .stream "$T/out")" "$bidi" "JSON decodes to the exact name"
+check_eq "$(jq -r .data "$T/out")" "x${rlo}y" "JSON decodes to the exact data"
+expect 5 "a missing stream with a bidirectional control" -- read "no${rlo}pe"
+no_bidi "$T/err" "error message"
+check_grep "stream 'no\\\\u\{202e\}pe' does not exist" "$T/err" "error message escaped"
+expect 5 "the same in JSON" -- --json read "no${rlo}pe"
+no_bidi "$T/err" "JSON error message"
+expect 0 "printable text around them stays" -- read 'Zoë-✓'
+check_grep ' Zoë-✓ v1 ok ' "$T/out" "printable UTF-8 kept"
 
 # --- --from 0: versions and positions start at 1 (exit 2); reset --to 0 means "before the first event"
 expect 2 "read --from 0" -- read t --from 0

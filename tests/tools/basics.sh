@@ -44,7 +44,11 @@ check_eq "$?" 0 "append data from stdin"
 expect 2 "bad --expected-version" -- append acc-1 x --expected-version soon
 expect 2 "bad --id" -- append acc-1 x --id not-a-uuid
 expect 2 "inline data that is not JSON" -- append acc-1 x --data 'not json'
-expect 2 "a data file that is missing" -- append acc-1 x --data @"$T/missing"
+expect 5 "a data file that is missing" -- append acc-1 x --data @"$T/missing"
+check_grep "cannot read --data file $T/missing" "$T/err" "missing data file message"
+expect 5 "a metadata file that is missing, JSON" -- --json append acc-1 x --metadata @"$T/no/such"
+check_eq "$(jq -r .error "$T/err")" not_found "missing metadata file JSON error"
+expect 2 "a data file that is a directory" -- append acc-1 x --data @"$T"
 expect 2 "an empty stream name" -- append "" x
 
 # --- read
@@ -117,5 +121,60 @@ check_jq '.events == 0' "global options after the command"
 # --- errors as JSON
 expect 5 "error in JSON" -- --json read nope
 check_eq "$(jq -r .error "$T/err")" not_found "JSON error code"
+# Usage errors found while parsing follow --json too, wherever it stands.
+json_usage() { # json_usage DESCRIPTION MESSAGE-REGEX -- ARGS...
+  local desc=$1 re=$2
+  shift 2
+  expect 2 "$desc" "$@"
+  check_eq "$(out)" "" "$desc: nothing on stdout"
+  check_eq "$(jq -c 'keys' "$T/err" 2>&1)" '["error","message"]' "$desc: one JSON object on stderr"
+  check_eq "$(jq -r .error "$T/err" 2>&1)" invalid_argument "$desc: error code"
+  check_grep "\"message\":\"$re" "$T/err" "$desc: message"
+}
+json_usage "--json and an unknown command" "unknown command 'bogus'" -- --json bogus
+json_usage "an unknown command, then --json" "unknown command 'bogus'" -- bogus --json
+json_usage "--json and no command" "A subcommand is required" -- --json
+json_usage "an unknown option" "The following argument was not expected: --frob" -- read acc-1 --frob --json
+json_usage "a bad value" "--limit: expected a whole number" -- read acc-1 --json --limit many
+json_usage "a missing argument" "STREAM is required" -- --json read
+json_usage "a missing option value" "--from: 1 required" -- --json read acc-1 --from
+json_usage "a bad --expected-version" "--expected-version: expected any" -- append acc-1 x --expected-version soon --json
+expect 2 "usage error for people" -- bogus
+check_eq "$(head -1 "$T/err")" "varvectl: unknown command 'bogus'" "usage error for people"
+expect 5 "--json after -- is a stream name" -- read -- --json
+check_grep "^varvectl: not_found: stream '--json' does not exist" "$T/err" "-- ends the options"
+
+# --- numbers: decimal digits only, within 64 bits (exit 2 otherwise)
+num_refused() { # num_refused DESCRIPTION MESSAGE -- ARGS...
+  local desc=$1 msg=$2
+  shift 2
+  expect 2 "$desc" "$@"
+  check_grep "^varvectl: $msg" "$T/err" "$desc: message"
+  check_eq "$(out)" "" "$desc: nothing on stdout"
+}
+max=18446744073709551615
+num_refused "--from past 64 bits" "--from: expected a whole number from 1 to $max, not '18446744073709551616'" -- read acc-1 --from 18446744073709551616
+num_refused "--from in hex" "--from: expected a whole number from 1 to $max, not '0x2'" -- read acc-1 --from 0x2
+num_refused "--from in octal form" "--from: expected a whole number" -- read-all --from 0o7
+num_refused "--from with a plus" "--from: expected a whole number" -- read-all --from +1
+num_refused "--from with an exponent" "--from: expected a whole number" -- export --from 1e2
+num_refused "--from with spaces" "--from: expected a whole number" -- read-all --from ' 1'
+num_refused "--from empty" "--from: expected a whole number" -- read-all --from ''
+num_refused "--limit -1" "--limit: expected a whole number from 0 to $max, not '-1'$" -- read acc-1 --limit -1
+[ "$(wc -c <"$T/err")" -lt 200 ] && pass || fail "--limit -1: a long message"
+num_refused "--limit past 64 bits" "--limit: expected a whole number from 0 to $max" -- read-all --limit 99999999999999999999
+num_refused "--limit 1.5" "--limit: expected a whole number" -- read-all --limit 1.5
+num_refused "--to -1" "--to: expected a whole number from 0 to $max" -- reset p --to -1
+num_refused "--to in hex" "--to: expected a whole number" -- reset p --to 0x10
+num_refused "tail --from past 64 bits" "--from: expected a whole number" -- tail --from 18446744073709551616
+num_refused "--expected-version past 64 bits" "invalid_argument: --expected-version: expected any, no-stream, exists or a whole number from 0 to $max, not '18446744073709551616'" -- append acc-1 x --expected-version 18446744073709551616
+num_refused "--expected-version in hex" "invalid_argument: --expected-version: expected any" -- append acc-1 x --expected-version 0x3
+num_refused "--from 0 still starts at 1" "--from: versions start at 1" -- read acc-1 --from 0
+expect 0 "leading zeros are decimal, not octal" -- read-all --from 05 --limit 08 --json
+check_eq "$(jq -c .position "$T/out" | tr '\n' ' ')" "5 6 " "--from 05 --limit 08"
+expect 0 "the largest number" -- read acc-1 --backward --from $max --limit $max --json
+check_eq "$(jq -c .version "$T/out" | tr '\n' ' ')" "3 2 1 " "--from and --limit at 2^64-1"
+expect 3 "--expected-version with leading zeros" -- append acc-1 x --expected-version 02
+check_grep "expected version 2, but the stream is at version 3" "$T/err" "--expected-version 02 is 2"
 
 finish

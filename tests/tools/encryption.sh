@@ -13,7 +13,14 @@ expect 2 "init with a loose key file" -- --key-file "$T/loose" init
 check_grep "mode 0644" "$T/err" "loose key file message"
 [ ! -e "$T/db" ] && pass || fail "a refused init left $T/db"
 expect 2 "init with a key file that holds no key" -- --key-file "$T/junk" init
-expect 2 "init with a missing key file" -- --key-file "$T/nokey" init
+[ ! -e "$T/db" ] && pass || fail "an init refused for a bad key left $T/db"
+# A missing file is "not found" (exit 5) everywhere; one that exists but is
+# loose or malformed is bad input (exit 2).
+expect 5 "init with a missing key file" -- --key-file "$T/nokey" init
+check_grep "key file $T/nokey does not exist" "$T/err" "missing key file message"
+[ ! -e "$T/db" ] && pass || fail "an init refused for a missing key file left $T/db"
+expect 5 "init with a missing key file, JSON" -- --json --key-file "$T/nokey" init
+check_eq "$(jq -r .error "$T/err")" not_found "missing key file JSON error"
 
 expect 0 "init encrypted" -- --key-file "$T/k1" init --json
 check_jq '.encrypted == true' "init reports encryption"
@@ -32,6 +39,8 @@ check_grep "wrong master key" "$T/err" "wrong key message"
 expect 4 "stats with the wrong key" -- --key-file "$T/k2" --json stats
 check_eq "$(jq -r .error "$T/err")" auth_failed "JSON error for a wrong key"
 expect 2 "read with a loose key file" -- --key-file "$T/loose" read acc-1
+expect 5 "read with a missing key file" -- --key-file "$T/nokey" read acc-1
+VARVE_KEY_FILE="$T/nokey" expect 5 "read with a missing key file from the environment" -- read acc-1
 
 # --- stats says encrypted
 expect 0 "stats" -- --key-file "$T/k1" stats --json
@@ -39,6 +48,8 @@ check_jq '.encrypted == true and .events == 2' "stats of an encrypted store"
 
 # --- rotate-key
 expect 2 "rotate to a loose key file" -- --key-file "$T/k1" rotate-key --new-key-file "$T/loose"
+expect 5 "rotate to a missing key file" -- --key-file "$T/k1" rotate-key --new-key-file "$T/nokey"
+check_grep "--new-key-file: key file $T/nokey does not exist" "$T/err" "missing new key file message"
 expect 2 "rotate without --new-key-file" -- --key-file "$T/k1" rotate-key
 expect 4 "rotate with the wrong key" -- --key-file "$T/k3" rotate-key --new-key-file "$T/k2"
 expect 0 "rotate-key" -- --key-file "$T/k1" rotate-key --new-key-file "$T/k2"
@@ -95,6 +106,69 @@ for k in k1 k2 k3; do
     pass
   fi
 done
+# --- init races: init never removes anything. Two inits at once on a fresh
+# directory, under different keys: exactly one succeeds, the other is told
+# that a store exists (exit 2), and the store opens with the winner's key.
+won=0
+for r in $(seq 1 50); do
+  d="$T/race-$r"
+  "$VARVECTL" --db "$d" --key-file "$T/k1" init >"$T/race-a.out" 2>"$T/race-a.err" &
+  a=$!
+  "$VARVECTL" --db "$d" --key-file "$T/k2" init >"$T/race-b.out" 2>"$T/race-b.err" &
+  b=$!
+  wait "$a"
+  rc_a=$?
+  wait "$b"
+  rc_b=$?
+  case "$rc_a $rc_b" in
+    "0 2") winner=k1 loser=b ;;
+    "2 0") winner=k2 loser=a ;;
+    *)
+      fail "init race $r: exits $rc_a and $rc_b, expected one 0 and one 2 ($(cat "$T/race-a.err" "$T/race-b.err"))"
+      continue
+      ;;
+  esac
+  if ! grep -q "a store already exists in $d" "$T/race-$loser.err"; then
+    fail "init race $r: the loser said: $(cat "$T/race-$loser.err")"
+  elif ! "$VARVECTL" --db "$d" --key-file "$T/$winner" verify >/dev/null 2>&1; then
+    fail "init race $r: the store does not open and verify with the winner's key ($winner)"
+  else
+    won=$((won + 1))
+  fi
+done
+check_eq "$won" 50 "rounds of two concurrent inits with one winner and a sound store"
+
+# An application creating the store (create_if_missing) while an init with a
+# key runs: whoever wins, the directory stays, and the application's
+# acknowledged appends with it.
+kept=0
+for r in $(seq 1 30); do
+  d="$T/app-$r"
+  "$VARVECTL" --db "$d" --key-file "$T/k2" init >"$T/init.out" 2>"$T/init.err" &
+  init=$!
+  "$HELPER" create-loop "$d" acks 20 >"$T/app.out" 2>"$T/app.err" &
+  app=$!
+  wait "$init"
+  rc_init=$?
+  wait "$app"
+  rc_app=$?
+  if [ ! -f "$d/data.mdb" ]; then
+    fail "app race $r: $d/data.mdb is gone (init exit $rc_init, application exit $rc_app)"
+  elif [ "$rc_app" = 0 ] && [ "$rc_init" = 2 ] && ! grep -q "a store already exists in $d" "$T/init.err"; then
+    fail "app race $r: init said: $(cat "$T/init.err")"
+  elif [ "$rc_app" = 0 ] && [ "$rc_init" = 2 ]; then
+    events=$("$VARVECTL" --db "$d" stats --json 2>&1 | jq .events)
+    [ "$events" = 20 ] && kept=$((kept + 1)) ||
+      fail "app race $r: the application's 20 acknowledged events are not all there ($events)"
+  elif [ "$rc_app" != 0 ] && [ "$rc_init" = 0 ]; then
+    events=$("$VARVECTL" --db "$d" --key-file "$T/k2" stats --json 2>&1 | jq .events)
+    [ "$events" = 0 ] && kept=$((kept + 1)) || fail "app race $r: init's store holds $events events"
+  else
+    fail "app race $r: init exit $rc_init, application exit $rc_app ($(cat "$T/init.err" "$T/app.err"))"
+  fi
+done
+check_eq "$kept" 30 "rounds of an application and an init creating a store at once"
+
 # --- compact: what shred left in data.mdb is gone; refused while the store is open
 P="$T/compacted"
 expect 0 "init a plain store" -- --db "$P" init

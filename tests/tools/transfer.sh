@@ -101,9 +101,64 @@ bad_line "bad id" '{"position":1,"stream":"t","version":1,"type":"x","id":"nope"
 bad_line "version gap" "$good" '{"position":2,"stream":"t","version":3,"type":"x","id":"00000000-0000-7000-8000-000000000002","time":"2024-01-01T00:00:00Z"}'
 check_grep "line 2" "$T/err" "the bad line is named"
 bad_line "empty type" '{"position":1,"stream":"t","version":1,"type":"","id":"00000000-0000-7000-8000-000000000001","time":"2024-01-01T00:00:00Z"}'
+# The checking pass refuses all that the store would (before anything is
+# written): a type over 65535 bytes, a stream name over 511 bytes, an event
+# over max_event_bytes (16 MiB), after 1000 good events (one batch).
+# lines FIRST COUNT TYPE_BYTES STREAM_BYTES DATA_BYTES: COUNT events of
+# streams s<i> (stream names padded to STREAM_BYTES when given), a type of
+# TYPE_BYTES and a string payload of DATA_BYTES.
+lines() {
+  local first=$1 n=$2 type data pad="" i stream
+  type=$(rep "$3" t)
+  data=$(rep "$5" d)
+  for ((i = first; i < first + n; i++)); do
+    stream="s$i"
+    [ "$4" -gt 0 ] && pad=$(rep $(($4 - ${#stream})) n)
+    printf '{"position":%d,"stream":"%s","version":1,"type":"%s","id":"00000000-0000-7000-8000-%012d","time":"2024-01-01T00:00:00.000000Z","shredded":false,"metadata":null,"data":"%s"}\n' \
+      "$i" "$stream$pad" "$type" "$i" "$data"
+  done
+}
+rep() { head -c "$1" /dev/zero | tr '\0' "$2"; } # rep N CHAR: CHAR N times
+big_refused() { # big_refused DESCRIPTION MESSAGE: the file $T/big.jsonl
+  expect 2 "import: $1" -- --db "$T/empty" import "$T/big.jsonl"
+  check_grep "big.jsonl line 1001: $2" "$T/err" "$1: the line and the reason"
+  expect 0 "$1: nothing written" -- --db "$T/empty" stats --json
+  check_jq '.events == 0 and .streams == 0' "$1: the store stays empty"
+}
+{ lines 1 1000 1 0 10 && lines 1001 1 70000 0 0; } >"$T/big.jsonl"
+big_refused "a type of 70,000 bytes" "the type is 70000 bytes, over the limit of 65535"
+{ lines 1 1000 1 0 10 && lines 1001 1 1 512 0; } >"$T/big.jsonl"
+big_refused "a stream name of 512 bytes" "the stream name is 512 bytes, over the limit of 511"
+{ lines 1 1000 1 0 10 && lines 1001 1 1 0 16777216; } >"$T/big.jsonl"
+big_refused "an event over 16 MiB" "the event is 16777219 bytes \(type, metadata and payload\), over the store's max_event_bytes \(16777216\)"
+# At the limits, all goes in.
+{ lines 1 1 65535 511 0 && lines 2 1 1 0 16777212; } >"$T/limits.jsonl"
+expect 0 "init limits" -- --db "$T/limits" init
+expect 0 "import events at every limit" -- --db "$T/limits" import "$T/limits.jsonl"
+check_grep "imported 2 events" "$T/out" "both events imported"
+
+# An import that fails once it began writing (here: the file size limit;
+# likewise a full disk or an I/O error) leaves a partial import, and says so.
+lines 1 2500 1 0 700 >"$T/partial-import.jsonl"
+expect 0 "init for a partial import" -- --db "$T/cut" init
+(trap '' XFSZ && ulimit -f 1500 && exec "$VARVECTL" --db "$T/cut" import "$T/partial-import.jsonl") >"$T/out" 2>"$T/err"
+check_eq "$?" 1 "an import that cannot write fails"
+check_grep "^varvectl: io_error: import stopped after committing 1000 events: the store holds a partial import; remove $T/cut and import again \(" "$T/err" "partial import message"
+expect 0 "the partial import is there" -- --db "$T/cut" stats --json
+check_jq '.events == 1000' "1000 events committed"
+expect 2 "importing again into the partial store" -- --db "$T/cut" import "$T/partial-import.jsonl"
+check_grep "not empty \(1000 events\)" "$T/err" "a partial store is not empty"
+expect 0 "init for an import that writes nothing" -- --db "$T/cut0" init
+(trap '' XFSZ && ulimit -f 100 && exec "$VARVECTL" --db "$T/cut0" import "$T/partial-import.jsonl") >"$T/out" 2>"$T/err"
+check_eq "$?" 1 "an import that cannot write its first batch fails"
+check_grep "^varvectl: io_error: import stopped before committing any event \(the store is still empty\)" "$T/err" "nothing committed message"
+
 expect 0 "the refused imports wrote nothing" -- --db "$T/empty" stats --json
 check_jq '.events == 0 and .streams == 0' "store still empty"
 expect 5 "import a missing file" -- --db "$T/empty" import "$T/missing.jsonl"
+check_grep "cannot open $T/missing.jsonl: No such file or directory" "$T/err" "missing import file message"
+expect 5 "import a missing file, JSON" -- --json --db "$T/empty" import "$T/no/such.jsonl"
+check_eq "$(jq -r .error "$T/err")" not_found "missing import file JSON error"
 
 # --- backup while another process appends
 expect 0 "init live" -- --db "$T/live" init

@@ -9,6 +9,9 @@
 //                                                         save its cursor, in one transaction
 //   varvectl_helper append-loop DIR STREAM N [STOP]       append N events, one per commit;
 //                                                         stop early once the file STOP exists
+//   varvectl_helper create-loop DIR STREAM N              like an application: open the store,
+//                                                         creating it when missing, and append
+//                                                         N events, one per commit
 //
 // The key file, for encrypted stores, comes from $VARVE_KEY_FILE.
 #include <lmdb.h>
@@ -59,10 +62,10 @@ int corrupt(const char* dir, std::uint64_t position, const std::string& how) {
   return 0;
 }
 
-varve::result<std::unique_ptr<varve::event_store>> open(const char* dir) {
+varve::result<std::unique_ptr<varve::event_store>> open(const char* dir, bool create = false) {
   varve::options o;
   o.directory = dir;
-  o.create_if_missing = false;
+  o.create_if_missing = create;
   if (const char* key = std::getenv("VARVE_KEY_FILE"); key && *key) o.key_file = key;
   return varve::event_store::open(o);
 }
@@ -103,9 +106,9 @@ int main(int argc, char** argv) {
     std::printf("%s\n", *v ? std::string(**v).c_str() : "(none)");
     return 0;
   }
-  if (cmd == "append-loop" && (argc == 5 || argc == 6)) {
+  if ((cmd == "append-loop" && (argc == 5 || argc == 6)) || (cmd == "create-loop" && argc == 5)) {
     const std::filesystem::path stop = argc == 6 ? argv[5] : "";
-    auto store = open(argv[2]);
+    auto store = open(argv[2], cmd == "create-loop");
     if (!store) return fail(store.err().to_string());
     const std::uint64_t n = std::stoull(argv[4]);
     for (std::uint64_t i = 1; i <= n; ++i) {

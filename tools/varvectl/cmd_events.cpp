@@ -1,11 +1,11 @@
 // Events: append, read, read-all, tail.
-#include <charconv>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <iostream>
 #include <iterator>
 #include <optional>
-#include <sstream>
 
 #include "commands.hpp"
 #include "exit_code.hpp"
@@ -34,11 +34,23 @@ varve::result<std::string> argument_bytes(const std::string& what, const std::st
     return all;
   }
   if (!arg.empty() && arg[0] == '@') {
-    std::ifstream in(arg.substr(1), std::ios::binary);
-    if (!in) return usage_error("cannot read " + what + " file " + arg.substr(1));
-    std::ostringstream all;
-    all << in.rdbuf();
-    return all.str();
+    const std::string path = arg.substr(1);
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+      const int e = errno;
+      const std::string why = "cannot read " + what + " file " + path + ": " + std::strerror(e);
+      if (e == ENOENT || e == ENOTDIR) return varve::error{varve::errc::not_found, why};
+      return usage_error(why);
+    }
+    std::string all;
+    char buf[65536];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+      all.append(buf, n);
+    const bool failed = std::ferror(f) != 0;
+    std::fclose(f);
+    if (failed) return usage_error("cannot read " + what + " file " + path);
+    return all;
   }
   auto parsed = parse_json(arg);
   if (parsed.too_deep)
@@ -55,13 +67,12 @@ varve::result<varve::expected_version> parse_expected(const std::string& text) {
   if (text == "no-stream" || text == "no_stream") return varve::expected_version::no_stream();
   if (text == "exists" || text == "stream-exists" || text == "stream_exists")
     return varve::expected_version::stream_exists();
-  std::uint64_t n = 0;
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, n);
-  if (text.empty() || ec != std::errc() || p != end)
-    return usage_error("--expected-version must be any, no-stream, exists or a version number: '" +
-                       text + "'");
-  return varve::expected_version::exact(n);
+  auto n = parse_whole_number(text);
+  if (!n)
+    return usage_error(
+        "--expected-version: expected any, no-stream, exists or a whole number from 0 to " +
+        std::to_string(UINT64_MAX) + ", not '" + text + "'");
+  return varve::expected_version::exact(*n);
 }
 
 int run_append(const global_options& g, const append_args& a) {
@@ -148,7 +159,7 @@ int run_tail(const global_options& g, const tail_args& a) {
   if (!store) return report(store.err(), g.json);
   varve::global_position next = 1;
   if (a.from) {
-    next = *a.from;  // >= 1 (starts_at_one)
+    next = *a.from;  // >= 1 (whole_number(1, ...))
   } else {
     auto txn = (*store)->read();
     if (!txn) return report(txn.err(), g.json);
@@ -194,12 +205,11 @@ void add_event_commands(CLI::App& app, context& ctx) {
                  "the first version to read, 1 or more (default 1; with --backward the newest "
                  "to read, default the last)")
       ->type_name("V")
-      ->check(starts_at_one("versions"))
-      ->check(CLI::PositiveNumber);
+      ->transform(whole_number(1, "versions start at 1"));
   rd->add_flag("--backward", read->backward, "newest first");
   rd->add_option("--limit", read->limit, "at most N events")
       ->type_name("N")
-      ->check(CLI::NonNegativeNumber);
+      ->transform(whole_number(0));
   when_chosen(rd, ctx, [&ctx, read] { return run_read(ctx.global, *read); });
 
   auto all = std::make_shared<read_args>();
@@ -208,12 +218,11 @@ void add_event_commands(CLI::App& app, context& ctx) {
                  "the first position to read, 1 or more (default 1; with --backward the newest "
                  "to read, default the head)")
       ->type_name("P")
-      ->check(starts_at_one("positions"))
-      ->check(CLI::PositiveNumber);
+      ->transform(whole_number(1, "positions start at 1"));
   ra->add_flag("--backward", all->backward, "newest first");
   ra->add_option("--limit", all->limit, "at most N events")
       ->type_name("N")
-      ->check(CLI::NonNegativeNumber);
+      ->transform(whole_number(0));
   when_chosen(ra, ctx, [&ctx, all] { return run_read_all(ctx.global, *all); });
 
   auto tail = std::make_shared<tail_args>();
@@ -222,8 +231,7 @@ void add_event_commands(CLI::App& app, context& ctx) {
   tl->add_option("--from", tail->from,
                  "the first position to print, 1 or more (default: the next one appended)")
       ->type_name("P")
-      ->check(starts_at_one("positions"))
-      ->check(CLI::PositiveNumber);
+      ->transform(whole_number(1, "positions start at 1"));
   when_chosen(tl, ctx, [&ctx, tail] { return run_tail(ctx.global, *tail); });
 }
 

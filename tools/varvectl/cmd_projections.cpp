@@ -151,7 +151,7 @@ int run_projections(const global_options& g) {
       out += row[c];
       if (c + 1 < row.size()) out.append(width[c] - row[c].size() + 2, ' ');
     }
-    print_line(out);
+    print_escaped_line(out);
   };
   line(headers);
   for (const auto& row : cells)
@@ -280,7 +280,7 @@ void add_projection_commands(CLI::App& app, context& ctx) {
       sub->add_option("--to", args->to,
                       "the position to restart after: 0 (the default) is before the first event")
           ->type_name("P")
-          ->check(CLI::NonNegativeNumber);
+          ->transform(whole_number(0));
     if (std::string(v.name) == "rebuild") {
       sub->add_flag("--wait", args->wait,
                     "wait until the running manager has rebuilt it (progress on a terminal)");

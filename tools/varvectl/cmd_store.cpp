@@ -78,9 +78,9 @@ int run_streams(const global_options& g) {
   };
   print_line(pad("STREAM", width) + "  " + pad("VERSION", 9) + "  " + pad("LAST", 12) + "  STATE");
   for (const auto& [name, info] : streams)
-    print_line(pad(name, width) + "  " + pad(std::to_string(info.version), 9) + "  " +
-               pad(std::to_string(info.last_position), 12) + "  " +
-               std::string(state_name(info.state)));
+    print_escaped_line(pad(name, width) + "  " + pad(std::to_string(info.version), 9) + "  " +
+                       pad(std::to_string(info.last_position), 12) + "  " +
+                       std::string(state_name(info.state)));
   print_line(std::to_string(streams.size()) + " stream" + (streams.size() == 1 ? "" : "s"));
   return exit_ok;
 }
@@ -303,6 +303,8 @@ struct rotate_args {
 };
 
 int run_rotate(const global_options& g, const rotate_args& a) {
+  if (auto present = key_file_present("--new-key-file", a.new_key_file); !present)
+    return report(present.err(), g.json);
   auto store = open_store(g);
   if (!store) return report(store.err(), g.json);
   if (auto r = (*store)->rotate_master_key(fs::path(a.new_key_file)); !r)

@@ -56,7 +56,7 @@ int run_export(const global_options& g, const export_args& a) {
   // Up to the head as it is now: events appended meanwhile are left out, so
   // the file is the log as of one moment.
   log_range range;
-  range.from = a.from;  // >= 1 (starts_at_one)
+  range.from = a.from;  // >= 1 (whole_number(1, ...))
   range.upto = head;
   progress bar("export", head >= range.from ? head - range.from + 1 : 0);
   std::uint64_t done = 0;
@@ -98,7 +98,12 @@ varve::result<std::unique_ptr<input_file>> open_input(const std::string& path) {
     std::rewind(in->f);
   } else {
     in->f = std::fopen(path.c_str(), "rb");
-    if (!in->f) return varve::error{varve::errc::not_found, "cannot open " + path};
+    if (!in->f) {
+      const int e = errno;
+      const std::string why = "cannot open " + path + ": " + std::strerror(e);
+      if (e == ENOENT || e == ENOTDIR) return varve::error{varve::errc::not_found, why};
+      return usage_error(why);
+    }
   }
   return in;
 }
@@ -136,6 +141,34 @@ struct stream_check {
   bool shredded = false;
 };
 
+/// The store's limits on what it appends (the checks of its writer, before
+/// anything is written): stream names of 1 to 511 bytes (LMDB's key size) of
+/// valid UTF-8, types of 1 to 65535 bytes (the record's type length), and
+/// type + metadata + payload at most options::max_event_bytes.
+constexpr std::size_t max_stream_bytes = 511;
+constexpr std::size_t max_type_bytes = 0xFFFF;
+
+/// Whether the store would take `e` (an event of an import, whose versions
+/// and positions the caller checks). Errors: invalid_argument saying why not.
+varve::result<void> storable(const parsed_event& e, std::uint64_t max_event_bytes) {
+  if (e.stream.empty()) return usage_error("the stream name is empty");
+  if (e.stream.size() > max_stream_bytes)
+    return usage_error("the stream name is " + std::to_string(e.stream.size()) +
+                       " bytes, over the limit of " + std::to_string(max_stream_bytes));
+  if (!valid_utf8(e.stream)) return usage_error("the stream name is not valid UTF-8");
+  const varve::new_event& ev = e.event;
+  if (ev.type.empty()) return usage_error("empty type");
+  if (ev.type.size() > max_type_bytes)
+    return usage_error("the type is " + std::to_string(ev.type.size()) +
+                       " bytes, over the limit of " + std::to_string(max_type_bytes));
+  const std::uint64_t size = ev.type.size() + ev.metadata.size() + ev.payload.size();
+  if (size > max_event_bytes)
+    return usage_error("the event is " + std::to_string(size) +
+                       " bytes (type, metadata and payload), over the store's max_event_bytes (" +
+                       std::to_string(max_event_bytes) + ")");
+  return {};
+}
+
 constexpr std::size_t batch_events = 1000;
 constexpr std::size_t batch_bytes = std::size_t{8} << 20;
 
@@ -167,11 +200,7 @@ int run_import(const global_options& g, const import_args& a) {
                          std::to_string(expect) +
                          " was expected (an import holds the whole log, from position 1)");
     ++expect;
-    if (e.stream.empty() || e.stream.size() > 511 || !valid_utf8(e.stream))
-      return usage_error("stream names are 1 to 511 bytes of UTF-8");
-    if (e.event.type.empty()) return usage_error("empty type");
-    if (e.event.type.size() + e.event.metadata.size() + e.event.payload.size() > max_bytes)
-      return usage_error("event over " + std::to_string(max_bytes) + " bytes");
+    if (auto ok = storable(e, max_bytes); !ok) return ok;
     auto [it, fresh] = streams.try_emplace(e.stream);
     if (e.version != it->second.version + 1)
       return usage_error("stream '" + e.stream + "' version " + std::to_string(e.version) +
@@ -192,39 +221,58 @@ int run_import(const global_options& g, const import_args& a) {
   std::set<std::string> in_request;
   std::size_t pending_events = 0, pending_bytes = 0;
   varve::global_position next = 1;  // the position the next appended event must get
+  std::uint64_t committed = 0;      // events of this import the store holds
   std::optional<varve::error> failure;
 
   auto flush = [&]() -> bool {
     if (batch.empty()) return true;
     auto out = (*store)->write(batch);
-    if (!out) {
+    if (!out) {  // the transaction failed: nothing of this batch committed
       failure = std::move(out).err();
       return false;
     }
-    // Requests commit or fail one by one: account for those before a failure.
+    // Requests commit or fail one by one, and a failed request fails alone:
+    // the others of the batch are committed all the same.
     for (std::size_t r = 0; r < batch.size(); ++r) {
       varve::write_outcome& outcome = (*out)[r];
       if (!outcome) {
-        failure = std::move(outcome).err();
-        return false;
+        if (!failure) failure = std::move(outcome).err();
+        continue;
       }
       for (std::size_t i = 0; i < batch[r].appends.size(); ++i) {
         const varve::append_result& res = outcome.value()[i];
-        if (res.first_position != next || res.idempotent) {
+        const std::size_t n = batch[r].appends[i].events.size();
+        if (!res.idempotent) committed += n;
+        if (!failure && (res.first_position != next || res.idempotent))
           failure = varve::error{varve::errc::io_error,
                                  "stream '" + batch[r].appends[i].stream + "' landed at position " +
                                      std::to_string(res.first_position) + " instead of " +
                                      std::to_string(next) + " (another writer?)"};
-          return false;
-        }
-        next += batch[r].appends[i].events.size();
+        next += n;
       }
     }
+    if (failure) return false;
     bar.update(next - 1);
     batch.clear();
     in_request.clear();
     pending_events = pending_bytes = 0;
     return true;
+  };
+  // A failure once writing began: the events committed so far stay (the
+  // store is never emptied behind the user's back), and the error says so.
+  auto stopped = [&](const varve::error& cause, const std::string& when) {
+    if (committed == 0)
+      return report(varve::error{cause.code(), "import stopped" + when +
+                                                   " before committing any event (the store is "
+                                                   "still empty): " +
+                                                   cause.message()},
+                    g.json);
+    return report(
+        varve::error{cause.code(), "import stopped after committing " + std::to_string(committed) +
+                                       " event" + (committed == 1 ? "" : "s") + when +
+                                       ": the store holds a partial import; remove " + g.db +
+                                       " and import again (" + cause.message() + ")"},
+        g.json);
   };
 
   auto imported = for_each_event((*in)->f, name, [&](const parsed_event& e) -> varve::result<void> {
@@ -248,18 +296,14 @@ int run_import(const global_options& g, const import_args& a) {
   });
   if (imported && !flush()) imported = varve::error{varve::errc::io_error, "stopped"};
   bar.finish();
-  if (failure) {
-    return report(
-        varve::error{failure->code(), "import stopped after position " + std::to_string(next - 1) +
-                                          ": " + failure->message()},
-        g.json);
-  }
-  if (!imported) return report(imported.err(), g.json);
+  if (failure) return stopped(*failure, "");
+  if (!imported) return stopped(imported.err(), "");  // the input changed between the passes
 
   std::uint64_t shredded = 0;
   for (const auto& [stream, check] : streams) {
     if (!check.shredded) continue;
-    if (auto r = (*store)->shred(stream); !r) return report(r.err(), g.json);
+    if (auto r = (*store)->shred(stream); !r)
+      return stopped(r.err(), " (before shredding stream '" + stream + "')");
     ++shredded;
   }
   if (g.json) {
@@ -281,8 +325,7 @@ void add_transfer_commands(CLI::App& app, context& ctx) {
       "export", "write the log as JSON lines on stdout (varvectl export > file.jsonl)");
   ex->add_option("--from", exp->from, "the first position to export, 1 or more (default 1)")
       ->type_name("P")
-      ->check(starts_at_one("positions"))
-      ->check(CLI::PositiveNumber);
+      ->transform(whole_number(1, "positions start at 1"));
   when_chosen(ex, ctx, [&ctx, exp] { return run_export(ctx.global, *exp); });
 
   auto imp = std::make_shared<import_args>();

@@ -3,9 +3,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "store_access.hpp"
 
@@ -22,10 +25,18 @@ inline void when_chosen(CLI::App* sub, context& ctx, std::function<int()> fn) {
   sub->callback([&ctx, fn = std::move(fn)] { ctx.run = fn; });
 }
 
-/// A check for --from options: refuses 0 (and negative numbers) with "<what>
-/// start at 1" (CLI11 prefixes the option's name: "--from: versions start at
-/// 1"; exit 2).
-CLI::Validator starts_at_one(const std::string& what);
+/// The number a numeric option's text is: decimal digits only (no sign,
+/// space, base prefix or exponent), within u64; std::nullopt otherwise.
+std::optional<std::uint64_t> parse_whole_number(std::string_view text);
+
+/// The check of every numeric option (use with Option::transform, before
+/// any other check): parse_whole_number's form, at least `min`. Refuses
+/// anything else with "expected a whole number from MIN to
+/// 18446744073709551615" (CLI11 prefixes the option's name; exit 2), or
+/// with `below_min` for numbers below `min` and negative ones when given
+/// ("--from: versions start at 1"). Hands CLI11 the plain decimal form (it
+/// reads "010" as octal).
+CLI::Validator whole_number(std::uint64_t min, const std::string& below_min = {});
 
 /// init, streams, stats, verify, backup, compact, shred, rotate-key (cmd_store.cpp).
 void add_store_commands(CLI::App& app, context& ctx);

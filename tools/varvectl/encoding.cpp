@@ -212,6 +212,11 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+bool bidi_control(std::uint32_t cp) {
+  return cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069);
+}
+
 std::string terminal_text(std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
@@ -232,6 +237,12 @@ std::string terminal_text(std::string_view s) {
     if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
       for (std::size_t k = 0; k < n; ++k)
         escape(s[i + k]);
+    } else if (cp == '\\') {
+      out += "\\\\";
+    } else if (bidi_control(cp)) {
+      char code[16];
+      std::snprintf(code, sizeof code, "\\u{%04x}", static_cast<unsigned>(cp));
+      out += code;
     } else {
       out.append(s, i, n);
     }

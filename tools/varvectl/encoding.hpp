@@ -28,12 +28,20 @@ std::optional<std::int64_t> parse_time(std::string_view text);
 /// past U+10FFFF).
 bool valid_utf8(std::string_view bytes);
 
+/// Whether `cp` is a Unicode bidirectional control (U+061C, U+200E,
+/// U+200F, U+202A..U+202E, U+2066..U+2069): it reorders the text a terminal
+/// shows around it.
+bool bidi_control(std::uint32_t cp);
+
 /// The text with every byte a terminal could take for a control written as
 /// `\xNN` (two lower-case hex digits): C0 controls (ESC included), DEL, C1
 /// controls (U+0080..U+009F: each byte of their UTF-8 form) and bytes that
-/// are not well-formed UTF-8. Printable UTF-8 stays as it is, so escaping
-/// twice changes nothing. Every line varvectl prints for people goes through
-/// it (stdout and error messages).
+/// are not well-formed UTF-8; bidirectional controls as `\u{202e}`; and the
+/// backslash itself as `\\`, so that the escaped form is unambiguous (a
+/// name holding the four characters `\x1b` prints as `\\x1b`, one holding
+/// ESC as `\x1b`). Other printable UTF-8 stays as it is. Every line
+/// varvectl prints for people goes through it exactly once (stdout and
+/// error messages).
 std::string terminal_text(std::string_view text);
 
 }  // namespace varvectl

@@ -43,24 +43,38 @@ std::optional<json> bytes_as_json(std::string_view bytes, bool exact) {
 std::string json_text(const json& value) {
   const std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
   // Valid UTF-8 now: DEL is the byte 0x7F, a C1 control the bytes C2 80..C2 9F,
-  // and both occur only inside strings, where \u00XX means the same.
+  // a bidirectional control D8 9C or E2 80/81 xx; all occur only inside
+  // strings, where \uXXXX means the same.
   std::string out;
   out.reserve(text.size());
   static constexpr char hex[] = "0123456789abcdef";
+  auto byte = [&](std::size_t i) {
+    return static_cast<unsigned>(static_cast<unsigned char>(text[i]));
+  };
   for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    unsigned code = 0x100;  // none
+    const unsigned c = byte(i);
+    unsigned code = 0x10000;  // none
     if (c == 0x7F) {
       code = c;
-    } else if (c == 0xC2 && i + 1 < text.size() &&
-               static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
-      code = static_cast<unsigned char>(text[++i]);
+    } else if (c == 0xC2 && i + 1 < text.size() && byte(i + 1) <= 0x9F) {
+      code = byte(++i);
+    } else if (c == 0xD8 && i + 1 < text.size() && byte(i + 1) == 0x9C) {
+      code = 0x061C;
+      ++i;
+    } else if (c == 0xE2 && i + 2 < text.size()) {
+      const unsigned cp = ((c & 0x0F) << 12) | ((byte(i + 1) & 0x3F) << 6) | (byte(i + 2) & 0x3F);
+      if (bidi_control(cp)) {
+        code = cp;
+        i += 2;
+      }
     }
-    if (code == 0x100) {
+    if (code == 0x10000) {
       out += text[i];
     } else {
-      out += "\\u00";
-      out += hex[code >> 4];
+      out += "\\u";
+      out += hex[code >> 12];
+      out += hex[(code >> 8) & 0xF];
+      out += hex[(code >> 4) & 0xF];
       out += hex[code & 0xF];
     }
   }

@@ -49,8 +49,9 @@ parsed_json parse_json(std::string_view text, int max_depth = max_json_depth);
 std::optional<json> bytes_as_json(std::string_view bytes, bool exact);
 
 /// The value as one line of output: compact, bad UTF-8 replaced by U+FFFD,
-/// and besides the C0 controls JSON escapes, DEL and the C1 controls
-/// (U+0080..U+009F) escaped as `\u00XX` too, so no control reaches a terminal.
+/// and besides the C0 controls JSON escapes, DEL, the C1 controls
+/// (U+0080..U+009F) and the bidirectional controls (see bidi_control)
+/// escaped as `\uXXXX` too, so no control reaches a terminal.
 std::string json_text(const json& value);
 
 /// Puts `bytes` into `obj` as `field` (a JSON value, or null when empty) or

@@ -15,6 +15,10 @@ void print_line(std::string_view text) {
   std::cout << terminal_text(text) << '\n';
 }
 
+void print_escaped_line(std::string_view escaped) {
+  std::cout << escaped << '\n';
+}
+
 std::string bytes_for_humans(std::string_view bytes) {
   if (bytes.empty()) return {};
   if (auto value = bytes_as_json(bytes, false))

@@ -16,8 +16,13 @@ namespace varvectl {
 void print_json(const json& value);
 
 /// A line of text for people on stdout, through terminal_text (control
-/// characters and bad UTF-8 escaped as `\xNN`).
+/// characters and bad UTF-8 escaped as `\xNN`, backslashes doubled).
 void print_line(std::string_view text);
+
+/// A line on stdout made of pieces that went through terminal_text already
+/// (table cells, escaped before their columns are measured): written as it
+/// is, since escaping twice would double their backslashes.
+void print_escaped_line(std::string_view escaped);
 
 /// Payload or metadata for people: the JSON text (compacted) when the bytes
 /// are JSON nested at most max_json_depth deep, else "base64:<base64>"; ""
