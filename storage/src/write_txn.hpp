@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <string_view>
 
@@ -24,13 +23,22 @@
 
 namespace varve::detail {
 
-using where = std::source_location;
+/// Where a call is made: as a default argument, where::current() names the
+/// caller's line (std::source_location, which Clang 14 lacks, works so).
+struct where {
+  const char* file;
+  unsigned line;
+  static constexpr where current(const char* file = __builtin_FILE(),
+                                 unsigned line = __builtin_LINE()) noexcept {
+    return where{file, line};
+  }
+};
 
 /// The code an injected fault gives for `call` made at `at`, or 0 when the
 /// call may run.
 inline int injected(fault_injector* faults, lmdb_call call, const where& at) {
   if (!faults) return 0;
-  return faults->before(call, lmdb_call_site{at.file_name(), at.line()});
+  return faults->before(call, lmdb_call_site{at.file, at.line});
 }
 
 class write_txn {
