@@ -112,3 +112,21 @@ BOOST_AUTO_TEST_CASE(the_shipped_ini_file_is_valid) {
   auto [code, out] = configure_with({"--config-file=" VARVE_SOURCE_DIR "/config/varve.ini"}, cfg);
   BOOST_CHECK_MESSAGE(code == 0, out);
 }
+
+BOOST_AUTO_TEST_CASE(snapshots_have_one_default) {
+  varve::varve_config cfg;
+  BOOST_CHECK_EQUAL(cfg.aggregates().snapshot_every, varve::aggregate_options{}.snapshot_every);
+  BOOST_CHECK_EQUAL(varve::aggregate_options{}.snapshot_every, 100u);
+}
+
+BOOST_AUTO_TEST_CASE(long_help_lists_the_varve_options) {
+  varve::varve_config cfg;
+  std::stringstream out;
+  auto* old = std::cout.rdbuf(out.rdbuf());
+  auto [code, err] = configure_with({"--long-help"}, cfg);
+  std::cout.rdbuf(old);
+  BOOST_CHECK_EQUAL(code, 0);
+  BOOST_CHECK(cfg.cli_helptext_printed);
+  for (const char* option : {"data-dir", "snapshot-every", "serve-port"})
+    BOOST_CHECK_MESSAGE(out.str().find(option) != std::string::npos, out.str());
+}

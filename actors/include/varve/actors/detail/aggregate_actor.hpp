@@ -1,0 +1,168 @@
+// The aggregate actor: one stream's state, its commands one at a time,
+// snapshots and the idle timer. Part of varve/actors/aggregate.hpp.
+//
+//   spawn ──► hydrating ──► ready ◄──────────────┐
+//             (snapshot +    │ command: decide,   │ append answered
+//              tail; see     │ append (await) ────┘ (conflict: reload, decide again)
+//              hydration.hpp)│ idle_timeout without commands, or passivate_atom
+//                            ▼
+//                          quit
+#pragma once
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "varve/actors/detail/hydration.hpp"
+#include "varve/actors/log.hpp"
+
+namespace varve::detail {
+
+/// Writes a snapshot when the version crossed a multiple of snapshot_every
+/// (the aggregate declares snapshot_schema). The write goes through the
+/// storage actor; a failure is reported through varve::log and changes
+/// nothing else (the next multiple tries again).
+template <aggregate A>
+void maybe_snapshot(aggregate_pointer<A> self) {
+  if constexpr (has_snapshots<A>) {
+    auto& st = self->state;
+    const auto every = st.ctx.options.snapshot_every;
+    if (every == 0 || st.version / every == st.snapshot_version / every) return;
+    snapshot_update u{st.stream, st.version, A::snapshot_schema, {}};
+    if (!save(st.state, u.bytes)) return;
+    st.snapshot_version = st.version;
+    write_request w;
+    w.snapshots.push_back(std::move(u));
+    self->request(st.ctx.storage, caf::infinite, write_atom_v, std::move(w))
+        .then([](const std::vector<append_result>&) {},
+              [stream = st.stream](caf::error& e) {
+                log(log_level::warning, "aggregate",
+                    "snapshot of '" + stream + "' not written: " + error_from(e).to_string());
+              });
+  } else {
+    (void)self;
+  }
+}
+
+template <aggregate A>
+void arm_idle_timer(aggregate_pointer<A> self) {
+  auto& st = self->state;
+  st.last_active = std::chrono::steady_clock::now();
+  if (st.idle_timer) return;
+  st.idle_timer = true;
+  self->delayed_send(self, st.ctx.options.idle_timeout, passivate_atom_v, ++st.idle_tick);
+}
+
+/// Decides on `cmd` against the current state and appends the outcome;
+/// reloads and decides again after a conflict.
+template <aggregate A>
+void handle_command(aggregate_pointer<A> self, typename A::command cmd,
+                    caf::typed_response_promise<command_reply> promise, unsigned attempt) {
+  using codec = typename codec_of<A>::type;
+  auto& st = self->state;
+  if (auto r = hydrate<A>(st); !r) {
+    promise.deliver(to_caf(r.err()));
+    return;
+  }
+  if (st.shredded) {
+    promise.deliver(make_error(errc::shredded,
+                               "stream '" + st.stream + "' was shredded and takes no more events"));
+    return;
+  }
+  auto events = A::decide(st.state, cmd);
+  if (!events) {
+    promise.deliver(to_caf(events.err()));
+    return;
+  }
+  if (events->empty()) {
+    promise.deliver(command_reply{st.version, 0, 0});
+    return;
+  }
+  append_request req{st.stream, expected_version::exact(st.version), {}};
+  req.events.reserve(events->size());
+  for (const auto& e : *events) {
+    new_event ne{codec::type_of(e), {}, {}, {}, {}};
+    if (!codec::encode(e, ne.payload)) {
+      promise.deliver(
+          make_error(errc::invalid_argument, "an event of '" + st.stream + "' does not serialise"));
+      return;
+    }
+    req.events.push_back(std::move(ne));
+  }
+  // await: later commands stay in the mailbox until this one is answered.
+  self->request(st.ctx.storage, caf::infinite, append_atom_v, std::move(req))
+      .await(
+          [self, events = std::move(*events), promise](const append_result& r) mutable {
+            auto& st = self->state;
+            for (const auto& e : events)
+              A::apply(st.state, e);
+            st.version = r.last_version;
+            maybe_snapshot<A>(self);
+            promise.deliver(command_reply{r.last_version, r.last_position,
+                                          static_cast<std::uint32_t>(events.size())});
+          },
+          [self, cmd = std::move(cmd), promise, attempt](caf::error& err) mutable {
+            auto& st = self->state;
+            if (error_from(err).code() == errc::wrong_expected_version &&
+                attempt < st.ctx.options.max_retries) {
+              if (auto r = catch_up<A>(st); !r) {
+                st.hydrated = false;  // the next request reads on from here
+                promise.deliver(to_caf(r.err()));
+                return;
+              }
+              handle_command<A>(self, std::move(cmd), promise, attempt + 1);
+              return;
+            }
+            promise.deliver(err);
+          });
+}
+
+template <aggregate A, class... Cs>
+typename aggregate_actor<A>::behavior_type aggregate_handlers(aggregate_pointer<A> self,
+                                                              caf::detail::type_list<Cs...>) {
+  return {
+      [self](command_atom, Cs& cmd) -> caf::result<command_reply> {
+        auto promise = self->template make_response_promise<command_reply>();
+        self->state.last_active = std::chrono::steady_clock::now();
+        handle_command<A>(self, typename A::command{std::move(cmd)}, promise, 0);
+        return promise;
+      }...,
+      [self](stats_atom) -> caf::result<aggregate_info> {
+        auto& st = self->state;
+        if (auto r = hydrate<A>(st); !r) return to_caf(r.err());
+        return aggregate_info{st.stream, st.version, st.hydrated_from, st.replayed};
+      },
+      [self](passivate_atom) { self->quit(); },
+      [self](passivate_atom, std::uint64_t tick) {
+        auto& st = self->state;
+        if (tick != st.idle_tick) return;
+        st.idle_timer = false;
+        const auto idle = std::chrono::steady_clock::now() - st.last_active;
+        if (idle >= st.ctx.options.idle_timeout) {
+          self->quit();
+          return;
+        }
+        st.idle_timer = true;
+        self->delayed_send(self, st.ctx.options.idle_timeout - idle, passivate_atom_v,
+                           ++st.idle_tick);
+      },
+  };
+}
+
+/// The aggregate actor of `stream`.
+template <aggregate A>
+typename aggregate_actor<A>::behavior_type aggregate_behavior(aggregate_pointer<A> self,
+                                                              std::string stream,
+                                                              aggregate_context ctx) {
+  self->state.stream = std::move(stream);
+  self->state.ctx = std::move(ctx);
+  start_hydration<A>(self);
+  return aggregate_handlers<A>(self, commands_of<A>{});
+}
+
+}  // namespace varve::detail

@@ -1,0 +1,35 @@
+// The parts of hydration that do not depend on the aggregate type.
+#include "varve/actors/aggregate.hpp"
+
+namespace varve::detail {
+
+bool hydrates_inline(const event_store& store, std::string_view stream) {
+  auto txn = store.read();
+  if (!txn) return true;
+  auto info = txn->stream(stream);
+  return !info || !*info || (*info)->version <= inline_hydration_limit;
+}
+
+error undecodable(std::string_view stream, const event_view& v) {
+  return error{errc::corruption, "stream '" + std::string(stream) + "' version " +
+                                     std::to_string(v.version) + " (position " +
+                                     std::to_string(v.position) + "): the event of type '" +
+                                     std::string(v.type) + "' does not decode"};
+}
+
+error unreadable(std::string_view stream, stream_version version, const error& e) {
+  return error{e.code(), "stream '" + std::string(stream) + "' version " + std::to_string(version) +
+                             ": " + e.message()};
+}
+
+void ignore_snapshot(std::string_view stream, std::string_view why) {
+  log(log_level::warning, "aggregate",
+      "ignoring the snapshot of '" + std::string(stream) + "': " + std::string(why));
+}
+
+void report_unhydrated(std::string_view stream, const error& e) {
+  log(log_level::error, "aggregate",
+      "'" + std::string(stream) + "' cannot hydrate: " + e.to_string());
+}
+
+}  // namespace varve::detail

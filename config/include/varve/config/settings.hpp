@@ -1,0 +1,90 @@
+// Varve's settings: the options of the "varve" group of a program's
+// configuration, as a plain struct, read from config/varve.ini (CAF 0.17's
+// INI format; --config-file=PATH for another file) and the command line
+// (--varve.<name>=<value>, which wins), and checked. config/varve.ini
+// documents each option.
+//
+// This library knows no actors: programs without an actor system read their
+// settings with read_settings(); varve_config (varve/config/varve_config.hpp)
+// is the same settings inside CAF's actor_system_config. Nothing here is
+// thread-safe; nothing keeps a reference to its arguments unless it says so.
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <varve/storage/error.hpp>
+#include <varve/storage/options.hpp>
+
+namespace varve {
+
+struct settings {
+  // Store.
+  std::string data_dir = "var/demo";  ///< directory of the store (created)
+  std::string sync = "sync";          ///< sync | no_meta_sync | no_sync
+  std::string key_file;               ///< master key file; empty: a plain store
+  std::size_t map_size_mib = 64;
+  std::size_t max_map_size_mib = 256 * 1024;
+  std::size_t max_event_bytes = 16 << 20;
+  // Storage actor.
+  std::size_t batch_max_events = 8192;
+  std::size_t batch_max_bytes = 64 << 20;
+  // Aggregates.
+  std::size_t snapshot_every = 100;  ///< as aggregate_options' default; 0: never
+  std::size_t aggregate_idle_timeout_ms = 60000;
+  std::size_t aggregate_max_alive = 10000;
+  std::size_t aggregate_max_retries = 3;
+  // Projections.
+  std::size_t projection_batch_events = 1000;
+  std::size_t checkpoint_every = 1000;
+  std::size_t checkpoint_interval_ms = 1000;
+  // Serving the store to other processes.
+  std::string serve_host = "127.0.0.1";
+  std::size_t serve_port = 7410;
+
+  /// Checks every value. Success: all hold. Failure: errc::invalid_argument
+  /// with the first problem, in one line naming the option (a bad value, a
+  /// key file that cannot be read or that group or others may read).
+  result<void> check() const;
+
+  /// The store's options from these settings. Never fails; call check()
+  /// first: values it refuses pass on as they are (a `sync` that is none
+  /// of the three means sync).
+  options store_options() const;
+
+  friend bool operator==(const settings&, const settings&) = default;
+};
+
+/// Declares every option of the "varve" group in `set`, each bound to its
+/// field of `s`: CAF's parser writes the values there, so `s` must outlive
+/// every parse with `set`.
+void declare_options(caf::config_option_set& set, settings& s);
+
+/// The configuration file of a program: the PATH of --config-file=PATH in
+/// argv[1..argc), else "config/varve.ini" when it exists, else "" (none).
+/// Failure: errc::invalid_argument "cannot read config file PATH" when the
+/// named file cannot be opened.
+result<std::string> find_config_file(int argc, const char* const* argv);
+
+/// Finishes settings that a parser filled in from `parsed` (the parser's
+/// settings, all groups): refuses a key of the "varve" group that names no
+/// option ("unknown option varve.<key>"); gives a program with a store of
+/// its own (`own_data_dir` not empty) that directory, unless the
+/// configuration names another than the shared "var/demo" or argv has
+/// --varve.data-dir; then checks every value (see settings::check).
+/// Failure: errc::invalid_argument, one line; `s` may be changed then.
+result<void> finish_settings(settings& s, const caf::settings& parsed, int argc,
+                             const char* const* argv, std::string_view own_data_dir = {});
+
+/// Reads the settings alone, without an actor system: the configuration
+/// file (see find_config_file), then the --varve.* arguments of argv (the
+/// others are left to the program), then finish_settings. Failure:
+/// errc::invalid_argument, one line: a file that cannot be read or parsed,
+/// an unknown option, a value of the wrong type, or what check() refuses.
+result<settings> read_settings(int argc, const char* const* argv,
+                               std::string_view own_data_dir = {});
+
+}  // namespace varve

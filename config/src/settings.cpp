@@ -1,0 +1,164 @@
+#include "varve/config/settings.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/config_option_set.hpp>
+#include <caf/config_value.hpp>
+#include <caf/settings.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <variant>
+#include <vector>
+
+namespace varve {
+
+namespace {
+
+error bad(std::string what) {
+  return error{errc::invalid_argument, std::move(what)};
+}
+
+/// One option of the "varve" group: its name, its field, its help line.
+struct option_row {
+  const char* name;
+  std::variant<std::string settings::*, std::size_t settings::*> field;
+  const char* help;
+};
+
+const option_row option_rows[] = {
+    {"data-dir", &settings::data_dir, "directory of the store (created)"},
+    {"sync", &settings::sync, "durability of commits: sync, no_meta_sync or no_sync"},
+    {"key-file", &settings::key_file, "master key file; encrypts a new store (mode 0600)"},
+    {"map-size-mib", &settings::map_size_mib, "initial memory map size in MiB"},
+    {"max-map-size-mib", &settings::max_map_size_mib, "largest map in MiB; past it: storage_full"},
+    {"max-event-bytes", &settings::max_event_bytes, "largest event (type + metadata + payload)"},
+    {"batch-max-events", &settings::batch_max_events, "most events in one group commit"},
+    {"batch-max-bytes", &settings::batch_max_bytes, "most bytes in one group commit"},
+    {"snapshot-every", &settings::snapshot_every, "aggregate snapshot every N versions; 0: never"},
+    {"aggregate-idle-timeout-ms", &settings::aggregate_idle_timeout_ms,
+     "passivate an aggregate actor idle this long"},
+    {"aggregate-max-alive", &settings::aggregate_max_alive, "most aggregate actors per registry"},
+    {"aggregate-max-retries", &settings::aggregate_max_retries, "reloads after a version conflict"},
+    {"projection-batch-events", &settings::projection_batch_events,
+     "events a projection reads at once"},
+    {"checkpoint-every", &settings::checkpoint_every,
+     "at-least-once: save the cursor every N events"},
+    {"checkpoint-interval-ms", &settings::checkpoint_interval_ms,
+     "at-least-once: save the cursor at least this often"},
+    {"serve-host", &settings::serve_host, "address the store service listens on"},
+    {"serve-port", &settings::serve_port, "port of the store service"},
+};
+
+bool on_command_line(int argc, const char* const* argv, std::string_view prefix) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]).starts_with(prefix)) return true;
+  return false;
+}
+
+}  // namespace
+
+result<void> settings::check() const {
+  if (data_dir.empty()) return bad("varve.data-dir is empty");
+  if (sync != "sync" && sync != "no_meta_sync" && sync != "no_sync")
+    return bad("varve.sync is '" + sync + "'; use sync, no_meta_sync or no_sync");
+  if (map_size_mib == 0) return bad("varve.map-size-mib is 0");
+  if (max_map_size_mib < map_size_mib)
+    return bad("varve.max-map-size-mib is smaller than varve.map-size-mib");
+  if (max_event_bytes == 0 || max_event_bytes > 0xFFFFFFFFu)
+    return bad("varve.max-event-bytes must be 1 to 4294967295");
+  if (batch_max_events == 0) return bad("varve.batch-max-events is 0");
+  if (batch_max_bytes == 0) return bad("varve.batch-max-bytes is 0");
+  if (aggregate_idle_timeout_ms == 0) return bad("varve.aggregate-idle-timeout-ms is 0");
+  if (aggregate_max_alive == 0) return bad("varve.aggregate-max-alive is 0");
+  if (projection_batch_events == 0) return bad("varve.projection-batch-events is 0");
+  if (checkpoint_every == 0) return bad("varve.checkpoint-every is 0");
+  if (checkpoint_interval_ms == 0) return bad("varve.checkpoint-interval-ms is 0");
+  if (serve_port == 0 || serve_port > 65535) return bad("varve.serve-port must be 1 to 65535");
+  if (!key_file.empty()) {
+    if (::access(key_file.c_str(), R_OK) != 0)
+      return bad("varve.key-file " + key_file + " cannot be read");
+    struct stat st {};
+    if (::stat(key_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+      return bad("varve.key-file " + key_file + " may be read by group or others; chmod 600 it");
+  }
+  return {};
+}
+
+options settings::store_options() const {
+  options o;
+  o.directory = data_dir;
+  o.sync = sync == "no_sync"        ? durability::no_sync
+           : sync == "no_meta_sync" ? durability::no_meta_sync
+                                    : durability::sync;
+  o.key_file = key_file;
+  o.map_size = std::uint64_t{map_size_mib} << 20;
+  o.max_map_size = std::uint64_t{max_map_size_mib} << 20;
+  o.max_event_bytes = max_event_bytes;
+  return o;
+}
+
+void declare_options(caf::config_option_set& set, settings& s) {
+  for (const auto& row : option_rows)
+    std::visit([&](auto field) { set.add(s.*field, "varve", row.name, row.help); }, row.field);
+}
+
+result<std::string> find_config_file(int argc, const char* const* argv) {
+  std::string named;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg.starts_with("--config-file=")) named = std::string(arg.substr(14));
+  }
+  if (!named.empty()) {
+    if (!std::ifstream(named)) return bad("cannot read config file " + named);
+    return named;
+  }
+  if (std::ifstream("config/varve.ini")) return std::string("config/varve.ini");
+  return std::string();
+}
+
+result<void> finish_settings(settings& s, const caf::settings& parsed, int argc,
+                             const char* const* argv, std::string_view own_data_dir) {
+  // CAF keeps unknown keys of a known group; Varve refuses them.
+  if (auto group = caf::get_if<caf::settings>(&parsed, "varve")) {
+    for (const auto& [key, value] : *group) {
+      auto named = [&](const option_row& row) { return key == row.name; };
+      if (std::none_of(std::begin(option_rows), std::end(option_rows), named))
+        return bad("unknown option varve." + key);
+    }
+  }
+  if (!own_data_dir.empty() && s.data_dir == "var/demo" &&
+      !on_command_line(argc, argv, "--varve.data-dir"))
+    s.data_dir = own_data_dir;
+  return s.check();
+}
+
+result<settings> read_settings(int argc, const char* const* argv, std::string_view own_data_dir) {
+  auto file = find_config_file(argc, argv);
+  if (!file) return std::move(file).err();
+  settings s;
+  caf::config_option_set set;
+  declare_options(set, s);
+  caf::settings parsed;
+  if (!file->empty()) {
+    std::ifstream in(*file);
+    if (auto err = caf::actor_system_config::parse_config(in, set, parsed))
+      return bad("config file " + *file + ": " + caf::to_string(err));
+  }
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]).starts_with("--varve.")) args.emplace_back(argv[i]);
+  auto [code, at] = set.parse(parsed, args);
+  if (code != caf::pec::success) {
+    const std::string arg = at == args.end() ? "the command line" : *at;
+    if (code == caf::pec::not_an_option) return bad("unknown option " + arg);
+    return bad("bad value in " + arg + " (" + caf::to_string(code) + ")");
+  }
+  if (auto r = finish_settings(s, parsed, argc, argv, own_data_dir); !r) return r.err();
+  return s;
+}
+
+}  // namespace varve
