@@ -9,6 +9,7 @@
 #include <caf/settings.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <variant>
@@ -103,7 +104,14 @@ options settings::store_options() const {
 
 void declare_options(caf::config_option_set& set, settings& s) {
   for (const auto& row : option_rows)
-    std::visit([&](auto field) { set.add(s.*field, "varve", row.name, row.help); }, row.field);
+    std::visit(
+        [&](auto field) {
+          // caf::string_view from pointer and size: Clang finds no conversion from a
+          // plain const char*.
+          set.add(s.*field, "varve", caf::string_view(row.name, std::strlen(row.name)),
+                  caf::string_view(row.help, std::strlen(row.help)));
+        },
+        row.field);
 }
 
 result<std::string> find_config_file(int argc, const char* const* argv) {
@@ -124,7 +132,8 @@ result<void> finish_settings(settings& s, const caf::settings& parsed, int argc,
                              const char* const* argv, std::string_view own_data_dir) {
   // CAF keeps unknown keys of a known group; Varve refuses them.
   if (auto group = caf::get_if<caf::settings>(&parsed, "varve")) {
-    for (const auto& [key, value] : *group) {
+    for (const auto& entry : *group) {
+      const std::string& key = entry.first;  // not a structured binding: lambdas capture it
       auto named = [&](const option_row& row) { return key == row.name; };
       if (std::none_of(std::begin(option_rows), std::end(option_rows), named))
         return bad("unknown option varve." + key);
