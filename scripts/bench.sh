@@ -7,19 +7,22 @@
 #   scripts/bench.sh --quick       W1a, W1b, W2 at 1 and 64 writers, W3 on every system,
 #                                  W5, W6, W7 on varve, 100k events (under a minute once built)
 #   scripts/bench.sh --workloads W2,W3 --systems varve,lmdb-group --writers 1,64
+#   scripts/bench.sh --repeat 5    every workload 5 times, varve and its baselines
+#                                  interleaved; medians and min-max over the rounds
 #
-# Writes bench/results/<run>.jsonl (one JSON object per measurement, then the
-# summary), bench/results/<run>.md and the W2 plots, <run> being the UTC start
-# time. Installs what is missing (scripts/deps-bench.sh), builds the benchmark
-# programs into build/ (RelWithDebInfo, like scripts/test.sh), and starts its own
-# PostgreSQL server in a temporary directory, stopped and removed on exit.
+# Writes bench/results/<run>.jsonl (one JSON object per measurement, with its
+# round, then the summary), bench/results/<run>.md and the W2 plots, <run> being
+# the UTC start time. Installs what is missing (scripts/deps-bench.sh), builds
+# the benchmark programs into build/ (RelWithDebInfo, like scripts/test.sh), and
+# starts its own PostgreSQL server in a temporary directory, stopped and removed
+# on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
   echo
-  echo "Options: --quick  --workloads LIST  --systems LIST  --writers LIST  --events N"
+  echo "Options: --quick  --workloads LIST  --systems LIST  --writers LIST  --events N  --repeat N"
   echo "Systems: varve lmdb-raw lmdb-group sqlite postgres"
   echo "Workloads: W1a W1b (W1) W2 W3 W4 W5 W6 W7 W8 (all); W5..W8 are varve's only"
 }
@@ -29,6 +32,7 @@ workloads=""
 systems="varve,lmdb-raw,lmdb-group,sqlite,postgres"
 writers=""
 events=""
+repeat=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -40,6 +44,8 @@ while [ $# -gt 0 ]; do
     --writers=*) writers="${1#*=}" ;;
     --events) events="${2:?--events needs a number}"; shift ;;
     --events=*) events="${1#*=}" ;;
+    --repeat) repeat="${2:?--repeat needs a number}"; shift ;;
+    --repeat=*) repeat="${1#*=}" ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -59,6 +65,9 @@ else
   w2_seconds=3
   w2_warmup=0.5
 fi
+case "$repeat" in
+  '' | *[!0-9]* | 0*) echo "bench: --repeat needs a positive number, not '$repeat'" >&2; exit 2 ;;
+esac
 for s in ${systems//,/ }; do
   case "$s" in
     varve | lmdb-raw | lmdb-group | sqlite | postgres) ;;
@@ -69,6 +78,7 @@ done
 scripts/deps-bench.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=ON >/dev/null
 cmake --build build -j2 --target varve_bench
+build/bench/varve_bench_report --self-test
 
 run=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
@@ -162,7 +172,11 @@ CONF
 # ---------------------------------------------------------------- runs
 # Workload by workload, and for W2 writer count by writer count, every system
 # runs back to back: on a shared, noisy machine the figures compared with each
-# other are then measured as close together in time as they can be.
+# other are then measured as close together in time as they can be. With
+# --repeat N, each workload (W2: each writer count) runs N rounds in a row
+# before the next, every system once a round, the order of the systems
+# reversed every other round (varve, lmdb-raw, ...; ..., lmdb-raw, varve;
+# ...) so that no system always runs first or last after another's writes.
 program() {  # program SYSTEM WORKLOAD: the benchmark program that runs it
   case "$1:$2" in
     varve:W2 | varve:W5) echo build/bench/varve_bench_varve_actors ;;
@@ -207,9 +221,11 @@ if [ "$need_pg" = 1 ]; then
   if start_postgres; then pg_ok=1; else echo "bench: PostgreSQL did not start: postgres skipped" >&2; fi
 fi
 
-common=(--out "$out" --dir "$work_tmp" --events "$events" --w2-seconds "$w2_seconds"
+common=(--dir "$work_tmp" --events "$events" --w2-seconds "$w2_seconds"
   --w2-warmup "$w2_warmup")
 failed=()
+round=1
+records="$work_tmp/records.jsonl"
 run_one() {  # run_one SYSTEM WORKLOAD [extra options]: a failure is noted, the run goes on
   local s=$1 w=$2
   shift 2
@@ -226,33 +242,57 @@ run_one() {  # run_one SYSTEM WORKLOAD [extra options]: a failure is noted, the 
       W6) extra=(--w6-live-seconds 1) ;;
     esac
   fi
-  if ! "$(program "$s" "$w")" "${common[@]}" --workloads "$w" "${extra[@]}" "$@"; then
-    echo "bench: $s $w $* failed" >&2
-    failed+=("$s $w $*")
+  # The program writes its records to a file of its own; they get their round
+  # ("round":N first in each object) on their way to the run's file, also
+  # those of a program that failed part way.
+  : >"$records"
+  if ! "$(program "$s" "$w")" "${common[@]}" --out "$records" --workloads "$w" "${extra[@]}" "$@"; then
+    echo "bench: $s $w $* (round $round) failed" >&2
+    failed+=("$s $w $* (round $round)")
+  fi
+  sed -e "s/^{}\$/{\"round\":$round}/" -e t -e "s/^{/{\"round\":$round,/" "$records" >>"$out"
+}
+round_systems() {  # round_systems N: the systems in round N's order
+  local list=(${systems//,/ }) i
+  if [ $(($1 % 2)) -eq 1 ]; then
+    echo "${list[@]}"
+  else
+    for ((i = ${#list[@]} - 1; i >= 0; i--)); do echo -n "${list[i]} "; done
+    echo
   fi
 }
 
 start=$(date +%s)
 load=$(cut -d' ' -f1 /proc/loadavg)
-echo "bench: run $run: workloads ${expanded[*]}, systems $systems, writers $writers, events $events"
+echo "bench: run $run: workloads ${expanded[*]}, systems $systems, writers $writers, events $events," \
+  "$repeat round(s)"
 if awk -v l="$load" -v c="$(nproc)" 'BEGIN { exit !(l > c / 2) }'; then
   echo "bench: warning: load average $load on $(nproc) cores: other work competes for the CPUs" \
     "and the disk, expect noisy figures" >&2
 fi
+rounds() {  # rounds WORKLOAD [extra options]: its N rounds, systems interleaved
+  local w=$1 s
+  shift
+  for ((round = 1; round <= repeat; round++)); do
+    if [ "$repeat" -gt 1 ]; then echo "bench: $w${*:+ $*} round $round/$repeat" >&2; fi
+    for s in $(round_systems "$round"); do run_one "$s" "$w" "$@"; done
+  done
+}
 for w in "${expanded[@]}"; do
   if [ "$w" = W2 ]; then
-    for n in ${writers//,/ }; do
-      for s in ${systems//,/ }; do run_one "$s" W2 --writers "$n"; done
-    done
+    for n in ${writers//,/ }; do rounds W2 --writers "$n"; done
   else
-    for s in ${systems//,/ }; do run_one "$s" "$w"; done
+    rounds "$w"
   fi
 done
-echo "bench: measured in $(($(date +%s) - start)) s"
+load_end=$(cut -d' ' -f1 /proc/loadavg)
+echo "bench: measured in $(($(date +%s) - start)) s; load average $load at the start, $load_end" \
+  "at the end"
 
 stop_postgres
 
-build/bench/varve_bench_report "$out" --load-at-start "$load"
+build/bench/varve_bench_report "$out" --repeat "$repeat" --load-at-start "$load" \
+  --load-at-end "$load_end"
 echo
 cat "bench/results/$run.md"
 if [ ${#failed[@]} -gt 0 ]; then
