@@ -81,18 +81,30 @@ result<std::string_view> read_state::name_of(std::uint64_t stream_id) const {
 
 result<event_view> read_state::event(global_position position, std::string_view bytes,
                                      bool keep) const {
-  record::decoded d;
-  if (record::decode_into(position, bytes, d, check_sums))
-    return record::decode_record(position, bytes).err();
-  event_view& v = d.view;
+  event_view v;
+  if (auto failed = event_into(position, bytes, keep, v)) return std::move(*failed);
+  return v;
+}
+
+std::optional<error> read_state::event_into(global_position position, std::string_view bytes,
+                                            bool keep, event_view& out) const {
+  record::body b;
+  if (record::decode_into(position, bytes, out, b, check_sums)) [[unlikely]]
+    return record::decode_record(position, bytes, check_sums).err();
+  if (!b.is_sealed && !store->encrypted) [[likely]]
+    return std::nullopt;
+  if (auto opened = open_sealed(position, out, b, keep); !opened) return std::move(opened).err();
+  return std::nullopt;
+}
+
+result<void> read_state::open_sealed(global_position position, event_view& v, const record::body& d,
+                                     bool keep) const {
   if (!d.is_sealed) {
     // Every record of an encrypted store is sealed: one that is not was
     // written or changed by someone without the key.
-    if (store->encrypted)
-      return error{errc::auth_failed, "event at position " + std::to_string(position) +
-                                          " is not sealed, in an encrypted store: it does "
-                                          "not authenticate"};
-    return v;
+    return error{errc::auth_failed, "event at position " + std::to_string(position) +
+                                        " is not sealed, in an encrypted store: it does "
+                                        "not authenticate"};
   }
   if (!store->encrypted)
     return error{errc::auth_failed, "event at position " + std::to_string(position) +
@@ -107,7 +119,7 @@ result<event_view> read_state::event(global_position position, std::string_view 
   }
   if (!it->second) {
     v.shredded = true;
-    return v;
+    return {};
   }
   if (!opener) opener = std::make_unique<crypto::sealer>();
   // Format 2 binds the stream's name too: an event served under another
@@ -119,13 +131,10 @@ result<event_view> read_state::event(global_position position, std::string_view 
     name = *found;
   }
   crypto::key_bytes& plain = keep ? kept.emplace_back() : scratch;
-  const crypto::event_place place{v.stream_id,
-                                  v.version,
-                                  position,
-                                  v.id,
-                                  v.type,
-                                  d.format == record::format_v2 ? d.head : std::string_view{},
-                                  name};
+  const crypto::event_place place{
+      v.stream_id, v.version, position,
+      v.id,        v.type,    d.format == record::format_v2 ? d.head : std::string_view{},
+      name};
   auto opened = opener->open(place, *it->second, d.sealed, plain);
   if (!opened)
     return error{opened.err().code(),
@@ -133,7 +142,7 @@ result<event_view> read_state::event(global_position position, std::string_view 
   const char* body = reinterpret_cast<const char*>(plain.data());
   v.metadata = {body, d.metadata_size};
   v.payload = {body + d.metadata_size, plain.size() - d.metadata_size};
-  return v;
+  return {};
 }
 
 }  // namespace detail
@@ -294,26 +303,35 @@ result<std::size_t> read_transaction::scan_log(global_position from, direction d
         found = c->get(k, v, MDB_PREV);
     }
   }
+  if (!found) return std::move(found).err();
+  if (!*found) return std::size_t{0};
+  // The walk: one cursor step, one decode, one visit per event, nothing
+  // built on the way but on failure.
   std::size_t visited = 0;
   const MDB_cursor_op step = forward ? MDB_NEXT : MDB_PREV;
-  global_position last = 0;
-  while (found && *found) {
+  const bool keep = state_->keep_bodies;
+  MDB_cursor* cursor = c->get();
+  global_position expected = bytes::get_native_u64(lmdb::to_view(k));
+  event_view ev;
+  for (;;) {
     const global_position position = bytes::get_native_u64(lmdb::to_view(k));
     // The log is gapless: a walk that skips or repeats a position went
     // through a damaged tree (LMDB does not check its own pages).
-    if (visited > 0 && position != (forward ? last + 1 : last - 1))
-      return error{errc::corruption, "the log goes from position " + std::to_string(last) +
+    if (position != expected) [[unlikely]]
+      return error{errc::corruption, "the log goes from position " +
+                                         std::to_string(forward ? expected - 1 : expected + 1) +
                                          " to " + std::to_string(position) +
                                          ": its pages are damaged (run verify)"};
-    last = position;
-    auto ev = state_->event(position, lmdb::to_view(v), state_->keep_bodies);
-    if (!ev) return std::move(ev).err();
+    if (auto failed = state_->event_into(position, lmdb::to_view(v), keep, ev)) [[unlikely]]
+      return std::move(*failed);
     ++visited;
-    if (!visit(*ev) || visited == limit) return visited;
-    found = c->get(k, v, step);
+    if (!visit(ev) || visited == limit) return visited;
+    expected = forward ? position + 1 : position - 1;
+    if (int rc = mdb_cursor_get(cursor, &k, &v, step); rc != 0) {
+      if (rc == MDB_NOTFOUND) return visited;
+      return lmdb::to_error(rc, "mdb_cursor_get");
+    }
   }
-  if (!found) return std::move(found).err();
-  return visited;
 }
 
 result<std::vector<event_view>> read_transaction::read_stream(std::string_view name,

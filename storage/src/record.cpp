@@ -97,7 +97,7 @@ result<header> decode_links(global_position position, std::string_view bytes) {
   return h;
 }
 
-const char* decode_into(global_position position, std::string_view bytes, decoded& d,
+const char* decode_into(global_position position, std::string_view bytes, event_view& v, body& d,
                         bool check_sum) {
   using namespace bytes;
   header links;
@@ -118,10 +118,9 @@ const char* decode_into(global_position position, std::string_view bytes, decode
     return "lengths do not match the stored size";
   if (!sealed && format == format_v2 && check_sum) {
     const std::size_t covered = bytes.size() - checksum_size;
-    if (get_le<std::uint32_t>(in + covered) != checksum(position, bytes.substr(0, covered)))
+    if (get_le<std::uint32_t>(in + covered) != checksum(position, std::string_view(in, covered)))
       return "checksum mismatch: the stored bytes changed";
   }
-  event_view& v = d.view;
   v.position = position;
   v.stream_id = links.stream_id;
   v.version = links.version;
@@ -130,7 +129,7 @@ const char* decode_into(global_position position, std::string_view bytes, decode
   v.time = get_le<std::int64_t>(in + 52);
   v.shredded = shredded;
   d.format = format;
-  d.head = bytes.substr(0, header_size);
+  d.head = std::string_view(in, header_size);
   const char* p = in + header_size;
   v.type = {p, type_len};
   p += type_len;

@@ -82,17 +82,22 @@ void encode_shredded(char* out, global_position position, const header& h, std::
 char* encode_head(char* out, const header& h, std::uint8_t flags, std::string_view type,
                   std::size_t metadata_size, std::size_t payload_size);
 
-/// A decoded record. For a sealed record the view's metadata and payload are
-/// empty and `sealed` holds nonce, ciphertext and tag; the metadata size
-/// tells where metadata ends in the opened body. `head` is the record's
-/// 60 header bytes (a sealed format 2 record's associated data covers them).
-struct decoded {
-  event_view view;
+/// What a decoded record holds besides its event view. For a sealed record
+/// the view's metadata and payload are empty and `sealed` holds nonce,
+/// ciphertext and tag; the metadata size tells where metadata ends in the
+/// opened body. `head` is the record's 60 header bytes (a sealed format 2
+/// record's associated data covers them).
+struct body {
   std::string_view sealed;
   std::string_view head;
   std::size_t metadata_size = 0;
   std::uint8_t format = 0;
   bool is_sealed = false;
+};
+
+/// A decoded record: its event view and its body.
+struct decoded : body {
+  event_view view;
 };
 
 /// Decodes the record stored at `position`; views point into `bytes`. The
@@ -101,11 +106,15 @@ struct decoded {
 result<decoded> decode_record(global_position position, std::string_view bytes,
                               bool check_sum = true);
 
-/// decode_record without building a result: fills `out` and returns nullptr,
-/// or returns what is wrong (then decode_record gives the error). For the
-/// read path, which decodes every event it visits.
-const char* decode_into(global_position position, std::string_view bytes, decoded& out,
+/// decode_record without building a result: fills `view` and `b` and
+/// returns nullptr, or returns what is wrong (then decode_record gives the
+/// error). For the read path, which decodes every event it visits.
+const char* decode_into(global_position position, std::string_view bytes, event_view& view, body& b,
                         bool check_sum = true);
+inline const char* decode_into(global_position position, std::string_view bytes, decoded& out,
+                               bool check_sum = true) {
+  return decode_into(position, bytes, out.view, out, check_sum);
+}
 
 /// The stream link of a record (stream id, version, previous position),
 /// read without decoding the rest or checking its checksum. Errors: corruption.

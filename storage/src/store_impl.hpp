@@ -17,6 +17,7 @@
 
 #include "crypto.hpp"
 #include "lmdb.hpp"
+#include "record.hpp"
 #include "store_files.hpp"
 #include "tables.hpp"
 #include "varve/storage/event_store.hpp"
@@ -241,6 +242,14 @@ struct read_state {
   /// Decodes the record at `position`, opening it when sealed; the opened
   /// body lives with the transaction when `keep`, else until the next call.
   result<event_view> event(global_position position, std::string_view bytes, bool keep) const;
+  /// The same into `out`, for the read loops: std::nullopt on success, and
+  /// the error (built only then) on failure.
+  std::optional<error> event_into(global_position position, std::string_view bytes, bool keep,
+                                  event_view& out) const;
+  /// The event of a decoded record of an encrypted store (or an unsealed
+  /// record there, which does not authenticate).
+  result<void> open_sealed(global_position position, event_view& v, const record::body& d,
+                           bool keep) const;
 };
 
 /// Keeps opened bodies for the transaction while it lives (vector reads).
