@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -133,6 +134,12 @@ result<void> sync_path(const fs::path& path, int flags) {
   return {};
 }
 
+std::uint64_t size_of(const fs::path& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  return ec ? 0 : size;
+}
+
 /// Writes the compacted copy of the store in `directory` to `copy`.
 result<std::uint64_t> write_copy(const fs::path& directory, const fs::path& copy) {
   std::uint64_t map_size = 0, entries = 0;
@@ -153,7 +160,11 @@ result<std::uint64_t> write_copy(const fs::path& directory, const fs::path& copy
   if (!source) return std::move(source).err();
   MDB_envinfo info{};
   mdb_env_info(source->get(), &info);
-  map_size = info.me_mapsize;
+  // Room to spare: the copy commits table by table, and a small map (a
+  // store that never grew) may not hold the pages those commits pass
+  // through. The map is address space, not disk.
+  map_size = std::max<std::uint64_t>(
+      info.me_mapsize, 2 * size_of(directory / "data.mdb") + (std::uint64_t{64} << 20));
   auto target = open_env(copy, MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC,
                          static_cast<unsigned>(names.size()) + 1, map_size);
   if (!target) return std::move(target).err();
@@ -167,12 +178,6 @@ result<std::uint64_t> write_copy(const fs::path& directory, const fs::path& copy
   if (int rc = mdb_env_sync(target->get(), 1); rc != 0)
     return lmdb::to_error(rc, "syncing the compacted copy");
   return entries;
-}
-
-std::uint64_t size_of(const fs::path& path) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  return ec ? 0 : size;
 }
 
 }  // namespace

@@ -230,6 +230,26 @@ result<std::size_t> read_transaction::scan_stream(
   // The records read while walking back from the head (versions after the
   // last full chunk), decoded from there rather than looked up again.
   std::vector<std::string_view> walked;
+  // The records are found with one cursor: a position that follows the one
+  // before it (a stream written in a burst) is the cursor's next entry, and
+  // another one is looked up from where the cursor is (LMDB searches the
+  // current page first) instead of from the root.
+  auto cursor = lmdb::cursor::open(raw, state_->store->dbs.events);
+  if (!cursor) return std::move(cursor).err();
+  global_position at_cursor = 0;  // the position the cursor is on (0: none)
+  auto record_at = [&](global_position p, std::string_view& out) -> int {
+    MDB_val k{sizeof p, &p}, v{};
+    int rc = 0;
+    if (at_cursor != 0 && p == at_cursor + 1) {
+      rc = mdb_cursor_get(cursor->get(), &k, &v, MDB_NEXT);
+      if (rc == 0 && bytes::get_native_u64(lmdb::to_view(k)) != p) rc = MDB_NOTFOUND;
+    } else {
+      rc = mdb_cursor_get(cursor->get(), &k, &v, MDB_SET_KEY);
+    }
+    at_cursor = rc == 0 ? p : 0;
+    if (rc == 0) out = lmdb::to_view(v);
+    return rc;
+  };
   // One stream-index chunk (or the tail after the last full one) at a time.
   stream_version lo =
       forward ? first : std::max(first, (last - 1) / detail::chunk_size * detail::chunk_size + 1);
@@ -248,26 +268,26 @@ result<std::size_t> read_transaction::scan_stream(
     // waiting for memory one event at a time.
     for (std::size_t at = 0; at < positions.size(); ++at) {
       if (!walked[at].empty()) continue;
-      bytes::u64_key key(positions[at]);
-      auto value = state_->txn.get(state_->store->dbs.events, key.view());
-      if (!value) return std::move(value).err();
-      if (!*value)
+      if (int rc = record_at(positions[at], walked[at]); rc != 0) {
+        if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the log");
         return error{errc::corruption, "stream '" + std::string(name) +
                                            "' points at a missing event " +
                                            std::to_string(positions[at])};
-      walked[at] = **value;
+      }
       __builtin_prefetch(walked[at].data());
       __builtin_prefetch(walked[at].data() + 63);
     }
+    event_view ev;
     for (std::size_t i = 0; i < positions.size(); ++i) {
       const std::size_t at = forward ? i : positions.size() - 1 - i;
-      auto ev = state_->event(positions[at], walked[at], state_->keep_bodies);
-      if (!ev) return std::move(ev).err();
-      if (ev->stream_id != head.id || ev->version != lo + at)
+      if (auto failed = state_->event_into(positions[at], walked[at], state_->keep_bodies, ev))
+          [[unlikely]]
+        return std::move(*failed);
+      if (ev.stream_id != head.id || ev.version != lo + at)
         return error{errc::corruption, "stream '" + std::string(name) + "' index points at " +
                                            "the wrong event " + std::to_string(positions[at])};
       ++visited;
-      if (!visit(*ev)) return visited;
+      if (!visit(ev)) return visited;
     }
     if (forward) {
       if (hi == last) break;
