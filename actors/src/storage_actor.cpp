@@ -63,7 +63,7 @@ struct storage_state {
   std::size_t batch_bytes = 0;
   bool flush_scheduled = false;
 
-  std::vector<caf::actor> subscribers;
+  std::vector<head_subscriber> subscribers;
 
   commit_stats stats;
   latency_window commit_latency;
@@ -153,7 +153,7 @@ void flush(storage_pointer self) {
   st.fsync_latency.add(timing.commit_ns / 1000);
   if (head > st.stats.head) {
     st.stats.head = head;
-    for (const caf::actor& sub : st.subscribers)
+    for (const head_subscriber& sub : st.subscribers)
       caf::anon_send(sub, committed_atom_v, head);
   }
 }
@@ -199,7 +199,7 @@ storage_actor::behavior_type storage_behavior(storage_pointer self,
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& subs = self->state.subscribers;
     subs.erase(std::remove_if(subs.begin(), subs.end(),
-                              [&](const caf::actor& a) { return a.address() == msg.source; }),
+                              [&](const head_subscriber& a) { return a.address() == msg.source; }),
                subs.end());
   });
   return {
@@ -231,15 +231,15 @@ storage_actor::behavior_type storage_behavior(storage_pointer self,
         if (!events) return to_caf(events.err());
         return std::move(*events);
       },
-      [self](subscribe_atom, const caf::actor& subscriber) -> std::uint64_t {
+      [self](subscribe_atom, const head_subscriber& subscriber) -> std::uint64_t {
         self->monitor(subscriber);
         self->state.subscribers.push_back(subscriber);
         return self->state.stats.head;
       },
-      [self](unsubscribe_atom, const caf::actor& subscriber) {
+      [self](unsubscribe_atom, const head_subscriber& subscriber) {
         auto& subs = self->state.subscribers;
         subs.erase(std::remove(subs.begin(), subs.end(), subscriber), subs.end());
-        self->demonitor(subscriber);
+        self->demonitor(subscriber.address());
       },
       [self](shred_atom, const std::string& stream) -> caf::result<std::uint64_t> {
         flush(self);  // requests that came before it are committed first

@@ -7,10 +7,8 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include <nlohmann/json.hpp>
 #include <set>
 
-#include "json_rows.hpp"
 #include "varve/actors/error.hpp"
 #include "varve/actors/log.hpp"
 
@@ -29,6 +27,7 @@ struct manager_state {
   bool stopping = false;
   std::size_t running = 0;
   caf::error exit_reason;
+  bool nudge = true;  // the log is `store`: tell the projections of its head
 };
 
 using pointer = projection_manager::stateful_pointer<manager_state>;
@@ -65,37 +64,6 @@ void erase_request(pointer self, const std::string& name, const std::string& tex
           });
 }
 
-/// A control request as varvectl leaves it in the control view:
-/// {"command": "pause" | "resume" | "rebuild" | "reset",
-///  "position": N (reset only), "requested_us": T}.
-struct control_request {
-  std::string command;
-  global_position position = 0;
-};
-
-/// Reads the control request `text`. Never throws: a row that is not JSON,
-/// has another shape, names an unknown command, or a reset without an
-/// unsigned position is an invalid_argument error that says so.
-result<control_request> parse_control_request(std::string_view text) {
-  auto bad = [](std::string why) { return error{errc::invalid_argument, std::move(why)}; };
-  const auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) return bad("the request is not JSON");
-  if (!j.is_object()) return bad("the request is " + detail::kind_of(j) + ", not an object");
-  const auto command = j.find("command");
-  if (command == j.end()) return bad("the request has no 'command'");
-  if (!command->is_string())
-    return bad("'command' is " + detail::kind_of(*command) + ", not a string");
-  control_request out{command->get<std::string>()};
-  if (out.command == "pause" || out.command == "resume" || out.command == "rebuild") return out;
-  if (out.command != "reset") return bad("unknown command '" + detail::excerpt(out.command) + "'");
-  const auto position = j.find("position");
-  if (position == j.end()) return bad("the reset has no 'position'");
-  if (!position->is_number_unsigned())
-    return bad("'position' is " + detail::kind_of(*position) + ", not an unsigned integer");
-  out.position = position->get<global_position>();
-  return out;
-}
-
 /// Has projection `p` carry out the control request `text` left for it
 /// under `name`, then erases the request. A malformed request is not
 /// carried out: the projection records why as its last error (where the
@@ -117,15 +85,16 @@ void carry_out(pointer self, const projection_actor& p, const std::string& name,
         .then(done, report);
     return;
   }
-  const std::string& command = request->command;
-  if (command == "pause")
-    self->request(p, caf::infinite, pause_atom_v).then(done, report);
-  else if (command == "resume")
-    self->request(p, caf::infinite, resume_atom_v).then(done, report);
-  else if (command == "rebuild")
-    self->request(p, caf::infinite, rebuild_atom_v).then(done, report);
-  else
-    self->request(p, caf::infinite, reset_atom_v, request->position).then(done, report);
+  switch (request->command) {
+    case control_command::pause:
+      return self->request(p, caf::infinite, pause_atom_v).then(done, report);
+    case control_command::resume:
+      return self->request(p, caf::infinite, resume_atom_v).then(done, report);
+    case control_command::rebuild:
+      return self->request(p, caf::infinite, rebuild_atom_v).then(done, report);
+    case control_command::reset:
+      return self->request(p, caf::infinite, reset_atom_v, request->position).then(done, report);
+  }
 }
 
 /// Applies the requests varvectl left in the control view. A request is
@@ -135,7 +104,7 @@ void apply_control_requests(pointer self) {
   auto& st = self->state;
   auto txn = st.store->read();
   if (!txn) return;
-  if (txn->head() > st.seen_head) {  // appends by other processes, too
+  if (st.nudge && txn->head() > st.seen_head) {  // appends by other processes, too
     st.seen_head = txn->head();
     for (const auto& [name, p] : st.projections)
       self->send(p, committed_atom_v, st.seen_head);
@@ -158,14 +127,20 @@ projection_manager::behavior_type manager_behavior(pointer self,
                                                    std::shared_ptr<const event_store> store,
                                                    storage_actor storage,
                                                    std::vector<projection_spec> specs,
+                                                   projection_spawner spawn,
                                                    std::chrono::milliseconds poll_interval) {
   auto& st = self->state;
   st.store = std::move(store);
   st.storage = std::move(storage);
   st.poll_interval = poll_interval;
+  st.nudge = !spawn;
+  if (!spawn)
+    spawn = [store = st.store, storage = st.storage](caf::actor_system& sys, projection_spec spec) {
+      return spawn_projection(sys, store, storage, std::move(spec));
+    };
   for (auto& spec : specs) {
     std::string name = spec.name;
-    auto p = spawn_projection(self->system(), st.store, st.storage, std::move(spec));
+    auto p = spawn(self->system(), std::move(spec));
     self->monitor(p);
     st.projections.emplace_back(std::move(name), std::move(p));
   }
@@ -235,7 +210,17 @@ projection_manager spawn_projection_manager(caf::actor_system& sys,
                                             std::vector<projection_spec> specs,
                                             std::chrono::milliseconds poll_interval) {
   return sys.spawn(manager_behavior, std::move(store), std::move(storage), std::move(specs),
-                   poll_interval);
+                   projection_spawner{}, poll_interval);
+}
+
+projection_manager spawn_projection_manager(caf::actor_system& sys,
+                                            std::shared_ptr<const event_store> store,
+                                            storage_actor storage,
+                                            std::vector<projection_spec> specs,
+                                            projection_spawner spawn,
+                                            std::chrono::milliseconds poll_interval) {
+  return sys.spawn(manager_behavior, std::move(store), std::move(storage), std::move(specs),
+                   std::move(spawn), poll_interval);
 }
 
 }  // namespace varve

@@ -38,7 +38,7 @@ result<service_actor> connect(caf::actor_system& sys, const std::string& host, s
     return error{errc::unavailable, "cannot connect to the store service at " + where + ": " +
                                         sys.render(raw.error())};
   }
-  auto hello = ask<std::uint32_t>(sys, *raw, opts.timeout, status_atom_v, opts.protocol);
+  auto hello = ask<std::uint32_t>(sys, *raw, opts.timeout, hello_atom_v, opts.protocol);
   if (!hello) {
     auto e = std::move(hello).err();
     return error{e.code(), "store service at " + where + ": " + e.message()};
@@ -77,7 +77,7 @@ result<std::vector<recorded_event>> client::read_stream(const std::string& strea
   auto b = ask<event_batch>(*sys_, service_, opts_.timeout, read_atom_v, stream, from,
                             dir == direction::backward, limit);
   if (!b) return std::move(b).err();
-  return std::move(*b).take();
+  return std::move(b->events);
 }
 
 result<std::vector<recorded_event>> client::read_log(global_position from, direction dir,
@@ -85,7 +85,7 @@ result<std::vector<recorded_event>> client::read_log(global_position from, direc
   auto b = ask<event_batch>(*sys_, service_, opts_.timeout, read_log_atom_v, from,
                             dir == direction::backward, limit);
   if (!b) return std::move(b).err();
-  return std::move(*b).take();
+  return std::move(b->events);
 }
 
 result<event_batch> client::read_log_batch(global_position from, std::uint64_t limit) {

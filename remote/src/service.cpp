@@ -11,12 +11,6 @@
 
 namespace varve::remote {
 
-std::vector<recorded_event> event_batch::take() && {
-  for (std::size_t i = 0; i < events.size() && i < shredded.size(); ++i)
-    events[i].shredded = shredded[i] != 0;
-  return std::move(events);
-}
-
 void configure_remote(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
   cfg.add_message_types<caf::id_block::varve>();
@@ -31,15 +25,15 @@ namespace {
 result<event_batch> to_batch(const read_transaction& txn, const std::vector<event_view>& views) {
   event_batch out;
   out.head = txn.head();
+  if (out.head > 0)
+    if (auto newest = txn.event_at(out.head)) out.head_time = newest->time;
   out.events.reserve(views.size());
-  out.shredded.reserve(views.size());
   std::size_t bytes = 0;
   for (const auto& v : views) {
     if (!out.events.empty() && bytes >= max_batch_bytes) break;
     auto name = txn.stream_name(v.stream_id);
     if (!name) return std::move(name).err();
     out.events.push_back(recorded_event::from(v, *name));
-    out.shredded.push_back(v.shredded ? 1 : 0);
     bytes += v.type.size() + v.payload.size() + v.metadata.size() + name->size() + 64;
   }
   return out;
@@ -65,7 +59,7 @@ service_actor::behavior_type service_behavior(service_actor::stateful_pointer<se
   self->state.storage = std::move(storage);
   self->state.aggregates = std::move(aggregates);
   return {
-      [](status_atom, std::uint32_t client) -> caf::result<std::uint32_t> {
+      [](hello_atom, std::uint32_t client) -> caf::result<std::uint32_t> {
         if (client != protocol_version)
           return make_error(errc::invalid_argument,
                             "protocol version mismatch: client speaks " + std::to_string(client) +
@@ -97,10 +91,10 @@ service_actor::behavior_type service_behavior(service_actor::stateful_pointer<se
         if (!views) return to_caf(views.err());
         return answer(to_batch(*txn, *views));
       },
-      [self](subscribe_atom a, caf::actor& subscriber) {
+      [self](subscribe_atom a, head_subscriber& subscriber) {
         return self->delegate(self->state.storage, a, std::move(subscriber));
       },
-      [self](unsubscribe_atom a, caf::actor& subscriber) {
+      [self](unsubscribe_atom a, head_subscriber& subscriber) {
         self->send(self->state.storage, a, std::move(subscriber));
       },
       [self](shred_atom a, std::string& stream) {

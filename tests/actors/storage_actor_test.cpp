@@ -141,7 +141,8 @@ BOOST_AUTO_TEST_CASE(a_subscriber_sees_every_commit_head_in_order) {
         return {[seen](committed_atom, global_position head) { seen->push_back(head); }};
       },
       &heads);
-  self->request(f.storage, caf::infinite, subscribe_atom_v, caf::actor{subscriber})
+  self->request(f.storage, caf::infinite, subscribe_atom_v,
+                caf::actor_cast<head_subscriber>(subscriber))
       .receive([](global_position head) { BOOST_CHECK_EQUAL(head, 0u); },
                [](caf::error&) { BOOST_FAIL("subscribe failed"); });
 

@@ -1,5 +1,7 @@
-// Projections: checkpoints, catch-up to live, filters, failure policies,
-// shredded events, management, lag and wake-ups.
+// Projections over the store of this process: what only the local log
+// source does (concurrent writers, heads during a commit, filters, wake-ups
+// in a burst) and the manager's own interface. The behaviours every log
+// source shares are in tests/conformance (run against this source too).
 #define BOOST_TEST_MODULE projection
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
@@ -165,27 +167,6 @@ struct projection_fixture : actor_fixture {
 
 BOOST_FIXTURE_TEST_SUITE(projections, projection_fixture)
 
-BOOST_AUTO_TEST_CASE(exactly_once_restarts_from_its_checkpoint_and_repeats_nothing) {
-  append("a", 300);
-  append("b", 200);
-  auto rec = std::make_shared<recorder>();
-  auto p = spawn_projection(sys, store, storage, counting("counts", rec));
-  wait_caught_up(p);
-  stop(p);
-  BOOST_CHECK_EQUAL(cursor("counts"), 500u);
-  append("a", 50);
-  auto again = spawn_projection(sys, store, storage, counting("counts", rec));
-  wait_caught_up(again);
-  auto seen = rec->seen();
-  BOOST_REQUIRE_EQUAL(seen.size(), 550u);
-  for (std::size_t i = 0; i < seen.size(); ++i)
-    BOOST_CHECK_EQUAL(seen[i], i + 1);
-  BOOST_CHECK_EQUAL(view_value("counts", "count/a").value_or("(none)"), "350");
-  BOOST_CHECK_EQUAL(view_value("counts", "count/b").value_or("(none)"), "200");
-  BOOST_CHECK_EQUAL(view_rows("counts", "event/"), 550u);
-  stop(again);
-}
-
 BOOST_AUTO_TEST_CASE(a_stopped_projection_says_so_in_its_stored_state) {
   append("s", 250);
   for (auto mode : {delivery::exactly_once, delivery::at_least_once}) {
@@ -207,32 +188,6 @@ BOOST_AUTO_TEST_CASE(a_stopped_projection_says_so_in_its_stored_state) {
     BOOST_CHECK_EQUAL(s.position, 250u);
     stop(again);
   }
-}
-
-BOOST_AUTO_TEST_CASE(at_least_once_repeats_at_most_the_unsaved_tail) {
-  append("a", 1000);
-  auto rec = std::make_shared<recorder>();
-  auto spec = counting("audit", rec);
-  spec.mode = delivery::at_least_once;
-  spec.checkpoint_every = 300;
-  spec.checkpoint_interval = std::chrono::hours(1);
-  auto p = spawn_projection(sys, store, storage, spec);
-  wait_caught_up(p);
-  stop(p, caf::exit_reason::kill);  // no last checkpoint
-  stats();                          // a checkpoint sent before the kill may still be committing
-  const auto saved = cursor("audit");
-  BOOST_CHECK_GE(saved, 1000u - 300u);
-  auto again = spawn_projection(sys, store, storage, spec);
-  wait_caught_up(again);
-  stop(again);  // a graceful stop saves the cursor
-  stats();      // the storage actor has committed what came before
-  BOOST_CHECK_EQUAL(cursor("audit"), 1000u);
-  auto seen = rec->seen();
-  BOOST_CHECK_EQUAL(seen.size(), 1000u + (1000u - saved));
-  std::vector<bool> covered(1001, false);
-  for (auto pos : seen)
-    covered[pos] = true;
-  BOOST_CHECK(std::all_of(covered.begin() + 1, covered.end(), [](bool b) { return b; }));
 }
 
 BOOST_AUTO_TEST_CASE(catching_up_while_appends_go_on_delivers_each_event_once_in_order) {
@@ -292,59 +247,6 @@ BOOST_AUTO_TEST_CASE(a_filter_sees_only_its_streams_and_types_and_its_cursor_sti
   stop(p);
 }
 
-BOOST_AUTO_TEST_CASE(a_failing_handler_is_retried_then_stops_keeping_its_error) {
-  append("s", 20);
-  auto spec = counting("fragile");
-  spec.max_retries = 2;
-  spec.retry_backoff = std::chrono::milliseconds(1);
-  auto calls = std::make_shared<std::atomic<int>>(0);
-  auto inner = spec.handle;
-  spec.handle = [inner, calls](const delivered_event& d, view_batch& v) -> result<void> {
-    if (d.event.position == 7) {
-      ++*calls;
-      throw std::runtime_error("cannot handle 7");
-    }
-    return inner(d, v);
-  };
-  auto p = spawn_projection(sys, store, storage, spec);
-  auto s = wait_for(p, [](const projection_status& s) { return s.state == "failed"; });
-  BOOST_CHECK_EQUAL(calls->load(), 3);  // first try and two retries
-  BOOST_CHECK_EQUAL(s.position, 6u);
-  BOOST_CHECK(s.error.find("cannot handle 7") != std::string::npos);
-  BOOST_CHECK_EQUAL(cursor("fragile"), 6u);
-  BOOST_CHECK_EQUAL(view_rows("fragile", "event/"), 6u);
-  auto state = read().cursor_state("fragile");
-  BOOST_CHECK((*state)->state.find("failed") != std::string::npos);
-  stop(p);
-}
-
-BOOST_AUTO_TEST_CASE(a_failing_handler_with_skip_leaves_a_dead_letter_and_goes_on) {
-  append("s", 20);
-  auto spec = counting("tolerant");
-  spec.max_retries = 1;
-  spec.retry_backoff = std::chrono::milliseconds(1);
-  spec.on_failure = failure_policy::skip;
-  auto inner = spec.handle;
-  spec.handle = [inner](const delivered_event& d, view_batch& v) -> result<void> {
-    if (d.event.position == 7) {
-      v.put("poison", "must not stay");
-      return error{errc::rejected, "bad event"};
-    }
-    return inner(d, v);
-  };
-  auto p = spawn_projection(sys, store, storage, spec);
-  auto s = wait_caught_up(p);
-  BOOST_CHECK_EQUAL(s.dead_letters, 1u);
-  BOOST_CHECK_EQUAL(view_rows("tolerant", "event/"), 19u);
-  BOOST_CHECK(!view_value("tolerant", "poison"));
-  std::string key(8, '\0');
-  key[7] = 7;
-  auto letter = view_value(dead_letter_view("tolerant"), key);
-  BOOST_REQUIRE(letter);
-  BOOST_CHECK(letter->find("bad event") != std::string::npos);
-  stop(p);
-}
-
 BOOST_AUTO_TEST_CASE(a_handler_that_recovers_within_its_retries_handles_the_event_once) {
   append("s", 5);
   auto spec = counting("flaky");
@@ -361,22 +263,6 @@ BOOST_AUTO_TEST_CASE(a_handler_that_recovers_within_its_retries_handles_the_even
   BOOST_CHECK_EQUAL(s.state, "live");
   BOOST_CHECK_EQUAL(s.dead_letters, 0u);
   BOOST_CHECK_EQUAL(view_value("flaky", "count/s").value_or("(none)"), "5");
-  stop(p);
-}
-
-BOOST_AUTO_TEST_CASE(a_shredded_stream_in_the_middle_is_delivered_as_shredded) {
-  append("a", 3);
-  append("secret", 3);
-  append("b", 3);
-  BOOST_REQUIRE(store->shred("secret").ok());
-  auto rec = std::make_shared<recorder>();
-  auto p = spawn_projection(sys, store, storage, counting("all", rec));
-  auto s = wait_caught_up(p);
-  BOOST_CHECK_EQUAL(s.state, "live");
-  BOOST_CHECK_EQUAL(rec->seen().size(), 9u);
-  std::lock_guard<std::mutex> lock(rec->mutex);
-  for (std::size_t i = 0; i < 9; ++i)
-    BOOST_CHECK_EQUAL(rec->shredded[i], i >= 3 && i < 6);
   stop(p);
 }
 
@@ -436,25 +322,6 @@ BOOST_AUTO_TEST_CASE(the_manager_pauses_resumes_resets_and_rebuilds) {
   self->wait_for(manager);
 }
 
-BOOST_AUTO_TEST_CASE(the_manager_applies_requests_left_in_the_control_view) {
-  append("s", 10);
-  leave_request("ctl", R"({"command":"pause"})");
-  auto manager = spawn_projection_manager(sys, store, storage, {counting("ctl")},
-                                          std::chrono::milliseconds(20));
-  caf::scoped_actor self{sys};
-  std::string state;
-  for (int i = 0; i < 500 && state != "paused"; ++i) {
-    self->request(manager, caf::infinite, status_atom_v, std::string("ctl"))
-        .receive([&](const projection_status& s) { state = s.state; },
-                 [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  BOOST_CHECK_EQUAL(state, "paused");
-  wait_request_taken("ctl");  // the request is consumed
-  caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
-  self->wait_for(manager);
-}
-
 BOOST_AUTO_TEST_CASE(a_control_request_stays_until_the_projection_has_carried_it_out) {
   // varvectl's "rebuild --wait" takes the request's disappearance as "the
   // rebuild has started": a projection busy with a slow batch must not
@@ -490,112 +357,6 @@ BOOST_AUTO_TEST_CASE(a_request_replaced_while_the_last_is_carried_out_is_applied
   BOOST_CHECK_EQUAL(state, "live");  // paused, then resumed
   caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
   self->wait_for(manager);
-}
-
-BOOST_AUTO_TEST_CASE(a_malformed_control_request_is_reported_on_its_projection_which_goes_on) {
-  // Rows another process (another version, a hand-made write) may leave.
-  const std::vector<std::pair<std::string, std::string>> malformed{
-      {R"({"command":5})", "'command' is a number"},
-      {R"({"command":"reset","position":"12"})", "'position' is a string"},
-      {R"({"command":"reset","position":-3})", "'position' is a number"},
-      {R"({"command":"reset"})", "has no 'position'"},
-      {R"({"position":4})", "has no 'command'"},
-      {R"(["pause"])", "is an array"},
-      {R"({"command":"explode"})", "unknown command 'explode'"},
-      {"pause, please", "is not JSON"},
-  };
-  append("s", 10);
-  auto manager =
-      spawn_projection_manager(sys, store, storage, {counting("target"), counting("bystander")},
-                               std::chrono::milliseconds(5));
-  caf::scoped_actor self{sys};
-  auto list = [&] {
-    std::vector<projection_status> out;
-    self->request(manager, caf::infinite, list_atom_v)
-        .receive([&](const std::vector<projection_status>& s) { out = s; },
-                 [&](caf::error& e) { BOOST_FAIL("the manager: " << sys.render(e)); });
-    return out;
-  };
-  auto wait_positions = [&](global_position at) {
-    for (int i = 0; i < 2000; ++i) {
-      auto all = list();
-      if (all[0].position >= at && all[1].position >= at) return all;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    BOOST_FAIL("the projections did not reach " << at);
-    return list();
-  };
-  wait_positions(10);
-  global_position head = 10;
-  for (const auto& [row, problem] : malformed) {
-    BOOST_TEST_CONTEXT("request " << row) {
-      leave_request("target", row);
-      wait_request_taken("target");  // ignored, and erased once its error is recorded
-      append("s", 1);                // by "another process": the manager notices the head
-      auto all = wait_positions(++head);
-      BOOST_CHECK_EQUAL(all[0].state, "live");
-      BOOST_CHECK_MESSAGE(all[0].error.find(problem) != std::string::npos, all[0].error);
-      BOOST_CHECK_EQUAL(all[1].error, "");
-      // varvectl sees it too: the stored state carries the error.
-      auto cur = read().cursor_state("target");
-      BOOST_REQUIRE(cur.ok() && cur->has_value());
-      const auto state = nlohmann::json::parse((*cur)->state, nullptr, false);
-      BOOST_REQUIRE(state.is_object() && state.contains("error") && state["error"].is_string());
-      BOOST_CHECK_MESSAGE(state["error"].get<std::string>().find(problem) != std::string::npos,
-                          (*cur)->state);
-    }
-  }
-  BOOST_CHECK_EQUAL(view_value("target", "count/s").value_or("(none)"), std::to_string(head));
-  // A well-formed request after them is carried out.
-  leave_request("target", R"({"command":"pause"})");
-  wait_request_taken("target");
-  BOOST_CHECK_EQUAL(list()[0].state, "paused");
-  caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
-  self->wait_for(manager);
-}
-
-BOOST_AUTO_TEST_CASE(
-    a_malformed_cursor_state_is_reported_and_the_projection_goes_on_from_its_cursor) {
-  append("s", 20);
-  const std::vector<std::pair<std::string, std::string>> malformed{
-      {R"({"state":[]})", "'state' is an array"},
-      {R"({"state":{"paused":true}})", "'state' is an object"},
-      {R"({"mode":"exactly_once"})", "has no 'state'"},
-      {R"("paused")", "is a string"},
-      {"\xff not json", "is not JSON"},
-  };
-  int n = 0;
-  for (const auto& [state, problem] : malformed) {
-    BOOST_TEST_CONTEXT("cursor state " << state) {
-      const std::string name = "cursor-" + std::to_string(n++);
-      write_request w;
-      w.cursors.push_back(cursor_update{name, 12, state, {}});
-      BOOST_REQUIRE(store->write({&w, 1}).ok());
-      const global_position head = read().head();
-      auto rec = std::make_shared<recorder>();
-      auto p = spawn_projection(sys, store, storage, counting(name, rec));
-      auto s = wait_for(p, [&](const projection_status& s) { return s.position >= head; });
-      BOOST_CHECK_EQUAL(s.state, "live");
-      BOOST_CHECK_MESSAGE(s.error.find(problem) != std::string::npos, s.error);
-      std::vector<global_position> expected;  // from the stored position on
-      for (global_position at = 13; at <= head; ++at)
-        expected.push_back(at);
-      auto seen = rec->seen();
-      BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), expected.begin(), expected.end());
-      append_through_actor("s", 1);  // and it follows new events
-      wait_for(p, [&](const projection_status& s) { return s.position > head; });
-      stop(p);
-      // The stored state is sound again, and keeps the error for varvectl.
-      stats();
-      auto cur = read().cursor_state(name);
-      BOOST_REQUIRE(cur.ok() && cur->has_value());
-      const auto stored = nlohmann::json::parse((*cur)->state, nullptr, false);
-      BOOST_REQUIRE(stored.is_object() && stored.contains("state") && stored.contains("error"));
-      BOOST_CHECK_EQUAL(stored["state"], "stopped");
-      BOOST_CHECK(stored["error"].is_string() &&
-                  stored["error"].get<std::string>().find(problem) != std::string::npos);
-    }
-  }
 }
 
 BOOST_AUTO_TEST_CASE(a_burst_of_commits_wakes_the_projection_far_fewer_times) {

@@ -24,8 +24,8 @@
 #include <varve/storage/testing.hpp>
 
 #include "../actors/actor_fixture.hpp"
-#include "../child_process.hpp"
 #include "peer.hpp"
+#include "service_process.hpp"
 
 using namespace varve;
 using namespace std::chrono_literals;
@@ -36,50 +36,7 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// A child process: varve_serve, or varve_test_peer serving or hosting.
-struct child_process {
-  pid_t pid = 0;
-  std::uint16_t port = 0;
-
-  /// Starts varve_serve on `dir`; port 0: any free port.
-  void start(const std::string& dir, std::uint16_t want_port = 0) {
-    std::vector<std::string> args{VARVE_SERVE, "--varve.data-dir=" + dir, "--varve.sync=no_sync",
-                                  "--varve.map-size-mib=256", "--logger.console=none"};
-    if (want_port == 0)
-      args.push_back("--any-port");
-    else
-      args.push_back("--varve.serve-port=" + std::to_string(want_port));
-    launch(std::move(args));
-  }
-
-  /// Starts the program args[0] and waits for the first line it prints,
-  /// which must start with `ready`; "listening on HOST:PORT" sets `port`.
-  void launch(std::vector<std::string> args, std::string_view ready = "listening on ") {
-    const std::string program = args[0];
-    int fd = -1;
-    std::tie(pid, fd) = varve_test::spawn_with_stdout_pipe(std::move(args));
-    const std::string out = varve_test::read_line(fd);
-    ::close(fd);
-    BOOST_REQUIRE_MESSAGE(out.starts_with(ready), program << " said: '" << out << "'");
-    if (out.starts_with("listening on ")) {
-      const auto colon = out.rfind(':');
-      BOOST_REQUIRE(colon != std::string::npos);
-      port = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
-    }
-    BOOST_TEST_MESSAGE(program << " " << pid << " " << out.substr(0, out.size() - 1));
-  }
-
-  /// Sends `sig` and waits for the exit; the exit status.
-  int stop(int sig = SIGTERM) {
-    if (pid == 0) return 0;
-    ::kill(pid, sig);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    pid = 0;
-    return status;
-  }
-  ~child_process() { stop(SIGKILL); }
-};
+using varve_test::child_process;
 
 struct remote_config : varve_test::actor_config {
   remote_config() {
@@ -143,7 +100,7 @@ struct fixture {
     }
   }
 
-  void stop(const remote::remote_projection_actor& h) {
+  void stop(const projection_actor& h) {
     caf::scoped_actor self{sys};
     self->monitor(h);
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
@@ -192,7 +149,7 @@ std::uint64_t percentile(std::vector<std::uint64_t> v, double p) {
 BOOST_FIXTURE_TEST_SUITE(remote_suite, fixture)
 
 BOOST_AUTO_TEST_CASE(append_and_read_across_processes) {
-  service.start(service_dir());
+  service.start(VARVE_SERVE, service_dir());
   auto c = client();
   auto r = c.append("order-1", expected_version::no_stream(), make_events(3, "a"));
   BOOST_REQUIRE_MESSAGE(r.ok(), varve_test::describe(r));
@@ -234,7 +191,7 @@ BOOST_AUTO_TEST_CASE(append_and_read_across_processes) {
 }
 
 BOOST_AUTO_TEST_CASE(errors_as_in_process) {
-  service.start(service_dir());
+  service.start(VARVE_SERVE, service_dir());
   auto c = client({2000ms});  // a short timeout: the dead-service check below
   BOOST_REQUIRE(c.append("acct-1", expected_version::no_stream(), make_events(2)).ok());
 
@@ -283,7 +240,7 @@ BOOST_AUTO_TEST_CASE(errors_as_in_process) {
 }
 
 BOOST_AUTO_TEST_CASE(projection_catches_up_on_100k_and_follows_live) {
-  service.start(service_dir());
+  service.start(VARVE_SERVE, service_dir());
   auto c = client();
   constexpr std::size_t total = 100000;
   fill(c, total, 1000, 50);
@@ -355,7 +312,7 @@ BOOST_AUTO_TEST_CASE(projection_catches_up_on_100k_and_follows_live) {
 }
 
 BOOST_AUTO_TEST_CASE(service_killed_mid_stream_and_restarted) {
-  service.start(service_dir());
+  service.start(VARVE_SERVE, service_dir());
   const auto port = service.port;
   {
     auto c = client();
@@ -394,8 +351,10 @@ BOOST_AUTO_TEST_CASE(service_killed_mid_stream_and_restarted) {
   BOOST_TEST_MESSAGE("kill at host position " << before.position);
   BOOST_TEST(service.stop(SIGKILL) != 0);
   std::this_thread::sleep_for(500ms);
-  BOOST_TEST(status(host).state == "connecting");
-  service.start(service_dir(), port);
+  const auto away = status(host);  // reading waits for the service; the status says why
+  BOOST_TEST(away.state == "catching_up");
+  BOOST_TEST(away.error.find(std::to_string(port)) != std::string::npos, away.error);
+  service.start(VARVE_SERVE, service_dir(), port);
   std::this_thread::sleep_for(1000ms);
   done = true;
   writer.join();
@@ -437,7 +396,7 @@ BOOST_AUTO_TEST_CASE(service_killed_mid_stream_and_restarted) {
 }
 
 BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
-  service.start(service_dir());
+  service.start(VARVE_SERVE, service_dir());
   auto c = client();
   fill(c, 5000, 500, 5);
   auto host = remote::spawn_remote_projection(sys, local, local_storage, tally::counting("orders"),
@@ -469,7 +428,7 @@ BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {
 }
 
 BOOST_AUTO_TEST_CASE(a_host_killed_with_sigkill_resumes_from_its_checkpoint) {
-  service.start(service_dir());
+  service.start(VARVE_SERVE, service_dir());
   auto c = client();
   constexpr std::size_t first = 50000, more = 5000;
   fill(c, first, 100, 10);

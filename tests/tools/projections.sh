@@ -13,6 +13,7 @@ now_us=$(($(date +%s) * 1000000))
 "$HELPER" cursor "$T/db" balances 5 '{"mode":"exactly_once","state":"live","error":"","updated_us":'$now_us'}' || fail "cursor balances"
 "$HELPER" cursor "$T/db" emails 2 '{"mode":"at_least_once","state":"failed","error":"smtp: timeout","updated_us":'$now_us'}' || fail "cursor emails"
 "$HELPER" cursor "$T/db" plain-consumer 3 '' || fail "cursor plain-consumer"
+"$HELPER" cursor "$T/db" mailer 1 '{"mode":"at_least_once","state":"retrying","error":"smtp: refused","updated_us":'$now_us',"attempt":2,"attempts":4}' || fail "cursor mailer"
 
 expect 0 "projections --json" -- projections --json
 check_eq "$(jq -c 'select(.name=="balances") | [.mode,.position,.head,.lag,.state,.error,.pending]' "$T/out")" \
@@ -25,6 +26,7 @@ check_jq 'has("name") and has("mode") and has("position") and has("head") and ha
 expect 0 "projections for people" -- projections
 check_grep '^NAME +MODE +POSITION +LAG +STATE +PENDING +ERROR$' "$T/out" "table header"
 check_grep '^emails +at_least_once +2 +3 +failed +- +smtp: timeout$' "$T/out" "table row"
+check_grep '^mailer +at_least_once +1 +4 +retrying \(attempt 2 of 4\) +- +smtp: refused$' "$T/out" "a retrying projection names its attempt"
 
 # --- control requests
 expect 0 "pause" -- pause balances

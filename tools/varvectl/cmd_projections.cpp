@@ -2,12 +2,12 @@
 // (pause, resume, reset, rebuild) for the application's projection manager.
 //
 // A projection keeps its checkpoint in the store's `cursors` table, with a
-// JSON state: {"mode","state","error","updated_us"}. Control requests go to
-// the view `varve.projection_control` (key: projection name, value:
-// {"command","position" (reset only),"requested_us"}); the manager applies a
-// request, now if it runs, else at the projection's next start, and erases it.
-#include <chrono>
+// JSON state; control requests go to the view `varve.projection_control`
+// (key: projection name); the manager applies a request, now if it runs,
+// else at the projection's next start, and erases it. Both formats are
+// read and written with varve::projection_protocol, as the projections do.
 #include <map>
+#include <varve/projections/protocol.hpp>
 #include <vector>
 
 #include "commands.hpp"
@@ -21,55 +21,48 @@ namespace varvectl {
 
 namespace {
 
-constexpr const char* control_view = "varve.projection_control";
-
-std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-/// A field of a JSON object as a value, or null.
-json field(const json& obj, const char* name) {
-  if (!obj.is_object()) return nullptr;
-  auto it = obj.find(name);
-  return it == obj.end() ? json(nullptr) : *it;
-}
-
-/// A pending request for output: the JSON object, or the raw text.
+/// A pending request for output: its fields, or the raw text when it does
+/// not read (the manager refuses it and reports why on the projection).
 json pending_request(const std::optional<std::string>& raw) {
   if (!raw) return nullptr;
-  auto parsed = parse_json(*raw);
-  if (!parsed.value) return *raw;
-  json j = std::move(*parsed.value);
-  if (auto us = field(j, "requested_us"); us.is_number_integer())
-    j["requested"] = format_time(us.get<std::int64_t>());
+  auto request = varve::parse_control_request(*raw);
+  if (!request) return *raw;
+  json j;
+  j["command"] = varve::to_string(request->command);
+  if (request->command == varve::control_command::reset) j["position"] = request->position;
+  if (request->requested_us != 0) {  // when it said
+    j["requested_us"] = request->requested_us;
+    j["requested"] = format_time(request->requested_us);
+  }
   return j;
 }
 
 struct projection_row {
   std::string name;
   std::optional<varve::global_position> position;  ///< none: no cursor yet
-  json state = nullptr;                            ///< the parsed cursor state, or null
+  std::optional<varve::checkpoint_fields> state;   ///< its stored state's fields, if any
   std::optional<std::string> request;              ///< pending control request
 };
 
 json row_to_json(const projection_row& r, varve::global_position head) {
   json j;
   j["name"] = r.name;
-  json mode = field(r.state, "mode");
-  j["mode"] = mode.is_string() ? mode : json(nullptr);
+  const varve::checkpoint_fields s = r.state.value_or(varve::checkpoint_fields{});
+  j["mode"] = s.mode ? json(*s.mode) : json(nullptr);
   j["position"] = r.position ? json(*r.position) : json(nullptr);
   j["head"] = head;
   j["lag"] = r.position ? json(head > *r.position ? head - *r.position : 0) : json(nullptr);
-  json state = field(r.state, "state");
-  j["state"] = state.is_string() ? state : json(nullptr);
-  json error = field(r.state, "error");
-  j["error"] =
-      error.is_string() && !error.get_ref<const std::string&>().empty() ? error : json(nullptr);
-  json updated = field(r.state, "updated_us");
-  j["updated"] =
-      updated.is_number_integer() ? json(format_time(updated.get<std::int64_t>())) : json(nullptr);
+  j["state"] = s.state ? json(*s.state) : json(nullptr);
+  if (s.attempt && s.attempts) {  // retrying
+    j["attempt"] = *s.attempt;
+    j["attempts"] = *s.attempts;
+  }
+  // The error it stored; else why its stored state does not read.
+  const std::string error = s.error             ? *s.error
+                            : s.problem.empty() ? ""
+                                                : "the stored state does not read: " + s.problem;
+  j["error"] = error.empty() ? json(nullptr) : json(error);
+  j["updated"] = s.updated_us ? json(format_time(*s.updated_us)) : json(nullptr);
   j["pending"] = pending_request(r.request);
   return j;
 }
@@ -84,19 +77,17 @@ varve::result<std::vector<projection_row>> load_rows(const varve::event_store& s
     projection_row& r = rows[std::string(name)];
     r.name = name;
     r.position = c.position;
-    if (!c.state.empty()) {
-      auto s = parse_json(c.state);
-      if (s.value) r.state = std::move(*s.value);
-    }
+    if (!c.state.empty()) r.state = varve::read_checkpoint_fields(c.state);
     return true;
   });
   if (!cursors) return std::move(cursors).err();
-  auto requests = txn->scan_view(control_view, "", [&](std::string_view key, std::string_view v) {
-    projection_row& r = rows[std::string(key)];
-    r.name = key;
-    r.request = std::string(v);
-    return true;
-  });
+  auto requests =
+      txn->scan_view(varve::control_view, "", [&](std::string_view key, std::string_view v) {
+        projection_row& r = rows[std::string(key)];
+        r.name = key;
+        r.request = std::string(v);
+        return true;
+      });
   if (!requests) return std::move(requests).err();
   std::vector<projection_row> out;
   for (auto& [name, row] : rows)
@@ -133,9 +124,12 @@ int run_projections(const global_options& g) {
       pending = text_or_dash(o["pending"]["command"]);
     else if (!o["pending"].is_null())
       pending = "?";
+    std::string state = text_or_dash(o["state"]);  // "retrying (attempt 2 of 4)"
+    if (auto s = varve::parse_projection_state(state))
+      state = varve::describe(*s, o.value("attempt", 0u), o.value("attempts", 0u));
     cells.push_back({o["name"].get<std::string>(), text_or_dash(o["mode"]),
-                     text_or_dash(o["position"]), text_or_dash(o["lag"]), text_or_dash(o["state"]),
-                     pending, text_or_dash(o["error"])});
+                     text_or_dash(o["position"]), text_or_dash(o["lag"]), state, pending,
+                     text_or_dash(o["error"])});
     for (auto& cell : cells.back())  // escaped before the columns are measured
       cell = terminal_text(cell);
   }
@@ -182,19 +176,19 @@ int wait_for_rebuild(const varve::event_store& store, const global_options& g,
         if (r.name == name) row = std::move(r);
     }
     if (row && !row->request && row->position) {
-      const json state = field(row->state, "state");
-      const json updated = field(row->state, "updated_us");
-      const bool fresh = updated.is_number_integer() && updated.get<std::int64_t>() >= requested;
-      if (fresh && state == "failed") {
+      const varve::checkpoint_fields s = row->state.value_or(varve::checkpoint_fields{});
+      const bool fresh = s.updated_us && *s.updated_us >= requested;
+      auto is = [&](varve::projection_state state) { return s.state == varve::to_string(state); };
+      if (fresh && is(varve::projection_state::failed)) {
         bar.finish();
         return report(varve::error{varve::errc::io_error,
-                                   "projection '" + name + "' failed while rebuilding: " +
-                                       text_or_dash(field(row->state, "error"))},
+                                   "projection '" + name +
+                                       "' failed while rebuilding: " + s.error.value_or("")},
                       g.json);
       }
       bar.set_total(head);
       bar.update(*row->position);
-      if (fresh && state == "live" && *row->position >= head) {
+      if (fresh && is(varve::projection_state::live) && *row->position >= head) {
         bar.finish();
         if (g.json)
           print_json(row_to_json(*row, head));
@@ -213,14 +207,12 @@ int wait_for_rebuild(const varve::event_store& store, const global_options& g,
   }
 }
 
-int run_control(const global_options& g, const std::string& command, const control_args& a) {
+int run_control(const global_options& g, varve::control_command verb, const control_args& a) {
   auto store = open_store(g);
   if (!store) return report(store.err(), g.json);
-  const std::int64_t requested = now_us();
-  json value;
-  value["command"] = command;
-  if (command == "reset") value["position"] = a.to;
-  value["requested_us"] = requested;
+  const std::int64_t requested = varve::now_us();
+  const varve::control_request request{verb, a.to, requested};
+  const std::string command(varve::to_string(verb));
   bool known = false;
   {
     auto txn = (*store)->read();
@@ -230,8 +222,9 @@ int run_control(const global_options& g, const std::string& command, const contr
     known = cursor->has_value();
   }
   varve::write_request req;
-  req.views.push_back(
-      varve::view_update{control_view, varve::view_update::op::put, a.name, value.dump()});
+  req.views.push_back(varve::view_update{std::string(varve::control_view),
+                                         varve::view_update::op::put, a.name,
+                                         varve::to_json(request)});
   auto out = (*store)->write({&req, 1});
   if (!out) return report(out.err(), g.json);
   if (!out->front()) return report(out->front().err(), g.json);
@@ -285,9 +278,8 @@ void add_projection_commands(CLI::App& app, context& ctx) {
       sub->add_flag("--wait", args->wait,
                     "wait until the running manager has rebuilt it (progress on a terminal)");
     }
-    std::string command = v.name;
-    when_chosen(sub, ctx,
-                [&ctx, args, command] { return run_control(ctx.global, command, *args); });
+    const auto verb = *varve::parse_control_command(v.name);
+    when_chosen(sub, ctx, [&ctx, args, verb] { return run_control(ctx.global, verb, *args); });
   }
 }
 

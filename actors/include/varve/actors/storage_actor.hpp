@@ -56,6 +56,11 @@ typename Inspector::result_type inspect(Inspector& f, commit_stats& x) {
            x.failed);
 }
 
+/// Who follows the commits of a storage actor: it gets (committed_atom,
+/// head) after each commit that wrote events. (Registered with the
+/// projections' type ids, varve/projections/type_ids.hpp.)
+using head_subscriber = caf::typed_actor<caf::reacts_to<committed_atom, std::uint64_t>>;
+
 /// The typed interface of the storage actor.
 ///
 /// - (append_atom, append_request) -> append_result: one stream.
@@ -65,9 +70,9 @@ typename Inspector::result_type inspect(Inspector& f, commit_stats& x) {
 ///   snapshots and view changes in one transaction (projections, snapshots).
 /// - (read_atom, stream, from, backward, limit) -> vector<recorded_event>.
 /// - (read_log_atom, from, backward, limit) -> vector<recorded_event>.
-/// - (subscribe_atom, actor) -> head: the actor then gets (committed_atom,
-///   head) after every commit that wrote events; unsubscribe_atom stops it
-///   (so does the subscriber's exit).
+/// - (subscribe_atom, head_subscriber) -> head: the subscriber then gets
+///   (committed_atom, head) after every commit that wrote events;
+///   unsubscribe_atom stops it (so does the subscriber's exit).
 /// - (shred_atom, stream) -> the stream's version: shreds it (see
 ///   event_store::shred), after committing the requests gathered before it.
 /// - (stats_atom) -> commit_stats, after committing the requests that came
@@ -81,8 +86,8 @@ using storage_actor = caf::typed_actor<
                     std::uint64_t>::with<std::vector<recorded_event>>,
     caf::replies_to<read_log_atom, std::uint64_t, bool,
                     std::uint64_t>::with<std::vector<recorded_event>>,
-    caf::replies_to<subscribe_atom, caf::actor>::with<std::uint64_t>,
-    caf::reacts_to<unsubscribe_atom, caf::actor>,
+    caf::replies_to<subscribe_atom, head_subscriber>::with<std::uint64_t>,
+    caf::reacts_to<unsubscribe_atom, head_subscriber>,
     caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,
     caf::replies_to<stats_atom>::with<commit_stats>, caf::reacts_to<flush_atom>>;
 

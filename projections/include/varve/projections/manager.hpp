@@ -3,9 +3,10 @@
 //
 // It also applies the requests that `varvectl projections pause|resume|
 // reset|rebuild NAME` leaves in the view "varve.projection_control" (looked at
-// every `poll_interval`, and when a projection starts), and nudges its
-// projections when another process has appended to the store (the storage
-// actor of this process only announces its own commits).
+// every `poll_interval`, and when a projection starts; protocol.hpp has the
+// format), and nudges its projections when another process has appended to
+// the store (the storage actor of this process only announces its own
+// commits).
 //
 // Those requests come from other processes: one that does not read (not
 // JSON, another shape, an unknown command, a reset without an unsigned
@@ -19,6 +20,7 @@
 #include <caf/typed_actor.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +51,18 @@ using projection_manager = caf::typed_actor<
 projection_manager spawn_projection_manager(
     caf::actor_system& sys, std::shared_ptr<const event_store> store, storage_actor storage,
     std::vector<projection_spec> specs,
+    std::chrono::milliseconds poll_interval = std::chrono::milliseconds(500));
+
+/// Starts one projection for a manager, e.g. one whose log is a store
+/// service in another process (varve::remote::remote_projections).
+using projection_spawner = std::function<projection_actor(caf::actor_system&, projection_spec)>;
+
+/// The same, with projections that `spawn` starts, whose views, cursors and
+/// control requests are in `store` (written through `storage`) while their
+/// log is elsewhere: the manager does not nudge them with `store`'s head.
+projection_manager spawn_projection_manager(
+    caf::actor_system& sys, std::shared_ptr<const event_store> store, storage_actor storage,
+    std::vector<projection_spec> specs, projection_spawner spawn,
     std::chrono::milliseconds poll_interval = std::chrono::milliseconds(500));
 
 }  // namespace varve

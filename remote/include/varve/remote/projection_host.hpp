@@ -1,28 +1,32 @@
-// A projection host: runs an exactly-once projection in this process over
-// the log of a store service in another process, into a LOCAL read model.
+// A projection host: runs a projection in this process over the log of a
+// store service in another process, into a LOCAL read model.
 //
-// The view and the checkpoint live in this process's own store (its own
-// storage actor): each batch's view writes and the new cursor commit in one
-// transaction there, guarded by the previous cursor (cursor_update::
-// expected), so the local view has every remote event exactly once.
+// It is the projection of spawn_projection (varve/projections/projection.hpp)
+// with another log source: the same engine, modes, failure policy (retries
+// with backoff, then stop or skip to the dead-letter view), states and
+// control requests (pause, resume, reset, rebuild; also from the control
+// view, through spawn_projection_manager with remote_projections below).
+// The view, the dead letters and the checkpoint live in this process's own
+// store (its own storage actor): exactly-once, each batch's view writes and
+// the new cursor commit in one transaction there, guarded by the previous
+// cursor, so the local view has every remote event exactly once.
 //
 // The host connects (handshake, see client.hpp), subscribes to the service's
 // heads, reads the remote log from its checkpoint in batches (catch-up),
 // then follows the heads (live). When the service goes away (connection
 // lost, request timeout) it reconnects with exponential backoff and resumes
-// from its checkpoint; when it is stopped and started again, it resumes
-// from the checkpoint in its store.
+// from its position, its status saying why in the meantime; when it is
+// stopped and started again, it resumes from the checkpoint in its store.
 #pragma once
 
 #include <caf/fwd.hpp>
-#include <caf/replies_to.hpp>
-#include <caf/typed_actor.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include <varve/projections/manager.hpp>
 #include <varve/projections/projection.hpp>
 
 #include "varve/remote/client.hpp"
@@ -37,23 +41,23 @@ struct remote_projection_options {
   std::chrono::milliseconds max_backoff{2000};
 };
 
-/// - (committed_atom, head): from the service (over the network);
-/// - (status_atom) -> projection_status;
-/// - (continue_atom), (retry_atom, generation): internal.
-using remote_projection_actor =
-    caf::typed_actor<caf::reacts_to<committed_atom, std::uint64_t>,
-                     caf::replies_to<status_atom>::with<projection_status>,
-                     caf::reacts_to<continue_atom>, caf::reacts_to<retry_atom, std::uint64_t>>;
+/// A projection host is a projection actor.
+using remote_projection_actor = projection_actor;
 
-/// Spawns a host (detached: connecting blocks its thread) of `spec`, an
-/// exactly-once projection (spec.mode must be delivery::exactly_once; its
-/// failure policy is "stop": a handler error stops it in state "failed"),
-/// writing through `local_storage` into `local_store`. Stop it with
-/// caf::anon_send_exit(h, caf::exit_reason::user_shutdown), before the
-/// local storage actor.
-remote_projection_actor spawn_remote_projection(caf::actor_system& sys,
-                                                std::shared_ptr<const event_store> local_store,
-                                                storage_actor local_storage, projection_spec spec,
-                                                remote_projection_options opts);
+/// Spawns a host (detached: connecting blocks its thread) of `spec` (either
+/// mode) over the service at opts.host:opts.port, writing through
+/// `local_storage` into `local_store`. A service that is not there yet is
+/// retried with backoff. Stop it with caf::anon_send_exit(h,
+/// caf::exit_reason::user_shutdown), before the local storage actor.
+projection_actor spawn_remote_projection(caf::actor_system& sys,
+                                         std::shared_ptr<const event_store> local_store,
+                                         storage_actor local_storage, projection_spec spec,
+                                         remote_projection_options opts);
+
+/// Projections over the service at opts.host:opts.port for a manager:
+///   spawn_projection_manager(sys, local_store, local_storage, specs,
+///                            remote_projections(local_store, local_storage, opts));
+projection_spawner remote_projections(std::shared_ptr<const event_store> local_store,
+                                      storage_actor local_storage, remote_projection_options opts);
 
 }  // namespace varve::remote

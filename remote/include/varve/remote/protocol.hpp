@@ -5,7 +5,7 @@
 // The service actor (service_actor) is a thin typed actor in front of the
 // store's storage actor:
 //
-// - (status_atom, client_protocol) -> service_protocol: the handshake. The
+// - (hello_atom, client_protocol) -> service_protocol: the handshake. The
 //   service refuses a client of another protocol version with
 //   errc::invalid_argument naming both versions; clients send it before
 //   anything else (see client.hpp). A service whose interface differs
@@ -18,10 +18,10 @@
 //   (read_log_atom, from, backward, limit) -> event_batch: read by the
 //   service in its own read transaction, at most max_batch_events events and
 //   about max_batch_bytes bytes per answer (ask again from the next one).
-// - (subscribe_atom, actor) -> head, (unsubscribe_atom, actor): the storage
-//   actor sends the subscriber (committed_atom, head) after every commit that
-//   wrote events, over the network; a subscriber whose node goes away is
-//   dropped.
+// - (subscribe_atom, head_subscriber) -> head, (unsubscribe_atom,
+//   head_subscriber): the storage actor sends the subscriber (committed_atom,
+//   head) after every commit that wrote events, over the network; a
+//   subscriber whose node goes away is dropped.
 // - (shred_atom, stream) -> version, (stats_atom) -> commit_stats.
 // - (command_atom, aggregate type) -> actor: the registry of that aggregate
 //   type registered with the service (spawn_service); clients send it
@@ -41,40 +41,41 @@
 
 #include <varve/actors/storage_actor.hpp>
 
+#include "varve/remote/type_ids.hpp"
+
 namespace varve::remote {
 
 /// The version of this protocol; bump it when any message above changes.
-inline constexpr std::uint32_t protocol_version = 2;
+/// 3: the handshake has its own atom, subscribers are typed handles
+/// (head_subscriber), event_batch carries the head's time and no separate
+/// shredded flags.
+inline constexpr std::uint32_t protocol_version = 3;
 
 /// Upper bounds of one read answer.
 inline constexpr std::uint64_t max_batch_events = 10000;
 inline constexpr std::size_t max_batch_bytes = 8u << 20;
 
-/// Events read by the service, and the log's head when they were read.
-/// `shredded` holds one byte per event, 1 for an event of a shredded stream
-/// (recorded_event's own inspector does not carry that flag).
+/// Events read by the service (an event of a shredded stream keeps its
+/// envelope and `shredded`), and the log's head when they were read.
 struct event_batch {
   std::vector<recorded_event> events;
-  std::string shredded;
   global_position head = 0;
-
-  /// The events with their `shredded` flags restored.
-  std::vector<recorded_event> take() &&;
+  timestamp_us head_time = 0;  ///< the head event's time (0: an empty log)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
-  return f(caf::meta::type_name("varve::remote::event_batch"), x.events, x.shredded, x.head);
+  return f(caf::meta::type_name("varve::remote::event_batch"), x.events, x.head, x.head_time);
 }
 
 using service_actor = caf::typed_actor<
-    caf::replies_to<status_atom, std::uint32_t>::with<std::uint32_t>,
+    caf::replies_to<hello_atom, std::uint32_t>::with<std::uint32_t>,
     caf::replies_to<append_atom, append_request>::with<append_result>,
     caf::replies_to<append_atom, std::vector<append_request>>::with<std::vector<append_result>>,
     caf::replies_to<read_atom, std::string, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
     caf::replies_to<read_log_atom, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
-    caf::replies_to<subscribe_atom, caf::actor>::with<std::uint64_t>,
-    caf::reacts_to<unsubscribe_atom, caf::actor>,
+    caf::replies_to<subscribe_atom, head_subscriber>::with<std::uint64_t>,
+    caf::reacts_to<unsubscribe_atom, head_subscriber>,
     caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,
     caf::replies_to<stats_atom>::with<commit_stats>,
     caf::replies_to<command_atom, std::string>::with<caf::actor>>;

@@ -1,0 +1,163 @@
+// The log source of a projection host: a store service in another process.
+// It connects, subscribes the projection to the service's heads, and reads
+// batches on the engine's behalf. A connection lost (the service's node
+// down, a request timed out) is reconnected with exponential backoff; the
+// read the engine waits for is kept and asked again once subscribed.
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+#include <caf/system_messages.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include <varve/projections/source.hpp>
+
+#include "varve/remote/projection_host.hpp"
+
+namespace varve::remote {
+
+namespace {
+
+event_view view_of(const recorded_event& e) {
+  event_view v;
+  v.position = e.position;
+  v.version = e.version;
+  v.id = e.id;
+  v.time = e.time;
+  v.type = e.type;
+  v.metadata = e.metadata;
+  v.payload = e.payload;
+  v.shredded = e.shredded;
+  return v;
+}
+
+class remote_source final : public log_source {
+ public:
+  explicit remote_source(remote_projection_options opts) : opts_(std::move(opts)) {}
+
+  void start(projection_actor::pointer self, projection_engine& engine) override {
+    self_ = self;
+    engine_ = &engine;
+    self->set_down_handler([this](caf::down_msg& msg) {
+      if (service_ && msg.source == service_.address())
+        lost(generation_, "it went away (" + caf::to_string(msg.reason) + ")");
+    });
+    connect();
+  }
+
+  void read(global_position after, std::size_t limit, std::uint64_t ticket) override {
+    wanted_ = read_request{after, static_cast<std::uint64_t>(limit), ticket};
+    if (subscribed_) ask(*wanted_);
+  }
+
+  void on_timer(std::uint64_t generation) override {
+    if (generation == generation_ && !service_) connect();
+  }
+
+  std::string where() const override { return opts_.host + ":" + std::to_string(opts_.port); }
+
+ private:
+  struct read_request {
+    global_position after = 0;
+    std::uint64_t limit = 0;
+    std::uint64_t ticket = 0;
+  };
+
+  /// Blocking (the actor is detached): the handshake, then the subscription.
+  void connect() {
+    client_options co;
+    co.timeout = opts_.request_timeout;
+    auto h = remote::connect(self_->system(), opts_.host, opts_.port, co);
+    if (!h) {
+      engine_->source_unavailable(h.err().message());
+      return reconnect_later();
+    }
+    service_ = std::move(*h);
+    self_->monitor(service_);
+    const auto g = generation_;
+    self_
+        ->request(service_, opts_.request_timeout, subscribe_atom_v,
+                  caf::actor_cast<head_subscriber>(self_))
+        .then(
+            [this, g](std::uint64_t head) {
+              if (g != generation_) return;
+              subscribed_ = true;
+              backoff_ = std::chrono::milliseconds(0);
+              engine_->source_available();
+              engine_->on_head(head);
+              if (wanted_) ask(*wanted_);
+            },
+            [this, g](caf::error& e) { lost(g, error_from_remote(e).message()); });
+  }
+
+  void ask(read_request r) {
+    const auto g = generation_;
+    self_->request(service_, opts_.request_timeout, read_log_atom_v, r.after + 1, false, r.limit)
+        .then(
+            [this, g, r](event_batch& b) {
+              if (g != generation_) return;
+              if (wanted_ && wanted_->ticket == r.ticket) wanted_.reset();
+              delivered_.clear();
+              for (const auto& e : b.events)
+                delivered_.push_back(delivered_event{view_of(e), e.stream});
+              engine_->on_batch(r.ticket, log_batch{delivered_, b.head, b.head_time, nullptr});
+              delivered_.clear();
+            },
+            [this, g, r](caf::error& e) {
+              auto err = error_from_remote(e);
+              if (err.code() == errc::unavailable) return lost(g, err.message());
+              if (g != generation_) return;
+              if (wanted_ && wanted_->ticket == r.ticket) wanted_.reset();
+              engine_->on_read_failed(r.ticket, err);
+            });
+  }
+
+  /// The connection is gone (or useless): forget it and reconnect later.
+  void lost(std::uint64_t generation, const std::string& why) {
+    if (generation != generation_ || !service_) return;
+    ++generation_;
+    subscribed_ = false;
+    self_->demonitor(service_.address());
+    service_ = nullptr;
+    engine_->source_unavailable("the store service at " + where() + ": " + why);
+    reconnect_later();
+  }
+
+  void reconnect_later() {
+    backoff_ =
+        backoff_.count() == 0 ? opts_.min_backoff : std::min(backoff_ * 2, opts_.max_backoff);
+    self_->delayed_send(self_, backoff_, source_timer_atom_v, generation_);
+  }
+
+  remote_projection_options opts_;
+  projection_actor::pointer self_ = nullptr;
+  projection_engine* engine_ = nullptr;
+  service_actor service_;
+  bool subscribed_ = false;
+  std::uint64_t generation_ = 0;  ///< bumped when a connection is lost
+  std::chrono::milliseconds backoff_{0};
+  std::optional<read_request> wanted_;  ///< the read the engine waits for
+  std::vector<delivered_event> delivered_;
+};
+
+}  // namespace
+
+projection_actor spawn_remote_projection(caf::actor_system& sys,
+                                         std::shared_ptr<const event_store> local_store,
+                                         storage_actor local_storage, projection_spec spec,
+                                         remote_projection_options opts) {
+  return spawn_projection(sys, std::make_shared<remote_source>(std::move(opts)),
+                          std::move(local_store), std::move(local_storage), std::move(spec), true);
+}
+
+projection_spawner remote_projections(std::shared_ptr<const event_store> local_store,
+                                      storage_actor local_storage, remote_projection_options opts) {
+  return [local_store, local_storage, opts](caf::actor_system& sys, projection_spec spec) {
+    return spawn_remote_projection(sys, local_store, local_storage, std::move(spec), opts);
+  };
+}
+
+}  // namespace varve::remote
