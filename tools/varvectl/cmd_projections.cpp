@@ -164,7 +164,6 @@ struct control_args {
 /// live at the head, showing its progress.
 int wait_for_rebuild(const varve::event_store& store, const global_options& g,
                      const std::string& name, std::int64_t requested) {
-  catch_stop_signals();
   progress bar("rebuild " + name);
   for (;;) {
     varve::global_position head = 0;
@@ -208,6 +207,9 @@ int wait_for_rebuild(const varve::event_store& store, const global_options& g,
 }
 
 int run_control(const global_options& g, varve::control_command verb, const control_args& a) {
+  // An interrupt from the moment the request may be recorded ends the wait
+  // (a background job of a shell ignores SIGINT until a handler is set).
+  if (a.wait) catch_stop_signals();
   auto store = open_store(g);
   if (!store) return report(store.err(), g.json);
   const std::int64_t requested = varve::now_us();
