@@ -3,11 +3,11 @@
 
 namespace varve::detail {
 
-bool hydrates_inline(const event_store& store, std::string_view stream) {
+bool hydrates_inline(const event_store& store, std::string_view stream, stream_version from) {
   auto txn = store.read();
   if (!txn) return true;
   auto info = txn->stream(stream);
-  return !info || !*info || (*info)->version <= inline_hydration_limit;
+  return !info || !*info || (*info)->version <= from + inline_hydration_limit;
 }
 
 error undecodable(std::string_view stream, const event_view& v) {

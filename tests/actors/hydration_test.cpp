@@ -249,4 +249,48 @@ BOOST_AUTO_TEST_CASE(a_long_stream_that_does_not_read_answers_each_command_with_
   caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
 }
 
+BOOST_AUTO_TEST_CASE(requests_waiting_when_the_actor_stops_are_answered_not_lost) {
+  seed("slow", 100, true);
+  the_gate.close();
+  auto slow = spawn_aggregate<gauge>(sys, "slow", context());
+  BOOST_REQUIRE(the_gate.wait_entered());
+  caf::scoped_actor self{sys};
+  for (std::uint64_t i = 0; i < 3; ++i)
+    self->send(slow, command_atom_v, tick{100 + i});
+  self->send(slow, stats_atom_v);
+  caf::anon_send_exit(slow, caf::exit_reason::user_shutdown);
+  the_gate.release();
+  for (int i = 0; i < 4; ++i) {
+    bool errored = false;
+    self->receive([&](const command_reply&) {}, [&](const aggregate_info&) {},
+                  [&](caf::error& e) { errored = e == caf::sec::request_receiver_down; },
+                  caf::after(10s) >> [] {});
+    BOOST_CHECK_MESSAGE(errored, "request " << i << " was not answered request_receiver_down");
+  }
+  auto txn = store->read();
+  BOOST_REQUIRE(txn.ok());
+  auto info = txn->stream(stream_of<gauge>("slow"));
+  BOOST_REQUIRE(info.ok() && info->has_value());
+  BOOST_CHECK_EQUAL((*info)->version, 100u);  // none of them was applied
+}
+
+BOOST_AUTO_TEST_CASE(a_passivation_waits_for_the_requests_before_it) {
+  seed("slow", 100, true);
+  the_gate.close();
+  auto slow = spawn_aggregate<gauge>(sys, "slow", context());
+  BOOST_REQUIRE(the_gate.wait_entered());
+  caf::scoped_actor self{sys};
+  self->monitor(slow);
+  self->send(slow, command_atom_v, tick{100});
+  self->send(slow, passivate_atom_v);
+  the_gate.release();
+  auto r = next_answer(self);
+  BOOST_REQUIRE_MESSAGE(r.ok(),
+                        "the command before the passivation: " << (r ? "" : r.err().to_string()));
+  BOOST_CHECK_EQUAL(r->version, 101u);
+  bool down = false;
+  self->receive([&](const caf::down_msg&) { down = true; }, caf::after(10s) >> [] {});
+  BOOST_CHECK_MESSAGE(down, "the actor did not passivate once idle");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

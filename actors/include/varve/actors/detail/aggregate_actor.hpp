@@ -3,10 +3,15 @@
 //
 //   spawn ──► hydrating ──► ready ◄──────────────┐
 //             (snapshot +    │ command: decide,   │ append answered
-//              tail; see     │ append (await) ────┘ (conflict: reload, decide again)
+//              tail; see     │ append ────────────┘ (conflict: reload, decide again)
 //              hydration.hpp)│ idle_timeout without commands, or passivate_atom
 //                            ▼
 //                          quit
+//
+// One request at a time: while a hydration or an append is in flight, the
+// requests that arrive wait in the state's work_queue (work_queue.hpp), in
+// arrival order. Those still waiting when the actor quits are answered
+// request_receiver_down (nothing of them was applied).
 #pragma once
 
 #include <caf/stateful_actor.hpp>
@@ -19,6 +24,7 @@
 #include <vector>
 
 #include "varve/actors/detail/hydration.hpp"
+#include "varve/actors/detail/work_queue.hpp"
 #include "varve/actors/log.hpp"
 
 namespace varve::detail {
@@ -94,32 +100,58 @@ void handle_command(aggregate_pointer<A> self, typename A::command cmd,
     }
     req.events.push_back(std::move(ne));
   }
-  // await: later commands stay in the mailbox until this one is answered.
+  // Later requests wait in the work queue until this one is answered.
+  st.work.begin();
   self->request(st.ctx.storage, caf::infinite, append_atom_v, std::move(req))
-      .await(
+      .then(
           [self, events = std::move(*events), promise](const append_result& r) mutable {
             auto& st = self->state;
+            st.work.end();
             for (const auto& e : events)
               A::apply(st.state, e);
             st.version = r.last_version;
             maybe_snapshot<A>(self);
             promise.deliver(command_reply{r.last_version, r.last_position,
                                           static_cast<std::uint32_t>(events.size())});
+            st.work.run_waiting();
           },
           [self, cmd = std::move(cmd), promise, attempt](caf::error& err) mutable {
             auto& st = self->state;
+            st.work.end();
             if (error_from(err).code() == errc::wrong_expected_version &&
                 attempt < st.ctx.options.max_retries) {
               if (auto r = catch_up<A>(st); !r) {
                 st.hydrated = false;  // the next request reads on from here
                 promise.deliver(to_caf(r.err()));
-                return;
+              } else {
+                handle_command<A>(self, std::move(cmd), promise, attempt + 1);
               }
-              handle_command<A>(self, std::move(cmd), promise, attempt + 1);
-              return;
+            } else {
+              promise.deliver(err);
             }
-            promise.deliver(err);
+            st.work.run_waiting();  // unless the retry's append is in flight
           });
+}
+
+/// Carries out `run` now, or after the request in flight (see work_queue);
+/// if the actor quits first, `promise` is answered request_receiver_down.
+template <aggregate A, class Promise>
+void when_idle(aggregate_pointer<A> self, Promise promise, std::function<void()> run) {
+  self->state.work.submit({std::move(run), [promise]() mutable {
+                             promise.deliver(caf::make_error(caf::sec::request_receiver_down));
+                           }});
+}
+
+/// Passivates now when nothing is in flight or waiting, else once the
+/// requests that came before it are done.
+template <aggregate A>
+void passivate_when_idle(aggregate_pointer<A> self) {
+  auto& work = self->state.work;
+  if (!work.busy() && work.empty()) {
+    self->quit();
+    return;
+  }
+  work.defer({[self] { passivate_when_idle<A>(self); }, {}});
 }
 
 template <aggregate A, class... Cs>
@@ -129,19 +161,30 @@ typename aggregate_actor<A>::behavior_type aggregate_handlers(aggregate_pointer<
       [self](command_atom, Cs& cmd) -> caf::result<command_reply> {
         auto promise = self->template make_response_promise<command_reply>();
         self->state.last_active = std::chrono::steady_clock::now();
-        handle_command<A>(self, typename A::command{std::move(cmd)}, promise, 0);
+        auto c = std::make_shared<typename A::command>(std::move(cmd));
+        when_idle<A>(self, promise,
+                     [self, c, promise] { handle_command<A>(self, std::move(*c), promise, 0); });
         return promise;
       }...,
       [self](stats_atom) -> caf::result<aggregate_info> {
-        auto& st = self->state;
-        if (auto r = hydrate<A>(st); !r) return to_caf(r.err());
-        return aggregate_info{st.stream, st.version, st.hydrated_from, st.replayed};
+        auto promise = self->template make_response_promise<aggregate_info>();
+        when_idle<A>(self, promise, [self, promise]() mutable {
+          auto& st = self->state;
+          if (auto r = hydrate<A>(st); !r) {
+            promise.deliver(to_caf(r.err()));
+            return;
+          }
+          promise.deliver(aggregate_info{st.stream, st.version, st.hydrated_from, st.replayed});
+        });
+        return promise;
       },
-      [self](passivate_atom) { self->quit(); },
+      [self](passivate_atom) { passivate_when_idle<A>(self); },
       [self](passivate_atom, std::uint64_t tick) {
         auto& st = self->state;
         if (tick != st.idle_tick) return;
         st.idle_timer = false;
+        // A request in flight or waiting counts as activity.
+        if (st.work.busy() || !st.work.empty()) st.last_active = std::chrono::steady_clock::now();
         const auto idle = std::chrono::steady_clock::now() - st.last_active;
         if (idle >= st.ctx.options.idle_timeout) {
           self->quit();

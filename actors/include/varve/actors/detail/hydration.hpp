@@ -1,13 +1,14 @@
 // How an aggregate actor rebuilds its state: the latest snapshot, then the
 // events after it. Part of varve/actors/aggregate.hpp.
 //
-// A stream of at most `inline_hydration_limit` events hydrates inside the
-// actor's first turn. A longer one hydrates on a detached helper actor (a
-// thread of its own) into a separate state, while the aggregate actor awaits
-// the helper's answer: CAF keeps every other message in its mailbox, in
-// order, until then, and the scheduler's threads serve other actors. The
-// state then moves into the actor. Either way an actor hydrates once; after
-// a failure it reads on from the last event it applied, before each request.
+// The snapshot loads in the actor's first turn. When at most
+// `inline_hydration_limit` events follow it, they are applied there too. A
+// longer tail is applied on a detached helper actor (a thread of its own)
+// into a separate state, while the aggregate actor's requests wait in its
+// work queue (work_queue.hpp), in order, and the scheduler's threads serve
+// other actors. The state then moves into the actor. Either way an actor
+// hydrates once; after a failure it reads on from the last event it
+// applied, before each request.
 #pragma once
 
 #include <caf/event_based_actor.hpp>
@@ -20,9 +21,12 @@
 #include <string>
 #include <string_view>
 
+#include "varve/actors/detail/work_queue.hpp"
+
 namespace varve::detail {
 
-/// Streams of at most this many events hydrate in the actor's own turn.
+/// At most this many events after the snapshot are applied in the actor's
+/// own turn.
 inline constexpr stream_version inline_hydration_limit = 64;
 
 template <class A>
@@ -57,6 +61,7 @@ struct aggregate_state {
   bool idle_timer = false;
   bool shredded = false;  // the stream was shredded: every command is refused
   bool hydrated = false;  // applied every event of the stream it has read
+  work_queue work;        // requests waiting for the command or hydration in flight
 };
 
 template <aggregate A>
@@ -65,9 +70,10 @@ using aggregate_pointer =
 
 // The parts that do not depend on the aggregate type (actors/src/hydration.cpp).
 
-/// True when `stream` has at most inline_hydration_limit events, does not
-/// exist, or cannot be looked up (the hydration then reports why).
-bool hydrates_inline(const event_store& store, std::string_view stream);
+/// True when `stream` has at most inline_hydration_limit events after
+/// version `from`, does not exist, or cannot be looked up (the hydration
+/// then reports why).
+bool hydrates_inline(const event_store& store, std::string_view stream, stream_version from);
 
 /// Corruption: the event at `v` of `stream` does not decode.
 error undecodable(std::string_view stream, const event_view& v);
@@ -160,14 +166,14 @@ struct hydration_job {
   std::exception_ptr thrown;
 };
 
-/// The helper: hydrates `job` when asked, answers, and quits.
+/// The helper: applies the tail of `job`'s stream when asked, answers, and
+/// quits.
 template <aggregate A>
 caf::behavior hydration_helper(caf::event_based_actor* self,
                                std::shared_ptr<hydration_job<A>> job) {
   return {
       [self, job](read_atom) {
         try {
-          load_snapshot<A>(job->st);
           job->outcome = hydrate<A>(job->st);
         } catch (...) {
           job->thrown = std::current_exception();
@@ -193,22 +199,30 @@ void hydrated(aggregate_pointer<A> self, const result<void>& outcome) {
 template <aggregate A>
 void start_hydration(aggregate_pointer<A> self) {
   auto& st = self->state;
-  if (hydrates_inline(*st.ctx.store, st.stream)) {
-    load_snapshot<A>(st);
+  load_snapshot<A>(st);
+  if (hydrates_inline(*st.ctx.store, st.stream, st.version)) {
     hydrated<A>(self, hydrate<A>(st));
     return;
   }
   auto job = std::make_shared<hydration_job<A>>();
   job->st.stream = st.stream;
   job->st.ctx = st.ctx;
+  job->st.state = std::move(st.state);
+  job->st.version = st.version;
+  job->st.snapshot_version = st.snapshot_version;
+  job->st.hydrated_from = st.hydrated_from;
   auto helper = self->template spawn<caf::detached>(hydration_helper<A>, job);
-  // await: every other message waits in the mailbox until the answer.
+  st.work.begin();  // requests wait in the work queue until the answer
   self->request(helper, caf::infinite, read_atom_v)
-      .await(
+      .then(
           [self, job](bool) {
             if (job->thrown) std::rethrow_exception(job->thrown);  // as if thrown here
+            auto work = std::move(self->state.work);
             self->state = std::move(job->st);
+            self->state.work = std::move(work);
+            self->state.work.end();
             hydrated<A>(self, job->outcome);
+            self->state.work.run_waiting();
           },
           [self](caf::error& err) { self->quit(std::move(err)); });
 }
