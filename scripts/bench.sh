@@ -76,7 +76,8 @@ for s in ${systems//,/ }; do
 done
 
 scripts/deps-bench.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=ON >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=ON \
+  -DVARVE_WERROR=ON >/dev/null
 cmake --build build -j2 --target varve_bench
 build/bench/varve_bench_report --self-test
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_WERROR=ON >/dev/null
 cmake --build build -j2 --target reliability_crash_test storage_model_test
 VARVE_CRASH_ROUNDS=${VARVE_CRASH_ROUNDS:-200} ctest --test-dir build -R reliability_crash_test \
   --output-on-failure

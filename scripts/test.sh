@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, configures, builds and runs every test with ctest.
 #
-#   scripts/test.sh              build/ (RelWithDebInfo), all tests
+#   scripts/test.sh              build/ (RelWithDebInfo), all tests, then the package's
+#                                consumers (scripts/package-test.sh: installed, FetchContent,
+#                                Debian package, pkg-config)
 #   scripts/test.sh --sanitize   build-sanitize/: AddressSanitizer + UndefinedBehaviorSanitizer
 #   scripts/test.sh --tsan       build-tsan/: ThreadSanitizer on the storage suites (threads
 #                                appending, reading and backing up one store). The actor
@@ -10,7 +12,8 @@
 #   scripts/test.sh --fuzz       build-fuzz/ (clang): each libFuzzer target for
 #                                VARVE_FUZZ_SECONDS (default 30) on its seed corpus
 #
-# Idempotent: reuses the build directory. Extra arguments go to ctest.
+# Idempotent: reuses the build directory. Extra arguments go to ctest. Warnings are
+# errors (VARVE_WERROR) in every mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +28,7 @@ export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 
 if [ "$mode" = fuzz ]; then
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DVARVE_FUZZ=ON >/dev/null
+    -DVARVE_FUZZ=ON -DVARVE_WERROR=ON >/dev/null
   cmake --build build-fuzz -j2 --target record_fuzz import_fuzz config_fuzz
   seconds=${VARVE_FUZZ_SECONDS:-30}
   passed=0 failed=0
@@ -52,16 +55,18 @@ if [ "$mode" = fuzz ]; then
 fi
 
 build=build
-cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=OFF)
+cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=OFF -DVARVE_WERROR=ON)
 ctest_args=()
 if [ "$mode" = sanitize ]; then
   build=build-sanitize
-  cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DVARVE_SANITIZE=ON -DVARVE_BUILD_BENCH=OFF)
+  cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DVARVE_SANITIZE=ON -DVARVE_BUILD_BENCH=OFF
+    -DVARVE_WERROR=ON)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 elif [ "$mode" = tsan ]; then
   build=build-tsan
-  cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_TSAN=ON -DVARVE_BUILD_BENCH=OFF)
+  cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_TSAN=ON -DVARVE_BUILD_BENCH=OFF
+    -DVARVE_WERROR=ON)
   ctest_args=(-L storage)
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 fi
@@ -78,3 +83,6 @@ else
   cmake --build "$build" -j2
 fi
 ctest --test-dir "$build" --output-on-failure -j2 "${ctest_args[@]}" "$@"
+if [ "$mode" = normal ]; then
+  scripts/package-test.sh "$build"
+fi
