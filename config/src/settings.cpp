@@ -54,16 +54,13 @@ const option_row option_rows[] = {
     {"serve-port", &settings::serve_port, "port of the store service"},
 };
 
-bool on_command_line(int argc, const char* const* argv, std::string_view prefix) {
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]).starts_with(prefix)) return true;
-  return false;
-}
-
 }  // namespace
 
 result<void> settings::check() const {
-  if (data_dir.empty()) return bad("varve.data-dir is empty");
+  if (data_dir.empty())
+    return bad(
+        "varve.data-dir is not set: name the store's directory (--varve.data-dir=DIR, or "
+        "data-dir in the [varve] group of the configuration file)");
   if (sync != "sync" && sync != "no_meta_sync" && sync != "no_sync")
     return bad("varve.sync is '" + sync + "'; use sync, no_meta_sync or no_sync");
   if (map_size_mib == 0) return bad("varve.map-size-mib is 0");
@@ -114,7 +111,8 @@ void declare_options(caf::config_option_set& set, settings& s) {
         row.field);
 }
 
-result<std::string> find_config_file(int argc, const char* const* argv) {
+result<std::string> find_config_file(int argc, const char* const* argv,
+                                     std::string_view default_file) {
   std::string named;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -124,12 +122,12 @@ result<std::string> find_config_file(int argc, const char* const* argv) {
     if (!std::ifstream(named)) return bad("cannot read config file " + named);
     return named;
   }
-  if (std::ifstream("config/varve.ini")) return std::string("config/varve.ini");
+  const std::string fallback(default_file);
+  if (!fallback.empty() && std::ifstream(fallback)) return fallback;
   return std::string();
 }
 
-result<void> finish_settings(settings& s, const caf::settings& parsed, int argc,
-                             const char* const* argv, std::string_view own_data_dir) {
+result<void> finish_settings(settings& s, const caf::settings& parsed, program_defaults defaults) {
   // CAF keeps unknown keys of a known group; Varve refuses them.
   if (auto group = caf::get_if<caf::settings>(&parsed, "varve")) {
     for (const auto& entry : *group) {
@@ -139,14 +137,12 @@ result<void> finish_settings(settings& s, const caf::settings& parsed, int argc,
         return bad("unknown option varve." + key);
     }
   }
-  if (!own_data_dir.empty() && s.data_dir == "var/demo" &&
-      !on_command_line(argc, argv, "--varve.data-dir"))
-    s.data_dir = own_data_dir;
+  if (s.data_dir.empty()) s.data_dir = std::string(defaults.data_dir);
   return s.check();
 }
 
-result<settings> read_settings(int argc, const char* const* argv, std::string_view own_data_dir) {
-  auto file = find_config_file(argc, argv);
+result<settings> read_settings(int argc, const char* const* argv, program_defaults defaults) {
+  auto file = find_config_file(argc, argv, defaults.config_file);
   if (!file) return std::move(file).err();
   settings s;
   caf::config_option_set set;
@@ -166,7 +162,7 @@ result<settings> read_settings(int argc, const char* const* argv, std::string_vi
     if (code == caf::pec::not_an_option) return bad("unknown option " + arg);
     return bad("bad value in " + arg + " (" + caf::to_string(code) + ")");
   }
-  if (auto r = finish_settings(s, parsed, argc, argv, own_data_dir); !r) return r.err();
+  if (auto r = finish_settings(s, parsed, defaults); !r) return r.err();
   return s;
 }
 

@@ -6,7 +6,9 @@
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <varve/projections/type_ids.hpp>
 
@@ -41,7 +43,65 @@ projection_spec& varve_config::apply(projection_spec& spec) const {
   return spec;
 }
 
-int configure(varve_config& cfg, int argc, char** argv, std::string_view own_data_dir) {
+std::string varve_config::scheduler_summary() const {
+  const auto policy = caf::get_or(content, "scheduler.policy", caf::atom("stealing"));
+  const auto threads = caf::get_or(content, "scheduler.max-threads", std::size_t{0});
+  return "scheduler: " + caf::to_string(policy) + ", " + std::to_string(threads) +
+         (threads == 1 ? " thread" : " threads") + " ([scheduler] policy, max-threads)";
+}
+
+namespace {
+
+bool is_help(std::string_view arg) {
+  return arg == "-h" || arg == "--help" || arg == "-?";
+}
+
+}  // namespace
+
+std::optional<std::string> varve_config::normalize_arguments(std::vector<std::string>& args) {
+  falsified_.clear();
+  std::vector<std::string> out;
+  out.reserve(args.size());
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (i > 0 && is_help(arg)) {  // every group's options, Varve's too
+      out.emplace_back("--long-help");
+      continue;
+    }
+    const auto eq = arg.find('=');
+    if (i == 0 || !arg.starts_with("--") || eq == std::string::npos) {
+      out.push_back(std::move(arg));
+      continue;
+    }
+    const std::string name = arg.substr(2, eq - 2), value = arg.substr(eq + 1);
+    auto opt = custom_options_.cli_long_name_lookup(name);
+    if (opt == nullptr || !opt->is_flag()) {
+      out.push_back(std::move(arg));
+      continue;
+    }
+    if (value == "true" || value == "1") {
+      out.push_back("--" + name);
+    } else if (value == "false" || value == "0") {
+      falsified_.push_back(name);
+    } else {
+      return "option --" + name + " takes true, false, 1 or 0, not '" + value + "'";
+    }
+  }
+  args = std::move(out);
+  return std::nullopt;
+}
+
+void varve_config::apply_falsified() {
+  for (const auto& name : falsified_) {
+    if (auto opt = custom_options_.cli_long_name_lookup(name)) {
+      opt->store(caf::config_value{false});
+      const auto full = opt->full_name();
+      caf::put(content, std::string(full.data(), full.size()), false);
+    }
+  }
+}
+
+int configure(varve_config& cfg, int argc, char** argv, program_defaults defaults) {
   const std::string program =
       argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "varve";
   auto fail = [&](const std::string& what) {
@@ -51,21 +111,28 @@ int configure(varve_config& cfg, int argc, char** argv, std::string_view own_dat
   cfg.add_message_types<caf::id_block::varve>();
   cfg.add_message_types<caf::id_block::varve_projections>();
   add_error_category(cfg);
-  auto ini = find_config_file(argc, argv);
+  auto ini = find_config_file(argc, argv, defaults.config_file);
   if (!ini) return fail(ini.err().message());
-  if (auto err = cfg.parse(argc, argv, ini->empty() ? nullptr : ini->c_str())) {
+  std::vector<std::string> args(argv, argv + argc);
+  if (auto problem = cfg.normalize_arguments(args)) return fail(*problem);
+  std::vector<char*> pointers;
+  for (auto& a : args)
+    pointers.push_back(a.data());
+  pointers.push_back(nullptr);
+  const int count = static_cast<int>(args.size());
+  if (auto err = cfg.parse(count, pointers.data(), ini->empty() ? nullptr : ini->c_str())) {
     // CAF names the argument it did not take in the error's context.
     std::string text = cfg.render(err);
     if (text.find("not_an_option") != std::string::npos) {
-      for (int i = 1; i < argc; ++i)
-        if (text.find(argv[i]) != std::string::npos)
-          return fail(std::string("unknown option ") + argv[i]);
+      for (int i = 1; i < count; ++i)
+        if (text.find(args[static_cast<std::size_t>(i)]) != std::string::npos)
+          return fail("unknown option " + args[static_cast<std::size_t>(i)]);
     }
     return fail(text);
   }
   if (cfg.cli_helptext_printed) return 0;
-  if (auto ok = finish_settings(cfg, cfg.content, argc, argv, own_data_dir); !ok)
-    return fail(ok.err().message());
+  cfg.apply_falsified();
+  if (auto ok = finish_settings(cfg, cfg.content, defaults); !ok) return fail(ok.err().message());
   if (!cfg.remainder.empty()) return fail("unexpected argument '" + cfg.remainder.front() + "'");
   return 0;
 }

@@ -295,7 +295,11 @@ int run(bank_config& cfg) {
 
 int main(int argc, char** argv) {
   bank_config cfg;
-  if (int code = configure(cfg, argc, argv); code != 0 || cfg.cli_helptext_printed) return code;
+  if (int code =
+          configure(cfg, argc, argv, {.data_dir = "var/demo", .config_file = "config/varve.ini"});
+      code != 0 || cfg.cli_helptext_printed)
+    return code;
+  std::fprintf(stderr, "%s\n", cfg.scheduler_summary().c_str());
   if (cfg.accounts == 0 || cfg.clients == 0 || cfg.commands < cfg.accounts) {
     std::fprintf(stderr,
                  "varve_bank: bad configuration: bank.commands must be at least "

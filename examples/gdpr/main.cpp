@@ -431,8 +431,11 @@ int run(gdpr_config& cfg) {
 int main(int argc, char** argv) {
   gdpr_config cfg;
   // Not the demo's store: a store of its own unless told otherwise.
-  if (int code = configure(cfg, argc, argv, "var/gdpr"); code != 0 || cfg.cli_helptext_printed)
+  if (int code =
+          configure(cfg, argc, argv, {.data_dir = "var/gdpr", .config_file = "config/varve.ini"});
+      code != 0 || cfg.cli_helptext_printed)
     return code;
+  std::fprintf(stderr, "%s\n", cfg.scheduler_summary().c_str());
   if (cfg.customers < 2) {
     std::fprintf(stderr, "varve_gdpr: bad configuration: gdpr.customers must be at least 2\n");
     return 2;

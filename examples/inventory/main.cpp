@@ -658,8 +658,11 @@ int run(inventory_config& cfg) {
 int main(int argc, char** argv) {
   inventory_config cfg;
   // Not the demo's store: a store of its own unless told otherwise.
-  if (int code = configure(cfg, argc, argv, "var/inventory"); code != 0 || cfg.cli_helptext_printed)
+  if (int code = configure(cfg, argc, argv,
+                           {.data_dir = "var/inventory", .config_file = "config/varve.ini"});
+      code != 0 || cfg.cli_helptext_printed)
     return code;
+  std::fprintf(stderr, "%s\n", cfg.scheduler_summary().c_str());
   if (cfg.orders == 0 || cfg.clients == 0 || cfg.products == 0 || cfg.products > 8 ||
       cfg.stock == 0) {
     std::fprintf(stderr,

@@ -515,8 +515,12 @@ int main(int argc, char** argv) {
   auto stop = stop_signals();
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   example_config cfg;
-  if (int code = configure(cfg, argc, argv, "var/remote_projection")) return code;
+  if (int code =
+          configure(cfg, argc, argv,
+                    {.data_dir = "var/remote_projection", .config_file = "config/varve.ini"}))
+    return code;
   if (cfg.cli_helptext_printed) return 0;
+  std::fprintf(stderr, "%s\n", cfg.scheduler_summary().c_str());
   if (cfg.role == "service") return run_service(cfg);
   if (cfg.role == "host") return run_host(cfg);
   if (!cfg.role.empty()) {

@@ -1,11 +1,12 @@
-// varve_config: defaults, command-line overrides, the INI file, and bad
-// configuration refused with one line and exit code 2.
+// varve_config: defaults, command-line overrides, the INI file, booleans,
+// --help, and bad configuration refused with one line and exit code 2.
 #define BOOST_TEST_MODULE config
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <varve/config/varve_config.hpp>
 
@@ -15,14 +16,14 @@ namespace {
 
 /// Runs configure() on these arguments; the exit code and what it printed.
 std::pair<int, std::string> configure_with(std::vector<std::string> args, varve::varve_config& cfg,
-                                           std::string_view own_data_dir = {}) {
+                                           varve::program_defaults defaults = {}) {
   args.insert(args.begin(), "varve_test");
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
   std::stringstream err;
   auto* old = std::cerr.rdbuf(err.rdbuf());
-  const int code = varve::configure(cfg, static_cast<int>(argv.size()), argv.data(), own_data_dir);
+  const int code = varve::configure(cfg, static_cast<int>(argv.size()), argv.data(), defaults);
   std::cerr.rdbuf(old);
   return {code, err.str()};
 }
@@ -31,11 +32,11 @@ std::pair<int, std::string> configure_with(std::vector<std::string> args, varve:
 
 BOOST_AUTO_TEST_CASE(defaults_are_valid_and_map_to_store_options) {
   varve::varve_config cfg;
-  auto [code, out] = configure_with({}, cfg);
+  auto [code, out] = configure_with({}, cfg, {.data_dir = "var/app"});
   BOOST_CHECK_EQUAL(code, 0);
   BOOST_CHECK(out.empty());
   auto o = cfg.store_options();
-  BOOST_CHECK_EQUAL(o.directory, "var/demo");
+  BOOST_CHECK_EQUAL(o.directory, "var/app");
   BOOST_CHECK(o.sync == varve::durability::sync);
   BOOST_CHECK_EQUAL(cfg.storage().max_batch_events, 8192u);
 }
@@ -61,20 +62,71 @@ BOOST_AUTO_TEST_CASE(an_ini_file_sets_options_and_the_command_line_wins) {
   BOOST_CHECK_EQUAL(cfg.data_dir, "from-cli");
 }
 
-BOOST_AUTO_TEST_CASE(a_program_with_a_store_of_its_own_uses_it_unless_told_otherwise) {
-  {  // the default, and the shipped INI file's var/demo, give way to it
+BOOST_AUTO_TEST_CASE(a_program_default_data_dir_gives_way_to_the_file_and_the_command_line) {
+  {  // the shipped INI file names none: the program's default holds
     varve::varve_config cfg;
-    auto [code, out] =
-        configure_with({"--config-file=" VARVE_SOURCE_DIR "/config/varve.ini"}, cfg, "var/own");
+    auto [code, out] = configure_with({"--config-file=" VARVE_SOURCE_DIR "/config/varve.ini"}, cfg,
+                                      {.data_dir = "var/own"});
     BOOST_REQUIRE_MESSAGE(code == 0, out);
     BOOST_CHECK_EQUAL(cfg.data_dir, "var/own");
   }
-  {  // the command line wins, also when it names var/demo
+  {  // the command line wins
     varve::varve_config cfg;
-    auto [code, out] = configure_with({"--varve.data-dir=var/demo"}, cfg, "var/own");
+    auto [code, out] = configure_with({"--varve.data-dir=var/demo"}, cfg, {.data_dir = "var/own"});
     BOOST_REQUIRE_MESSAGE(code == 0, out);
     BOOST_CHECK_EQUAL(cfg.data_dir, "var/demo");
   }
+}
+
+BOOST_AUTO_TEST_CASE(without_a_data_dir_from_anyone_the_program_stops_naming_the_option) {
+  varve::varve_config cfg;
+  auto [code, out] = configure_with({}, cfg);
+  BOOST_CHECK_EQUAL(code, 2);
+  BOOST_CHECK_MESSAGE(out.find("varve.data-dir is not set") != std::string::npos, out);
+}
+
+BOOST_AUTO_TEST_CASE(no_config_file_is_read_from_the_working_directory_unless_named) {
+  varve_test::temp_dir dir;
+  std::filesystem::create_directories(dir / "config");
+  std::ofstream(dir / "config" / "varve.ini") << "[varve]\ndata-dir=\"from-cwd\"\n";
+  const auto before = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  varve::varve_config plain, named;
+  auto a = configure_with({}, plain, {.data_dir = "var/own"});
+  auto b = configure_with({}, named, {.data_dir = "var/own", .config_file = "config/varve.ini"});
+  std::filesystem::current_path(before);
+  BOOST_REQUIRE_MESSAGE(a.first == 0, a.second);
+  BOOST_CHECK_EQUAL(plain.data_dir, "var/own");
+  BOOST_REQUIRE_MESSAGE(b.first == 0, b.second);
+  BOOST_CHECK_EQUAL(named.data_dir, "from-cwd");
+}
+
+/// A program's own boolean option, as the examples declare them.
+struct flag_config : varve::varve_config {
+  bool replay = true;
+  flag_config() { opt_group{custom_options_, "app"}.add(replay, "replay", "replay at start"); }
+};
+
+BOOST_AUTO_TEST_CASE(booleans_take_true_false_1_and_0) {
+  const std::vector<std::pair<std::string, bool>> cases{
+      {"--app.replay", true},        {"--app.replay=true", true}, {"--app.replay=1", true},
+      {"--app.replay=false", false}, {"--app.replay=0", false},
+  };
+  for (const auto& [arg, expected] : cases) {
+    BOOST_TEST_CONTEXT(arg) {
+      flag_config cfg;
+      cfg.replay = !expected;
+      auto [code, out] = configure_with({arg}, cfg, {.data_dir = "var/own"});
+      BOOST_REQUIRE_MESSAGE(code == 0, out);
+      BOOST_CHECK_EQUAL(cfg.replay, expected);
+      BOOST_CHECK_EQUAL(caf::get_or(cfg, "app.replay", !expected), expected);
+    }
+  }
+  flag_config cfg;
+  auto [code, out] = configure_with({"--app.replay=maybe"}, cfg, {.data_dir = "var/own"});
+  BOOST_CHECK_EQUAL(code, 2);
+  BOOST_CHECK_MESSAGE(
+      out.find("--app.replay takes true, false, 1 or 0, not 'maybe'") != std::string::npos, out);
 }
 
 BOOST_AUTO_TEST_CASE(bad_configuration_stops_with_one_line_and_exit_code_2) {
@@ -97,7 +149,7 @@ BOOST_AUTO_TEST_CASE(bad_configuration_stops_with_one_line_and_exit_code_2) {
   };
   for (const auto& [args, expected] : cases) {
     varve::varve_config cfg;
-    auto [code, out] = configure_with(args, cfg);
+    auto [code, out] = configure_with(args, cfg, {.data_dir = "var/own"});
     BOOST_TEST_CONTEXT(args.front()) {
       BOOST_CHECK_EQUAL(code, 2);
       BOOST_CHECK(out.find("bad configuration") != std::string::npos);
@@ -109,7 +161,8 @@ BOOST_AUTO_TEST_CASE(bad_configuration_stops_with_one_line_and_exit_code_2) {
 
 BOOST_AUTO_TEST_CASE(the_shipped_ini_file_is_valid) {
   varve::varve_config cfg;
-  auto [code, out] = configure_with({"--config-file=" VARVE_SOURCE_DIR "/config/varve.ini"}, cfg);
+  auto [code, out] = configure_with({"--config-file=" VARVE_SOURCE_DIR "/config/varve.ini"}, cfg,
+                                    {.data_dir = "var/own"});
   BOOST_CHECK_MESSAGE(code == 0, out);
 }
 
@@ -119,14 +172,26 @@ BOOST_AUTO_TEST_CASE(snapshots_have_one_default) {
   BOOST_CHECK_EQUAL(varve::aggregate_options{}.snapshot_every, 100u);
 }
 
-BOOST_AUTO_TEST_CASE(long_help_lists_the_varve_options) {
+BOOST_AUTO_TEST_CASE(help_lists_the_varve_options) {
+  for (const char* flag : {"--help", "-h", "--long-help"}) {
+    BOOST_TEST_CONTEXT(flag) {
+      varve::varve_config cfg;
+      std::stringstream out;
+      auto* old = std::cout.rdbuf(out.rdbuf());
+      auto [code, err] = configure_with({flag}, cfg);
+      std::cout.rdbuf(old);
+      BOOST_CHECK_EQUAL(code, 0);
+      BOOST_CHECK(cfg.cli_helptext_printed);
+      for (const char* option : {"data-dir", "snapshot-every", "serve-port"})
+        BOOST_CHECK_MESSAGE(out.str().find(option) != std::string::npos, out.str());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_scheduler_in_force_is_named) {
   varve::varve_config cfg;
-  std::stringstream out;
-  auto* old = std::cout.rdbuf(out.rdbuf());
-  auto [code, err] = configure_with({"--long-help"}, cfg);
-  std::cout.rdbuf(old);
-  BOOST_CHECK_EQUAL(code, 0);
-  BOOST_CHECK(cfg.cli_helptext_printed);
-  for (const char* option : {"data-dir", "snapshot-every", "serve-port"})
-    BOOST_CHECK_MESSAGE(out.str().find(option) != std::string::npos, out.str());
+  auto [code, out] = configure_with({"--scheduler.max-threads=3"}, cfg, {.data_dir = "var/own"});
+  BOOST_REQUIRE_MESSAGE(code == 0, out);
+  BOOST_CHECK_MESSAGE(cfg.scheduler_summary().starts_with("scheduler: sharing, 3 threads"),
+                      cfg.scheduler_summary());
 }

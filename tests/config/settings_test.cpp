@@ -21,12 +21,12 @@ const std::string shipped_ini = VARVE_SOURCE_DIR "/config/varve.ini";
 
 /// read_settings on these arguments (after a program name).
 varve::result<varve::settings> read(std::vector<std::string> args,
-                                    std::string_view own_data_dir = {}) {
+                                    varve::program_defaults defaults = {.data_dir = "var/own"}) {
   args.insert(args.begin(), "varve_test");
   std::vector<const char*> argv;
   for (const auto& a : args)
     argv.push_back(a.c_str());
-  return varve::read_settings(static_cast<int>(argv.size()), argv.data(), own_data_dir);
+  return varve::read_settings(static_cast<int>(argv.size()), argv.data(), defaults);
 }
 
 }  // namespace
@@ -34,7 +34,9 @@ varve::result<varve::settings> read(std::vector<std::string> args,
 BOOST_AUTO_TEST_CASE(the_shipped_ini_file_names_the_defaults) {
   auto s = read({"--config-file=" + shipped_ini});
   BOOST_REQUIRE_MESSAGE(s.ok(), (s ? "" : s.err().message()));
-  BOOST_CHECK(*s == varve::settings{});
+  varve::settings defaults;
+  defaults.data_dir = "var/own";  // the file names none: the program's
+  BOOST_CHECK(*s == defaults);
   BOOST_CHECK_EQUAL(s->snapshot_every, 100u);
 }
 
@@ -52,9 +54,17 @@ BOOST_AUTO_TEST_CASE(the_file_and_then_the_command_line_set_options_and_others_a
   BOOST_CHECK(s->store_options().sync == varve::durability::no_sync);
 }
 
-BOOST_AUTO_TEST_CASE(a_program_with_a_store_of_its_own_uses_it_unless_told_otherwise) {
-  BOOST_CHECK_EQUAL(read({"--config-file=" + shipped_ini}, "var/own")->data_dir, "var/own");
-  BOOST_CHECK_EQUAL(read({"--varve.data-dir=var/demo"}, "var/own")->data_dir, "var/demo");
+BOOST_AUTO_TEST_CASE(a_program_default_data_dir_gives_way_to_the_command_line) {
+  BOOST_CHECK_EQUAL(read({"--config-file=" + shipped_ini})->data_dir, "var/own");
+  BOOST_CHECK_EQUAL(read({"--varve.data-dir=var/demo"})->data_dir, "var/demo");
+}
+
+BOOST_AUTO_TEST_CASE(a_library_user_must_name_the_data_dir) {
+  auto s = read({}, {});
+  BOOST_REQUIRE(!s.ok());
+  BOOST_CHECK_MESSAGE(s.err().message().find("varve.data-dir is not set") != std::string::npos,
+                      s.err().message());
+  BOOST_CHECK(varve::settings{}.data_dir.empty());
 }
 
 BOOST_AUTO_TEST_CASE(bad_configuration_is_refused_in_one_line_naming_it) {

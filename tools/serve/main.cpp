@@ -42,7 +42,9 @@ int main(int argc, char** argv) {
 
   varve::varve_config cfg;
   varve::remote::configure_remote(cfg);
-  if (int code = varve::configure(cfg, static_cast<int>(args.size()), args.data())) return code;
+  if (int code = varve::configure(cfg, static_cast<int>(args.size()), args.data(),
+                                  {.data_dir = "var/demo", .config_file = "config/varve.ini"}))
+    return code;
   if (cfg.cli_helptext_printed) {
     std::cout << "  --any-port   listen on a free port chosen by the system\n";
     return 0;

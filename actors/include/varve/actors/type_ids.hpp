@@ -2,9 +2,14 @@
 //
 // An application registers them once in its actor_system_config:
 //   cfg.add_message_types<caf::id_block::varve>();
-// (varve::configure in config/ does it). Varve takes the ids from
-// caf::first_custom_type_id; applications start their own block at
-// caf::id_block::varve::end.
+// (varve::configure in config/ does it, with the projections' block). Varve
+// takes the ids from caf::first_custom_type_id: this block, then
+// caf::id_block::varve_projections (varve/projections/type_ids.hpp), then
+// the remote one (varve/remote/type_ids.hpp). An application that runs in
+// one process needs no block of its own: its commands and events travel
+// inside messages without type ids. One whose messages cross processes
+// starts its block at caf::id_block::varve_projections::end (or at
+// caf::id_block::varve_remote::end when it includes the remote headers).
 #pragma once
 
 #include <caf/atom.hpp>

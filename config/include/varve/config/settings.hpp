@@ -1,8 +1,9 @@
 // Varve's settings: the options of the "varve" group of a program's
-// configuration, as a plain struct, read from config/varve.ini (CAF 0.17's
-// INI format; --config-file=PATH for another file) and the command line
-// (--varve.<name>=<value>, which wins), and checked. config/varve.ini
-// documents each option.
+// configuration, as a plain struct, read from a configuration file (CAF
+// 0.17's INI format: --config-file=PATH, else the program's default file)
+// and the command line (--varve.<name>=<value>, which wins), and checked.
+// Nothing is read from the working directory unless the program names it.
+// config/varve.ini documents each option.
 //
 // This library knows no actors: programs without an actor system read their
 // settings with read_settings(); varve_config (varve/config/varve_config.hpp)
@@ -23,9 +24,10 @@ namespace varve {
 
 struct settings {
   // Store.
-  std::string data_dir = "var/demo";  ///< directory of the store (created)
-  std::string sync = "sync";          ///< sync | no_meta_sync | no_sync
-  std::string key_file;               ///< master key file; empty: a plain store
+  std::string data_dir;  ///< directory of the store (created); no default
+  //                             (a program's default: program_defaults)
+  std::string sync = "sync";  ///< sync | no_meta_sync | no_sync
+  std::string key_file;       ///< master key file; empty: a plain store
   std::size_t map_size_mib = 64;
   std::size_t max_map_size_mib = 256 * 1024;
   std::size_t max_event_bytes = 16 << 20;
@@ -58,33 +60,44 @@ struct settings {
   friend bool operator==(const settings&, const settings&) = default;
 };
 
+/// What a program falls back on when its user names nothing.
+struct program_defaults {
+  /// The store's directory when neither the file nor the command line
+  /// names one; empty: the user must (check() refuses an empty data_dir).
+  std::string_view data_dir{};
+  /// The configuration file read when --config-file is not given and this
+  /// file exists (a relative path is taken from the working directory);
+  /// empty: none.
+  std::string_view config_file{};
+};
+
 /// Declares every option of the "varve" group in `set`, each bound to its
 /// field of `s`: CAF's parser writes the values there, so `s` must outlive
 /// every parse with `set`.
 void declare_options(caf::config_option_set& set, settings& s);
 
 /// The configuration file of a program: the PATH of --config-file=PATH in
-/// argv[1..argc), else "config/varve.ini" when it exists, else "" (none).
-/// Failure: errc::invalid_argument "cannot read config file PATH" when the
-/// named file cannot be opened.
-result<std::string> find_config_file(int argc, const char* const* argv);
+/// argv[1..argc), else `default_file` when it is not empty and exists, else
+/// "" (none). Failure: errc::invalid_argument "cannot read config file
+/// PATH" when the file named on the command line cannot be opened.
+result<std::string> find_config_file(int argc, const char* const* argv,
+                                     std::string_view default_file = {});
 
 /// Finishes settings that a parser filled in from `parsed` (the parser's
 /// settings, all groups): refuses a key of the "varve" group that names no
-/// option ("unknown option varve.<key>"); gives a program with a store of
-/// its own (`own_data_dir` not empty) that directory, unless the
-/// configuration names another than the shared "var/demo" or argv has
-/// --varve.data-dir; then checks every value (see settings::check).
-/// Failure: errc::invalid_argument, one line; `s` may be changed then.
-result<void> finish_settings(settings& s, const caf::settings& parsed, int argc,
-                             const char* const* argv, std::string_view own_data_dir = {});
+/// option ("unknown option varve.<key>"); gives an unnamed data directory
+/// the program's default (`defaults.data_dir`); then checks every value
+/// (see settings::check). Failure: errc::invalid_argument, one line; `s`
+/// may be changed then.
+result<void> finish_settings(settings& s, const caf::settings& parsed,
+                             program_defaults defaults = {});
 
 /// Reads the settings alone, without an actor system: the configuration
-/// file (see find_config_file), then the --varve.* arguments of argv (the
-/// others are left to the program), then finish_settings. Failure:
-/// errc::invalid_argument, one line: a file that cannot be read or parsed,
-/// an unknown option, a value of the wrong type, or what check() refuses.
-result<settings> read_settings(int argc, const char* const* argv,
-                               std::string_view own_data_dir = {});
+/// file (see find_config_file, with `defaults.config_file`), then the
+/// --varve.* arguments of argv (the others are left to the program), then
+/// finish_settings. Failure: errc::invalid_argument, one line: a file that
+/// cannot be read or parsed, an unknown option, a value of the wrong type,
+/// or what check() refuses (e.g. no data directory and no default).
+result<settings> read_settings(int argc, const char* const* argv, program_defaults defaults = {});
 
 }  // namespace varve

@@ -3,13 +3,16 @@
 // group, read from config/varve.ini or --config-file=PATH and overridable on
 // the command line, e.g. --varve.sync=no_sync; config/varve.ini documents
 // each), Varve's message types and error category, and the scheduler that
-// measured best for the storage actor on small machines.
+// measured best for the storage actor on small machines (sharing, one
+// thread; [scheduler] in the file or --scheduler.* change it, and
+// scheduler_summary() says what is in force).
 //
 // Typical main:
 //
 //   int main(int argc, char** argv) {
 //     varve::varve_config cfg;
-//     if (int code = varve::configure(cfg, argc, argv)) return code;  // 2 on bad config
+//     if (int code = varve::configure(cfg, argc, argv, {.data_dir = "var/app"}))
+//       return code;  // 2 on bad config
 //     if (cfg.cli_helptext_printed) return 0;
 //     caf::actor_system sys{cfg};
 //     ...
@@ -22,7 +25,10 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <varve/actors/aggregate.hpp>
 #include <varve/actors/storage_actor.hpp>
@@ -44,23 +50,38 @@ struct varve_config : caf::actor_system_config, settings {
   /// Applies the projection options to a spec (batch and checkpoint
   /// policy) and returns it. Never fails.
   projection_spec& apply(projection_spec& spec) const;
+  /// One line naming the scheduler policy and thread count in force (after
+  /// configure), for a program to print at start.
+  std::string scheduler_summary() const;
+
+ private:
+  friend int configure(varve_config& cfg, int argc, char** argv, program_defaults defaults);
+  /// Rewrites -h/--help/-? as CAF's --long-help (every group's options),
+  /// and boolean options given a value: =true or =1 as the flag, =false or
+  /// =0 kept for apply_falsified(). Returns the problem with a boolean
+  /// option given another value, else nothing.
+  std::optional<std::string> normalize_arguments(std::vector<std::string>& args);
+  /// Sets the booleans given =false or =0 (after CAF's parse).
+  void apply_falsified();
+
+  std::vector<std::string> falsified_;
 };
 
 /// Registers Varve's message types (those of varve::actors and
 /// varve::projections) and error category with `cfg`, parses the command
-/// line and the INI file (see find_config_file) into it, and finishes the
-/// settings (unknown options, `own_data_dir`, checks: see finish_settings).
+/// line and the configuration file (--config-file=PATH, else
+/// `defaults.config_file` when it exists; see find_config_file) into it,
+/// and finishes the settings (unknown options, the data directory's
+/// default `defaults.data_dir`, checks: see finish_settings). Boolean
+/// options take --name, --name=true|false|1|0. --help (-h, -?) lists every
+/// option, Varve's included.
 ///
 /// Returns 0 when the program may go on, also after --help, having printed
 /// it (then cfg.cli_helptext_printed is set: the program should stop).
 /// Otherwise prints one line ("<program>: bad configuration: ...") to
-/// stderr and returns 2: an unreadable INI file, an unknown option, a value
-/// of the wrong type or one that check() refuses, an unexpected argument.
-///
-/// `own_data_dir`: for programs with a store of their own (the examples
-/// other than the bank): it replaces the shared default data directory
-/// ("var/demo", also what config/varve.ini names) unless the command line
-/// gives --varve.data-dir.
-int configure(varve_config& cfg, int argc, char** argv, std::string_view own_data_dir = {});
+/// stderr and returns 2: an unreadable configuration file, an unknown
+/// option, a value of the wrong type or one that check() refuses (such as
+/// no data directory at all), an unexpected argument.
+int configure(varve_config& cfg, int argc, char** argv, program_defaults defaults = {});
 
 }  // namespace varve
