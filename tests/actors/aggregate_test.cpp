@@ -237,6 +237,7 @@ BOOST_AUTO_TEST_CASE(a_conflict_beyond_the_retries_is_answered_with_the_conflict
   aggregate_options o;
   o.max_retries = 0;
   auto stale = spawn_aggregate<account>(sys, "2", context(o));
+  BOOST_REQUIRE_EQUAL(report(*this, stale).version, 0u);  // hydrated before the other appends
   auto other = spawn_aggregate<account>(sys, "2", context(o));
   BOOST_REQUIRE(!ask(*this, other, bank::deposit{5}));
   auto failure = ask(*this, stale, bank::deposit{5});
