@@ -14,14 +14,15 @@
 # (see VarveConfig.cmake.in for the components):
 #   storage: Varve::storage, Varve::projection_protocol, Varve::projection_engine
 #   actors:  Varve::actors, Varve::projections, Varve::settings, Varve::config,
-#            Varve::remote
+#            Varve::remote, Varve::testkit
 # A library that an exported target links must be exported as well: CMake
 # refuses to generate otherwise.
 include(CMakePackageConfigHelpers)
 
 set(VARVE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/Varve)
 set(_varve_storage_targets varve_storage varve_projection_protocol varve_projection_engine)
-set(_varve_actors_targets varve_actors varve_projections varve_settings varve_config varve_remote)
+set(_varve_actors_targets varve_actors varve_projections varve_settings varve_config varve_remote
+  varve_testkit)
 
 install(TARGETS ${_varve_storage_targets} EXPORT VarveStorageTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -45,6 +46,7 @@ if(VARVE_BUILD_ACTORS)
     ${PROJECT_SOURCE_DIR}/projections/include/
     ${PROJECT_SOURCE_DIR}/config/include/
     ${PROJECT_SOURCE_DIR}/remote/include/
+    ${PROJECT_SOURCE_DIR}/tests/testkit/include/
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 else()
   # The CAF-free headers of projections/ only (those of the protocol and the

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Uses Varve the ways a user's project does and runs what it built: the
 # programs of tests/package (storage_roundtrip: Varve::storage;
-# actors_roundtrip: Varve::actors) must print "... roundtrip: ok".
+# actors_roundtrip: Varve::actors; testkit_roundtrip: Varve::testkit) must
+# print "... roundtrip: ok".
 #
 #   installed   `cmake --install` of BUILD_DIR into a fresh prefix, then
 #               tests/package/installed with find_package(Varve); again with
@@ -65,6 +66,7 @@ consumer "$work/installed" tests/package/installed -DCMAKE_PREFIX_PATH="$prefix"
   -DVARVE_EXPECTED_PREFIX="$prefix"
 run "$work/installed/storage_roundtrip" "storage roundtrip: ok"
 run "$work/installed/actors_roundtrip" "actors roundtrip: ok"
+run "$work/installed/testkit_roundtrip" "testkit roundtrip: ok"
 consumer "$work/installed-storage" tests/package/installed -DCMAKE_PREFIX_PATH="$prefix" \
   -DVARVE_EXPECTED_PREFIX="$prefix" -DVARVE_STORAGE_ONLY=ON -DCMAKE_DISABLE_FIND_PACKAGE_CAF=ON
 run "$work/installed-storage/storage_roundtrip" "storage roundtrip: ok"
@@ -85,6 +87,7 @@ for variant in fetch fetch-storage; do
   run "$work/$variant/storage_roundtrip" "storage roundtrip: ok"
 done
 run "$work/fetch/actors_roundtrip" "actors roundtrip: ok"
+run "$work/fetch/testkit_roundtrip" "testkit roundtrip: ok"
 
 # ------------------------------------------------------------ deb
 rm -rf "$work/deb" "$work/deb-root"
@@ -102,6 +105,7 @@ contents=$(dpkg-deb --contents "$deb")
 lib='\./usr/lib(/[a-z0-9_-]+)?'
 for file in '\./usr/include/varve/storage/event_store\.hpp' \
   '\./usr/include/varve/actors/storage_actor\.hpp' "$lib/libvarve_storage\.a" \
+  '\./usr/include/varve/testkit/aggregate_test\.hpp' "$lib/libvarve_testkit\.a" \
   "$lib/libvarve_actors\.a" "$lib/cmake/Varve/VarveConfig\.cmake" \
   "$lib/cmake/Varve/FindCAF\.cmake" "$lib/pkgconfig/varve-storage\.pc"; do
   grep -qE " $file\$" <<<"$contents" || { echo "package: FAILED: $deb lacks $file" >&2; exit 1; }
@@ -112,6 +116,7 @@ consumer "$work/deb-consumer" tests/package/installed -DCMAKE_PREFIX_PATH="$work
   -DVARVE_EXPECTED_PREFIX="$work/deb-root/usr"
 run "$work/deb-consumer/storage_roundtrip" "storage roundtrip: ok"
 run "$work/deb-consumer/actors_roundtrip" "actors roundtrip: ok"
+run "$work/deb-consumer/testkit_roundtrip" "testkit roundtrip: ok"
 
 # pkg-config alone, from the unpacked package (the .pc file finds its prefix
 # from where it lies).
