@@ -4,13 +4,13 @@
 source "$(dirname "$0")/lib.sh"
 
 expect 0 "init" -- init
-# Payloads of every form: canonical JSON, pretty JSON, binary, "null", empty,
-# text, unicode; metadata likewise; a type that is not UTF-8.
+# Payloads of every form: canonical JSON, pretty JSON (kept by --raw), binary,
+# "null", empty, text, unicode; metadata likewise; a type that is not UTF-8.
 printf '{\n  "pretty": true\n}\n' >"$T/pretty.json"
 printf '\x00\xff\xfe' >"$T/bin"
 printf 'null' >"$T/null"
 expect 0 "canonical" -- append a e1 --data '{"z":1,"a":[1,2.5,"x"],"n":null}' --metadata '{"m":1}'
-expect 0 "pretty" -- append a e2 --data @"$T/pretty.json" --metadata @"$T/bin"
+expect 0 "pretty" -- append a e2 --data @"$T/pretty.json" --metadata @"$T/bin" --raw
 expect 0 "binary" -- append b e3 --data @"$T/bin"
 expect 0 "null" -- append b e4 --data @"$T/null" --metadata @"$T/null"
 expect 0 "empty" -- append c e5

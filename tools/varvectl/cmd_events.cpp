@@ -1,11 +1,16 @@
 // Events: append, read, read-all, tail.
+#include <sys/types.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <iterator>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 #include "commands.hpp"
 #include "exit_code.hpp"
@@ -17,21 +22,39 @@ namespace varvectl {
 
 namespace {
 
+/// The store's limit on a type's length (the record's type length field).
+constexpr std::size_t max_type_bytes = 0xFFFF;
+
 struct append_args {
   std::string stream;
-  std::string type;
+  std::optional<std::string> type;
   std::optional<std::string> data;
   std::optional<std::string> metadata;
   std::string expected = "any";
   std::optional<std::string> id;
+  std::optional<std::string> events;
+  bool raw = false;
 };
 
+/// The bytes as compact JSON (keys in the order given) when they are a JSON
+/// text nested at most max_json_depth deep; else (empty, not JSON, nested
+/// deeper) the bytes as they are.
+std::string compacted(std::string bytes) {
+  if (bytes.empty()) return bytes;
+  auto parsed = parse_json(bytes);
+  if (!parsed.value) return bytes;
+  return parsed.value->dump();
+}
+
 /// The bytes an argument names: "@FILE" (the file's bytes), "-" (standard
-/// input), or the text itself, which must then be JSON and is stored compact.
-varve::result<std::string> argument_bytes(const std::string& what, const std::string& arg) {
+/// input), or the text itself, which must then be JSON. JSON is stored
+/// compact unless `raw`; other bytes of a file or stdin as they are.
+varve::result<std::string> argument_bytes(const std::string& what, const std::string& arg,
+                                          bool raw) {
   if (arg == "-") {
     std::string all((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    return all;
+    if (std::cin.bad()) return varve::error{varve::errc::io_error, "reading standard input failed"};
+    return raw ? all : compacted(std::move(all));
   }
   if (!arg.empty() && arg[0] == '@') {
     const std::string path = arg.substr(1);
@@ -50,7 +73,7 @@ varve::result<std::string> argument_bytes(const std::string& what, const std::st
     const bool failed = std::ferror(f) != 0;
     std::fclose(f);
     if (failed) return usage_error("cannot read " + what + " file " + path);
-    return all;
+    return raw ? all : compacted(std::move(all));
   }
   auto parsed = parse_json(arg);
   if (parsed.too_deep)
@@ -59,6 +82,7 @@ varve::result<std::string> argument_bytes(const std::string& what, const std::st
                        " levels (give @FILE or - to store such bytes as they are)");
   if (!parsed.value)
     return usage_error(what + " is not JSON (give @FILE or - for other bytes): " + arg);
+  if (raw) return arg;
   return parsed.value->dump();  // compact, keys in the order given
 }
 
@@ -75,38 +99,122 @@ varve::result<varve::expected_version> parse_expected(const std::string& text) {
   return varve::expected_version::exact(*n);
 }
 
+/// The events of a JSON-lines file (or "-": standard input), one object per
+/// non-blank line (new_event_from_line), each checked against the store's
+/// limits. Errors: invalid_argument naming the line, or the file holding no
+/// event; not_found (no such file); io_error.
+varve::result<std::vector<varve::new_event>> read_events(const std::string& path,
+                                                         std::uint64_t max_event_bytes) {
+  const bool from_stdin = path == "-";
+  const std::string name = from_stdin ? "standard input" : path;
+  std::FILE* f = from_stdin ? stdin : std::fopen(path.c_str(), "rb");
+  if (!f) {
+    const int e = errno;
+    const std::string why = "cannot read --events file " + path + ": " + std::strerror(e);
+    if (e == ENOENT || e == ENOTDIR) return varve::error{varve::errc::not_found, why};
+    return usage_error(why);
+  }
+  struct input {
+    std::FILE* f;
+    bool close;
+    char* line = nullptr;
+    std::size_t capacity = 0;
+    ~input() {
+      std::free(line);
+      if (close) std::fclose(f);
+    }
+  } in{f, !from_stdin};
+  std::vector<varve::new_event> events;
+  std::uint64_t line_no = 0;
+  ssize_t len = 0;
+  while ((len = ::getline(&in.line, &in.capacity, f)) >= 0) {
+    ++line_no;
+    std::string_view line(in.line, static_cast<std::size_t>(len));
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+      line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+    const std::string where = name + " line " + std::to_string(line_no) + ": ";
+    auto e = new_event_from_line(line);
+    if (!e) return usage_error(where + e.err().message());
+    if (e->type.empty()) return usage_error(where + "empty type");
+    if (e->type.size() > max_type_bytes)
+      return usage_error(where + "the type is " + std::to_string(e->type.size()) +
+                         " bytes, over the limit of " + std::to_string(max_type_bytes));
+    const std::uint64_t size = e->type.size() + e->metadata.size() + e->payload.size();
+    if (size > max_event_bytes)
+      return usage_error(where + "the event is " + std::to_string(size) +
+                         " bytes (type, metadata and payload), over the store's "
+                         "max_event_bytes (" +
+                         std::to_string(max_event_bytes) + ")");
+    events.push_back(std::move(*e));
+  }
+  if (std::ferror(f)) return varve::error{varve::errc::io_error, "reading " + name + " failed"};
+  if (events.empty()) return usage_error(name + " holds no events (one JSON object per line)");
+  return events;
+}
+
 int run_append(const global_options& g, const append_args& a) {
+  if (a.events) {
+    if (a.type || a.data || a.metadata || a.id || a.raw)
+      return report(usage_error("--events takes each event's type, data, metadata and id from "
+                                "its line: give no TYPE, --data, --metadata, --id or --raw"),
+                    g.json);
+  } else if (!a.type) {
+    return report(usage_error("append needs a TYPE (or --events FILE)"), g.json);
+  }
   if (a.data && a.metadata && *a.data == "-" && *a.metadata == "-")
     return report(usage_error("only one of --data and --metadata can read standard input"), g.json);
-  varve::new_event e;
-  e.type = a.type;
-  if (a.data) {
-    auto bytes = argument_bytes("--data", *a.data);
-    if (!bytes) return report(bytes.err(), g.json);
-    e.payload = std::move(*bytes);
-  }
-  if (a.metadata) {
-    auto bytes = argument_bytes("--metadata", *a.metadata);
-    if (!bytes) return report(bytes.err(), g.json);
-    e.metadata = std::move(*bytes);
-  }
-  if (a.id) {
-    e.id = varve::event_id::parse(*a.id);
-    if (!e.id) return report(usage_error("--id is not a UUID: '" + *a.id + "'"), g.json);
+  std::vector<varve::new_event> events;
+  if (!a.events) {
+    varve::new_event e;
+    e.type = *a.type;
+    if (a.data) {
+      auto bytes = argument_bytes("--data", *a.data, a.raw);
+      if (!bytes) return report(bytes.err(), g.json);
+      e.payload = std::move(*bytes);
+    }
+    if (a.metadata) {
+      auto bytes = argument_bytes("--metadata", *a.metadata, a.raw);
+      if (!bytes) return report(bytes.err(), g.json);
+      e.metadata = std::move(*bytes);
+    }
+    if (a.id) {
+      e.id = varve::event_id::parse(*a.id);
+      if (!e.id) return report(usage_error("--id is not a UUID: '" + *a.id + "'"), g.json);
+    }
+    events.push_back(std::move(e));
   }
   auto expected = parse_expected(a.expected);
   if (!expected) return report(expected.err(), g.json);
 
   auto store = open_store(g);
   if (!store) return report(store.err(), g.json);
-  auto r = (*store)->append(a.stream, *expected, {&e, 1});
+  if (a.events) {
+    auto read = read_events(*a.events, (*store)->opts().max_event_bytes);
+    if (!read) return report(read.err(), g.json);
+    events = std::move(*read);
+  }
+  // One request: every event is stored, or none.
+  auto r = (*store)->append(a.stream, *expected, events);
   if (!r) return report(r.err(), g.json);
+  const std::size_t n = events.size();
   if (g.json) {
-    print_json(
-        json{{"position", r->last_position}, {"stream", a.stream}, {"version", r->last_version}});
-  } else {
+    json j{{"position", r->last_position}, {"stream", a.stream}, {"version", r->last_version}};
+    if (a.events) {
+      j["first_position"] = r->first_position;
+      j["first_version"] = r->first_version;
+      j["events"] = n;
+    }
+    print_json(j);
+  } else if (!a.events) {
     print_line("appended to '" + a.stream + "' at version " + std::to_string(r->last_version) +
                ", position " + std::to_string(r->last_position) +
+               (r->idempotent ? " (already there: nothing written)" : ""));
+  } else {
+    print_line("appended " + std::to_string(n) + " event" + (n == 1 ? "" : "s") + " to '" +
+               a.stream + "' at versions " + std::to_string(r->first_version) + ".." +
+               std::to_string(r->last_version) + ", positions " +
+               std::to_string(r->first_position) + ".." + std::to_string(r->last_position) +
                (r->idempotent ? " (already there: nothing written)" : ""));
   }
   return exit_ok;
@@ -185,10 +293,12 @@ int run_tail(const global_options& g, const tail_args& a) {
 
 void add_event_commands(CLI::App& app, context& ctx) {
   auto append = std::make_shared<append_args>();
-  auto* ap = app.add_subcommand("append", "append one event; prints its position and version");
+  auto* ap = app.add_subcommand(
+      "append", "append one event, or --events FILE atomically; prints position and version");
   ap->add_option("STREAM", append->stream, "stream name")->required();
-  ap->add_option("TYPE", append->type, "event type")->required();
-  ap->add_option("--data", append->data, "payload: JSON text, @FILE (any bytes) or - (stdin)")
+  ap->add_option("TYPE", append->type, "event type (not with --events)");
+  ap->add_option("--data", append->data,
+                 "payload: JSON text, @FILE (any bytes) or - (stdin); JSON is stored compact")
       ->type_name("JSON|@FILE|-");
   ap->add_option("--metadata", append->metadata, "metadata: JSON text, @FILE or -")
       ->type_name("JSON|@FILE|-");
@@ -196,6 +306,11 @@ void add_event_commands(CLI::App& app, context& ctx) {
                  "any (default), no-stream, exists, or the stream's current version N")
       ->type_name("any|no-stream|exists|N");
   ap->add_option("--id", append->id, "the event's id (default: a new UUIDv7)")->type_name("UUID");
+  ap->add_flag("--raw", append->raw, "store --data and --metadata bytes exactly as given");
+  ap->add_option("--events", append->events,
+                 "JSON lines, one event each (type, data, metadata, id), or - (stdin): all "
+                 "appended in one request under one --expected-version, or none")
+      ->type_name("FILE|-");
   when_chosen(ap, ctx, [&ctx, append] { return run_append(ctx.global, *append); });
 
   auto read = std::make_shared<read_args>();

@@ -1,5 +1,8 @@
 #include "event_json.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 #include "encoding.hpp"
 
 namespace varvectl {
@@ -145,7 +148,66 @@ varve::result<std::string> get_string(const json& obj, const char* field) {
   return it->get<std::string>();
 }
 
+/// The type: "type_base64" decoded when given ("type" is then only a
+/// readable copy), else "type".
+varve::result<std::string> get_type(const json& obj) {
+  if (auto it = obj.find("type_base64"); it != obj.end()) {
+    if (!it->is_string()) return bad("'type_base64' is not a string");
+    auto decoded = base64_decode(it->get_ref<const std::string&>());
+    if (!decoded) return bad("'type_base64' is not valid base64");
+    return std::move(*decoded);
+  }
+  return get_string(obj, "type");
+}
+
+varve::result<parsed_json> parse_event_line(std::string_view line) {
+  // The event object holds its data and metadata one level down.
+  auto parsed = parse_json(line, max_json_depth + 1);
+  if (parsed.too_deep)
+    return bad("a value nested deeper than " + std::to_string(max_json_depth) +
+               " levels (varvectl's limit for data and metadata)");
+  if (!parsed.value) return bad("not JSON");
+  return parsed;
+}
+
 }  // namespace
+
+varve::result<varve::new_event> new_event_from_json(const json& obj) {
+  if (!obj.is_object()) return bad("not a JSON object");
+  static constexpr std::string_view known[] = {
+      "type",     "type_base64", "id",      "data", "data_base64", "metadata", "metadata_base64",
+      "position", "stream",      "version", "time", "shredded"};
+  for (const auto& [key, value] : obj.items()) {
+    if (std::find(std::begin(known), std::end(known), key) == std::end(known))
+      return bad("unknown field '" + key +
+                 "' (an event has type, data or data_base64, metadata or metadata_base64, id)");
+  }
+  if (auto it = obj.find("shredded"); it != obj.end() && *it != false)
+    return bad("'shredded' is not false (a shredded event cannot be appended)");
+  varve::new_event out;
+  auto type = get_type(obj);
+  if (!type) return std::move(type).err();
+  out.type = std::move(*type);
+  if (auto it = obj.find("id"); it != obj.end() && !it->is_null()) {
+    if (!it->is_string()) return bad("'id' is not a string");
+    const auto& text = it->get_ref<const std::string&>();
+    out.id = varve::event_id::parse(text);
+    if (!out.id) return bad("'id' is not a UUID: '" + text + "'");
+  }
+  auto metadata = get_bytes(obj, "metadata");
+  if (!metadata) return std::move(metadata).err();
+  auto data = get_bytes(obj, "data");
+  if (!data) return std::move(data).err();
+  out.metadata = std::move(*metadata);
+  out.payload = std::move(*data);
+  return out;
+}
+
+varve::result<varve::new_event> new_event_from_line(std::string_view line) {
+  auto parsed = parse_event_line(line);
+  if (!parsed) return std::move(parsed).err();
+  return new_event_from_json(*parsed->value);
+}
 
 varve::result<parsed_event> event_from_json(const json& obj) {
   if (!obj.is_object()) return bad("not a JSON object");
@@ -160,17 +222,9 @@ varve::result<parsed_event> event_from_json(const json& obj) {
   if (!stream) return std::move(stream).err();
   out.stream = std::move(*stream);
 
-  if (obj.contains("type_base64")) {
-    // "type" is then only a readable copy.
-    if (!obj["type_base64"].is_string()) return bad("'type_base64' is not a string");
-    auto decoded = base64_decode(obj["type_base64"].get_ref<const std::string&>());
-    if (!decoded) return bad("'type_base64' is not valid base64");
-    out.event.type = std::move(*decoded);
-  } else {
-    auto type = get_string(obj, "type");
-    if (!type) return std::move(type).err();
-    out.event.type = std::move(*type);
-  }
+  auto type = get_type(obj);
+  if (!type) return std::move(type).err();
+  out.event.type = std::move(*type);
 
   auto id_text = get_string(obj, "id");
   if (!id_text) return std::move(id_text).err();
@@ -200,13 +254,9 @@ varve::result<parsed_event> event_from_json(const json& obj) {
 }
 
 varve::result<parsed_event> event_from_line(std::string_view line) {
-  // The event object holds its data and metadata one level down.
-  auto parsed = parse_json(line, max_json_depth + 1);
-  if (parsed.too_deep)
-    return bad("a value nested deeper than " + std::to_string(max_json_depth) +
-               " levels (varvectl's limit for data and metadata)");
-  if (!parsed.value) return bad("not JSON");
-  return event_from_json(*parsed.value);
+  auto parsed = parse_event_line(line);
+  if (!parsed) return std::move(parsed).err();
+  return event_from_json(*parsed->value);
 }
 
 }  // namespace varvectl

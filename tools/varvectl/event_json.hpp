@@ -79,6 +79,20 @@ struct parsed_event {
 /// naming the field that is missing or wrong.
 varve::result<parsed_event> event_from_json(const json& obj);
 
+/// Parses one object of what `append --events` reads: "type" (or
+/// "type_base64"), "data" or "data_base64", "metadata" or "metadata_base64"
+/// and "id", each but the type optional; "position", "stream", "version",
+/// "time" and a false "shredded" (event_to_json's form) are allowed and
+/// ignored, since the store assigns them. A JSON "data" or "metadata" is
+/// stored as its compact serialisation. Errors: invalid_argument naming the
+/// field that is missing, wrong or unknown.
+varve::result<varve::new_event> new_event_from_json(const json& obj);
+
+/// new_event_from_json for one line of text (data and metadata nested at
+/// most max_json_depth deep). Errors: invalid_argument: not JSON, nested
+/// too deep, or those of new_event_from_json.
+varve::result<varve::new_event> new_event_from_line(std::string_view line);
+
 /// Parses one line of an export (what `import` reads): a JSON object of
 /// event_to_json's form whose data and metadata nest at most max_json_depth
 /// deep. Errors: invalid_argument: not JSON, nested too deep, or those of
