@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <varve/actors/aggregate.hpp>
 
 #include "../storage/temp_dir.hpp"
@@ -291,6 +292,41 @@ BOOST_AUTO_TEST_CASE(a_passivation_waits_for_the_requests_before_it) {
   bool down = false;
   self->receive([&](const caf::down_msg&) { down = true; }, caf::after(10s) >> [] {});
   BOOST_CHECK_MESSAGE(down, "the actor did not passivate once idle");
+}
+
+BOOST_AUTO_TEST_CASE(every_caller_is_answered_when_a_busy_aggregate_stops) {
+  // Many commands, then an exit: one of them has its append in flight when
+  // the actor stops. Each caller hears back (a reply, request_receiver_down,
+  // or unavailable for the one in flight); none is left waiting.
+  auto busy = spawn_aggregate<gauge>(sys, "busy", context());
+  caf::scoped_actor self{sys};
+  constexpr std::uint64_t n = 5000;
+  for (std::uint64_t i = 0; i < n; ++i)
+    self->send(busy, command_atom_v, tick{i});
+  std::this_thread::sleep_for(20ms);
+  caf::anon_send_exit(busy, caf::exit_reason::user_shutdown);
+  std::uint64_t replies = 0, down = 0, unavailable = 0, other = 0;
+  for (std::uint64_t i = 0; i < n; ++i)
+    self->receive([&](const command_reply&) { ++replies; },
+                  [&](caf::error& e) {
+                    if (e == caf::sec::request_receiver_down)
+                      ++down;
+                    else if (error_from(e).code() == errc::unavailable)
+                      ++unavailable;
+                    else
+                      ++other;
+                  },
+                  caf::after(30s) >> [&] { ++other; });  // an answer that never came
+  BOOST_CHECK_EQUAL(replies + down + unavailable + other, n);
+  BOOST_CHECK_EQUAL(other, 0u);
+  BOOST_CHECK_LE(unavailable, 1u);
+  auto txn = store->read();
+  BOOST_REQUIRE(txn.ok());
+  auto info = txn->stream(stream_of<gauge>("busy"));
+  BOOST_REQUIRE(info.ok());
+  const std::uint64_t stored = *info ? (*info)->version : 0;
+  BOOST_CHECK_GE(stored, replies);  // the one in flight may have landed
+  BOOST_CHECK_LE(stored, replies + unavailable);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

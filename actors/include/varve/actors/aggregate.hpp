@@ -17,18 +17,26 @@
 // decide() runs without I/O and returns the events to append, or an error
 // (use errc::rejected for a broken domain rule). The aggregate actor of a
 // stream hydrates from the latest snapshot plus the events after it, handles
-// one command at a time (later commands wait in its mailbox), appends with
+// one command at a time (later requests wait in a queue of its own, in
+// order; see detail/work_queue.hpp), appends with
 // exact(version), and on a version conflict reloads the new events and
 // decides again, up to `max_retries` times, before answering with the
 // conflict. It writes a snapshot every `snapshot_every` versions when the
 // type declares `snapshot_schema`; a snapshot of another schema, or one that
 // does not decode, is ignored (and reported through varve::log).
 //
-// Hydration. A stream of at most 64 events hydrates inside the actor's
-// first turn. A longer one hydrates on a thread of its own (a detached
-// helper actor), so that other actors of the scheduler go on while it reads
-// and folds; the aggregate's commands wait in its mailbox, in order, until
-// it is done. Either way an actor hydrates exactly once.
+// Hydration. The snapshot loads in the actor's first turn, and so do up to
+// 64 events after it. A longer tail is applied on a thread of its own (a
+// detached helper actor), so that other actors of the scheduler go on while
+// it reads and folds; the aggregate's requests wait, in order, until it is
+// done. Either way an actor hydrates exactly once.
+//
+// Stopping. When an aggregate actor stops (an exit, a crash, a
+// passivation), every request it has not answered is answered: those
+// waiting with request_receiver_down (nothing of them was applied; a
+// registry sends them to a fresh actor), the one whose append is in flight
+// with errc::unavailable (it may or may not have been applied: read the
+// stream to know).
 //
 // An event it cannot read stops the hydration there: one the codec does not
 // decode (errc::corruption), or one the store refuses (the store's error,

@@ -100,33 +100,41 @@ void handle_command(aggregate_pointer<A> self, typename A::command cmd,
     }
     req.events.push_back(std::move(ne));
   }
-  // Later requests wait in the work queue until this one is answered.
-  st.work.begin();
+  // Later requests wait in the work queue until this one is answered; if
+  // the actor stops first, its requester learns that it may have landed.
+  st.work.begin([promise, stream = st.stream]() mutable {
+    promise.deliver(make_error(errc::unavailable,
+                               "the actor of '" + stream +
+                                   "' stopped with the command's append in flight: it may or "
+                                   "may not have been applied"));
+  });
   self->request(st.ctx.storage, caf::infinite, append_atom_v, std::move(req))
       .then(
           [self, events = std::move(*events), promise](const append_result& r) mutable {
             auto& st = self->state;
-            st.work.end();
             for (const auto& e : events)
               A::apply(st.state, e);
             st.version = r.last_version;
             maybe_snapshot<A>(self);
+            st.work.end();
             promise.deliver(command_reply{r.last_version, r.last_position,
                                           static_cast<std::uint32_t>(events.size())});
             st.work.run_waiting();
           },
           [self, cmd = std::move(cmd), promise, attempt](caf::error& err) mutable {
             auto& st = self->state;
-            st.work.end();
             if (error_from(err).code() == errc::wrong_expected_version &&
                 attempt < st.ctx.options.max_retries) {
-              if (auto r = catch_up<A>(st); !r) {
+              auto r = catch_up<A>(st);
+              st.work.end();
+              if (!r) {
                 st.hydrated = false;  // the next request reads on from here
                 promise.deliver(to_caf(r.err()));
               } else {
                 handle_command<A>(self, std::move(cmd), promise, attempt + 1);
               }
             } else {
+              st.work.end();
               promise.deliver(err);
             }
             st.work.run_waiting();  // unless the retry's append is in flight

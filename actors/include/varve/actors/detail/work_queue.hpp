@@ -29,23 +29,35 @@ class work_queue {
   work_queue& operator=(const work_queue&) = delete;
   /// Takes the other queue's items and its busy flag, leaving it empty.
   work_queue(work_queue&& other) noexcept
-      : items_(std::exchange(other.items_, {})), busy_(std::exchange(other.busy_, false)) {}
+      : items_(std::exchange(other.items_, {})),
+        abandon_(std::exchange(other.abandon_, {})),
+        busy_(std::exchange(other.busy_, false)) {}
   work_queue& operator=(work_queue&& other) noexcept {
     if (this != &other) {
       drop_all();
       items_ = std::exchange(other.items_, {});
+      abandon_ = std::exchange(other.abandon_, {});
       busy_ = std::exchange(other.busy_, false);
     }
     return *this;
   }
-  /// Drops what still waits: each requester gets its `drop` answer.
+  /// Answers what is left: the request in flight gets its `abandon` answer,
+  /// each one waiting its `drop` answer.
   ~work_queue() { drop_all(); }
 
   /// True while work is in flight (between begin() and end()).
   bool busy() const { return busy_; }
   bool empty() const { return items_.empty(); }
-  void begin() { busy_ = true; }
-  void end() { busy_ = false; }
+  /// Work is in flight; `abandon` answers its requester if the actor stops
+  /// before end() (it may or may not have taken effect).
+  void begin(std::function<void()> abandon = {}) {
+    busy_ = true;
+    abandon_ = std::move(abandon);
+  }
+  void end() {
+    busy_ = false;
+    abandon_ = nullptr;
+  }
 
   /// Runs `i` now when nothing is in flight, else queues it.
   void submit(item i) {
@@ -68,12 +80,14 @@ class work_queue {
 
  private:
   void drop_all() {
+    if (auto abandon = std::exchange(abandon_, {})) abandon();
     auto items = std::exchange(items_, {});
     for (auto& i : items)
       if (i.drop) i.drop();
   }
 
   std::deque<item> items_;
+  std::function<void()> abandon_;
   bool busy_ = false;
 };
 
