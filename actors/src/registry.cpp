@@ -20,7 +20,10 @@ std::vector<caf::actor> live_aggregates::make_room() {
   while (alive_.size() >= max_alive_ && !lru_.empty()) {
     auto victim = alive_.find(lru_.back());
     victims.push_back(victim->second.actor);
-    ids_.erase(victim->second.actor.address());
+    const auto addr = victim->second.actor.address();
+    ids_.erase(addr);
+    leaving_by_addr_[addr] = victim->first;
+    leaving_[victim->first] = addr;
     lru_.pop_back();
     alive_.erase(victim);
     ++passivated_;
@@ -39,9 +42,20 @@ void live_aggregates::retire(const caf::actor_addr& addr) {
   auto it = ids_.find(addr);
   if (it == ids_.end()) return;
   if (auto a = alive_.find(it->second); a != alive_.end() && a->second.actor.address() == addr) {
+    leaving_by_addr_[addr] = a->first;
+    leaving_[a->first] = addr;
     lru_.erase(a->second.lru);
     alive_.erase(a);
   }
+}
+
+bool live_aggregates::leaving(const std::string& id) const {
+  return leaving_.count(id) > 0;
+}
+
+void live_aggregates::hold(pending_command job) {
+  auto& jobs = held_[job.id];
+  jobs.push_back(std::move(job));
 }
 
 std::uint64_t live_aggregates::track(const caf::actor_addr& to, pending_command job) {
@@ -70,18 +84,29 @@ bool live_aggregates::bounce(pending_command& job, const caf::actor_addr& from) 
   return true;
 }
 
-std::vector<pending_command> live_aggregates::down(const caf::actor_addr& addr,
-                                                   const caf::error& reason) {
+live_aggregates::after_down live_aggregates::down(const caf::actor_addr& addr,
+                                                  const caf::error& reason) {
   retire(addr);
+  after_down out;
+  if (auto l = leaving_by_addr_.find(addr); l != leaving_by_addr_.end()) {
+    const std::string id = l->second;
+    leaving_by_addr_.erase(l);
+    if (auto it = leaving_.find(id); it != leaving_.end() && it->second == addr) {
+      leaving_.erase(it);
+      if (auto h = held_.find(id); h != held_.end()) {
+        out.resume = std::move(h->second);
+        held_.erase(h);
+      }
+    }
+  }
   const bool normal = reason == caf::exit_reason::normal;
   if (ids_.erase(addr) > 0 && normal) ++passivated_;  // evicted ones were counted then
-  std::vector<pending_command> out;
   if (normal) return out;  // its queued commands bounce and go to a fresh actor
   ++crashed_;
   auto p = pending_.find(addr);
   if (p == pending_.end()) return out;
   for (auto& [key, job] : p->second)
-    out.push_back(std::move(job));
+    out.failed.push_back(std::move(job));
   pending_.erase(p);
   return out;
 }

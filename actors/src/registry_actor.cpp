@@ -34,6 +34,10 @@ caf::actor actor_for(registry_pointer self, const std::string& id) {
 }
 
 void dispatch(registry_pointer self, pending_command job) {
+  if (self->state.live->leaving(job.id)) {  // one actor per stream: after it is down
+    self->state.live->hold(std::move(job));
+    return;
+  }
   auto child = actor_for(self, job.id);
   const auto addr = child.address();
   auto command = job.command;
@@ -77,7 +81,10 @@ caf::behavior registry_behavior(registry_pointer self, registry_setup setup) {
   self->set_default_handler(
       [self](caf::scheduled_actor*, caf::message_view& view) { return route(self, view); });
   self->set_down_handler([self](caf::down_msg& msg) {
-    for (auto& job : self->state.live->down(msg.source, msg.reason))
+    auto after = self->state.live->down(msg.source, msg.reason);
+    for (auto& job : after.resume)
+      dispatch(self, std::move(job));
+    for (auto& job : after.failed)
       job.promise.deliver(make_error(errc::unavailable,
                                      "the aggregate actor of '" + self->state.setup.category + "-" +
                                          job.id + "' stopped (" + caf::to_string(msg.reason) +

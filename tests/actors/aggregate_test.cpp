@@ -307,6 +307,36 @@ BOOST_AUTO_TEST_CASE(the_registry_caps_live_actors_and_evicts_the_least_recently
   stop(*this, registry);
 }
 
+BOOST_AUTO_TEST_CASE(passivation_under_bursts_never_gives_a_stream_two_actors) {
+  // Evictions while each id has commands queued: with no retry after a
+  // conflict, a second actor on a stream would show as wrong_expected_version.
+  aggregate_options o;
+  o.max_alive = 2;
+  o.max_retries = 0;
+  o.idle_timeout = std::chrono::milliseconds(5);
+  auto registry = spawn_registry<account>(sys, context(o));
+  caf::scoped_actor self{sys};
+  constexpr int ids = 10, per_id = 200;
+  for (int round = 0; round < per_id; ++round)
+    for (int i = 0; i < ids; ++i)
+      self->send(registry, command_atom_v, "burst-" + std::to_string(i), bank::deposit{1});
+  int ok = 0;
+  std::vector<std::string> failures;
+  for (int n = 0; n < ids * per_id; ++n)
+    self->receive([&](const command_reply&) { ++ok; },
+                  [&](caf::error& e) { failures.push_back(error_from(e).to_string()); },
+                  caf::after(std::chrono::seconds(30)) >> [&] { failures.push_back("no answer"); });
+  BOOST_CHECK_EQUAL(ok, ids * per_id);
+  BOOST_CHECK_MESSAGE(failures.empty(), failures.size() << " failed, the first: "
+                                                        << (failures.empty() ? "" : failures[0]));
+  for (int i = 0; i < ids; ++i) {
+    BOOST_CHECK_EQUAL(fold("burst-" + std::to_string(i)).first, per_id);
+    BOOST_CHECK_EQUAL(versions("burst-" + std::to_string(i)).size(), std::size_t{per_id});
+  }
+  BOOST_CHECK_GT(report(*this, registry).passivated, 0u);
+  stop(*this, registry);
+}
+
 BOOST_AUTO_TEST_CASE(hydration_after_snapshots_reads_only_the_tail) {
   aggregate_options o;
   o.snapshot_every = 10;

@@ -62,7 +62,7 @@ BOOST_AUTO_TEST_CASE(the_least_recently_used_makes_room_and_counts_as_passivated
   BOOST_CHECK_EQUAL(s.spawned, 3u);
   BOOST_CHECK_EQUAL(s.passivated, 1u);
   // Its down message later does not count it again.
-  BOOST_CHECK(live.down(b.address(), caf::exit_reason::normal).empty());
+  BOOST_CHECK(live.down(b.address(), caf::exit_reason::normal).failed.empty());
   BOOST_CHECK_EQUAL(live.stats().passivated, 1u);
 }
 
@@ -116,14 +116,47 @@ BOOST_AUTO_TEST_CASE(a_crash_hands_back_its_jobs_and_a_normal_exit_keeps_them) {
   live.track(crashed.address(), job("x"));
   const auto k3 = live.track(quit.address(), job("y"));
   auto answered = live.down(crashed.address(), caf::exit_reason::unhandled_exception);
-  BOOST_CHECK_EQUAL(answered.size(), 2u);
+  BOOST_CHECK_EQUAL(answered.failed.size(), 2u);
   BOOST_CHECK(!live.take(crashed.address(), k1));  // answered already
-  BOOST_CHECK(live.down(quit.address(), caf::exit_reason::normal).empty());
+  BOOST_CHECK(live.down(quit.address(), caf::exit_reason::normal).failed.empty());
   BOOST_CHECK(live.take(quit.address(), k3));  // it bounces and goes to a fresh actor
   auto s = live.stats();
   BOOST_CHECK_EQUAL(s.alive, 0u);
   BOOST_CHECK_EQUAL(s.crashed, 1u);
   BOOST_CHECK_EQUAL(s.passivated, 1u);
+}
+
+BOOST_AUTO_TEST_CASE(an_id_whose_actor_is_leaving_takes_no_new_actor_until_it_is_down) {
+  live_aggregates live(1);
+  auto a = actor();
+  live.add("a", a);
+  BOOST_CHECK(!live.leaving("a"));
+  BOOST_REQUIRE_EQUAL(live.make_room().size(), 1u);  // "a" is told to passivate
+  BOOST_CHECK(live.leaving("a"));
+  auto first = job("a"), second = job("a");
+  first.bounces = 1;  // tells them apart
+  live.hold(std::move(first));
+  live.hold(std::move(second));
+  auto other = live.down(actor().address(), caf::exit_reason::normal);  // someone else's
+  BOOST_CHECK(other.resume.empty());
+  BOOST_CHECK(live.leaving("a"));
+  auto after = live.down(a.address(), caf::exit_reason::normal);
+  BOOST_CHECK(!live.leaving("a"));
+  BOOST_REQUIRE_EQUAL(after.resume.size(), 2u);  // in the order they came
+  BOOST_CHECK_EQUAL(after.resume[0].bounces, 1u);
+  BOOST_CHECK_EQUAL(after.resume[1].bounces, 0u);
+  BOOST_CHECK(after.failed.empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_actor_a_job_bounced_from_is_leaving_until_it_is_down) {
+  live_aggregates live(10);
+  auto a = actor();
+  live.add("a", a);
+  auto j = job("a");
+  BOOST_CHECK(live.bounce(j, a.address()));
+  BOOST_CHECK(live.leaving("a"));
+  live.down(a.address(), caf::exit_reason::normal);
+  BOOST_CHECK(!live.leaving("a"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

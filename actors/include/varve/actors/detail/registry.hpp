@@ -41,7 +41,10 @@ struct pending_command {
 };
 
 /// The bookkeeping of one registry: its live aggregate actors, least
-/// recently used last, capped at `max_alive`; the commands in flight to
+/// recently used last, capped at `max_alive`; the ones leaving (told to
+/// passivate, or quit, and not down yet), whose ids take no new actor
+/// until they are down: commands for them are held meanwhile, so that one
+/// stream never has two actors of one registry; the commands in flight to
 /// each; and the counters. It sends nothing: the registry actor acts on
 /// what it returns. Not thread-safe: one registry actor owns it.
 class live_aggregates {
@@ -70,6 +73,11 @@ class live_aggregates {
   /// known until its down message.
   void retire(const caf::actor_addr& addr);
 
+  /// True while the actor of `id` is leaving: hold() its commands.
+  bool leaving(const std::string& id) const;
+  /// Keeps `job` until the leaving actor of its id is down (see down()).
+  void hold(pending_command job);
+
   /// Remembers `job` as sent to the actor at `to`; returns its key.
   std::uint64_t track(const caf::actor_addr& to, pending_command job);
 
@@ -82,11 +90,17 @@ class live_aggregates {
   /// True when the job may go to a fresh actor; false after max_bounces.
   bool bounce(pending_command& job, const caf::actor_addr& from);
 
+  /// What down() leaves to the registry actor.
+  struct after_down {
+    std::vector<pending_command> failed;  ///< in flight to a crashed actor: answer them
+    std::vector<pending_command> resume;  ///< held for its id, in order: dispatch them
+  };
   /// The actor at `addr` is down for `reason`: forgets it (a normal exit
   /// of a live one counts as passivated, any other as crashed) and returns
-  /// the jobs still in flight to a crashed one, to be answered. Jobs in
-  /// flight to one that quit normally stay: they bounce back.
-  std::vector<pending_command> down(const caf::actor_addr& addr, const caf::error& reason);
+  /// the jobs still in flight to a crashed one, to be answered, and those
+  /// held while it was leaving. Jobs in flight to one that quit normally
+  /// stay: they bounce back.
+  after_down down(const caf::actor_addr& addr, const caf::error& reason);
 
   /// The counters, with `alive` as it is now.
   registry_stats stats() const;
@@ -104,6 +118,9 @@ class live_aggregates {
   std::unordered_map<std::string, entry> alive_;
   std::list<std::string> lru_;                  // most recently used first
   std::map<caf::actor_addr, std::string> ids_;  // until the down message
+  std::map<caf::actor_addr, std::string> leaving_by_addr_;
+  std::unordered_map<std::string, caf::actor_addr> leaving_;
+  std::unordered_map<std::string, std::vector<pending_command>> held_;
   std::map<caf::actor_addr, std::map<std::uint64_t, pending_command>> pending_;
   std::uint64_t next_key_ = 0;
   std::uint64_t spawned_ = 0;
