@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   }
   varve_config cfg;
   char* none[] = {argv[0]};
-  if (configure(cfg, 1, none) != 0) return 2;
+  if (configure(cfg, 1, none, {.data_dir = argv[1]}) != 0) return 2;
   options o;
   o.directory = argv[1];
   auto opened = event_store::open(o);
