@@ -42,7 +42,7 @@ inline void must(result<void> r, std::string_view what) {
 
 /// Options of the Varve programs beyond the shared ones.
 struct store_settings {
-  double map_gib = 8;            ///< initial LMDB map, as the lmdb baselines use
+  double map_gib = 8;           ///< initial LMDB map, as the lmdb baselines use
   bool skip_checksums = false;  ///< reads do not check records' CRC32C
 };
 

@@ -83,13 +83,10 @@ result<append_result> apply(batch_txn& b, plan& p) {
     if (p.key) {
       char* body = record::encode_head(out_bytes, hdr, record::flag_sealed, e.type,
                                        e.metadata.size(), e.payload.size());
-      const crypto::event_place place{hdr.stream_id,
-                                      hdr.version,
-                                      pos,
-                                      hdr.id,
-                                      e.type,
-                                      std::string_view(out_bytes, record::header_size),
-                                      r.stream};
+      const crypto::event_place place{
+          hdr.stream_id, hdr.version, pos,
+          hdr.id,        e.type,      std::string_view(out_bytes, record::header_size),
+          r.stream};
       auto sealed = b.store.writer_sealer.seal(place, *p.key, e.metadata, e.payload, body);
       if (!sealed) return std::move(sealed).err();
     } else {

@@ -154,8 +154,8 @@ struct store_look {
 /// Looks at the store without writing anything: a newer or foreign store
 /// stays untouched. With `error_if_exists`, an existing store is refused
 /// before anything else is checked (its key, say).
-result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key,
-                                 bool error_if_exists, const std::filesystem::path& directory) {
+result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key, bool error_if_exists,
+                                 const std::filesystem::path& directory) {
   auto t = begin_at_open(env, MDB_RDONLY);
   if (!t) return std::move(t).err();
   store_look out;

@@ -288,8 +288,8 @@ BOOST_AUTO_TEST_CASE(error_if_exists_opens_only_a_store_it_creates) {
   {
     auto created = event_store::open(o);
     VARVE_REQUIRE_OK(created);
-    BOOST_REQUIRE((*created)->append("s", expected_version::any(), {{varve_test::make_event("e")}})
-                      .ok());
+    BOOST_REQUIRE(
+        (*created)->append("s", expected_version::any(), {{varve_test::make_event("e")}}).ok());
   }
   auto again = event_store::open(o);
   VARVE_REQUIRE_ERRC(again, errc::invalid_argument);
