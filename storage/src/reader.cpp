@@ -79,6 +79,16 @@ result<std::string_view> read_state::name_of(std::uint64_t stream_id) const {
   return **name;
 }
 
+result<stream_info> read_state::head_of(std::string_view name, std::string_view id_bytes) const {
+  auto id = decode_u64_le(id_bytes, "id of stream '" + std::string(name) + "'");
+  if (!id) return std::move(id).err();
+  bytes::u64_key key(*id);
+  auto head = txn.get(store->dbs.stream_heads, key.view());
+  if (!head) return std::move(head).err();
+  if (!*head) return error{errc::corruption, "stream '" + std::string(name) + "' has no head"};
+  return decode_head(*id, **head);
+}
+
 result<event_view> read_state::event(global_position position, std::string_view bytes,
                                      bool keep) const {
   event_view v;
@@ -170,13 +180,7 @@ result<std::optional<stream_info>> read_transaction::stream(std::string_view nam
   auto id_value = state_->txn.get(dbs.stream_names, name);
   if (!id_value) return std::move(id_value).err();
   if (!*id_value) return std::optional<stream_info>{};
-  auto id = detail::decode_u64_le(**id_value, "id of stream '" + std::string(name) + "'");
-  if (!id) return std::move(id).err();
-  bytes::u64_key key(*id);
-  auto head = state_->txn.get(dbs.stream_heads, key.view());
-  if (!head) return std::move(head).err();
-  if (!*head) return error{errc::corruption, "stream '" + std::string(name) + "' has no head"};
-  auto info = detail::decode_head(*id, **head);
+  auto info = state_->head_of(name, **id_value);
   if (!info) return std::move(info).err();
   return std::optional<stream_info>{*info};
 }

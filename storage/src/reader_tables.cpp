@@ -54,21 +54,14 @@ result<std::size_t> read_transaction::scan_cursors(
 
 result<std::size_t> read_transaction::scan_streams(
     function_ref<bool(std::string_view name, const stream_info&)> visit) const {
-  const auto& dbs = state_->store->dbs;
-  auto c = lmdb::cursor::open(state_->txn.get(), dbs.stream_names);
+  auto c = lmdb::cursor::open(state_->txn.get(), state_->store->dbs.stream_names);
   if (!c) return std::move(c).err();
   MDB_val k{}, v{};
   std::size_t visited = 0;
   auto found = c->get(k, v, MDB_FIRST);
   while (found && *found) {
     const std::string_view name = lmdb::to_view(k);
-    auto id = detail::decode_u64_le(lmdb::to_view(v), "id of stream '" + std::string(name) + "'");
-    if (!id) return std::move(id).err();
-    bytes::u64_key key(*id);
-    auto head = state_->txn.get(dbs.stream_heads, key.view());
-    if (!head) return std::move(head).err();
-    if (!*head) return error{errc::corruption, "stream '" + std::string(name) + "' has no head"};
-    auto info = detail::decode_head(*id, **head);
+    auto info = state_->head_of(name, lmdb::to_view(v));
     if (!info) return std::move(info).err();
     ++visited;
     if (!visit(name, *info)) return visited;

@@ -239,6 +239,10 @@ struct read_state {
   /// not_found.
   result<std::string_view> name_of(std::uint64_t stream_id) const;
 
+  /// The head of stream `name`, whose entry in stream_names holds
+  /// `id_bytes`. Errors: corruption (a bad id, no head), io_error.
+  result<stream_info> head_of(std::string_view name, std::string_view id_bytes) const;
+
   /// Decodes the record at `position`, opening it when sealed; the opened
   /// body lives with the transaction when `keep`, else until the next call.
   result<event_view> event(global_position position, std::string_view bytes, bool keep) const;
