@@ -1,0 +1,12 @@
+# The consumer programs, the same whichever way Varve was brought in
+# (installed/ and fetch/ include this): the storage round trip always, the
+# actor and testkit ones unless VARVE_STORAGE_ONLY.
+add_executable(storage_roundtrip ${CMAKE_CURRENT_LIST_DIR}/storage_roundtrip.cpp)
+target_link_libraries(storage_roundtrip PRIVATE Varve::storage)
+
+if(NOT VARVE_STORAGE_ONLY)
+  add_executable(actors_roundtrip ${CMAKE_CURRENT_LIST_DIR}/actors_roundtrip.cpp)
+  target_link_libraries(actors_roundtrip PRIVATE Varve::actors)
+  add_executable(testkit_roundtrip ${CMAKE_CURRENT_LIST_DIR}/testkit_roundtrip.cpp)
+  target_link_libraries(testkit_roundtrip PRIVATE Varve::testkit)
+endif()
