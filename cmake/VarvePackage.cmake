@@ -24,23 +24,21 @@ set(_varve_storage_targets varve_storage varve_projection_protocol varve_project
 set(_varve_actors_targets varve_actors varve_projections varve_settings varve_config varve_remote
   varve_testkit)
 
-install(TARGETS ${_varve_storage_targets} EXPORT VarveStorageTargets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(EXPORT VarveStorageTargets NAMESPACE Varve:: DESTINATION ${VARVE_CMAKE_DIR})
-export(EXPORT VarveStorageTargets NAMESPACE Varve::
-  FILE ${PROJECT_BINARY_DIR}/VarveStorageTargets.cmake)
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/storage/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-
-if(VARVE_BUILD_ACTORS)
-  install(TARGETS ${_varve_actors_targets} EXPORT VarveActorsTargets
+# Installs `targets` as the export set `set`, exported from the build tree too.
+function(varve_install_export set)
+  install(TARGETS ${ARGN} EXPORT ${set}
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
     INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-  install(EXPORT VarveActorsTargets NAMESPACE Varve:: DESTINATION ${VARVE_CMAKE_DIR})
-  export(EXPORT VarveActorsTargets NAMESPACE Varve::
-    FILE ${PROJECT_BINARY_DIR}/VarveActorsTargets.cmake)
+  install(EXPORT ${set} NAMESPACE Varve:: DESTINATION ${VARVE_CMAKE_DIR})
+  export(EXPORT ${set} NAMESPACE Varve:: FILE ${PROJECT_BINARY_DIR}/${set}.cmake)
+endfunction()
+
+varve_install_export(VarveStorageTargets ${_varve_storage_targets})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/storage/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+if(VARVE_BUILD_ACTORS)
+  varve_install_export(VarveActorsTargets ${_varve_actors_targets})
   install(DIRECTORY
     ${PROJECT_SOURCE_DIR}/actors/include/
     ${PROJECT_SOURCE_DIR}/projections/include/
