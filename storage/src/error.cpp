@@ -32,6 +32,8 @@ std::string_view to_string(errc code) noexcept {
       return "unavailable";
     case errc::handler_failed:
       return "handler_failed";
+    case errc::timeout:
+      return "timeout";
   }
   return "unknown";
 }

@@ -32,6 +32,7 @@ enum class errc : std::uint8_t {
   unavailable,             ///< an actor or service that should answer is gone
   handler_failed,          ///< application code (a projection's handler, an aggregate's
                            ///< decide or codec) threw: a bug to fix, not a domain refusal
+  timeout,                 ///< what was waited for did not happen in the time given
 };
 
 /// The stable lower-case name of a code, e.g. "wrong_expected_version".
@@ -74,6 +75,9 @@ class [[nodiscard]] result {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  /// The value, or `fallback` when this is an error (as std::optional's).
+  T value_or(T fallback) const& { return ok() ? value() : std::move(fallback); }
+  T value_or(T fallback) && { return ok() ? std::move(*this).value() : std::move(fallback); }
 
   const error& err() const& { return std::get<1>(data_); }
   error&& err() && { return std::get<1>(std::move(data_)); }

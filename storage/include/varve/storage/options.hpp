@@ -25,7 +25,7 @@ std::string_view to_string(durability d) noexcept;
 struct options {
   /// Directory holding the store (data.mdb, lock.mdb). Created, mode 0700,
   /// when missing and `create_if_missing` is set.
-  std::filesystem::path directory;
+  std::filesystem::path directory{};
   bool create_if_missing = true;
   /// Refuse (invalid_argument) to open a store that exists already: open
   /// then only creates one. Decided inside LMDB's write lock, so of two
@@ -62,8 +62,8 @@ struct options {
   /// (errc::auth_failed otherwise); a plain store given a key is refused
   /// (errc::invalid_argument: it would not encrypt anything). open() keeps
   /// its own copy in memory that is zeroed on release.
-  std::optional<std::array<std::uint8_t, 32>> master_key;
-  std::filesystem::path key_file;
+  std::optional<std::array<std::uint8_t, 32>> master_key{};
+  std::filesystem::path key_file{};
 };
 
 }  // namespace varve
