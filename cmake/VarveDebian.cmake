@@ -5,8 +5,8 @@
 #
 # It depends on the Debian -dev packages that a user's build needs: those of
 # the libraries the static libraries link, CAF's headers and libraries for
-# the CAF targets, and pkg-config, through which the CMake package finds
-# LMDB, Botan and ISA-L.
+# the CAF targets, nlohmann-json for the JSON codec of events, and
+# pkg-config, through which the CMake package finds LMDB, Botan and ISA-L.
 set(VARVE_PACKAGE_CONTACT "Varve maintainers <maintainers@varve.invalid>" CACHE STRING
   "The Maintainer of the Debian package")
 
@@ -27,7 +27,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(_varve_deb_depends "liblmdb-dev" "libbotan-2-dev" "libisal-dev" "pkgconf | pkg-config")
 if(VARVE_BUILD_ACTORS)
-  list(APPEND _varve_deb_depends "libcaf-dev (>= 0.17.6)" "libcaf-dev (<< 0.18)")
+  list(APPEND _varve_deb_depends "libcaf-dev (>= 0.17.6)" "libcaf-dev (<< 0.18)"
+    "nlohmann-json3-dev (>= 3.10)")
 endif()
 list(JOIN _varve_deb_depends ", " CPACK_DEBIAN_PACKAGE_DEPENDS)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS cmake)

@@ -14,15 +14,15 @@
 # (see VarveConfig.cmake.in for the components):
 #   storage: Varve::storage, Varve::projection_protocol, Varve::projection_engine
 #   actors:  Varve::actors, Varve::projections, Varve::settings, Varve::config,
-#            Varve::remote, Varve::testkit
+#            Varve::runtime, Varve::remote, Varve::testkit
 # A library that an exported target links must be exported as well: CMake
 # refuses to generate otherwise.
 include(CMakePackageConfigHelpers)
 
 set(VARVE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/Varve)
 set(_varve_storage_targets varve_storage varve_projection_protocol varve_projection_engine)
-set(_varve_actors_targets varve_actors varve_projections varve_settings varve_config varve_remote
-  varve_testkit)
+set(_varve_actors_targets varve_actors varve_projections varve_settings varve_config varve_runtime
+  varve_remote varve_testkit)
 
 # Installs `targets` as the export set `set`, exported from the build tree too.
 function(varve_install_export set)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Uses Varve the ways a user's project does and runs what it built: the
 # programs of tests/package (storage_roundtrip: Varve::storage;
-# actors_roundtrip: Varve::actors; testkit_roundtrip: Varve::testkit) must
+# actors_roundtrip: Varve::actors; runtime_roundtrip: Varve::runtime;
+# testkit_roundtrip: Varve::testkit) must
 # print "... roundtrip: ok".
 #
 #   installed   `cmake --install` of BUILD_DIR into a fresh prefix, then
@@ -66,6 +67,7 @@ consumer "$work/installed" tests/package/installed -DCMAKE_PREFIX_PATH="$prefix"
   -DVARVE_EXPECTED_PREFIX="$prefix"
 run "$work/installed/storage_roundtrip" "storage roundtrip: ok"
 run "$work/installed/actors_roundtrip" "actors roundtrip: ok"
+run "$work/installed/runtime_roundtrip" "runtime roundtrip: ok"
 run "$work/installed/testkit_roundtrip" "testkit roundtrip: ok"
 consumer "$work/installed-storage" tests/package/installed -DCMAKE_PREFIX_PATH="$prefix" \
   -DVARVE_EXPECTED_PREFIX="$prefix" -DVARVE_STORAGE_ONLY=ON -DCMAKE_DISABLE_FIND_PACKAGE_CAF=ON
@@ -87,6 +89,7 @@ for variant in fetch fetch-storage; do
   run "$work/$variant/storage_roundtrip" "storage roundtrip: ok"
 done
 run "$work/fetch/actors_roundtrip" "actors roundtrip: ok"
+run "$work/fetch/runtime_roundtrip" "runtime roundtrip: ok"
 run "$work/fetch/testkit_roundtrip" "testkit roundtrip: ok"
 
 # ------------------------------------------------------------ deb
@@ -116,6 +119,7 @@ consumer "$work/deb-consumer" tests/package/installed -DCMAKE_PREFIX_PATH="$work
   -DVARVE_EXPECTED_PREFIX="$work/deb-root/usr"
 run "$work/deb-consumer/storage_roundtrip" "storage roundtrip: ok"
 run "$work/deb-consumer/actors_roundtrip" "actors roundtrip: ok"
+run "$work/deb-consumer/runtime_roundtrip" "runtime roundtrip: ok"
 run "$work/deb-consumer/testkit_roundtrip" "testkit roundtrip: ok"
 
 # pkg-config alone, from the unpacked package (the .pc file finds its prefix

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 #include <varve/actors/aggregate.hpp>
+#include <varve/actors/binary_codec.hpp>
 #include <vector>
 
 #include "actor_config.hpp"
@@ -66,13 +67,16 @@ typename Inspector::result_type inspect(Inspector& f, state& x) {
   return f(caf::meta::type_name("counter_state"), x.total, x.count);
 }
 
-/// A counter: the smallest aggregate that folds every event.
+/// A counter: the smallest aggregate that folds every event. Its events
+/// (and its snapshots, through the state's inspect overload) are stored in
+/// CAF's binary form, as when W5's figures were first taken.
 struct aggregate {
   static constexpr std::string_view category = "counter";
   static constexpr std::uint32_t snapshot_schema = 1;
   using state = counter::state;
   using event = incremented;
   using command = increment;
+  using codec = varve::binary_codec<event>;
   static void apply(state& s, const event& e) {
     s.total += e.amount;
     ++s.count;
@@ -376,7 +380,7 @@ void run_w5(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
   // An event's stored bytes: 8 (amount) + 1 (length) + pad.
   const std::string pad(pl[0].substr(0, o.payload > 9 ? o.payload - 9 : 0));
   std::string encoded;
-  if (!varve::default_codec<counter::incremented>::encode(counter::incremented{1, pad}, encoded))
+  if (!counter::aggregate::codec::encode(counter::incremented{1, pad}, encoded))
     throw std::runtime_error("W5: the event does not encode");
 
   vv::actor_config acfg;

@@ -101,6 +101,12 @@ void varve_config::apply_falsified() {
   }
 }
 
+void add_varve_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::varve>();
+  cfg.add_message_types<caf::id_block::varve_projections>();
+  add_error_category(cfg);
+}
+
 int configure(varve_config& cfg, int argc, char** argv, program_defaults defaults) {
   const std::string program =
       argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "varve";
@@ -108,9 +114,7 @@ int configure(varve_config& cfg, int argc, char** argv, program_defaults default
     std::cerr << program << ": bad configuration: " << what << "\n";
     return 2;
   };
-  cfg.add_message_types<caf::id_block::varve>();
-  cfg.add_message_types<caf::id_block::varve_projections>();
-  add_error_category(cfg);
+  add_varve_types(cfg);
   auto ini = find_config_file(argc, argv, defaults.config_file);
   if (!ini) return fail(ini.err().message());
   std::vector<std::string> args(argv, argv + argc);

@@ -1,8 +1,6 @@
 // The bank account aggregate: open, deposit, withdraw (no overdraft), close.
 #pragma once
 
-#include <caf/meta/type_name.hpp>
-
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -10,24 +8,29 @@
 
 namespace bank {
 
-// Events, as stored (the type names are what the log shows).
+// Events, stored as JSON (the type names are what the log shows).
 struct opened {
   static constexpr std::string_view type_name = "account_opened";
   std::string owner;
 };
+VARVE_JSON(opened, owner)
 struct deposited {
   static constexpr std::string_view type_name = "deposited";
   std::int64_t amount = 0;
 };
+VARVE_JSON(deposited, amount)
 struct withdrawn {
   static constexpr std::string_view type_name = "withdrawn";
   std::int64_t amount = 0;
 };
+VARVE_JSON(withdrawn, amount)
 struct closed {
   static constexpr std::string_view type_name = "account_closed";
 };
+VARVE_JSON(closed)
 
-// Commands.
+// Commands: plain structs (examples/remote_projection adds what sending
+// them to another process takes).
 struct open {
   std::string owner;
 };
@@ -39,42 +42,9 @@ struct withdraw {
 };
 struct close {};
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, opened& x) {
-  return f(caf::meta::type_name("opened"), x.owner);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, deposited& x) {
-  return f(caf::meta::type_name("deposited"), x.amount);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, withdrawn& x) {
-  return f(caf::meta::type_name("withdrawn"), x.amount);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, closed&) {
-  return f(caf::meta::type_name("closed"));
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, open& x) {
-  return f(caf::meta::type_name("open"), x.owner);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, deposit& x) {
-  return f(caf::meta::type_name("deposit"), x.amount);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, withdraw& x) {
-  return f(caf::meta::type_name("withdraw"), x.amount);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, close&) {
-  return f(caf::meta::type_name("close"));
-}
-
 struct account {
   static constexpr std::string_view category = "account";
-  static constexpr std::uint32_t snapshot_schema = 1;
+  static constexpr std::uint32_t snapshot_schema = 2;  // 2: JSON
 
   struct state {
     bool open = false;
@@ -113,9 +83,6 @@ struct account {
   }
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, account::state& x) {
-  return f(caf::meta::type_name("account_state"), x.open, x.closed, x.balance);
-}
+VARVE_JSON(account::state, open, closed, balance)
 
 }  // namespace bank

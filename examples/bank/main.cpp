@@ -15,10 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/scoped_actor.hpp>
-
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -26,7 +23,7 @@
 #include <random>
 #include <thread>
 #include <varve/config/varve_config.hpp>
-#include <varve/projections/manager.hpp>
+#include <varve/runtime.hpp>
 
 #include "account.hpp"
 #include "balances.hpp"
@@ -35,7 +32,6 @@ namespace {
 
 using namespace varve;
 using account = bank::account;
-using codec = default_codec<account::event>;
 using clock_type = std::chrono::steady_clock;
 
 struct bank_config : varve_config {
@@ -52,50 +48,24 @@ struct bank_config : varve_config {
 
 using job = std::pair<std::string, account::command>;
 
-/// A client: sends its commands one after the other, each after the answer
-/// to the previous one, then reports (accepted, rejected) to `collector`.
-struct client_state {
-  static inline const char* name = "bank.client";
-  registry_actor<account> accounts;
-  std::shared_ptr<const std::vector<job>> jobs;
-  caf::actor collector;
-  std::size_t next = 0, accepted = 0, rejected = 0;
+/// What the clients did.
+struct outcome {
+  std::atomic<std::size_t> accepted{0}, rejected{0};
 };
 
-using client_pointer = caf::stateful_actor<client_state>*;
-
-void send_next(client_pointer self) {
-  auto& st = self->state;
-  if (st.next == st.jobs->size()) {
-    self->send(st.collector, st.accepted, st.rejected);
-    self->quit();
-    return;
+/// A client: sends its commands one after the other, each after the answer
+/// to the previous one.
+void client(runtime& rt, const std::vector<job>& jobs, outcome& out) {
+  for (const auto& [id, command] : jobs) {
+    auto reply = rt.execute<account>(id, command);
+    if (reply) {
+      ++out.accepted;
+      continue;
+    }
+    if (reply.err().code() != errc::rejected)
+      std::fprintf(stderr, "bank: %s\n", reply.err().to_string().c_str());
+    ++out.rejected;
   }
-  const job& j = (*st.jobs)[st.next++];
-  std::visit(
-      [&](const auto& cmd) {
-        self->request(st.accounts, caf::infinite, command_atom_v, j.first, cmd)
-            .then(
-                [self](const command_reply&) {
-                  ++self->state.accepted;
-                  send_next(self);
-                },
-                [self](caf::error& e) {
-                  if (error_from(e).code() != errc::rejected)
-                    std::fprintf(stderr, "bank: %s\n", error_from(e).to_string().c_str());
-                  ++self->state.rejected;
-                  send_next(self);
-                });
-      },
-      j.second);
-}
-
-void client(client_pointer self, registry_actor<account> accounts,
-            std::shared_ptr<const std::vector<job>> jobs, caf::actor collector) {
-  self->state.accounts = std::move(accounts);
-  self->state.jobs = std::move(jobs);
-  self->state.collector = std::move(collector);
-  send_next(self);
 }
 
 /// The audit file, opened for appending. It holds account data: it is
@@ -174,7 +144,7 @@ std::map<std::string, std::int64_t> fold_balances(const event_store& store) {
   auto n = txn->scan_log(1, direction::forward, SIZE_MAX, [&](const event_view& e) {
     auto stream = txn->stream_name(e.stream_id);
     if (!stream || !stream->starts_with("account-")) return true;
-    auto ev = codec::decode(e.type, e.payload);
+    auto ev = decode_event<account>(e);
     if (!ev) return true;
     std::int64_t& b = balances[std::string(*stream)];
     if (auto* x = std::get_if<bank::deposited>(&*ev)) b += x->amount;
@@ -186,60 +156,39 @@ std::map<std::string, std::int64_t> fold_balances(const event_store& store) {
 }
 
 int run(bank_config& cfg) {
-  auto opened = event_store::open(cfg.store_options());
-  if (!opened) {
-    std::fprintf(stderr, "bank: %s\n", opened.err().to_string().c_str());
+  const std::string audit_path = cfg.data_dir + "-audit.log";
+  auto rt = runtime::open(cfg, {bank::balances_projection(), audit_projection(audit_path)});
+  if (!rt) {
+    std::fprintf(stderr, "bank: %s\n", rt.err().to_string().c_str());
     return 1;
   }
-  std::shared_ptr<event_store> store = std::move(*opened);
+  const auto& store = rt->store();
   // Each run opens new accounts: "account-r<run>-<n>".
   const std::uint64_t before = store->read()->stream_count();
   const std::string run_id = "r" + std::to_string(before / std::max<std::size_t>(cfg.accounts, 1));
-  const std::string audit_path = cfg.data_dir + "-audit.log";
-
-  caf::actor_system sys{cfg};
-  auto storage = spawn_storage(sys, store, cfg.storage());
-  auto accounts = spawn_registry<account>(sys, {store, storage, cfg.aggregates()});
-  std::vector<projection_spec> specs{bank::balances_projection(), audit_projection(audit_path)};
-  for (auto& s : specs)
-    cfg.apply(s);
-  auto manager = spawn_projection_manager(sys, store, storage, std::move(specs));
 
   std::printf("bank: store %s (sync=%s%s), run %s: %zu accounts, %zu commands, %zu clients\n",
               cfg.data_dir.c_str(), cfg.sync.c_str(), store->encrypted() ? ", encrypted" : "",
               run_id.c_str(), cfg.accounts, cfg.commands, cfg.clients);
   const auto per_client = make_jobs(cfg, run_id);
   const auto head_before = store->read()->head();
-  caf::scoped_actor self{sys};
+  outcome out;
   const auto t0 = clock_type::now();
-  for (const auto& jobs : per_client)
-    sys.spawn(client, accounts, std::make_shared<const std::vector<job>>(jobs),
-              caf::actor_cast<caf::actor>(self));
-  std::size_t accepted = 0, rejected = 0;
-  for (std::size_t i = 0; i < per_client.size(); ++i)
-    self->receive([&](std::size_t a, std::size_t r) {
-      accepted += a;
-      rejected += r;
-    });
-  const double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
-
-  commit_stats stats;
-  self->request(storage, caf::infinite, stats_atom_v)
-      .receive([&](const commit_stats& s) { stats = s; }, [](caf::error&) {});
-  const auto head = store->read()->head();
-
-  // Wait for both projections to reach the head.
-  std::vector<projection_status> projections;
-  for (int i = 0; i < 6000; ++i) {
-    self->request(manager, caf::infinite, list_atom_v)
-        .receive([&](const std::vector<projection_status>& s) { projections = s; },
-                 [](caf::error&) {});
-    bool done = true;
-    for (const auto& p : projections)
-      done = done && p.position >= head;
-    if (done) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  {
+    std::vector<std::jthread> clients;
+    for (const auto& jobs : per_client)
+      clients.emplace_back([&rt, &jobs, &out] { client(*rt, jobs, out); });
   }
+  const double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  const std::size_t accepted = out.accepted, rejected = out.rejected;
+
+  const commit_stats stats = rt->commit_stats().value_or({});
+  const auto head = store->read()->head();
+  // Read your writes: both projections reach the head.
+  for (const char* name : {"balances", "audit"})
+    if (auto ok = rt->wait_for(name, head, std::chrono::seconds(60)); !ok)
+      std::fprintf(stderr, "bank: %s\n", ok.err().to_string().c_str());
+  const auto projections = rt->projections().value_or({});
 
   std::printf(
       "commands: %zu sent, %zu accepted, %zu refused (overdrafts), %.2f s, %.0f commands/s\n",
@@ -259,17 +208,13 @@ int run(bank_config& cfg) {
                 p.error.empty() ? "" : ", error: ", p.error.c_str());
 
   // The balances view must equal a fold of the log.
-  const auto folded = fold_balances(*store);
   std::size_t matching = 0, wrong = 0;
-  {
-    auto txn = store->read();
-    for (const auto& [stream, balance] : folded) {
-      auto v = txn->view_get("balances", stream);
-      if (v && *v && std::stoll(std::string(**v)) == balance)
-        ++matching;
-      else
-        ++wrong;
-    }
+  for (const auto& [stream, balance] : fold_balances(*store)) {
+    auto v = rt->view<std::int64_t>("balances", stream);
+    if (v && *v && **v == balance)
+      ++matching;
+    else
+      ++wrong;
   }
   std::printf("check:    balances view %s the log for %zu accounts%s\n",
               wrong == 0 ? "equals a fold of" : "DIFFERS from", matching + wrong,
@@ -283,12 +228,7 @@ int run(bank_config& cfg) {
       "  build/tools/varvectl --db %s verify\n",
       cfg.data_dir.c_str(), cfg.data_dir.c_str(), run_id.c_str(), cfg.data_dir.c_str(),
       cfg.data_dir.c_str());
-
-  caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
-  self->wait_for(manager);
-  caf::anon_send_exit(accounts, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
-  return wrong == 0 ? 0 : 1;
+  return wrong == 0 ? 0 : 1;  // ~runtime stops the actors, in order
 }
 
 }  // namespace

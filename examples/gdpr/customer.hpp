@@ -6,8 +6,6 @@
 // personal data.
 #pragma once
 
-#include <caf/meta/type_name.hpp>
-
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,28 +14,32 @@
 
 namespace gdpr {
 
-// Events, as stored (the store encrypts their payloads).
+// Events, stored as JSON (the store encrypts their payloads).
 struct registered {
   static constexpr std::string_view type_name = "customer_registered";
   std::string name;
   std::string email;
   std::string address;
 };
+VARVE_JSON(registered, name, email, address)
 struct email_changed {
   static constexpr std::string_view type_name = "email_changed";
   std::string email;
 };
+VARVE_JSON(email_changed, email)
 struct address_changed {
   static constexpr std::string_view type_name = "address_changed";
   std::string address;
 };
+VARVE_JSON(address_changed, address)
 /// Never stored: what an event of a shredded stream decodes to (its payload
 /// is gone; its type is still there).
 struct erased {
   static constexpr std::string_view type_name = "erased";
 };
+VARVE_JSON(erased)
 
-// Commands.
+// Commands: plain structs (they stay in the process).
 struct register_customer {
   std::string name;
   std::string email;
@@ -50,38 +52,9 @@ struct change_address {
   std::string address;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, registered& x) {
-  return f(caf::meta::type_name("registered"), x.name, x.email, x.address);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, email_changed& x) {
-  return f(caf::meta::type_name("email_changed"), x.email);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, address_changed& x) {
-  return f(caf::meta::type_name("address_changed"), x.address);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, erased&) {
-  return f(caf::meta::type_name("erased"));
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, register_customer& x) {
-  return f(caf::meta::type_name("register_customer"), x.name, x.email, x.address);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, change_email& x) {
-  return f(caf::meta::type_name("change_email"), x.email);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, change_address& x) {
-  return f(caf::meta::type_name("change_address"), x.address);
-}
-
 using customer_event = std::variant<registered, email_changed, address_changed, erased>;
 
-/// The default codec, except that an event without payload (every stored
+/// The default codec (JSON), except that an event without payload (every stored
 /// customer event has one) is one whose stream was shredded: it decodes to
 /// `erased`, so that an aggregate actor can still hydrate from such a stream
 /// and refuse its commands.

@@ -27,9 +27,6 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include <caf/actor_system.hpp>
-#include <caf/scoped_actor.hpp>
-
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -37,10 +34,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <map>
-#include <thread>
 #include <varve/config/varve_config.hpp>
-#include <varve/projections/manager.hpp>
+#include <varve/runtime.hpp>
 
 #include "customer.hpp"
 
@@ -48,7 +43,6 @@ namespace {
 
 using namespace varve;
 using gdpr::customer;
-using codec = gdpr::customer_codec;
 namespace fs = std::filesystem;
 
 constexpr std::string_view requests_stream = "gdpr-requests";
@@ -172,7 +166,7 @@ result<std::string> resolve(const read_transaction& txn, std::string_view row) {
     auto e = txn.event_at(position);
     if (!e) return std::move(e).err();
     if (e->shredded) return error{errc::shredded, "its events were shredded"};
-    auto decoded = codec::decode(e->type, e->payload);
+    auto decoded = decode_event<customer>(*e);
     if (!decoded) return error{errc::corruption, "a customer event does not decode"};
     return std::move(*decoded);
   };
@@ -185,31 +179,6 @@ result<std::string> resolve(const read_transaction& txn, std::string_view row) {
   std::string email = r->email;
   if (auto* c = std::get_if<gdpr::email_changed>(&*mailed)) email = c->email;
   return r->name + " <" + email + ">";
-}
-
-/// Sends one command through the registry and waits for the answer.
-template <class Command>
-result<command_reply> command(caf::scoped_actor& self, const registry_actor<customer>& customers,
-                              const std::string& id, Command cmd) {
-  result<command_reply> out = error{errc::unavailable, "no answer"};
-  self->request(customers, caf::infinite, command_atom_v, id, std::move(cmd))
-      .receive([&](const command_reply& r) { out = r; },
-               [&](caf::error& e) { out = error_from(e); });
-  return out;
-}
-
-/// Waits until the projection has handled everything up to the head.
-projection_status wait_caught_up(caf::scoped_actor& self, const projection_manager& manager,
-                                 const event_store& store) {
-  const auto head = store.read()->head();
-  projection_status status;
-  for (int i = 0; i < 6000; ++i) {
-    self->request(manager, caf::infinite, status_atom_v, std::string("directory"))
-        .receive([&](const projection_status& s) { status = s; }, [](caf::error&) {});
-    if (status.position >= head || status.state == "failed") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return status;
 }
 
 std::optional<std::string> directory_row(const event_store& store, const std::string& id) {
@@ -242,13 +211,13 @@ int run(gdpr_config& cfg) {
     std::fprintf(stderr, "gdpr: %s\n", problem.c_str());
     return 1;
   }
-  auto opened = event_store::open(cfg.store_options());
-  if (!opened) {
-    std::fprintf(stderr, "gdpr: %s\n", opened.err().to_string().c_str());
+  auto rt = runtime::open(cfg, {directory_projection()});
+  if (!rt) {
+    std::fprintf(stderr, "gdpr: %s\n", rt.err().to_string().c_str());
     return 1;
   }
-  std::shared_ptr<event_store> store = std::move(*opened);
-  if (!store->encrypted()) {
+  const event_store& store = *rt->store();
+  if (!store.encrypted()) {
     std::fprintf(stderr,
                  "gdpr: the store %s was created without a key and is not encrypted; "
                  "use another --varve.data-dir\n",
@@ -256,21 +225,19 @@ int run(gdpr_config& cfg) {
     return 1;
   }
   // Each run registers new customers: "customer-r<head at start>-<n>".
-  const std::uint64_t head0 = store->read()->head();
+  const std::uint64_t head0 = store.read()->head();
   const std::string run_id = "r" + std::to_string(head0);
   std::vector<person> people;
   for (std::size_t n = 0; n < cfg.customers; ++n)
     people.push_back(make_person(run_id, n, head0 + n));
   person& victim = people[1];
   const std::string victim_stream = stream_of<customer>(victim.id);
-
-  caf::actor_system sys{cfg};
-  auto storage = spawn_storage(sys, store, cfg.storage());
-  auto customers = spawn_registry<customer>(sys, {store, storage, cfg.aggregates()});
-  std::vector<projection_spec> specs{directory_projection()};
-  cfg.apply(specs.front());
-  auto manager = spawn_projection_manager(sys, store, storage, std::move(specs));
-  caf::scoped_actor self{sys};
+  // Waits until the directory has everything, and says where it is.
+  auto caught_up = [&] {
+    (void)rt->wait_for("directory", store.read()->head());
+    auto s = rt->status("directory");
+    return s ? *s : projection_status{};
+  };
 
   std::printf("gdpr: store %s (sync=%s, encrypted), key %s%s, run %s: %zu customers\n",
               cfg.data_dir.c_str(), cfg.sync.c_str(), cfg.key_file.c_str(),
@@ -278,56 +245,49 @@ int run(gdpr_config& cfg) {
 
   // Everyone registers, then changes email and address once.
   std::size_t accepted = 0, failed = 0;
-  auto count = [&](const result<command_reply>& r, const char* what, const std::string& id) {
+  auto command = [&](const person& p, const char* what, customer::command cmd) {
+    auto r = rt->execute<customer>(p.id, std::move(cmd));
     if (r) return void(++accepted);
     ++failed;
-    std::fprintf(stderr, "gdpr: %s %s: %s\n", what, id.c_str(), r.err().to_string().c_str());
+    std::fprintf(stderr, "gdpr: %s %s: %s\n", what, p.id.c_str(), r.err().to_string().c_str());
   };
   for (auto& p : people)
-    count(command(self, customers, p.id, gdpr::register_customer{p.name, p.emails[0], p.address}),
-          "register", p.id);
+    command(p, "register", gdpr::register_customer{p.name, p.emails[0], p.address});
   for (auto& p : people) {
     p.emails.push_back("contact." + p.emails[0]);
-    count(command(self, customers, p.id, gdpr::change_email{p.emails.back()}), "change_email",
-          p.id);
+    command(p, "change_email", gdpr::change_email{p.emails.back()});
     p.address = "Flat 1, " + p.address;
-    count(command(self, customers, p.id, gdpr::change_address{p.address}), "change_address", p.id);
+    command(p, "change_address", gdpr::change_address{p.address});
   }
-  auto status = wait_caught_up(self, manager, *store);
-  const std::string old_row = directory_row(*store, victim.id).value_or("");
+  auto status = caught_up();
+  const std::string old_row = directory_row(store, victim.id).value_or("");
   std::printf("customers: %zu commands accepted, %zu failed; directory at %llu of %llu, %s\n",
               accepted, failed, static_cast<unsigned long long>(status.position),
               static_cast<unsigned long long>(status.head), status.state.c_str());
   std::printf("directory: %s -> row \"%s\" -> %s\n", victim.id.c_str(), old_row.c_str(),
-              resolved(*store, old_row).c_str());
+              resolved(store, old_row).c_str());
 
   // Forget the victim: the request first (the projection erases the row),
-  // then the shredding of the stream, through the storage actor.
+  // then the shredding of the stream.
   bool forget_ok = true;
   append_request request{std::string(requests_stream), expected_version::any(), {}};
   request.events.push_back(
       new_event{std::string(forgotten_type), "\"" + victim.id + "\"", {}, {}, {}});
-  self->request(storage, caf::infinite, append_atom_v, std::move(request))
-      .receive(
-          [&](const append_result& r) {
-            std::printf("forget:   %s appended to %s at position %llu (customer %s)\n",
-                        forgotten_type.data(), requests_stream.data(),
-                        static_cast<unsigned long long>(r.last_position), victim.id.c_str());
-          },
-          [&](caf::error& e) {
-            forget_ok = false;
-            std::fprintf(stderr, "gdpr: forget: %s\n", error_from(e).to_string().c_str());
-          });
-  self->request(storage, caf::infinite, shred_atom_v, victim_stream)
-      .receive(
-          [&](std::uint64_t version) {
-            std::printf("forget:   %s shredded (%llu events): its data key is destroyed\n",
-                        victim_stream.c_str(), static_cast<unsigned long long>(version));
-          },
-          [&](caf::error& e) {
-            forget_ok = false;
-            std::fprintf(stderr, "gdpr: shred: %s\n", error_from(e).to_string().c_str());
-          });
+  if (auto r = rt->append(std::move(request))) {
+    std::printf("forget:   %s appended to %s at position %llu (customer %s)\n",
+                forgotten_type.data(), requests_stream.data(),
+                static_cast<unsigned long long>(r->last_position), victim.id.c_str());
+  } else {
+    forget_ok = false;
+    std::fprintf(stderr, "gdpr: forget: %s\n", r.err().to_string().c_str());
+  }
+  if (auto version = rt->shred(victim_stream)) {
+    std::printf("forget:   %s shredded (%llu events): its data key is destroyed\n",
+                victim_stream.c_str(), static_cast<unsigned long long>(*version));
+  } else {
+    forget_ok = false;
+    std::fprintf(stderr, "gdpr: shred: %s\n", version.err().to_string().c_str());
+  }
 
   // Life goes on for everyone else.
   const std::size_t accepted_before = accepted;
@@ -335,10 +295,9 @@ int run(gdpr_config& cfg) {
     for (auto& p : people) {
       if (&p == &victim) continue;
       p.emails.push_back(std::to_string(round + 2) + "." + p.emails[0]);
-      count(command(self, customers, p.id, gdpr::change_email{p.emails.back()}), "change_email",
-            p.id);
+      command(p, "change_email", gdpr::change_email{p.emails.back()});
     }
-  status = wait_caught_up(self, manager, *store);
+  status = caught_up();
   const bool projection_ok = status.state == "live" && status.position >= status.head;
   std::printf("after:    %zu more commands accepted; directory at %llu of %llu, %s%s%s\n",
               accepted - accepted_before, static_cast<unsigned long long>(status.position),
@@ -348,7 +307,7 @@ int run(gdpr_config& cfg) {
   // (a) Through the API: envelopes only, and no more commands.
   std::size_t events = 0, shredded = 0;
   std::string types;
-  if (auto read = store->read_stream(victim_stream)) {
+  if (auto read = store.read_stream(victim_stream)) {
     for (const auto& e : *read) {
       ++events;
       if (e.shredded && e.payload.empty() && e.metadata.empty()) ++shredded;
@@ -358,7 +317,7 @@ int run(gdpr_config& cfg) {
   const bool read_ok = events > 0 && shredded == events;
   std::printf("check:    read %s: %zu events, %zu shredded, without data (%s): %s\n",
               victim_stream.c_str(), events, shredded, types.c_str(), read_ok ? "ok" : "FAILED");
-  auto refused = command(self, customers, victim.id, gdpr::change_email{"back@example.org"});
+  auto refused = rt->execute<customer>(victim.id, gdpr::change_email{"back@example.org"});
   const bool refuse_ok = !refused && refused.err().code() == errc::shredded;
   std::printf("check:    change_email for %s: %s: %s\n", victim.id.c_str(),
               refused ? "accepted" : refused.err().to_string().c_str(),
@@ -367,15 +326,15 @@ int run(gdpr_config& cfg) {
   // The directory: the victim's row is gone (and a copy of it resolves to
   // nothing), everyone else's is current.
   std::size_t rows_ok = 0;
-  if (auto txn = store->read())
+  if (auto txn = store.read())
     for (const auto& p : people) {
       auto row = txn->view_get("directory", p.id);
       if (&p == &victim || !row || !*row) continue;
       auto entry = resolve(*txn, **row);
       if (entry && *entry == p.entry()) ++rows_ok;
     }
-  const bool row_gone = !directory_row(*store, victim.id);
-  const std::string old_now = resolved(*store, old_row);
+  const bool row_gone = !directory_row(store, victim.id);
+  const std::string old_now = resolved(store, old_row);
   const bool old_dead = old_now.starts_with("shredded");
   const bool directory_ok = row_gone && old_dead && rows_ok + 1 == people.size() && projection_ok;
   std::printf(
@@ -384,11 +343,7 @@ int run(gdpr_config& cfg) {
       victim.id.c_str(), row_gone ? "erased" : "STILL THERE", old_row.c_str(), old_now.c_str(),
       rows_ok, people.size() - 1, directory_ok ? "ok" : "FAILED");
 
-  caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
-  self->wait_for(manager);
-  caf::anon_send_exit(customers, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
-  self->wait_for(customers, storage);
+  rt->shutdown();  // everything committed
 
   // (b) At the byte level: neither the victim's name nor any email address
   // it had is in the file in clear (nor anyone else's: event data is

@@ -4,8 +4,6 @@
 // are idempotent per order, so a process manager may send them again.
 #pragma once
 
-#include <caf/meta/type_name.hpp>
-
 #include <cstdint>
 #include <map>
 #include <string>
@@ -20,19 +18,26 @@ struct line {
   std::string product;
   std::int64_t quantity = 0;
 };
+VARVE_JSON(line, product, quantity)
+
+// Events are stored as JSON; commands are plain structs (they stay in the
+// process).
 
 // Order events and commands.
 struct order_placed {
   static constexpr std::string_view type_name = "order_placed";
   std::vector<line> lines;
 };
+VARVE_JSON(order_placed, lines)
 struct order_confirmed {
   static constexpr std::string_view type_name = "order_confirmed";
 };
+VARVE_JSON(order_confirmed)
 struct order_rejected {
   static constexpr std::string_view type_name = "order_rejected";
   std::string reason;
 };
+VARVE_JSON(order_rejected, reason)
 struct place_order {
   std::vector<line> lines;
 };
@@ -46,16 +51,19 @@ struct stock_received {
   static constexpr std::string_view type_name = "stock_received";
   std::int64_t quantity = 0;
 };
+VARVE_JSON(stock_received, quantity)
 struct stock_reserved {
   static constexpr std::string_view type_name = "stock_reserved";
   std::string order;
   std::int64_t quantity = 0;
 };
+VARVE_JSON(stock_reserved, order, quantity)
 struct stock_released {
   static constexpr std::string_view type_name = "stock_released";
   std::string order;
   std::int64_t quantity = 0;
 };
+VARVE_JSON(stock_released, order, quantity)
 struct receive_stock {
   std::int64_t quantity = 0;
 };
@@ -66,59 +74,6 @@ struct reserve_stock {
 struct release_stock {
   std::string order;
 };
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, line& x) {
-  return f(caf::meta::type_name("line"), x.product, x.quantity);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, order_placed& x) {
-  return f(caf::meta::type_name("order_placed"), x.lines);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, order_confirmed&) {
-  return f(caf::meta::type_name("order_confirmed"));
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, order_rejected& x) {
-  return f(caf::meta::type_name("order_rejected"), x.reason);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, place_order& x) {
-  return f(caf::meta::type_name("place_order"), x.lines);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, confirm_order&) {
-  return f(caf::meta::type_name("confirm_order"));
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, reject_order& x) {
-  return f(caf::meta::type_name("reject_order"), x.reason);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stock_received& x) {
-  return f(caf::meta::type_name("stock_received"), x.quantity);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stock_reserved& x) {
-  return f(caf::meta::type_name("stock_reserved"), x.order, x.quantity);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stock_released& x) {
-  return f(caf::meta::type_name("stock_released"), x.order, x.quantity);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, receive_stock& x) {
-  return f(caf::meta::type_name("receive_stock"), x.quantity);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, reserve_stock& x) {
-  return f(caf::meta::type_name("reserve_stock"), x.order, x.quantity);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, release_stock& x) {
-  return f(caf::meta::type_name("release_stock"), x.order);
-}
 
 struct order {
   static constexpr std::string_view category = "order";
@@ -164,7 +119,7 @@ struct order {
 
 struct stock {
   static constexpr std::string_view category = "stock";
-  static constexpr std::uint32_t snapshot_schema = 1;
+  static constexpr std::uint32_t snapshot_schema = 2;  // 2: JSON
 
   struct state {
     std::int64_t available = 0;
@@ -207,9 +162,6 @@ struct stock {
   }
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stock::state& x) {
-  return f(caf::meta::type_name("stock_state"), x.available, x.reservations);
-}
+VARVE_JSON(stock::state, available, reservations)
 
 }  // namespace inventory

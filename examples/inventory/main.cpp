@@ -8,36 +8,36 @@
 // below zero, every order was confirmed or rejected, and the stock reserved
 // is exactly the quantities of the confirmed orders.
 //
-// The saga is an actor (it sends commands and waits for answers without
-// blocking); an exactly-once projection feeds it. The projection keeps its
-// own progress: a view "order_saga" with a row per order placed and not yet
-// decided, written with its cursor in one transaction, so that orders whose
-// saga was cut short (a crash) are driven again at the next start. Every
-// command concerns one order and is idempotent per order, so driving an
-// order twice changes nothing: the example shows it by replaying the whole
-// run through the saga at the end (--inventory.replay).
+// The saga is plain code on threads of its own (one per client), which send
+// commands through the runtime; an exactly-once projection feeds it. The
+// projection keeps its own progress: a view "order_saga" with a row per
+// order placed and not yet decided (its lines, as JSON), written with its
+// cursor in one transaction, so that orders whose saga was cut short (a
+// crash) are driven again at the next start. Every command concerns one
+// order and is idempotent per order, so driving an order twice changes
+// nothing: the example shows it by replaying the whole run through the saga
+// at the end (--inventory.replay).
 //
 //   varve_inventory [--inventory.orders=N] [--inventory.products=N]
 //                   [--inventory.stock=N] [--inventory.clients=N]
 //                   [--inventory.replay=BOOL] [--varve.data-dir=DIR] [--varve.sync=...]
-#include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/scoped_actor.hpp>
-#include <caf/stateful_actor.hpp>
 
 #include <algorithm>
 #include <array>
-#include <charconv>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
 #include <varve/config/varve_config.hpp>
-#include <varve/projections/manager.hpp>
+#include <varve/runtime.hpp>
 
 #include "inventory.hpp"
 
@@ -48,11 +48,6 @@ using inventory::line;
 using inventory::order;
 using inventory::stock;
 using clock_type = std::chrono::steady_clock;
-
-using drive_atom = caf::atom_constant<caf::atom("drive")>;
-using saga_stats_atom = caf::atom_constant<caf::atom("sagastats")>;
-constexpr drive_atom drive_atom_v{};
-constexpr saga_stats_atom saga_stats_atom_v{};
 
 constexpr std::string_view saga_name = "order_saga";
 
@@ -91,26 +86,8 @@ struct saga_stats {
   std::uint64_t released = 0;   ///< reservations given back (compensation)
   std::uint64_t retries = 0;    ///< orders driven again after an error that was not a refusal
   std::uint64_t anomalies = 0;  ///< reject refused because the order was confirmed
-  std::uint64_t in_flight = 0;
+  std::uint64_t in_flight = 0;  ///< orders waiting or on their way
 };
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, saga_stats& x) {
-  return f(caf::meta::type_name("saga_stats"), x.driven, x.confirmed, x.rejected, x.released,
-           x.retries, x.anomalies, x.in_flight);
-}
-
-struct saga_state {
-  static inline const char* name = "inventory.saga";
-  std::shared_ptr<event_store> store;
-  registry_actor<order> orders;
-  registry_actor<stock> stocks;
-  std::set<std::string> in_flight;  // orders on their way: a second drive waits for nothing
-  std::uint64_t scheduled = 0;      // drives again after an error, not yet started
-  saga_stats stats;
-};
-
-using saga_actor = caf::stateful_actor<saga_state>*;
 
 /// The order's status as the log has it (a short read in this process: it
 /// does not wait for the writer).
@@ -119,233 +96,188 @@ order::status status_of(const event_store& store, const std::string& id) {
   if (auto txn = store.read())
     (void)txn->scan_stream(stream_of<order>(id), 1, direction::forward, SIZE_MAX,
                            [&](const event_view& v) {
-                             if (auto e = default_codec<order::event>::decode(v.type, v.payload))
-                               order::apply(s, *e);
+                             if (auto e = decode_event<order>(v)) order::apply(s, *e);
                              return true;
                            });
   return s.current;
 }
 
-void finish(saga_actor self, const std::string& id, bool confirmed) {
-  self->state.in_flight.erase(id);
-  ++(confirmed ? self->state.stats.confirmed : self->state.stats.rejected);
-}
+/// The saga: drive() queues an order (from any thread, without blocking;
+/// an order already waiting or on its way is not queued twice), and each
+/// of its threads takes the orders one at a time, waiting for each answer.
+class saga {
+ public:
+  /// Starts `threads` threads that send their commands through `rt`; the
+  /// saga must be stopped before `rt` goes.
+  void start(runtime& rt, std::size_t threads) {
+    for (std::size_t i = 0; i < threads; ++i)
+      threads_.emplace_back([this, &rt] { work(rt); });
+  }
+  /// Stops the threads after the orders they are driving.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_)
+      t.join();
+    threads_.clear();
+  }
+  ~saga() { stop(); }
 
-/// After an error that is not a domain refusal (an actor gone, a conflict
-/// that outlasted the retries): the whole saga again, a little later.
-void retry(saga_actor self, const std::string& id, const std::vector<line>& lines) {
-  self->state.in_flight.erase(id);
-  ++self->state.stats.retries;
-  ++self->state.scheduled;
-  self->delayed_send(self, std::chrono::milliseconds(20), drive_atom_v, id, lines, true);
-}
+  void drive(std::string id, std::vector<line> lines) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!in_flight_.insert(id).second) return;  // already on its way
+      queue_.emplace_back(std::move(id), std::move(lines));
+    }
+    wake_.notify_one();
+  }
 
-/// Gives back whatever the order holds on each of its products, then rejects
-/// it when `reason` is given.
-void release_all(saga_actor self, const std::string& id, const std::vector<line>& lines,
-                 std::optional<std::string> reason) {
-  struct progress {
-    std::size_t waiting;
-    bool failed = false;
-  };
-  auto p = std::make_shared<progress>(progress{lines.size()});
-  auto answered = [=] {
-    if (--p->waiting > 0) return;
-    if (p->failed) return retry(self, id, lines);
-    if (!reason) return finish(self, id, false);
-    self->request(self->state.orders, caf::infinite, command_atom_v, id,
-                  inventory::reject_order{*reason})
-        .then([=](const command_reply&) { finish(self, id, false); },
-              [=](caf::error& e) {
-                if (error_from(e).code() != errc::rejected) return retry(self, id, lines);
-                // Confirmed, yet a line could not be reserved: cannot happen
-                // while confirmed orders keep their reservations.
-                ++self->state.stats.anomalies;
-                self->state.in_flight.erase(id);
-              });
-  };
-  for (const auto& l : lines)
-    self->request(self->state.stocks, caf::infinite, command_atom_v, l.product,
-                  inventory::release_stock{id})
-        .then(
-            [=](const command_reply& r) {
-              self->state.stats.released += r.events;
-              answered();
-            },
-            [=](caf::error&) {
-              p->failed = true;
-              answered();
-            });
-}
+  saga_stats stats() {
+    std::lock_guard lock(mutex_);
+    auto out = stats_;
+    out.in_flight = in_flight_.size();
+    return out;
+  }
 
-/// Every line reserved: confirm. Refused (the order was rejected meanwhile):
-/// give the stock back.
-void confirm(saga_actor self, const std::string& id, const std::vector<line>& lines) {
-  self->request(self->state.orders, caf::infinite, command_atom_v, id, inventory::confirm_order{})
-      .then([=](const command_reply&) { finish(self, id, true); },
-            [=](caf::error& e) {
-              if (error_from(e).code() == errc::rejected)
-                release_all(self, id, lines, std::nullopt);
-              else
-                retry(self, id, lines);
-            });
-}
+ private:
+  enum class outcome { confirmed, rejected, retry, anomaly };
 
-void drive(saga_actor self, const std::string& id, const std::vector<line>& lines) {
-  auto& st = self->state;
-  if (!st.in_flight.insert(id).second) return;  // already on its way
-  ++st.stats.driven;
-  const auto status = status_of(*st.store, id);
-  if (status == order::status::rejected) return release_all(self, id, lines, std::nullopt);
-  struct progress {
-    std::size_t waiting;
+  void work(runtime& rt) {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      auto [id, lines] = std::move(queue_.front());
+      queue_.pop_front();
+      for (;;) {
+        ++stats_.driven;
+        lock.unlock();
+        const auto done = drive_once(rt, id, lines);
+        lock.lock();
+        if (done != outcome::retry) {
+          if (done == outcome::confirmed) ++stats_.confirmed;
+          if (done == outcome::rejected) ++stats_.rejected;
+          if (done == outcome::anomaly) ++stats_.anomalies;
+          break;
+        }
+        // An error that is not a domain refusal (an actor gone, a conflict
+        // that outlasted the retries): the whole saga again, a little later.
+        ++stats_.retries;
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        lock.lock();
+        if (stopping_) break;
+      }
+      in_flight_.erase(id);
+    }
+  }
+
+  outcome drive_once(runtime& rt, const std::string& id, const std::vector<line>& lines) {
+    if (status_of(*rt.store(), id) == order::status::rejected)
+      return release_all(rt, id, lines, std::nullopt);
+    std::vector<std::future<result<command_reply>>> reserved;
+    for (const auto& l : lines)
+      reserved.push_back(
+          rt.execute_async<stock>(l.product, inventory::reserve_stock{id, l.quantity}));
     std::string refusal;  // the first line refused, in words
     bool failed = false;  // an error that is not a refusal
-  };
-  auto p = std::make_shared<progress>(progress{lines.size(), {}});
-  auto answered = [=] {
-    if (--p->waiting > 0) return;
-    if (p->failed)
-      retry(self, id, lines);
-    else if (p->refusal.empty())
-      confirm(self, id, lines);
-    else
-      release_all(self, id, lines, p->refusal);
-  };
-  for (const auto& l : lines)
-    self->request(st.stocks, caf::infinite, command_atom_v, l.product,
-                  inventory::reserve_stock{id, l.quantity})
-        .then([=](const command_reply&) { answered(); },
-              [=](caf::error& e) {
-                auto err = error_from(e);
-                if (err.code() != errc::rejected)
-                  p->failed = true;
-                else if (p->refusal.empty())
-                  p->refusal = l.product + ": " + err.message();
-                answered();
-              });
-}
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      auto r = reserved[i].get();
+      if (r) continue;
+      if (r.err().code() != errc::rejected)
+        failed = true;
+      else if (refusal.empty())
+        refusal = lines[i].product + ": " + r.err().message();
+    }
+    if (failed) return outcome::retry;
+    if (!refusal.empty()) return release_all(rt, id, lines, refusal);
+    // Every line reserved: confirm. Refused (the order was rejected
+    // meanwhile): give the stock back.
+    auto confirmed = rt.execute<order>(id, inventory::confirm_order{});
+    if (confirmed) return outcome::confirmed;
+    if (confirmed.err().code() != errc::rejected) return outcome::retry;
+    return release_all(rt, id, lines, std::nullopt);
+  }
 
-caf::behavior saga(saga_actor self, std::shared_ptr<event_store> store,
-                   registry_actor<order> orders, registry_actor<stock> stocks) {
-  self->state.store = std::move(store);
-  self->state.orders = std::move(orders);
-  self->state.stocks = std::move(stocks);
-  return {
-      [self](drive_atom, const std::string& id, const std::vector<line>& lines) {
-        drive(self, id, lines);
-      },
-      [self](drive_atom, const std::string& id, const std::vector<line>& lines, bool) {
-        --self->state.scheduled;  // a retry
-        drive(self, id, lines);
-      },
-      [self](saga_stats_atom) {
-        auto out = self->state.stats;
-        out.in_flight = self->state.in_flight.size() + self->state.scheduled;
-        return out;
-      },
-  };
-}
+  /// Gives back whatever the order holds on each of its products, then
+  /// rejects it when `reason` is given.
+  outcome release_all(runtime& rt, const std::string& id, const std::vector<line>& lines,
+                      std::optional<std::string> reason) {
+    std::vector<std::future<result<command_reply>>> released;
+    for (const auto& l : lines)
+      released.push_back(rt.execute_async<stock>(l.product, inventory::release_stock{id}));
+    bool failed = false;
+    for (auto& f : released) {
+      auto r = f.get();
+      failed = failed || !r;
+      if (r) {
+        std::lock_guard lock(mutex_);
+        stats_.released += r->events;
+      }
+    }
+    if (failed) return outcome::retry;
+    if (!reason) return outcome::rejected;
+    auto rejected = rt.execute<order>(id, inventory::reject_order{*reason});
+    if (rejected) return outcome::rejected;
+    if (rejected.err().code() != errc::rejected) return outcome::retry;
+    // Confirmed, yet a line could not be reserved: cannot happen while
+    // confirmed orders keep their reservations.
+    return outcome::anomaly;
+  }
+
+  std::mutex mutex_;  // guards what follows
+  std::condition_variable wake_;
+  std::deque<std::pair<std::string, std::vector<line>>> queue_;
+  std::set<std::string> in_flight_;  // orders queued or on their way
+  saga_stats stats_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
 
 // -- The projection that feeds it -----------------------------------------------
 
-/// Lines as a view value: "product:quantity,product:quantity".
-std::string encode_lines(const std::vector<line>& lines) {
-  std::string out;
-  for (const auto& l : lines)
-    out += (out.empty() ? "" : ",") + l.product + ":" + std::to_string(l.quantity);
-  return out;
-}
-
-/// The lines of a view value; a malformed item is left out.
-std::vector<line> decode_lines(std::string_view text) {
-  std::vector<line> out;
-  while (!text.empty()) {
-    auto item = text.substr(0, text.find(','));
-    text.remove_prefix(std::min(text.size(), item.size() + 1));
-    const auto colon = item.rfind(':');
-    if (colon == std::string_view::npos) continue;
-    line l{std::string(item.substr(0, colon)), 0};
-    const auto digits = item.substr(colon + 1);
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), l.quantity);
-    if (ec == std::errc{} && end == digits.data() + digits.size()) out.push_back(std::move(l));
-  }
-  return out;
-}
-
 /// The exactly-once projection that feeds the saga: on order_placed it
-/// records the order as pending and hands it to the saga; on a decision it
-/// removes the row. A crash at any point leaves the row (or the cursor
-/// before the event), and the order is driven again.
-projection_spec saga_projection(caf::actor saga_handle) {
+/// records the order as pending (its lines) and hands it to the saga; on a
+/// decision it removes the row. A crash at any point leaves the row (or the
+/// cursor before the event), and the order is driven again.
+projection_spec saga_projection(saga& driver) {
   projection_spec spec;
   spec.name = std::string(saga_name);
   spec.filter.categories = {std::string(order::category)};
-  spec.handle = [saga_handle](const delivered_event& d, view_batch& view) -> result<void> {
-    const std::string id(d.stream.substr(order::category.size() + 1));
-    if (d.event.type == inventory::order_placed::type_name) {
-      auto e = default_codec<order::event>::decode(d.event.type, d.event.payload);
-      if (!e) return error{errc::corruption, "an order event does not decode"};
-      const auto& lines = std::get<inventory::order_placed>(*e).lines;
-      view.put(id, encode_lines(lines));
-      caf::anon_send(saga_handle, drive_atom_v, id, lines);
-    } else {  // confirmed or rejected
+  spec.handle = [&driver](const delivered_event& d, view_batch& view) -> result<void> {
+    std::string id(d.stream.substr(order::category.size() + 1));
+    if (d.event.type != inventory::order_placed::type_name) {  // confirmed or rejected
       view.erase(id);
+      return {};
     }
+    auto e = decode_event<order>(d.event);
+    if (!e) return error{errc::corruption, "an order event does not decode"};
+    auto& lines = std::get<inventory::order_placed>(*e).lines;
+    if (auto put = put_json(view, id, lines); !put) return put;
+    driver.drive(std::move(id), std::move(lines));
     return {};
   };
   return spec;
 }
 
-/// The pending rows: orders placed and not yet decided.
-std::map<std::string, std::string> pending_orders(const event_store& store) {
-  std::map<std::string, std::string> out;
+/// The pending rows: orders placed and not yet decided, with their lines
+/// (none for a row that does not read).
+std::map<std::string, std::vector<line>> pending_orders(const event_store& store) {
+  std::map<std::string, std::vector<line>> out;
   auto txn = store.read();
   if (!txn) return out;
   (void)txn->scan_view(saga_name, "", [&](std::string_view key, std::string_view value) {
-    out.emplace(key, value);
+    auto& lines = out[std::string(key)];
+    try {
+      lines = nlohmann::json::parse(value).get<std::vector<line>>();
+    } catch (const nlohmann::json::exception&) {  // not lines: driven without any
+    }
     return true;
   });
   return out;
-}
-
-// -- Clients --------------------------------------------------------------------
-
-using job = std::pair<std::string, std::vector<line>>;
-
-struct client_progress {
-  std::size_t next = 0, placed = 0, refused = 0;
-};
-
-/// Places the client's next order, and the one after it when answered; at
-/// the end reports (placed, refused) to `collector` and quits.
-void place_next(caf::event_based_actor* self, registry_actor<order> orders,
-                std::shared_ptr<const std::vector<job>> jobs, std::shared_ptr<client_progress> p,
-                caf::actor collector) {
-  if (p->next == jobs->size()) {
-    self->send(collector, p->placed, p->refused);
-    self->quit();
-    return;
-  }
-  const job& j = (*jobs)[p->next++];
-  self->request(orders, caf::infinite, command_atom_v, j.first, inventory::place_order{j.second})
-      .then(
-          [=](const command_reply&) {
-            ++p->placed;
-            place_next(self, orders, jobs, p, collector);
-          },
-          [=](caf::error& e) {
-            std::fprintf(stderr, "inventory: place: %s\n", error_from(e).to_string().c_str());
-            ++p->refused;
-            place_next(self, orders, jobs, p, collector);
-          });
-}
-
-/// A client: places its orders one after the other.
-void client(caf::event_based_actor* self, registry_actor<order> orders,
-            std::shared_ptr<const std::vector<job>> jobs, caf::actor collector) {
-  place_next(self, std::move(orders), std::move(jobs), std::make_shared<client_progress>(),
-             std::move(collector));
 }
 
 // -- Checking -------------------------------------------------------------------
@@ -363,11 +295,12 @@ struct order_fold {
 struct fold {
   std::map<std::string, product_fold> products;  // by product id
   std::map<std::string, order_fold> orders;      // by order id
+  std::size_t unreadable = 0;  // events that do not decode (another codec's, e.g. CAF binary)
 };
 
-void fold_stock(product_fold& p, const event_view& v) {
-  auto e = default_codec<stock::event>::decode(v.type, v.payload);
-  if (!e) return;
+bool fold_stock(product_fold& p, const event_view& v) {
+  auto e = decode_event<stock>(v);
+  if (!e) return false;
   if (auto* r = std::get_if<inventory::stock_received>(&*e)) {
     p.received += r->quantity;
     p.available += r->quantity;
@@ -379,13 +312,15 @@ void fold_stock(product_fold& p, const event_view& v) {
     p.reservations.erase(r->order);
   }
   p.lowest = std::min(p.lowest, p.available);
+  return true;
 }
 
-void fold_order(order_fold& o, const event_view& v) {
-  auto e = default_codec<order::event>::decode(v.type, v.payload);
-  if (!e) return;
+bool fold_order(order_fold& o, const event_view& v) {
+  auto e = decode_event<order>(v);
+  if (!e) return false;
   if (auto* placed = std::get_if<inventory::order_placed>(&*e)) o.lines = placed->lines;
   order::apply(o.state, *e);
+  return true;
 }
 
 /// Folds every order and stock stream of the store (this run's and those
@@ -403,9 +338,9 @@ fold fold_store(const event_store& store) {
     }
     const std::string& stream = it->second;
     if (stream.starts_with("stock-"))
-      fold_stock(out.products[stream.substr(6)], v);
+      out.unreadable += !fold_stock(out.products[stream.substr(6)], v);
     else if (stream.starts_with("order-"))
-      fold_order(out.orders[stream.substr(6)], v);
+      out.unreadable += !fold_order(out.orders[stream.substr(6)], v);
     return true;
   });
   return out;
@@ -447,35 +382,14 @@ verdict check(const fold& f) {
   std::set_symmetric_difference(held.begin(), held.end(), wanted.begin(), wanted.end(),
                                 std::back_inserter(diff));
   v.mismatches = diff.size();
-  v.ok = v.lowest >= 0 && v.undecided == 0 && v.mismatches == 0 && v.reserved == v.confirmed_qty;
+  v.ok = v.lowest >= 0 && v.undecided == 0 && v.mismatches == 0 && v.reserved == v.confirmed_qty &&
+         f.unreadable == 0;
   return v;
 }
 
 // -- The run ----------------------------------------------------------------------
 
-saga_stats ask_saga(caf::scoped_actor& self, const caf::actor& saga_handle) {
-  saga_stats out;
-  self->request(saga_handle, caf::infinite, saga_stats_atom_v)
-      .receive([&](const saga_stats& s) { out = s; }, [](caf::error&) {});
-  return out;
-}
-
-/// Waits until the saga is idle, its projection at the head and no order
-/// pending; false after a minute.
-bool settle(caf::scoped_actor& self, const projection_manager& manager,
-            const caf::actor& saga_handle, const event_store& store, projection_status& status) {
-  for (int i = 0; i < 6000; ++i) {
-    const auto head = store.read()->head();
-    self->request(manager, caf::infinite, status_atom_v, std::string(saga_name))
-        .receive([&](const projection_status& s) { status = s; }, [](caf::error&) {});
-    if (status.state == "failed") return false;
-    if (status.position >= head && ask_saga(self, saga_handle).in_flight == 0 &&
-        pending_orders(store).empty() && store.read()->head() == head)
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
+using job = std::pair<std::string, std::vector<line>>;
 
 std::vector<std::vector<job>> make_jobs(const inventory_config& cfg, const std::string& run,
                                         const std::vector<std::string>& products) {
@@ -493,16 +407,34 @@ std::vector<std::vector<job>> make_jobs(const inventory_config& cfg, const std::
   return per_client;
 }
 
+/// Waits until the saga is idle, its projection at the head and no order
+/// pending; false after a minute, or when the projection failed.
+bool settle(runtime& rt, saga& driver, projection_status& status) {
+  const auto deadline = clock_type::now() + std::chrono::minutes(1);
+  while (clock_type::now() < deadline) {
+    const auto head = rt.store()->read()->head();
+    auto caught_up = rt.wait_for(saga_name, head, std::chrono::seconds(1));
+    if (auto s = rt.status(saga_name)) status = *s;
+    if (status.state == "failed") return false;
+    if (caught_up && driver.stats().in_flight == 0 && pending_orders(*rt.store()).empty() &&
+        rt.store()->read()->head() == head)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 int run(inventory_config& cfg) {
-  auto opened = event_store::open(cfg.store_options());
-  if (!opened) {
-    std::fprintf(stderr, "inventory: %s\n", opened.err().to_string().c_str());
+  saga driver;  // fed by the projection, from the start
+  auto rt = runtime::open(cfg, {saga_projection(driver)});
+  if (!rt) {
+    std::fprintf(stderr, "inventory: %s\n", rt.err().to_string().c_str());
     return 1;
   }
-  std::shared_ptr<event_store> store = std::move(*opened);
+  const event_store& store = *rt->store();
   // Each run has products and orders of its own: "stock-r<head>-widget",
   // "order-r<head>-<n>".
-  const std::uint64_t head0 = store->read()->head();
+  const std::uint64_t head0 = store.read()->head();
   const std::string run_id = "r" + std::to_string(head0);
   static constexpr std::array<const char*, 8> names{"widget", "gadget",  "sprocket", "gizmo",
                                                     "flange", "bracket", "valve",    "spring"};
@@ -511,20 +443,12 @@ int run(inventory_config& cfg) {
     products.push_back(run_id + "-" + names[i]);
   const auto per_client = make_jobs(cfg, run_id, products);
 
-  caf::actor_system sys{cfg};
-  auto storage = spawn_storage(sys, store, cfg.storage());
-  auto orders = spawn_registry<order>(sys, {store, storage, cfg.aggregates()});
-  auto stocks = spawn_registry<stock>(sys, {store, storage, cfg.aggregates()});
-  auto saga_handle = caf::actor_cast<caf::actor>(sys.spawn(saga, store, orders, stocks));
+  driver.start(*rt, cfg.clients);
   // Orders of an earlier run that were placed and not decided (a crash):
-  // the saga takes them up again before anything new.
-  const auto leftovers = pending_orders(*store);
+  // the saga takes them up again.
+  const auto leftovers = pending_orders(store);
   for (const auto& [id, lines] : leftovers)
-    caf::anon_send(saga_handle, drive_atom_v, id, decode_lines(lines));
-  std::vector<projection_spec> specs{saga_projection(saga_handle)};
-  cfg.apply(specs.front());
-  auto manager = spawn_projection_manager(sys, store, storage, std::move(specs));
-  caf::scoped_actor self{sys};
+    driver.drive(id, lines);
 
   std::printf(
       "inventory: store %s (sync=%s), run %s: %zu orders over %zu products (%zu units each), "
@@ -537,34 +461,34 @@ int run(inventory_config& cfg) {
 
   bool ok = true;
   for (const auto& product : products)
-    self->request(stocks, caf::infinite, command_atom_v, product,
-                  inventory::receive_stock{static_cast<std::int64_t>(cfg.stock)})
-        .receive([](const command_reply&) {},
-                 [&](caf::error& e) {
-                   ok = false;
-                   std::fprintf(stderr, "inventory: receive: %s\n",
-                                error_from(e).to_string().c_str());
-                 });
+    if (auto r = rt->execute<stock>(product,
+                                    inventory::receive_stock{static_cast<std::int64_t>(cfg.stock)});
+        !r) {
+      ok = false;
+      std::fprintf(stderr, "inventory: receive: %s\n", r.err().to_string().c_str());
+    }
 
+  // The clients: a thread each, placing its orders one after the other.
   const auto t0 = clock_type::now();
+  std::atomic<std::size_t> placed = 0, refused = 0;
+  std::vector<std::thread> clients;
   for (const auto& jobs : per_client)
-    sys.spawn(client, orders, std::make_shared<const std::vector<job>>(jobs),
-              caf::actor_cast<caf::actor>(self));
-  std::size_t placed = 0, refused = 0;
-  for (std::size_t i = 0; i < per_client.size(); ++i)
-    self->receive([&](std::size_t p, std::size_t r) {
-      placed += p;
-      refused += r;
+    clients.emplace_back([&, &jobs = jobs] {
+      for (const auto& [id, lines] : jobs) {
+        auto r = rt->execute<order>(id, inventory::place_order{lines});
+        ++(r ? placed : refused);
+        if (!r) std::fprintf(stderr, "inventory: place: %s\n", r.err().to_string().c_str());
+      }
     });
+  for (auto& c : clients)
+    c.join();
   projection_status status;
-  const bool settled = settle(self, manager, saga_handle, *store, status);
+  const bool settled = settle(*rt, driver, status);
   const double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
-  const auto first = ask_saga(self, saga_handle);
-  commit_stats stats;
-  self->request(storage, caf::infinite, stats_atom_v)
-      .receive([&](const commit_stats& s) { stats = s; }, [](caf::error&) {});
-  const auto head1 = store->read()->head();
-  const auto f = fold_store(*store);
+  const auto first = driver.stats();
+  const commit_stats stats = rt->commit_stats().value_or({});
+  const auto head1 = store.read()->head();
+  const auto f = fold_store(store);
   const auto v1 = check(f);
   std::size_t confirmed = 0, rejected = 0;
   for (const auto& [id, o] : f.orders) {
@@ -574,7 +498,7 @@ int run(inventory_config& cfg) {
   }
 
   std::printf("orders:   %zu placed, %zu refused; decided in %.2f s: %zu confirmed, %zu rejected\n",
-              placed, refused, seconds, confirmed, rejected);
+              placed.load(), refused.load(), seconds, confirmed, rejected);
   std::printf(
       "saga:     %llu orders driven, %llu reservations released (compensation), %llu retries%s\n",
       static_cast<unsigned long long>(first.driven),
@@ -604,12 +528,11 @@ int run(inventory_config& cfg) {
   auto v2 = v1;
   bool replay_ok = true;
   if (cfg.replay) {
-    self->request(manager, caf::infinite, reset_atom_v, std::string(saga_name), head0)
-        .receive([](const projection_status&) {}, [&](caf::error&) { replay_ok = false; });
-    replay_ok = replay_ok && settle(self, manager, saga_handle, *store, status);
-    const auto second = ask_saga(self, saga_handle);
-    const auto appended = store->read()->head() - head1;
-    v2 = check(fold_store(*store));
+    replay_ok = rt->reset(saga_name, head0).ok();
+    replay_ok = replay_ok && settle(*rt, driver, status);
+    const auto second = driver.stats();
+    const auto appended = store.read()->head() - head1;
+    v2 = check(fold_store(store));
     const bool same = v2.confirmed == v1.confirmed && v2.rejected == v1.rejected;
     replay_ok = replay_ok && second.driven - first.driven >= placed && appended == 0 && same;
     std::printf(
@@ -619,12 +542,13 @@ int run(inventory_config& cfg) {
         static_cast<unsigned long long>(second.driven - first.driven),
         static_cast<unsigned long long>(appended), same ? "unchanged" : "CHANGED");
   }
-  const auto last = ask_saga(self, saga_handle);
+  const auto last = driver.stats();
   std::printf("projection %s exactly_once at %llu of %llu, %s%s%s\n", status.name.c_str(),
               static_cast<unsigned long long>(status.position),
               static_cast<unsigned long long>(status.head), status.state.c_str(),
               status.error.empty() ? "" : ", error: ", status.error.c_str());
 
+  driver.stop();
   const bool all_ok =
       ok && settled && replay_ok && v1.ok && v2.ok && placed == cfg.orders && last.anomalies == 0;
   std::printf(
@@ -633,6 +557,11 @@ int run(inventory_config& cfg) {
       f.orders.size(), f.products.size(), static_cast<long long>(std::min(v1.lowest, v2.lowest)),
       v2.undecided, static_cast<long long>(v2.reserved), static_cast<long long>(v2.confirmed_qty),
       v2.mismatches);
+  if (f.unreadable > 0)
+    std::printf(
+        "check:    %zu events do not decode (written with another codec?): use a new "
+        "--varve.data-dir\n",
+        f.unreadable);
   std::printf("%s\n", all_ok ? "inventory: invariants hold: no stock below zero, every order "
                                "confirmed or rejected, confirmed quantities equal reserved ones"
                              : "inventory: CHECKS FAILED");
@@ -644,12 +573,6 @@ int run(inventory_config& cfg) {
       cfg.data_dir.c_str(), products.front().c_str(), cfg.data_dir.c_str(), run_id.c_str(),
       cfg.data_dir.c_str());
 
-  caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
-  self->wait_for(manager);
-  caf::anon_send_exit(saga_handle, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(orders, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(stocks, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
   return all_ok ? 0 : 1;
 }
 

@@ -41,6 +41,7 @@
 #include <varve/remote/service.hpp>
 
 #include "../bank/balances.hpp"
+#include "bank_commands.hpp"
 
 extern char** environ;
 

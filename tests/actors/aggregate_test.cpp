@@ -26,14 +26,11 @@ struct withdrawn {
   static constexpr std::string_view type_name = "withdrawn";
   std::int64_t amount = 0;
 };
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, deposited& x) {
-  return f(caf::meta::type_name("deposited"), x.amount);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, withdrawn& x) {
-  return f(caf::meta::type_name("withdrawn"), x.amount);
-}
+VARVE_JSON(deposited, amount)
+VARVE_JSON(withdrawn, amount)
+
+// The commands have CAF inspect overloads: these tests send them as they
+// are, as a process does that sends them to another one.
 
 struct deposit {
   std::int64_t amount = 0;
@@ -90,10 +87,7 @@ struct account {
   }
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, account::state& x) {
-  return f(caf::meta::type_name("account_state"), x.balance, x.operations);
-}
+VARVE_JSON(account::state, balance, operations)
 
 }  // namespace bank
 

@@ -68,10 +68,7 @@ struct ticked {
   bool hold = false;    // apply() waits at the gate
   bool poison = false;  // apply() throws
 };
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, ticked& x) {
-  return f(caf::meta::type_name("ticked"), x.hold, x.poison);
-}
+VARVE_JSON(ticked, hold, poison)
 
 /// Refused unless the gauge has seen exactly `expect` ticks.
 struct tick {

@@ -1,6 +1,7 @@
 // What the remote tests and their peer process (peer.cpp) share: a counter
-// aggregate, whose command crosses the wire (so it has a type-id block after
-// varve::remote's), and a counting projection.
+// aggregate, whose command crosses the wire (so it has an inspect overload
+// and a type-id block after varve::remote's; its events and state are
+// stored as JSON), and a counting projection.
 #pragma once
 
 #include <caf/meta/type_name.hpp>
@@ -20,15 +21,12 @@ struct added {
   static constexpr std::string_view type_name = "added";
   std::int64_t n = 0;
 };
+VARVE_JSON(added, n)
 
 struct add {
   std::int64_t n = 0;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, added& x) {
-  return f(caf::meta::type_name("tally::added"), x.n);
-}
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, add& x) {
   return f(caf::meta::type_name("tally::add"), x.n);
@@ -36,7 +34,7 @@ typename Inspector::result_type inspect(Inspector& f, add& x) {
 
 struct counter {
   static constexpr std::string_view category = "counter";
-  static constexpr std::uint32_t snapshot_schema = 1;
+  static constexpr std::uint32_t snapshot_schema = 2;  // 2: JSON
   struct state {
     std::int64_t total = 0;
   };
@@ -50,10 +48,7 @@ struct counter {
   }
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, counter::state& x) {
-  return f(caf::meta::type_name("tally::state"), x.total);
-}
+VARVE_JSON(counter::state, total)
 
 /// Keeps one row per event (position -> stream:version) and a count per
 /// stream: a duplicate or a lost event shows in the view.

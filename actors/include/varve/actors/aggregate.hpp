@@ -9,9 +9,9 @@
 //     using event = std::variant<opened, deposited, withdrawn>;
 //     static void apply(state&, const event&);
 //     static varve::decision<event> decide(const state&, const command&);
-//     // optional: snapshots of `state` (needs an inspect overload for it)
+//     // optional: snapshots of `state` (VARVE_JSON(state, ...); detail/state_codec.hpp)
 //     static constexpr std::uint32_t snapshot_schema = 1;
-//     // optional: using codec = my_codec;   (default: default_codec<event>)
+//     // optional: using codec = my_codec;   (default: json_codec<event>, codec.hpp)
 //   };
 //
 // decide() runs without I/O and returns the events to append, or an error
@@ -156,19 +156,23 @@ struct aggregate_context {
 };
 
 /// One stream's aggregate actor. It takes (command_atom, C) for each command
-/// type C of the aggregate (each alternative of A::command) and answers
-/// with a command_reply or the error; answers stats_atom with its
-/// aggregate_info (after hydrating); and passivates on passivate_atom
-/// (after the commands before it; with a tick: the internal idle check).
-/// Command types travel in messages: each needs an inspect overload.
+/// type C of the aggregate (each alternative of A::command), and
+/// (command_atom, local_command<A::command>), and answers with a
+/// command_reply or the error; answers stats_atom with its aggregate_info
+/// (after hydrating); and passivates on passivate_atom (after the commands
+/// before it; with a tick: the internal idle check). A command sent as C
+/// needs CAF's inspect overload (CAF checks it when making the message); one
+/// sent as local_command needs none and stays in the process.
 template <class A>
-using aggregate_actor = typename detail::aggregate_interface<detail::commands_of<A>>::type;
+using aggregate_actor = typename detail::aggregate_interface<typename A::command>::type;
 
 /// The registry of an aggregate type: (command_atom, id, C) for each command
-/// type C, answered as the aggregate actor of `id` answers; stats_atom
-/// answers its registry_stats.
+/// type C, and (command_atom, id, local_command<A::command>), answered as
+/// the aggregate actor of `id` answers; stats_atom answers its
+/// registry_stats. varve::runtime sends local_command: commands need no
+/// inspect overload there.
 template <class A>
-using registry_actor = typename detail::registry_interface<detail::commands_of<A>>::type;
+using registry_actor = typename detail::registry_interface<typename A::command>::type;
 
 /// The stream of aggregate `id`: "<category>-<id>". Never fails; the store
 /// checks the name (at most 511 bytes) when the aggregate reads and appends,
@@ -187,6 +191,14 @@ std::string stream_of(std::string_view id) {
 #include "varve/actors/detail/registry.hpp"
 
 namespace varve {
+
+/// The event of aggregate type A stored as `e` (its type and payload),
+/// decoded with A's codec; std::nullopt when it is not one of A's events or
+/// does not decode. For projections: `auto ev = decode_event<account>(d.event);`
+template <aggregate A>
+std::optional<typename A::event> decode_event(const event_view& e) {
+  return detail::codec_of<A>::type::decode(e.type, e.payload);
+}
 
 /// Spawns a lone aggregate actor for aggregate `id`, outside any registry.
 /// Registries keep one actor per stream; lone actors may race on one stream,
@@ -217,7 +229,7 @@ registry_actor<A> spawn_registry(caf::actor_system& sys, aggregate_context ctx) 
         registry.spawn(detail::aggregate_behavior<A>, stream_of<A>(id), ctx));
   };
   auto take = [](caf::type_erased_tuple& request) {
-    return detail::take_command(request, detail::commands_of<A>{});
+    return detail::take_command<typename A::command>(request, detail::commands_of<A>{});
   };
   return caf::actor_cast<registry_actor<A>>(detail::spawn_registry(
       sys, {std::string(A::category), ctx.options.max_alive, std::move(make), take}));

@@ -1,32 +1,48 @@
 // How an aggregate's events become stored bytes and back.
 //
-// The default codec serialises with CAF's binary serializer over the event
-// type's `inspect` overload, so the same event types travel in messages. An
-// event type is a struct, or a std::variant of structs; each struct names its
-// stored type with a static member:
+// The default codec is JSON (nlohmann::json): each event is stored as a JSON
+// object, readable with `varvectl read`, from other languages, and across
+// added fields. An event type is a struct, or a std::variant of structs;
+// each struct names its stored type with a static member and declares its
+// JSON form in one line, in its own namespace:
 //
 //   struct deposited {
-//     static constexpr std::string_view type_name = "deposited";
+//     static constexpr std::string_view type_name = "deposited";  // stored; never change it
 //     std::int64_t amount = 0;
 //   };
-//   template <class Inspector>
-//   typename Inspector::result_type inspect(Inspector& f, deposited& x) {
-//     return f(caf::meta::type_name("deposited"), x.amount);
-//   }
+//   VARVE_JSON(deposited, amount)
 //
-// An aggregate may supply its own codec type (`using codec = ...;`) with the
-// same three static functions.
+//   struct closed {
+//     static constexpr std::string_view type_name = "account_closed";
+//   };
+//   VARVE_JSON(closed)
+//
+// VARVE_JSON(Type, field...) stores the fields by name; a field missing
+// from a stored object reads as its value in a default-constructed Type, so
+// adding a field with a default keeps older events readable; fields not in
+// the list are not stored. A hand-written `to_json`/`from_json` pair (or
+// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE) works as well. A type without a JSON
+// form, or without `type_name`, fails to compile with a static_assert that
+// says so.
+//
+// Other codecs: `using codec = varve::binary_codec<event>;` in the
+// aggregate stores CAF's binary form instead (varve/actors/binary_codec.hpp),
+// and any type with the three static functions of json_codec below is a
+// codec.
+//
+// Commands need neither a codec nor CAF: in one process they travel inside
+// messages as they are (varve::runtime, spawn_registry). Only commands sent
+// to another process need CAF's inspect overloads and type ids (see
+// examples/remote_projection).
 #pragma once
 
-#include <caf/binary_deserializer.hpp>
-#include <caf/binary_serializer.hpp>
+#include <nlohmann/json.hpp>
 
 #include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <variant>
-#include <vector>
 
 namespace varve {
 
@@ -37,68 +53,158 @@ struct is_variant : std::false_type {};
 template <class... Ts>
 struct is_variant<std::variant<Ts...>> : std::true_type {};
 
+/// Whether T names its stored type.
 template <class T>
-bool save(const T& x, std::string& out) {
-  std::vector<char> buf;
-  caf::binary_serializer sink{nullptr, buf};
-  if (sink(const_cast<T&>(x))) return false;
-  out.assign(buf.begin(), buf.end());
-  return true;
-}
+concept named_event = requires {
+  { T::type_name } -> std::convertible_to<std::string_view>;
+};
+
+/// Whether T has a JSON form both ways.
+template <class T>
+concept json_convertible = requires(nlohmann::json& j, const nlohmann::json& cj, const T& x, T& y) {
+  nlohmann::adl_serializer<T>::to_json(j, x);
+  nlohmann::adl_serializer<T>::from_json(cj, y);
+};
+
+/// Applies `Check` to each alternative of a variant, or to the one type.
+template <class Event, template <class> class Check>
+struct each_alternative : Check<Event> {};
+template <class... Ts, template <class> class Check>
+struct each_alternative<std::variant<Ts...>, Check>
+    : std::bool_constant<(Check<Ts>::value && ...)> {};
 
 template <class T>
-std::optional<T> load(std::string_view bytes) {
-  T x{};
-  caf::binary_deserializer source{nullptr, bytes.data(), bytes.size()};
-  if (source(x) || source.remaining() != 0) return std::nullopt;
-  return x;
-}
+struct is_named : std::bool_constant<named_event<T>> {};
+template <class T>
+struct is_json : std::bool_constant<json_convertible<T>> {};
 
-template <class Variant, std::size_t I = 0>
-std::optional<Variant> load_alternative(std::string_view type, std::string_view bytes) {
-  if constexpr (I == std::variant_size_v<Variant>) {
-    return std::nullopt;
-  } else {
-    using alt = std::variant_alternative_t<I, Variant>;
-    if (type == alt::type_name) {
-      auto x = load<alt>(bytes);
-      if (!x) return std::nullopt;
-      return Variant{std::move(*x)};
+/// JSON as a storage format.
+struct json_format {
+  template <class T>
+  static bool save(const T& x, std::string& out) {
+    try {
+      out = nlohmann::json(x).dump();
+      return true;
+    } catch (const nlohmann::json::exception&) {  // e.g. a string that is not UTF-8
+      return false;
     }
-    return load_alternative<Variant, I + 1>(type, bytes);
   }
-}
+  template <class T>
+  static std::optional<T> load(std::string_view bytes) {
+    auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
+    if (j.is_discarded()) return std::nullopt;
+    try {
+      return j.template get<T>();
+    } catch (const nlohmann::json::exception&) {  // another shape
+      return std::nullopt;
+    }
+  }
+};
 
-}  // namespace detail
+/// A codec over a storage format: the stored type is the event's
+/// `type_name`, the bytes are Format's.
+template <class Event, class Format>
+struct named_codec {
+  static_assert(each_alternative<Event, is_named>::value,
+                "varve: every event type needs `static constexpr std::string_view type_name = "
+                "\"...\";`, the name stored with the event");
 
-template <class Event>
-struct default_codec {
   /// The type stored with the event (readable in the log, used by filters).
   static std::string type_of(const Event& e) {
-    if constexpr (detail::is_variant<Event>::value)
+    if constexpr (is_variant<Event>::value)
       return std::visit([](const auto& x) { return std::string(x.type_name); }, e);
     else
       return std::string(Event::type_name);
   }
 
-  /// The stored bytes; false when the event cannot be serialised.
+  /// The stored bytes into `out`; false when the event cannot be encoded.
   static bool encode(const Event& e, std::string& out) {
-    if constexpr (detail::is_variant<Event>::value)
-      return std::visit([&](const auto& x) { return detail::save(x, out); }, e);
+    if constexpr (is_variant<Event>::value)
+      return std::visit([&](const auto& x) { return Format::save(x, out); }, e);
     else
-      return detail::save(e, out);
+      return Format::save(e, out);
   }
 
   /// The event of that type from its bytes; std::nullopt on an unknown type
   /// or bytes that do not decode.
   static std::optional<Event> decode(std::string_view type, std::string_view bytes) {
-    if constexpr (detail::is_variant<Event>::value) {
-      return detail::load_alternative<Event>(type, bytes);
+    if constexpr (is_variant<Event>::value) {
+      return decode_alternative(type, bytes);
     } else {
       if (type != Event::type_name) return std::nullopt;
-      return detail::load<Event>(bytes);
+      return Format::template load<Event>(bytes);
+    }
+  }
+
+ private:
+  template <std::size_t I = 0>
+  static std::optional<Event> decode_alternative(std::string_view type, std::string_view bytes) {
+    if constexpr (I == std::variant_size_v<Event>) {
+      return std::nullopt;
+    } else {
+      using alt = std::variant_alternative_t<I, Event>;
+      if (type != alt::type_name) return decode_alternative<I + 1>(type, bytes);
+      auto x = Format::template load<alt>(bytes);
+      if (!x) return std::nullopt;
+      return Event{std::in_place_index<I>, std::move(*x)};
     }
   }
 };
 
+/// A format that refuses everything: what json_codec falls back to after
+/// its static_assert, so that the compiler reports that and little else.
+struct no_format {
+  template <class T>
+  static bool save(const T&, std::string&) {
+    return false;
+  }
+  template <class T>
+  static std::optional<T> load(std::string_view) {
+    return std::nullopt;
+  }
+};
+
+}  // namespace detail
+
+/// Events (a struct, or a std::variant of structs) as JSON objects; the
+/// default codec of aggregates. Thread-safe: it has no state.
+template <class Event>
+struct json_codec
+    : detail::named_codec<
+          Event, std::conditional_t<detail::each_alternative<Event, detail::is_json>::value,
+                                    detail::json_format, detail::no_format>> {
+  static_assert(detail::each_alternative<Event, detail::is_json>::value,
+                "varve: an event type has no JSON form. Declare one next to it with "
+                "VARVE_JSON(Type, field...) (varve/actors/codec.hpp), or choose another codec "
+                "in the aggregate (using codec = varve::binary_codec<event>;)");
+};
+
+/// The codec of an aggregate that declares none.
+template <class Event>
+using default_codec = json_codec<Event>;
+
 }  // namespace varve
+
+/// Declares the JSON form of `Type` (to_json and from_json, found by
+/// argument-dependent lookup): an object with the listed fields by name.
+/// Use it in Type's namespace, after Type. A field missing from a stored
+/// object reads as in `Type{}`. With no fields, the form is `{}`.
+#define VARVE_JSON(...)                                                                           \
+  VARVE_DETAIL_JSON_PICK(__VA_ARGS__, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, \
+                         MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY,  \
+                         MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, MANY, ONE,   \
+                         unused)                                                                  \
+  (__VA_ARGS__)
+#define VARVE_DETAIL_JSON_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, \
+                               _16, _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28,  \
+                               _29, _30, _31, _32, _33, _34, which, ...)                         \
+  VARVE_DETAIL_JSON_##which
+#define VARVE_DETAIL_JSON_MANY(Type, ...) \
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Type, __VA_ARGS__)
+#define VARVE_DETAIL_JSON_ONE(Type)                                                              \
+  [[maybe_unused]] inline void to_json(nlohmann::json& j, const Type&) {                         \
+    j = nlohmann::json::object();                                                                \
+  }                                                                                              \
+  [[maybe_unused]] inline void from_json(const nlohmann::json& j, Type&) {                       \
+    if (!j.is_object()) throw nlohmann::json::type_error::create(302, "expected an object", &j); \
+  }

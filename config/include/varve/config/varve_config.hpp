@@ -68,6 +68,11 @@ struct varve_config : caf::actor_system_config, settings {
 };
 
 /// Registers Varve's message types (those of varve::actors and
+/// varve::projections) and error category with `cfg`. Never fails; calling
+/// it again changes nothing. configure() and varve::runtime call it.
+void add_varve_types(caf::actor_system_config& cfg);
+
+/// Registers Varve's message types (those of varve::actors and
 /// varve::projections) and error category with `cfg`, parses the command
 /// line and the configuration file (--config-file=PATH, else
 /// `defaults.config_file` when it exists; see find_config_file) into it,

@@ -40,7 +40,7 @@ void maybe_snapshot(aggregate_pointer<A> self) {
     const auto every = st.ctx.options.snapshot_every;
     if (every == 0 || st.version / every == st.snapshot_version / every) return;
     snapshot_update u{st.stream, st.version, A::snapshot_schema, {}};
-    if (!save(st.state, u.bytes)) return;
+    if (!save_state(st.state, u.bytes)) return;
     st.snapshot_version = st.version;
     write_request w;
     w.snapshots.push_back(std::move(u));
@@ -162,18 +162,28 @@ void passivate_when_idle(aggregate_pointer<A> self) {
   work.defer({[self] { passivate_when_idle<A>(self); }, {}});
 }
 
+/// Takes a command: handled when the requests before it are done.
+template <aggregate A>
+caf::typed_response_promise<command_reply> accept_command(aggregate_pointer<A> self,
+                                                          typename A::command cmd) {
+  auto promise = self->template make_response_promise<command_reply>();
+  self->state.last_active = std::chrono::steady_clock::now();
+  auto c = std::make_shared<typename A::command>(std::move(cmd));
+  when_idle<A>(self, promise,
+               [self, c, promise] { handle_command<A>(self, std::move(*c), promise, 0); });
+  return promise;
+}
+
 template <aggregate A, class... Cs>
 typename aggregate_actor<A>::behavior_type aggregate_handlers(aggregate_pointer<A> self,
                                                               caf::detail::type_list<Cs...>) {
   return {
       [self](command_atom, Cs& cmd) -> caf::result<command_reply> {
-        auto promise = self->template make_response_promise<command_reply>();
-        self->state.last_active = std::chrono::steady_clock::now();
-        auto c = std::make_shared<typename A::command>(std::move(cmd));
-        when_idle<A>(self, promise,
-                     [self, c, promise] { handle_command<A>(self, std::move(*c), promise, 0); });
-        return promise;
+        return accept_command<A>(self, typename A::command{std::move(cmd)});
       }...,
+      [self](command_atom, local_command<typename A::command>& cmd) -> caf::result<command_reply> {
+        return accept_command<A>(self, std::move(cmd.value));
+      },
       [self](stats_atom) -> caf::result<aggregate_info> {
         auto promise = self->template make_response_promise<aggregate_info>();
         when_idle<A>(self, promise, [self, promise]() mutable {

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "varve/actors/detail/state_codec.hpp"
 #include "varve/actors/detail/work_queue.hpp"
 
 namespace varve::detail {
@@ -145,7 +146,7 @@ void load_snapshot(aggregate_state<A>& st) {
                                      std::to_string(A::snapshot_schema));
       return;
     }
-    auto state = load<typename A::state>((*snap)->bytes);
+    auto state = load_state<typename A::state>((*snap)->bytes);
     if (!state) {
       ignore_snapshot(st.stream, "it does not decode");
       return;

@@ -1,0 +1,209 @@
+// varve::runtime: a Varve application in one object. It opens the store,
+// spawns the storage actor, the projection manager with its projections,
+// and a registry per aggregate type (on first use), and on destruction
+// stops them in order: registries, projections (their last checkpoints are
+// committed), the storage actor, then the actor system.
+//
+//   #include <varve/runtime.hpp>
+//
+//   int main() {
+//     auto rt = varve::runtime::open({.store = {.directory = "var/app"},
+//                                     .projections = {balances()}});
+//     if (!rt) return std::puts(rt.err().to_string().c_str()), 1;
+//     auto reply = rt->execute<account>("alice", deposit{10});   // blocks
+//     if (!reply) std::puts(reply.err().to_string().c_str());
+//     rt->wait_for("balances", reply->position);                 // read your writes
+//     auto balance = rt->view<std::int64_t>("balances", "account-alice");
+//   }  // ~runtime: an ordered shutdown
+//
+// Commands are sent as local_command (varve/actors/aggregate.hpp): in one
+// process they need no CAF inspect overload and no type id. Sending them to
+// another process takes both (varve/remote/commands.hpp).
+//
+// Threads. Every member function may be called from any thread, at once,
+// except open, shutdown, the move operations and the destructor. execute()
+// and the future's get() block the calling thread: do not call them from
+// inside an actor of this runtime (send to registry<A>() there).
+//
+// Shutdown never hangs: the runtime stops what it spawned, answers what is
+// in flight (errc::unavailable), and does not wait for actors that others
+// spawned on system() (they are abandoned). A command in flight at shutdown
+// may or may not have been applied.
+#pragma once
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <vector>
+
+#include <varve/actors/aggregate.hpp>
+#include <varve/actors/storage_actor.hpp>
+#include <varve/projections/json_view.hpp>
+#include <varve/projections/manager.hpp>
+
+namespace varve {
+
+struct varve_config;
+
+/// Everything a runtime is made of. Only the store's directory has no
+/// default.
+struct runtime_options {
+  /// The store (its directory must be set; created when missing).
+  options store{};
+  storage_config storage{};
+  aggregate_options aggregates{};
+  /// The projections to run, started by open() (their names must differ).
+  std::vector<projection_spec> projections{};
+  /// Threads of the actor system's scheduler (policy "sharing"): 1 is what
+  /// measured best for the storage actor on two cores.
+  std::size_t threads = 1;
+  /// How often the projection manager looks for control requests and for
+  /// appends by other processes.
+  std::chrono::milliseconds poll_interval{500};
+};
+
+class runtime {
+ public:
+  /// Opens the store of `options` and starts the actors. Errors: the
+  /// store's (invalid_argument for a missing directory or bad options,
+  /// io_error, format_version, auth_failed, ...), and invalid_argument for
+  /// two projections with one name. Nothing is left running on failure.
+  static result<runtime> open(runtime_options options);
+
+  /// The same from a program's configuration (varve/config/varve_config.hpp,
+  /// after varve::configure): its store, storage, aggregate and projection
+  /// options (applied to each of `projections`) and its scheduler. `cfg`
+  /// must outlive the runtime.
+  static result<runtime> open(varve_config& cfg, std::vector<projection_spec> projections = {});
+
+  runtime(runtime&&) noexcept;
+  runtime& operator=(runtime&&) noexcept;
+  ~runtime();
+
+  /// Stops everything, in order (see the top of this file). Idempotent;
+  /// after it, every call fails with errc::unavailable.
+  void shutdown();
+
+  /// Sends `cmd` (the command variant, or one alternative) to aggregate
+  /// `id` of type A and waits for the answer: the command_reply, or the
+  /// error (errc::rejected with the aggregate's reason, wrong_expected_version
+  /// after the retries, shredded, unavailable when the runtime stops first,
+  /// timeout after `timeout`, in which case it may still be applied).
+  template <aggregate A>
+  result<command_reply> execute(std::string_view id, typename A::command cmd,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    return execute_async<A>(id, std::move(cmd), timeout).get();
+  }
+
+  /// The same without waiting: the answer comes through the future, which
+  /// is always set (at the latest after `timeout`, or at shutdown).
+  template <aggregate A>
+  std::future<result<command_reply>> execute_async(
+      std::string_view id, typename A::command cmd,
+      std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    return ask(registry_handle(typeid(A), spawn_registry_of<A>),
+               caf::make_message(command_atom_v, std::string(id),
+                                 local_command<typename A::command>{std::move(cmd)}),
+               timeout);
+  }
+
+  /// The registry of aggregate type A (spawned on first use), for actors
+  /// that send commands themselves; invalid after shutdown.
+  template <aggregate A>
+  registry_actor<A> registry() {
+    return caf::actor_cast<registry_actor<A>>(registry_handle(typeid(A), spawn_registry_of<A>));
+  }
+
+  /// Waits until projection `name` has handled every event up to
+  /// `position` (a command_reply's position): for an exactly-once
+  /// projection its view then shows them; an at-least-once one has handled
+  /// them. Returns at once for position 0. Errors: not_found (no such
+  /// projection), unavailable (it failed or stopped; the message says why),
+  /// timeout.
+  result<void> wait_for(std::string_view name, global_position position,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+  /// The status of projection `name` (not_found when there is none), or of
+  /// every projection in the order given to open().
+  result<projection_status> status(std::string_view name);
+  result<std::vector<projection_status>> projections();
+
+  /// The storage actor's counters (commits, events, commit latencies).
+  /// Errors: unavailable after shutdown.
+  result<varve::commit_stats> commit_stats();
+
+  /// Appends events to a stream directly, through the storage actor (in
+  /// its next group commit), not through an aggregate: e.g. requests or
+  /// integration events. The answer and errors are the store's append
+  /// (wrong_expected_version, invalid_argument, shredded, ...); unavailable
+  /// after shutdown.
+  result<append_result> append(append_request request);
+
+  /// Crypto-shreds `stream` through the storage actor: its data key is
+  /// destroyed, its events read back as envelopes marked shredded, and it
+  /// takes no more events. Returns its version. Errors: not_found,
+  /// invalid_argument (a plain store), the store's; unavailable after
+  /// shutdown. An aggregate of the stream refuses commands from then on.
+  result<stream_version> shred(std::string_view stream);
+
+  /// Controls projection `name` as `varvectl projections` does: pause
+  /// (kept across a restart), resume, rebuild (view cleared, from the
+  /// start), reset (the cursor to `position`, the view kept). The status
+  /// after it, or not_found; unavailable after shutdown.
+  result<projection_status> pause(std::string_view name);
+  result<projection_status> resume(std::string_view name);
+  result<projection_status> rebuild(std::string_view name);
+  result<projection_status> reset(std::string_view name, global_position position);
+
+  /// The JSON value under `key` in `view` (as put_json wrote it),
+  /// committed; std::nullopt when the key is absent. Errors: corruption
+  /// when the value is not a T in JSON, and the store's read errors.
+  template <class T>
+  result<std::optional<T>> view(std::string_view view, std::string_view key) const {
+    auto txn = store()->read();
+    if (!txn) return std::move(txn).err();
+    return read_json<T>(*txn, view, key);
+  }
+
+  /// The store, for reads (zero-copy, in read transactions). Writes go
+  /// through storage(). Shared: it stays open while a copy lives.
+  const std::shared_ptr<const event_store>& store() const;
+  /// The actor system, e.g. to spawn actors of the application's own; the
+  /// runtime does not wait for them at shutdown.
+  caf::actor_system& system();
+  storage_actor storage() const;
+  projection_manager manager() const;
+
+ private:
+  struct impl;
+  using registry_spawner = caf::actor (*)(caf::actor_system&, const aggregate_context&);
+
+  explicit runtime(std::unique_ptr<impl> p);
+  /// Open, not shut down.
+  bool running() const;
+
+  template <aggregate A>
+  static caf::actor spawn_registry_of(caf::actor_system& sys, const aggregate_context& ctx) {
+    return caf::actor_cast<caf::actor>(spawn_registry<A>(sys, ctx));
+  }
+  /// The registry for the aggregate type `type`, spawned with `spawn` the
+  /// first time; an invalid handle after shutdown.
+  caf::actor registry_handle(std::type_index type, registry_spawner spawn);
+  /// Sends `request` to `to` from a short-lived actor and sets the future
+  /// with the answer, or unavailable when `to` is down (or invalid), or
+  /// timeout.
+  std::future<result<command_reply>> ask(caf::actor to, caf::message request,
+                                         std::chrono::milliseconds timeout);
+
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace varve

@@ -1,0 +1,326 @@
+#include "varve/runtime.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/settings.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <varve/actors/error.hpp>
+#include <varve/actors/log.hpp>
+
+#include "varve/config/varve_config.hpp"
+
+namespace varve {
+
+namespace {
+
+/// How long shutdown waits for each actor it stops before going on without
+/// it (a well-behaved actor is down in milliseconds).
+constexpr auto stop_timeout = std::chrono::seconds(10);
+
+/// Stops `actor` and waits until it is down, at most stop_timeout.
+void stop(caf::scoped_actor& self, const caf::actor& actor, std::string_view what) {
+  if (!actor) return;
+  self->monitor(actor);
+  self->send_exit(actor, caf::exit_reason::user_shutdown);
+  bool down = false;
+  while (!down) {
+    bool timed_out = false;
+    self->receive([&](caf::down_msg& m) { down = m.source == actor.address(); },
+                  caf::after(stop_timeout) >> [&] { timed_out = true; });
+    if (timed_out) {
+      log(log_level::warning, "runtime", std::string(what) + " did not stop in time; going on");
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+struct runtime::impl {
+  std::unique_ptr<varve_config> own_config;  // when opened from runtime_options
+  std::unique_ptr<caf::actor_system> sys;
+  std::shared_ptr<const event_store> store;
+  storage_actor storage;
+  projection_manager manager;
+  aggregate_options aggregates;
+  std::map<std::string, delivery, std::less<>> modes;  // projection -> delivery
+
+  std::mutex mutex;  // guards what follows
+  std::vector<std::pair<std::type_index, caf::actor>> registries;
+  std::atomic<bool> stopped{false};
+
+  ~impl() { shutdown(); }
+
+  void shutdown() {
+    std::vector<std::pair<std::type_index, caf::actor>> regs;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (stopped || !sys) return;
+      stopped = true;
+      regs.swap(registries);
+    }
+    {
+      caf::scoped_actor self{*sys};
+      for (auto& [type, registry] : regs)
+        stop(self, registry, "a registry");
+      stop(self, caf::actor_cast<caf::actor>(manager), "the projection manager");
+      stop(self, caf::actor_cast<caf::actor>(storage), "the storage actor");
+    }
+    manager = nullptr;
+    storage = nullptr;
+    // Actors the application spawned on system() are not waited for.
+    sys->await_actors_before_shutdown(false);
+    sys.reset();
+  }
+};
+
+runtime::runtime(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+runtime::runtime(runtime&&) noexcept = default;
+runtime& runtime::operator=(runtime&&) noexcept = default;
+runtime::~runtime() = default;
+
+namespace {
+
+result<void> check_names(const std::vector<projection_spec>& specs) {
+  std::set<std::string> names;
+  for (const auto& s : specs) {
+    if (s.name.empty()) return error{errc::invalid_argument, "a projection has no name"};
+    if (!names.insert(s.name).second)
+      return error{errc::invalid_argument, "two projections are named '" + s.name + "'"};
+  }
+  return {};
+}
+
+/// A blocking request to one of the runtime's actors: its answer, or the
+/// error (timeout after 30 s, which a well-behaved actor never reaches).
+template <class T, class Handle, class... Ts>
+result<T> call(caf::actor_system& sys, const Handle& to, Ts&&... xs) {
+  std::optional<result<T>> out;
+  caf::scoped_actor self{sys};
+  self->request(to, std::chrono::seconds(30), std::forward<Ts>(xs)...)
+      .receive([&](T& x) { out.emplace(std::move(x)); },
+               [&](caf::error& e) { out.emplace(error_from(e)); });
+  return std::move(*out);
+}
+
+const error shut_down{errc::unavailable, "the runtime is shut down"};
+
+}  // namespace
+
+result<runtime> runtime::open(runtime_options options) {
+  auto cfg = std::make_unique<varve_config>();
+  add_varve_types(*cfg);
+  caf::put(cfg->content, "scheduler.max-threads", std::max<std::size_t>(options.threads, 1));
+  auto p = std::make_unique<impl>();
+  p->own_config = std::move(cfg);
+  if (auto ok = check_names(options.projections); !ok) return std::move(ok).err();
+  if (options.store.directory.empty())
+    return error{errc::invalid_argument, "the store's directory is not set (options.directory)"};
+  auto opened = event_store::open(options.store);
+  if (!opened) return std::move(opened).err();
+  std::shared_ptr<event_store> store = std::move(*opened);
+  p->store = store;
+  p->aggregates = options.aggregates;
+  for (const auto& s : options.projections)
+    p->modes.emplace(s.name, s.mode);
+  p->sys = std::make_unique<caf::actor_system>(*p->own_config);
+  p->storage = spawn_storage(*p->sys, store, options.storage);
+  p->manager = spawn_projection_manager(*p->sys, p->store, p->storage,
+                                        std::move(options.projections), options.poll_interval);
+  return runtime(std::move(p));
+}
+
+result<runtime> runtime::open(varve_config& cfg, std::vector<projection_spec> projections) {
+  add_varve_types(cfg);
+  if (auto ok = check_names(projections); !ok) return std::move(ok).err();
+  auto opened = event_store::open(cfg.store_options());
+  if (!opened) return std::move(opened).err();
+  std::shared_ptr<event_store> store = std::move(*opened);
+  auto p = std::make_unique<impl>();
+  p->store = store;
+  p->aggregates = cfg.aggregates();
+  for (auto& s : projections) {
+    cfg.apply(s);
+    p->modes.emplace(s.name, s.mode);
+  }
+  p->sys = std::make_unique<caf::actor_system>(cfg);
+  p->storage = spawn_storage(*p->sys, store, cfg.storage());
+  p->manager = spawn_projection_manager(*p->sys, p->store, p->storage, std::move(projections));
+  return runtime(std::move(p));
+}
+
+void runtime::shutdown() {
+  if (impl_) impl_->shutdown();
+}
+
+const std::shared_ptr<const event_store>& runtime::store() const {
+  return impl_->store;
+}
+
+caf::actor_system& runtime::system() {
+  return *impl_->sys;
+}
+
+storage_actor runtime::storage() const {
+  return impl_->storage;
+}
+
+projection_manager runtime::manager() const {
+  return impl_->manager;
+}
+
+caf::actor runtime::registry_handle(std::type_index type, registry_spawner spawn) {
+  if (!impl_) return {};
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (impl_->stopped) return {};
+  for (const auto& [t, registry] : impl_->registries)
+    if (t == type) return registry;
+  auto registry = spawn(*impl_->sys, {impl_->store, impl_->storage, impl_->aggregates});
+  impl_->registries.emplace_back(type, registry);
+  return registry;
+}
+
+std::future<result<command_reply>> runtime::ask(caf::actor to, caf::message request,
+                                                std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<result<command_reply>>>();
+  auto answer = promise->get_future();
+  if (!to) {
+    promise->set_value(error{errc::unavailable, "the runtime is shut down"});
+    return answer;
+  }
+  // A short-lived actor per request: it answers the future once, with the
+  // reply, the error, or `unavailable` when the registry goes down first
+  // (a registry that stops may leave what it passed on unanswered).
+  impl_->sys->spawn([to, request = std::move(request), timeout,
+                     promise](caf::event_based_actor* self) mutable {
+    auto answered = std::make_shared<bool>(false);
+    auto answer = [self, promise, answered](result<command_reply> r) {
+      if (!*answered) promise->set_value(std::move(r));
+      *answered = true;
+      self->quit();
+    };
+    self->set_down_handler([answer](caf::down_msg&) {
+      answer(error{errc::unavailable,
+                   "the aggregate's registry stopped before it answered: the "
+                   "command may or may not have been applied"});
+    });
+    self->monitor(to);
+    self->request(to, timeout, std::move(request))
+        .then([answer](command_reply& r) { answer(r); },
+              [answer, timeout](caf::error& e) {
+                if (e == caf::sec::request_timeout)
+                  answer(error{errc::timeout, "no answer in " + std::to_string(timeout.count()) +
+                                                  " ms: the command may still be applied"});
+                else
+                  answer(error_from(e));
+              });
+  });
+  return answer;
+}
+
+bool runtime::running() const {
+  return impl_ && !impl_->stopped;
+}
+
+result<projection_status> runtime::status(std::string_view name) {
+  if (!running()) return shut_down;
+  return call<projection_status>(*impl_->sys, impl_->manager, status_atom_v, std::string(name));
+}
+
+result<std::vector<projection_status>> runtime::projections() {
+  if (!running()) return shut_down;
+  return call<std::vector<projection_status>>(*impl_->sys, impl_->manager, list_atom_v);
+}
+
+result<commit_stats> runtime::commit_stats() {
+  if (!running()) return shut_down;
+  return call<varve::commit_stats>(*impl_->sys, impl_->storage, stats_atom_v);
+}
+
+result<append_result> runtime::append(append_request request) {
+  if (!running()) return shut_down;
+  return call<append_result>(*impl_->sys, impl_->storage, append_atom_v, std::move(request));
+}
+
+result<stream_version> runtime::shred(std::string_view stream) {
+  if (!running()) return shut_down;
+  return call<std::uint64_t>(*impl_->sys, impl_->storage, shred_atom_v, std::string(stream));
+}
+
+result<projection_status> runtime::pause(std::string_view name) {
+  if (!running()) return shut_down;
+  return call<projection_status>(*impl_->sys, impl_->manager, pause_atom_v, std::string(name));
+}
+
+result<projection_status> runtime::resume(std::string_view name) {
+  if (!running()) return shut_down;
+  return call<projection_status>(*impl_->sys, impl_->manager, resume_atom_v, std::string(name));
+}
+
+result<projection_status> runtime::rebuild(std::string_view name) {
+  if (!running()) return shut_down;
+  return call<projection_status>(*impl_->sys, impl_->manager, rebuild_atom_v, std::string(name));
+}
+
+result<projection_status> runtime::reset(std::string_view name, global_position position) {
+  if (!running()) return shut_down;
+  return call<projection_status>(*impl_->sys, impl_->manager, reset_atom_v, std::string(name),
+                                 std::uint64_t{position});
+}
+
+result<void> runtime::wait_for(std::string_view name, global_position position,
+                               std::chrono::milliseconds timeout) {
+  if (!running()) return shut_down;
+  auto mode = impl_->modes.find(name);
+  if (mode == impl_->modes.end())
+    return error{errc::not_found, "no projection named '" + std::string(name) + "'"};
+  if (position == 0) return {};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::microseconds(50);
+  auto next_status = std::chrono::steady_clock::now();
+  global_position at = 0;
+  for (;;) {
+    // Exactly-once: the cursor is committed with the view, so the view
+    // shows the events once the stored cursor is there. At-least-once: the
+    // manager knows what was handled before it is checkpointed.
+    const auto now = std::chrono::steady_clock::now();
+    const bool ask_status = mode->second == delivery::at_least_once || now >= next_status;
+    if (mode->second == delivery::exactly_once) {
+      auto txn = impl_->store->read();
+      if (!txn) return std::move(txn).err();
+      auto cursor = txn->cursor(name);
+      if (!cursor) return std::move(cursor).err();
+      at = cursor->value_or(0);
+      if (at >= position) return {};
+    }
+    if (ask_status) {
+      auto s = status(name);
+      if (!s) return std::move(s).err();
+      if (mode->second == delivery::at_least_once) {
+        at = s->position;
+        if (at >= position) return {};
+      }
+      if (s->state == "failed" || s->state == "stopped")
+        return error{errc::unavailable, "projection '" + std::string(name) + "' is " + s->state +
+                                            " at position " + std::to_string(s->position) +
+                                            (s->error.empty() ? "" : ": " + s->error)};
+      next_status = now + std::chrono::milliseconds(100);
+    }
+    if (now >= deadline)
+      return error{errc::timeout, "projection '" + std::string(name) + "' is at position " +
+                                      std::to_string(at) + ", not " + std::to_string(position) +
+                                      ", after " + std::to_string(timeout.count()) + " ms"};
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace varve
