@@ -67,16 +67,20 @@ typename Inspector::result_type inspect(Inspector& f, state& x) {
   return f(caf::meta::type_name("counter_state"), x.total, x.count);
 }
 
-/// A counter: the smallest aggregate that folds every event. Its events
-/// (and its snapshots, through the state's inspect overload) are stored in
-/// CAF's binary form, as when W5's figures were first taken.
-struct aggregate {
+VARVE_JSON(incremented, amount, pad)
+VARVE_JSON(state, total, count)
+
+/// A counter: the smallest aggregate that folds every event, its events
+/// stored with `Codec`: CAF's binary form (W5a, W5b, as when W5's figures
+/// were first taken) or JSON, the default codec (W5c). Snapshots are JSON.
+template <class Codec>
+struct basic_aggregate {
   static constexpr std::string_view category = "counter";
   static constexpr std::uint32_t snapshot_schema = 1;
   using state = counter::state;
   using event = incremented;
   using command = increment;
-  using codec = varve::binary_codec<event>;
+  using codec = Codec;
   static void apply(state& s, const event& e) {
     s.total += e.amount;
     ++s.count;
@@ -85,6 +89,8 @@ struct aggregate {
     return std::vector<event>{incremented{c.amount, c.pad}};
   }
 };
+using aggregate = basic_aggregate<varve::binary_codec<incremented>>;
+using json_aggregate = basic_aggregate<varve::json_codec<incremented>>;
 
 }  // namespace counter
 
@@ -294,11 +300,10 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
 
 // ------------------------------------------------------------------ W5
 
-using counter_actor = varve::aggregate_actor<counter::aggregate>;
-
 /// Sends `n` increments to `agg` at once (it handles them one at a time) and
 /// waits for the last answer; returns the stream's version.
-std::uint64_t feed(caf::actor_system& sys, const counter_actor& agg, std::uint64_t n,
+template <class A>
+std::uint64_t feed(caf::actor_system& sys, const varve::aggregate_actor<A>& agg, std::uint64_t n,
                    const std::string& pad) {
   auto done = std::make_shared<std::promise<std::uint64_t>>();
   auto answer = done->get_future();
@@ -331,11 +336,12 @@ std::uint64_t feed(caf::actor_system& sys, const counter_actor& agg, std::uint64
 /// Spawns a lone aggregate actor for `id` and waits for its answer to
 /// stats_atom: the time, in ns, from the spawn to the answer (hydration is
 /// done before the first message is handled).
+template <class A>
 std::uint64_t hydrate(caf::actor_system& sys, caf::scoped_actor& self,
                       const varve::aggregate_context& ctx, const std::string& id,
                       varve::aggregate_info& info) {
   const std::uint64_t t0 = vb::now_ns();
-  auto a = varve::spawn_aggregate<counter::aggregate>(sys, id, ctx);
+  auto a = varve::spawn_aggregate<A>(sys, id, ctx);
   info = vv::ask<varve::aggregate_info>(self, a, varve::stats_atom_v);
   const std::uint64_t t1 = vb::now_ns();
   self->send_exit(a, caf::exit_reason::user_shutdown);
@@ -346,9 +352,9 @@ std::uint64_t hydrate(caf::actor_system& sys, caf::scoped_actor& self,
 /// The same hydration without the actor: the aggregate actor's own steps
 /// (load_snapshot, then catch_up) on a fresh state, timed directly; median
 /// of `repeat`, in ms.
+template <class A>
 double direct_hydration_ms(const varve::aggregate_context& ctx, const std::string& id,
                            std::uint64_t events, std::uint32_t repeat) {
-  using A = counter::aggregate;
   std::vector<std::uint64_t> ns;
   for (std::uint32_t r = 0; r <= repeat; ++r) {
     varve::detail::aggregate_state<A> st;
@@ -372,93 +378,104 @@ double median_ms(std::vector<std::uint64_t> v) {
   return static_cast<double>(vb::percentile_sorted(v, 0.5)) / 1e6;
 }
 
+/// One W5 variant: the stream `id` of aggregate type A written through its
+/// aggregate, then rehydrated `repeat` times.
+template <class A>
+void run_w5_variant(const vb::options& o, vb::record_sink& out, caf::actor_system& sys,
+                    caf::scoped_actor& self, const std::shared_ptr<varve::event_store>& store,
+                    const varve::storage_actor& storage, const std::filesystem::path& dir,
+                    const char* workload, const std::string& id, std::uint64_t snapshot_every,
+                    std::uint64_t events, std::uint32_t repeat, const std::string& pad) {
+  std::string encoded;
+  if (!A::codec::encode(counter::incremented{1, pad}, encoded))
+    throw std::runtime_error("W5: the event does not encode");
+  // The stream, written through its aggregate (which also writes the snapshots).
+  varve::aggregate_options opts;
+  opts.snapshot_every = snapshot_every;
+  const varve::aggregate_context ctx{store, storage, opts};
+  auto writer = varve::spawn_aggregate<A>(sys, id, ctx);
+  const std::uint64_t fed_at = vb::now_ns();
+  const std::uint64_t version = feed<A>(sys, writer, events, pad);
+  const double feed_s = static_cast<double>(vb::now_ns() - fed_at) / 1e9;
+  self->send_exit(writer, caf::exit_reason::user_shutdown);
+  self->wait_for(writer);
+  vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);  // snapshots committed
+  if (version != events) throw std::runtime_error("W5: the stream is at a wrong version");
+  vv::sync_files(dir / "store");
+  {
+    auto txn = vv::must(store->read(), "read");
+    auto snap = vv::must(txn.snapshot(varve::stream_of<A>(id)), "snapshot");
+    const std::uint64_t want = snapshot_every ? events / snapshot_every * snapshot_every : 0;
+    if ((snap ? snap->version : 0) != want)
+      throw std::runtime_error("W5: the snapshot is not where expected");
+  }
+
+  // Hydration of the stream, against a lone actor of an empty stream (spawn,
+  // first round trip, stop), alternating; the first of each is a warm-up.
+  std::vector<std::uint64_t> full, empty;
+  varve::aggregate_info info, none;
+  for (std::uint32_t r = 0; r <= repeat; ++r) {
+    const std::uint64_t e = hydrate<A>(sys, self, ctx, "empty", none);
+    const std::uint64_t f = hydrate<A>(sys, self, ctx, id, info);
+    if (info.version != events || none.version != 0)
+      throw std::runtime_error("W5: hydrated to a wrong version");
+    if (r == 0) continue;
+    empty.push_back(e);
+    full.push_back(f);
+  }
+  const double full_ms = median_ms(full), empty_ms = median_ms(empty);
+  const double ms = std::max(0.0, full_ms - empty_ms);
+
+  vb::measurement m;
+  m.workload = workload;
+  m.system = vv::system_name;
+  m.params = o.make_params(1, events, 1);
+  m.params.payload = static_cast<std::uint32_t>(encoded.size());
+  m.params.extra["snapshot_every"] = snapshot_every;
+  m.params.extra["repeat"] = repeat;
+  // Events replayed per second of rehydration (0 when a snapshot left none).
+  m.events_per_s = ms > 0 ? static_cast<double>(info.replayed) / (ms / 1e3) : 0;
+  m.extra["ms"] = ms;
+  m.extra["spawn_to_answer_ms"] = full_ms;
+  m.extra["empty_stream_ms"] = empty_ms;
+  m.extra["min_ms"] = (static_cast<double>(*std::min_element(full.begin(), full.end())) -
+                       static_cast<double>(*std::min_element(empty.begin(), empty.end()))) /
+                      1e6;
+  m.extra["direct_ms"] = direct_hydration_ms<A>(ctx, id, events, repeat);
+  m.extra["replayed"] = info.replayed;
+  // The set-up's burst: `events` commands sent at once to one aggregate
+  // (one append each, no fsync), answered one at a time.
+  m.extra["burst_commands_per_s"] = static_cast<double>(events) / feed_s;
+  m.extra["snapshot_version"] = info.snapshot_version;
+  out.write(m);
+  std::cerr << "varve      " << workload << "  rehydration of " << events << " events: " << ms
+            << " ms (spawn to answer " << full_ms << " ms, empty stream " << empty_ms
+            << " ms, replayed " << info.replayed << "; without the actor "
+            << m.extra["direct_ms"].template get<double>() << " ms)\n";
+}
+
+/// W5a: CAF binary events, no snapshots; W5b: the same with a snapshot
+/// every 100 events; W5c: JSON events (the default codec), no snapshots.
 void run_w5(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out,
             std::uint64_t events, std::uint32_t repeat) {
   vb::temp_dir dir(o.dir);
   auto store = vv::open_store(vv::store_options(dir / "store", ss, false));  // set-up: no fsync
   const vb::payloads pl(o.payload);
-  // An event's stored bytes: 8 (amount) + 1 (length) + pad.
+  // An event's stored bytes (binary): 8 (amount) + 1 (length) + pad.
   const std::string pad(pl[0].substr(0, o.payload > 9 ? o.payload - 9 : 0));
-  std::string encoded;
-  if (!counter::aggregate::codec::encode(counter::incremented{1, pad}, encoded))
-    throw std::runtime_error("W5: the event does not encode");
-
   vv::actor_config acfg;
   caf::actor_system sys{acfg};
   auto storage = varve::spawn_storage(sys, store);
   caf::scoped_actor self{sys};
-  struct variant {
-    const char* workload;
-    std::string id;
-    std::uint64_t snapshot_every;
-  };
-  const variant variants[] = {{"W5a", "plain", 0}, {"W5b", "snapshotted", 100}};
-  for (const auto& v : variants) {
-    // The stream, written through its aggregate (which also writes the snapshots).
-    varve::aggregate_options opts;
-    opts.snapshot_every = v.snapshot_every;
-    const varve::aggregate_context ctx{store, storage, opts};
-    auto writer = varve::spawn_aggregate<counter::aggregate>(sys, v.id, ctx);
-    const std::uint64_t fed_at = vb::now_ns();
-    const std::uint64_t version = feed(sys, writer, events, pad);
-    const double feed_s = static_cast<double>(vb::now_ns() - fed_at) / 1e9;
-    self->send_exit(writer, caf::exit_reason::user_shutdown);
-    self->wait_for(writer);
-    vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);  // snapshots committed
-    if (version != events) throw std::runtime_error("W5: the stream is at a wrong version");
-    vv::sync_files(dir / "store");
-    {
-      auto txn = vv::must(store->read(), "read");
-      auto snap = vv::must(txn.snapshot(varve::stream_of<counter::aggregate>(v.id)), "snapshot");
-      const std::uint64_t want =
-          v.snapshot_every ? events / v.snapshot_every * v.snapshot_every : 0;
-      if ((snap ? snap->version : 0) != want)
-        throw std::runtime_error("W5: the snapshot is not where expected");
-    }
-
-    // Hydration of the stream, against a lone actor of an empty stream (spawn,
-    // first round trip, stop), alternating; the first of each is a warm-up.
-    std::vector<std::uint64_t> full, empty;
-    varve::aggregate_info info, none;
-    for (std::uint32_t r = 0; r <= repeat; ++r) {
-      const std::uint64_t e = hydrate(sys, self, ctx, "empty", none);
-      const std::uint64_t f = hydrate(sys, self, ctx, v.id, info);
-      if (info.version != events || none.version != 0)
-        throw std::runtime_error("W5: hydrated to a wrong version");
-      if (r == 0) continue;
-      empty.push_back(e);
-      full.push_back(f);
-    }
-    const double full_ms = median_ms(full), empty_ms = median_ms(empty);
-    const double ms = std::max(0.0, full_ms - empty_ms);
-
-    vb::measurement m;
-    m.workload = v.workload;
-    m.system = vv::system_name;
-    m.params = o.make_params(1, events, 1);
-    m.params.payload = static_cast<std::uint32_t>(encoded.size());
-    m.params.extra["snapshot_every"] = v.snapshot_every;
-    m.params.extra["repeat"] = repeat;
-    // Events replayed per second of rehydration (0 when a snapshot left none).
-    m.events_per_s = ms > 0 ? static_cast<double>(info.replayed) / (ms / 1e3) : 0;
-    m.extra["ms"] = ms;
-    m.extra["spawn_to_answer_ms"] = full_ms;
-    m.extra["empty_stream_ms"] = empty_ms;
-    m.extra["min_ms"] = (static_cast<double>(*std::min_element(full.begin(), full.end())) -
-                         static_cast<double>(*std::min_element(empty.begin(), empty.end()))) /
-                        1e6;
-    m.extra["direct_ms"] = direct_hydration_ms(ctx, v.id, events, repeat);
-    m.extra["replayed"] = info.replayed;
-    // The set-up's burst: `events` commands sent at once to one aggregate
-    // (one append each, no fsync), answered one at a time.
-    m.extra["burst_commands_per_s"] = static_cast<double>(events) / feed_s;
-    m.extra["snapshot_version"] = info.snapshot_version;
-    out.write(m);
-    std::cerr << "varve      " << v.workload << "  rehydration of " << events << " events: " << ms
-              << " ms (spawn to answer " << full_ms << " ms, empty stream " << empty_ms
-              << " ms, replayed " << info.replayed << "; without the actor "
-              << m.extra["direct_ms"].get<double>() << " ms)\n";
-  }
+  run_w5_variant<counter::aggregate>(o, out, sys, self, store, storage, dir.path(), "W5a", "plain",
+                                     0, events, repeat, pad);
+  run_w5_variant<counter::aggregate>(o, out, sys, self, store, storage, dir.path(), "W5b",
+                                     "snapshotted", 100, events, repeat, pad);
+  // JSON holds text: the pad is letters, sized for the same stored bytes
+  // ({"amount":1,"pad":"..."} is 21 bytes and the pad).
+  const std::string json_pad(o.payload > 21 ? o.payload - 21 : 0, 'p');
+  run_w5_variant<counter::json_aggregate>(o, out, sys, self, store, storage, dir.path(), "W5c",
+                                          "json", 0, events, repeat, json_pad);
   self->send_exit(storage, caf::exit_reason::user_shutdown);
   self->wait_for(storage);
 }
