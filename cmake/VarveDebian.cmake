@@ -28,7 +28,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(_varve_deb_depends "liblmdb-dev" "libbotan-2-dev" "libisal-dev" "pkgconf | pkg-config")
 if(VARVE_BUILD_ACTORS)
   list(APPEND _varve_deb_depends "libcaf-dev (>= 0.17.6)" "libcaf-dev (<< 0.18)"
-    "nlohmann-json3-dev (>= 3.10)")
+    "nlohmann-json3-dev (>= 3.10)" "libsimdjson-dev (>= 3)")
 endif()
 list(JOIN _varve_deb_depends ", " CPACK_DEBIAN_PACKAGE_DEPENDS)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS cmake)

@@ -4,12 +4,14 @@
 #include <caf/exit_reason.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/settings.hpp>
+#include <caf/thread_hook.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include <varve/actors/error.hpp>
@@ -113,11 +115,28 @@ result<T> call(caf::actor_system& sys, const Handle& to, Ts&&... xs) {
 
 const error shut_down{errc::unavailable, "the runtime is shut down"};
 
+/// The actor system whose thread this is (scheduler workers), if any.
+thread_local const caf::actor_system* system_of_this_thread = nullptr;
+
+/// Marks the threads of an actor system, so that a blocking call made on
+/// one of them (from inside an actor: a projection's handler, an
+/// aggregate's decide) is refused instead of waiting for itself.
+class thread_marker : public caf::thread_hook {
+ public:
+  void init(caf::actor_system& sys) override { sys_ = &sys; }
+  void thread_started() override { system_of_this_thread = sys_; }
+  void thread_terminates() override { system_of_this_thread = nullptr; }
+
+ private:
+  const caf::actor_system* sys_ = nullptr;
+};
+
 }  // namespace
 
 result<runtime> runtime::open(runtime_options options) {
   auto cfg = std::make_unique<varve_config>();
   add_varve_types(*cfg);
+  cfg->add_thread_hook<thread_marker>();
   caf::put(cfg->content, "scheduler.max-threads", std::max<std::size_t>(options.threads, 1));
   auto p = std::make_unique<impl>();
   p->own_config = std::move(cfg);
@@ -140,6 +159,10 @@ result<runtime> runtime::open(runtime_options options) {
 
 result<runtime> runtime::open(varve_config& cfg, std::vector<projection_spec> projections) {
   add_varve_types(cfg);
+  if (cfg.data_dir.empty())
+    return error{errc::invalid_argument,
+                 "the data directory is not set (--varve.data-dir, varve_config::data_dir; "
+                 "varve::configure sets a program's default)"};
   if (auto ok = check_names(projections); !ok) return std::move(ok).err();
   auto opened = event_store::open(cfg.store_options());
   if (!opened) return std::move(opened).err();
@@ -151,6 +174,7 @@ result<runtime> runtime::open(varve_config& cfg, std::vector<projection_spec> pr
     cfg.apply(s);
     p->modes.emplace(s.name, s.mode);
   }
+  cfg.add_thread_hook<thread_marker>();
   p->sys = std::make_unique<caf::actor_system>(cfg);
   p->storage = spawn_storage(*p->sys, store, cfg.storage());
   p->manager = spawn_projection_manager(*p->sys, p->store, p->storage, std::move(projections));
@@ -162,19 +186,21 @@ void runtime::shutdown() {
 }
 
 const std::shared_ptr<const event_store>& runtime::store() const {
-  return impl_->store;
+  static const std::shared_ptr<const event_store> none;
+  return impl_ ? impl_->store : none;
 }
 
 caf::actor_system& runtime::system() {
+  if (!impl_ || !impl_->sys) throw std::logic_error("varve::runtime::system(): no actor system");
   return *impl_->sys;
 }
 
 storage_actor runtime::storage() const {
-  return impl_->storage;
+  return impl_ ? impl_->storage : storage_actor{};
 }
 
 projection_manager runtime::manager() const {
-  return impl_->manager;
+  return impl_ ? impl_->manager : projection_manager{};
 }
 
 caf::actor runtime::registry_handle(std::type_index type, registry_spawner spawn) {
@@ -199,30 +225,37 @@ std::future<result<command_reply>> runtime::ask(caf::actor to, caf::message requ
   // A short-lived actor per request: it answers the future once, with the
   // reply, the error, or `unavailable` when the registry goes down first
   // (a registry that stops may leave what it passed on unanswered).
-  impl_->sys->spawn([to, request = std::move(request), timeout,
-                     promise](caf::event_based_actor* self) mutable {
-    auto answered = std::make_shared<bool>(false);
-    auto answer = [self, promise, answered](result<command_reply> r) {
-      if (!*answered) promise->set_value(std::move(r));
-      *answered = true;
-      self->quit();
-    };
-    self->set_down_handler([answer](caf::down_msg&) {
-      answer(error{errc::unavailable,
-                   "the aggregate's registry stopped before it answered: the "
-                   "command may or may not have been applied"});
-    });
-    self->monitor(to);
-    self->request(to, timeout, std::move(request))
-        .then([answer](command_reply& r) { answer(r); },
-              [answer, timeout](caf::error& e) {
-                if (e == caf::sec::request_timeout)
-                  answer(error{errc::timeout, "no answer in " + std::to_string(timeout.count()) +
-                                                  " ms: the command may still be applied"});
-                else
-                  answer(error_from(e));
-              });
-  });
+  // The promise is a spawn argument, not a capture: CAF 0.17 spawns a
+  // function without arguments through a null shared_ptr<std::tuple<>>
+  // (init_fun_factory), which UBSan reports as a null reference binding.
+  using promise_ptr = std::shared_ptr<std::promise<result<command_reply>>>;
+  impl_->sys->spawn(
+      [to, request = std::move(request), timeout](caf::event_based_actor* self,
+                                                  promise_ptr promise) mutable {
+        auto answered = std::make_shared<bool>(false);
+        auto answer = [self, promise, answered](result<command_reply> r) {
+          if (!*answered) promise->set_value(std::move(r));
+          *answered = true;
+          self->quit();
+        };
+        self->set_down_handler([answer](caf::down_msg&) {
+          answer(error{errc::unavailable,
+                       "the aggregate's registry stopped before it answered: the "
+                       "command may or may not have been applied"});
+        });
+        self->monitor(to);
+        self->request(to, timeout, std::move(request))
+            .then(
+                [answer](command_reply& r) { answer(r); },
+                [answer, timeout](caf::error& e) {
+                  if (e == caf::sec::request_timeout)
+                    answer(error{errc::timeout, "no answer in " + std::to_string(timeout.count()) +
+                                                    " ms: the command may still be applied"});
+                  else
+                    answer(error_from(e));
+                });
+      },
+      promise);
   return answer;
 }
 
@@ -230,55 +263,65 @@ bool runtime::running() const {
   return impl_ && !impl_->stopped;
 }
 
-result<projection_status> runtime::status(std::string_view name) {
+result<void> runtime::can_block() const {
   if (!running()) return shut_down;
+  if (system_of_this_thread == impl_->sys.get())
+    return error{errc::invalid_argument,
+                 "a blocking call of the runtime from inside one of its actors (a projection's "
+                 "handler, an aggregate's decide) would wait for the thread it holds: send "
+                 "from a thread of your own, or to registry<A>() without waiting"};
+  return {};
+}
+
+result<projection_status> runtime::status(std::string_view name) {
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<projection_status>(*impl_->sys, impl_->manager, status_atom_v, std::string(name));
 }
 
 result<std::vector<projection_status>> runtime::projections() {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<std::vector<projection_status>>(*impl_->sys, impl_->manager, list_atom_v);
 }
 
 result<commit_stats> runtime::commit_stats() {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<varve::commit_stats>(*impl_->sys, impl_->storage, stats_atom_v);
 }
 
 result<append_result> runtime::append(append_request request) {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<append_result>(*impl_->sys, impl_->storage, append_atom_v, std::move(request));
 }
 
 result<stream_version> runtime::shred(std::string_view stream) {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<std::uint64_t>(*impl_->sys, impl_->storage, shred_atom_v, std::string(stream));
 }
 
 result<projection_status> runtime::pause(std::string_view name) {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<projection_status>(*impl_->sys, impl_->manager, pause_atom_v, std::string(name));
 }
 
 result<projection_status> runtime::resume(std::string_view name) {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<projection_status>(*impl_->sys, impl_->manager, resume_atom_v, std::string(name));
 }
 
 result<projection_status> runtime::rebuild(std::string_view name) {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<projection_status>(*impl_->sys, impl_->manager, rebuild_atom_v, std::string(name));
 }
 
 result<projection_status> runtime::reset(std::string_view name, global_position position) {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   return call<projection_status>(*impl_->sys, impl_->manager, reset_atom_v, std::string(name),
                                  std::uint64_t{position});
 }
 
 result<void> runtime::wait_for(std::string_view name, global_position position,
                                std::chrono::milliseconds timeout) {
-  if (!running()) return shut_down;
+  if (auto ok = can_block(); !ok) return std::move(ok).err();
   auto mode = impl_->modes.find(name);
   if (mode == impl_->modes.end())
     return error{errc::not_found, "no projection named '" + std::string(name) + "'"};

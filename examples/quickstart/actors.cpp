@@ -28,11 +28,13 @@ struct account {
 
 varve::projection_spec balances() {  // exactly-once view: stream -> balance
   varve::projection_spec spec{.name = "balances"};
+  spec.filter.categories = {"account"};  // only "account-..." streams reach the handler
   spec.handle = [](const varve::delivered_event& d, varve::view_batch& view) {
+    auto e = varve::decode_event<account>(d.event);
+    if (!e) return varve::result<void>({varve::errc::corruption, "not an account event"});
     auto balance = varve::get_json<std::int64_t>(view, d.stream);
     if (!balance) return varve::result<void>(balance.err());
-    return varve::put_json(view, d.stream,
-                           balance->value_or(0) + varve::decode_event<account>(d.event)->amount);
+    return varve::put_json(view, d.stream, balance->value_or(0) + e->amount);
   };
   return spec;
 }

@@ -7,8 +7,11 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
@@ -165,4 +168,119 @@ BOOST_AUTO_TEST_CASE(a_snapshot_state_with_an_inspect_overload_only_is_stored_in
   auto back = varve::detail::load_state<legacy_state>(bytes);
   BOOST_REQUIRE(back);
   BOOST_TEST(back->total == 41);
+}
+
+namespace shop {
+
+struct address {
+  std::string city;
+  std::uint16_t zip = 0;
+};
+VARVE_JSON(address, city, zip)
+
+/// Every kind of field the fast reader reads, and a nested type.
+struct order_placed {
+  static constexpr std::string_view type_name = "order_placed";
+  std::int32_t lines = 0;
+  std::uint64_t total_cents = 0;
+  double weight = 0;
+  bool gift = false;
+  std::string note;
+  std::vector<std::int64_t> skus;
+  std::map<std::string, std::string> labels;
+  address ship_to;
+  std::vector<address> stops;
+};
+VARVE_JSON(order_placed, lines, total_cents, weight, gift, note, skus, labels, ship_to, stops)
+
+/// A field the fast reader does not read (std::array): nlohmann reads it.
+struct measured {
+  static constexpr std::string_view type_name = "measured";
+  std::array<int, 2> range{};
+};
+VARVE_JSON(measured, range)
+
+/// What nlohmann alone makes of `text`: the reference.
+template <class T>
+std::optional<T> nlohmann_reads(std::string_view text) {
+  auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  try {
+    return j.get<T>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace shop
+
+BOOST_AUTO_TEST_CASE(what_decodes_decodes_as_nlohmann_reads_it_and_what_would_be_coerced_does_not) {
+  using codec = varve::json_codec<order_placed>;
+  struct text_case {
+    std::string text;
+    bool decodes;
+  };
+  const std::vector<text_case> cases{
+      {R"({"lines":2,"total_cents":1999,"weight":1.5,"gift":true,"note":"caf\u00e9 \"x\"",)"
+       R"("skus":[1,2,3],"labels":{"a":"b"},"ship_to":{"city":"Bern","zip":3000},)"
+       R"("stops":[{"city":"Thun"},{"zip":1}]})",
+       true},
+      {R"({})", true},                                    // every field its default
+      {R"({"lines":1,"lines":7})", true},                 // the last of two equal keys
+      {R"({"unknown":[1,{"x":null}],"lines":3})", true},  // unknown fields skipped
+      {R"({"weight":3})", true},                          // an integer where a double is
+      {R"({"lines":2.9})", false},              // a float where an integer is (nlohmann: 2)
+      {R"({"lines":3000000000})", false},       // out of an int32's range (nlohmann: wraps)
+      {R"({"total_cents":-1})", false},         // negative into unsigned (nlohmann: 2^64-1)
+      {R"({"ship_to":{"zip":70000}})", false},  // out of a uint16's range
+      {R"({"gift":1})", false},                 // not a boolean
+      {R"({"note":5})", false},                 // not a string
+      {R"({"skus":{"a":1}})", false},           // not an array
+      {R"({"lines":1} trailing)", false},       // bytes after the object
+      {R"({"lines":1}{"lines":2})", false},
+      {R"([1,2])", false},              // not an object
+      {R"({"note":"\ud800"})", false},  // a lone surrogate
+      {R"({"lines":1)", false},         // cut short
+      {"{\"note\":\"\xff\"}", false},   // not UTF-8
+      {"", false},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.text) {
+      auto decoded = codec::decode("order_placed", c.text);
+      BOOST_TEST(decoded.has_value() == c.decodes);
+      if (decoded) {
+        auto reference = nlohmann_reads<order_placed>(c.text);
+        BOOST_REQUIRE(reference);
+        BOOST_TEST(nlohmann::json(*decoded) == nlohmann::json(*reference));
+      }
+    }
+  }
+  auto full = codec::decode("order_placed", cases[0].text);
+  BOOST_REQUIRE(full);
+  BOOST_TEST(full->note == "caf\xc3\xa9 \"x\"");
+  BOOST_TEST(full->skus == (std::vector<std::int64_t>{1, 2, 3}));
+  BOOST_TEST(full->stops.size() == 2u);
+  BOOST_TEST(full->stops[1].zip == 1u);
+  BOOST_TEST(full->ship_to.city == "Bern");
+}
+
+BOOST_AUTO_TEST_CASE(a_type_with_a_field_the_fast_reader_does_not_read_is_read_by_nlohmann) {
+  static_assert(!varve::detail::fast_json_v<measured>);
+  static_assert(varve::detail::fast_json_v<order_placed>);
+  std::string bytes;
+  BOOST_REQUIRE(varve::json_codec<measured>::encode(measured{{3, 9}}, bytes));
+  auto back = varve::json_codec<measured>::decode("measured", bytes);
+  BOOST_REQUIRE(back);
+  BOOST_TEST(back->range[1] == 9);
+}
+
+BOOST_AUTO_TEST_CASE(bytes_at_the_very_end_of_a_page_are_read_without_reading_past_them) {
+  // The fast reader copies the bytes before simdjson reads past them: a
+  // value that ends where its memory ends reads (ASan would say otherwise).
+  const std::string text = R"({"lines":4})";
+  auto heap = std::make_unique<char[]>(text.size());
+  std::memcpy(heap.get(), text.data(), text.size());
+  auto back = varve::json_codec<order_placed>::decode("order_placed", {heap.get(), text.size()});
+  BOOST_REQUIRE(back);
+  BOOST_TEST(back->lines == 4);
 }

@@ -1,7 +1,9 @@
-// Compiled twice by tests/CMakeLists.txt: as it is, it must compile; with
-// VARVE_EVENT_WITHOUT_JSON, an event type lacks its JSON form and the build
+// Compiled three times by tests/CMakeLists.txt: as it is, it must compile;
+// with VARVE_EVENT_WITHOUT_JSON, an event type lacks its JSON form, and with
+// VARVE_EVENT_NAMES_CLASH two event types have one stored name: the build
 // must fail with Varve's own static_assert message, not pages of errors
-// from inside nlohmann or CAF.
+// from inside nlohmann or CAF (or, for the clash, not at all, while the
+// second type's events would read back as the first's).
 #include <cstdint>
 #include <string_view>
 #include <variant>
@@ -15,7 +17,11 @@ struct started {
 };
 VARVE_JSON(started, at)
 struct stopped {
+#ifdef VARVE_EVENT_NAMES_CLASH
+  static constexpr std::string_view type_name = "started";
+#else
   static constexpr std::string_view type_name = "stopped";
+#endif
 };
 #ifndef VARVE_EVENT_WITHOUT_JSON
 VARVE_JSON(stopped)

@@ -21,9 +21,16 @@
 // another process takes both (varve/remote/commands.hpp).
 //
 // Threads. Every member function may be called from any thread, at once,
-// except open, shutdown, the move operations and the destructor. execute()
-// and the future's get() block the calling thread: do not call them from
-// inside an actor of this runtime (send to registry<A>() there).
+// except open, shutdown, the move operations and the destructor. The
+// blocking calls (execute, wait_for, status, projections, commit_stats,
+// append, shred and the projection controls) made from inside one of the
+// runtime's actors (a projection's handler, an aggregate's decide) would
+// wait for the thread they hold: they fail at once with invalid_argument.
+// Do not wait on an execute_async future there either; send to
+// registry<A>() from your own actors instead.
+//
+// A moved-from runtime answers unavailable; store() is then null, and
+// system() throws std::logic_error.
 //
 // Shutdown never hangs: the runtime stops what it spawned, answers what is
 // in flight (errc::unavailable), and does not wait for actors that others
@@ -100,6 +107,7 @@ class runtime {
   template <aggregate A>
   result<command_reply> execute(std::string_view id, typename A::command cmd,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    if (auto ok = can_block(); !ok) return std::move(ok).err();
     return execute_async<A>(id, std::move(cmd), timeout).get();
   }
 
@@ -168,6 +176,7 @@ class runtime {
   /// when the value is not a T in JSON, and the store's read errors.
   template <class T>
   result<std::optional<T>> view(std::string_view view, std::string_view key) const {
+    if (!store()) return error{errc::unavailable, "the runtime was moved from"};
     auto txn = store()->read();
     if (!txn) return std::move(txn).err();
     return read_json<T>(*txn, view, key);
@@ -189,6 +198,9 @@ class runtime {
   explicit runtime(std::unique_ptr<impl> p);
   /// Open, not shut down.
   bool running() const;
+  /// Whether a blocking call may wait here: unavailable after shutdown,
+  /// invalid_argument on one of the runtime's own threads.
+  result<void> can_block() const;
 
   template <aggregate A>
   static caf::actor spawn_registry_of(caf::actor_system& sys, const aggregate_context& ctx) {

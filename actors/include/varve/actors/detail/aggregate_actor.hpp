@@ -94,8 +94,10 @@ void handle_command(aggregate_pointer<A> self, typename A::command cmd,
   for (const auto& e : *events) {
     new_event ne{codec::type_of(e), {}, {}, {}, {}};
     if (!codec::encode(e, ne.payload)) {
-      promise.deliver(
-          make_error(errc::invalid_argument, "an event of '" + st.stream + "' does not serialise"));
+      promise.deliver(make_error(errc::invalid_argument,
+                                 "the aggregate's codec cannot encode the '" + ne.type +
+                                     "' event decided for '" + st.stream +
+                                     "' (with JSON: a string that is not UTF-8); nothing stored"));
       return;
     }
     req.events.push_back(std::move(ne));
