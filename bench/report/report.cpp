@@ -294,6 +294,8 @@ std::vector<spec> specs(const records& rs) {
       absolute("W5", "W5a", "ms", "varve rehydration ms, no snapshots", target{"<=", 1.5}));
   out.push_back(
       absolute("W5", "W5b", "ms", "varve rehydration ms, snapshots every 100", target{"<=", 0.1}));
+  out.push_back(absolute("W5", "W5c", "ms", "varve rehydration ms, JSON events, no snapshots",
+                         target{"<=", 1.5}));
   out.push_back(absolute("W6", "W6a", "events_per_s", "varve at-least-once catch-up events_per_s",
                          target{">=", 5e6}));
   out.push_back(absolute("W6", "W6b", "events_per_s", "varve exactly-once catch-up events_per_s",
