@@ -113,33 +113,33 @@ void handle_command(aggregate_pointer<A> self, typename A::command cmd,
   self->request(st.ctx.storage, caf::infinite, append_atom_v, std::move(req))
       .then(
           [self, events = std::move(*events), promise](const append_result& r) mutable {
-            auto& st = self->state;
+            auto& now = self->state;
             for (const auto& e : events)
-              A::apply(st.state, e);
-            st.version = r.last_version;
+              A::apply(now.state, e);
+            now.version = r.last_version;
             maybe_snapshot<A>(self);
-            st.work.end();
+            now.work.end();
             promise.deliver(command_reply{r.last_version, r.last_position,
                                           static_cast<std::uint32_t>(events.size())});
-            st.work.run_waiting();
+            now.work.run_waiting();
           },
           [self, cmd = std::move(cmd), promise, attempt](caf::error& err) mutable {
-            auto& st = self->state;
+            auto& now = self->state;
             if (error_from(err).code() == errc::wrong_expected_version &&
-                attempt < st.ctx.options.max_retries) {
-              auto r = catch_up<A>(st);
-              st.work.end();
+                attempt < now.ctx.options.max_retries) {
+              auto r = catch_up<A>(now);
+              now.work.end();
               if (!r) {
-                st.hydrated = false;  // the next request reads on from here
+                now.hydrated = false;  // the next request reads on from here
                 promise.deliver(to_caf(r.err()));
               } else {
                 handle_command<A>(self, std::move(cmd), promise, attempt + 1);
               }
             } else {
-              st.work.end();
+              now.work.end();
               promise.deliver(err);
             }
-            st.work.run_waiting();  // unless the retry's append is in flight
+            now.work.run_waiting();  // unless the retry's append is in flight
           });
 }
 
