@@ -90,8 +90,9 @@ BOOST_AUTO_TEST_CASE(the_notifier_writes_each_loan_once_across_a_restart) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);)
     lines.push_back(line);
-  BOOST_TEST(lines == (std::vector<std::string>{"2 to ada: enjoy book-1", "3 to bob: enjoy book-1"}),
-             boost::test_tools::per_element());
+  BOOST_TEST(
+      lines == (std::vector<std::string>{"2 to ada: enjoy book-1", "3 to bob: enjoy book-1"}),
+      boost::test_tools::per_element());
   std::filesystem::remove(path);
 }
 
