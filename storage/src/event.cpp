@@ -122,7 +122,8 @@ recorded_event recorded_event::from(const event_view& v, std::string_view stream
                         std::string(v.type),
                         std::string(v.metadata),
                         std::string(v.payload),
-                        v.shredded};
+                        v.shredded,
+                        std::vector<std::string>(v.tags.begin(), v.tags.end())};
 }
 
 std::string_view to_string(durability d) noexcept {

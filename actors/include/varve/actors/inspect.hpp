@@ -53,7 +53,7 @@ typename Inspector::result_type inspect(Inspector& f, new_event& x) {
     return caf::none;
   });
   return f(caf::meta::type_name("varve::new_event"), x.type, x.payload, x.metadata, has_id, id,
-           has_time, time, load);
+           has_time, time, x.tags, load);
 }
 
 template <class Inspector>
@@ -70,7 +70,7 @@ typename Inspector::result_type inspect(Inspector& f, append_result& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recorded_event& x) {
   return f(caf::meta::type_name("varve::recorded_event"), x.position, x.stream, x.version, x.id,
-           x.time, x.type, x.metadata, x.payload, x.shredded);
+           x.time, x.type, x.metadata, x.payload, x.shredded, x.tags);
 }
 
 template <class Inspector>
@@ -101,9 +101,38 @@ typename Inspector::result_type inspect(Inspector& f, view_update& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, query_item& x) {
+  return f(caf::meta::type_name("varve::query_item"), x.types, x.tags, x.categories);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, query& x) {
+  return f(caf::meta::type_name("varve::query"), x.items);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, append_condition& x) {
+  bool has_after = x.after.has_value();
+  global_position after = x.after.value_or(0);
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    x.after = has_after ? std::optional<global_position>(after) : std::nullopt;
+    return caf::none;
+  });
+  return f(caf::meta::type_name("varve::append_condition"), x.fail_if_events_match, has_after,
+           after, load);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, write_request& x) {
+  bool has_condition = x.condition.has_value();
+  append_condition condition = x.condition.value_or(append_condition{});
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    x.condition =
+        has_condition ? std::optional<append_condition>(std::move(condition)) : std::nullopt;
+    return caf::none;
+  });
   return f(caf::meta::type_name("varve::write_request"), x.appends, x.cursors, x.snapshots,
-           x.views);
+           x.views, has_condition, condition, load);
 }
 
 }  // namespace varve

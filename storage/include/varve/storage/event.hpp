@@ -3,7 +3,9 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,15 +76,85 @@ class expected_version {
   stream_version version_ = 0;
 };
 
+/// At most this many tags on one event.
+inline constexpr std::size_t max_tags = 32;
+/// A tag is 1..max_tag_bytes bytes of UTF-8.
+inline constexpr std::size_t max_tag_bytes = 255;
+
 /// An event to append. `type` must be non-empty. When `id` is empty Varve
 /// generates one; give ids yourself to make retries idempotent. When `time` is
 /// empty the append's clock time is used.
+///
+/// `tags` name what the event is about, for queries and append conditions
+/// (query.hpp): short UTF-8 strings, by convention "key:value"
+/// ("course:c7", "student:s42"). At most max_tags per event, each
+/// 1..max_tag_bytes bytes, no tag twice; they are stored in the order given.
+/// Tags, like types, stay in clear in an encrypted store (they index the
+/// log; encryption binds them to the event) and survive shredding: put no
+/// personal data in them.
 struct new_event {
   std::string type{};
   std::string payload{};
   std::string metadata{};
   std::optional<event_id> id{};
   std::optional<timestamp_us> time{};
+  std::vector<std::string> tags{};
+};
+
+/// The tags of a stored event, as views into its record (valid as long as
+/// the event_view they belong to). Iterates the tags in stored order.
+class tag_list {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = std::string_view;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const std::string_view*;
+    using reference = std::string_view;
+
+    iterator() = default;
+    std::string_view operator*() const {
+      return {at_ + 1, static_cast<unsigned char>(*at_)};
+    }
+    iterator& operator++() {
+      at_ += 1 + static_cast<unsigned char>(*at_);
+      return *this;
+    }
+    iterator operator++(int) {
+      iterator before = *this;
+      ++*this;
+      return before;
+    }
+    friend bool operator==(const iterator&, const iterator&) = default;
+
+   private:
+    friend class tag_list;
+    explicit iterator(const char* at) : at_(at) {}
+    const char* at_ = nullptr;
+  };
+
+  tag_list() = default;
+  /// Over `encoded` (len:u8 bytes, repeated) holding `count` tags; the
+  /// record decoder checks the encoding before it builds one.
+  tag_list(std::string_view encoded, std::size_t count) : encoded_(encoded), count_(count) {}
+
+  std::size_t size() const noexcept { return count_; }
+  bool empty() const noexcept { return count_ == 0; }
+  iterator begin() const { return iterator(encoded_.data()); }
+  iterator end() const { return iterator(encoded_.data() + encoded_.size()); }
+  /// Whether `tag` is one of the tags.
+  bool contains(std::string_view tag) const {
+    for (std::string_view t : *this)
+      if (t == tag) return true;
+    return false;
+  }
+  /// The stored bytes (len:u8 tag, repeated).
+  std::string_view encoded() const noexcept { return encoded_; }
+
+ private:
+  std::string_view encoded_;
+  std::size_t count_ = 0;
 };
 
 /// Events for one stream under one expectation.
@@ -132,6 +204,7 @@ struct event_view {
   std::string_view type;
   std::string_view metadata;
   std::string_view payload;
+  tag_list tags;
   bool shredded = false;
 };
 
@@ -146,6 +219,7 @@ struct recorded_event {
   std::string metadata;
   std::string payload;
   bool shredded = false;
+  std::vector<std::string> tags;
 
   static recorded_event from(const event_view& view, std::string_view stream_name);
 };

@@ -28,6 +28,7 @@
 #include "varve/storage/error.hpp"
 #include "varve/storage/event.hpp"
 #include "varve/storage/options.hpp"
+#include "varve/storage/query.hpp"
 
 namespace varve {
 
@@ -88,11 +89,14 @@ struct view_update {
 /// most once, each with its own expectation), cursor updates, snapshots and
 /// view changes, committed all together or not at all. Cursors, snapshots
 /// and views are written after the appends, in the order given.
+/// `condition`, when set, is checked after the streams' expectations and
+/// before anything is written (see append_condition in query.hpp).
 struct write_request {
   std::vector<append_request> appends{};
   std::vector<cursor_update> cursors{};
   std::vector<snapshot_update> snapshots{};
   std::vector<view_update> views{};
+  std::optional<append_condition> condition{};
 };
 
 /// Where the time of one batch write went.
@@ -205,6 +209,23 @@ class read_transaction {
   result<std::size_t> read_log(global_position from, direction dir, std::size_t limit,
                                std::vector<event_view>& out) const;
 
+  /// Visits up to `limit` events that match `q` (query.hpp), in log order
+  /// from position `from` (forward: 0 or 1 = the first; backward: from_end
+  /// = the newest), reading only the positions the indexes list for it.
+  /// Events of shredded streams are visited as envelopes with `shredded`
+  /// set (their type, tags and stream stay). Returns the number visited; a
+  /// count below `limit` means every match up to head() (forward) was seen.
+  /// Errors: invalid_argument (a query term that is empty or over its
+  /// limit), corruption (a record or index entry that does not decode),
+  /// auth_failed, io_error.
+  result<std::size_t> scan_query(const query& q, global_position from, direction dir,
+                                 std::size_t limit,
+                                 function_ref<bool(const event_view&)> visit) const;
+
+  /// scan_query collected into a vector of views.
+  result<std::vector<event_view>> read_query(const query& q, global_position from, direction dir,
+                                             std::size_t limit) const;
+
   /// The stored checkpoint of a consumer; std::nullopt when it has none.
   result<std::optional<global_position>> cursor(std::string_view consumer) const;
 
@@ -251,6 +272,7 @@ struct verify_report {
   std::uint64_t streams = 0;   ///< streams checked
   std::uint64_t shredded = 0;  ///< events of shredded streams (envelopes only)
   std::uint64_t chunks = 0;    ///< stream-index chunks checked
+  std::uint64_t index_entries = 0;  ///< type, category and tag index entries checked
   /// Pages of data.mdb checked before the walk (branch, leaf and overflow
   /// pages of every LMDB tree; see verify).
   std::uint64_t pages = 0;
@@ -323,6 +345,12 @@ class event_store {
   /// events are written, or nothing is. One append_result per request, in
   /// order. A stream may appear only once. Errors: as for append.
   result<std::vector<append_result>> append(std::span<const append_request> requests);
+
+  /// Appends to several streams atomically under a DCB condition: as the
+  /// form above, and the request fails with wrong_expected_version when an
+  /// event matching the condition's query is in the log after its position.
+  result<std::vector<append_result>> append(std::span<const append_request> requests,
+                                            const append_condition& condition);
 
   /// Group commit: applies many independent requests in ONE write
   /// transaction and one sync. Each request is checked completely before it
@@ -397,6 +425,11 @@ class event_store {
   result<std::vector<recorded_event>> read_log(global_position from = 1,
                                                direction dir = direction::forward,
                                                std::size_t limit = SIZE_MAX) const;
+  /// Owned copies of read_transaction::scan_query, with their stream names
+  /// and tags.
+  result<std::vector<recorded_event>> read_query(const query& q, global_position from = 1,
+                                                 direction dir = direction::forward,
+                                                 std::size_t limit = SIZE_MAX) const;
 
   /// Figures about the store, in one read transaction (no scan).
   /// Errors: busy (too many readers), io_error.
