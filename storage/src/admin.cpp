@@ -28,10 +28,11 @@ result<void> erase_stream_data(write_txn& t, const tables& dbs, const stream_inf
     auto d = record::decode_record(pos, lmdb::to_view(v));
     if (!d) return std::move(d).err();
     const event_view& e = d->view;
-    rewritten.assign(record::encoded_size(e.type.size(), 0, 0), '\0');
-    record::encode_shredded(
-        rewritten.data(), pos,
-        record::header{e.stream_id, e.version, e.previous_position, e.id, e.time}, e.type);
+    // The record keeps its envelope, type and tags (the indexes list it).
+    const record::header h{e.stream_id, e.version,        e.previous_position, e.id,
+                           e.time,      e.tags.encoded(), e.tags.size()};
+    rewritten.assign(record::encoded_size(pos, h, e.type.size(), 0, 0), '\0');
+    record::encode_shredded(rewritten.data(), pos, h, e.type);
     if (int rc = t.put(dbs.events, key.view(), rewritten); rc != 0)
       return lmdb::to_error(rc, "erasing event " + std::to_string(pos));
   }

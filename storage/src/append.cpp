@@ -63,14 +63,22 @@ result<append_result> apply(batch_txn& b, plan& p) {
   append_result out;
   out.first_version = h->info.version + 1;
   out.first_position = b.next_position;
+  std::string tags;
   for (const new_event& e : r.events) {
     const global_position pos = b.next_position;
-    record::header hdr{h->info.id, h->info.version + 1, h->info.last_position,
-                       e.id ? *e.id : generate_event_id(b.now), e.time ? *e.time : b.now};
+    record::encode_tags(e.tags, tags);
+    record::header hdr{h->info.id,
+                       h->info.version + 1,
+                       h->info.last_position,
+                       e.id ? *e.id : generate_event_id(b.now),
+                       e.time ? *e.time : b.now,
+                       tags,
+                       e.tags.size()};
     MDB_val k{sizeof pos, const_cast<global_position*>(&pos)};
-    MDB_val v{p.key ? record::sealed_size(e.type.size(), e.metadata.size(), e.payload.size())
-                    : record::encoded_size(e.type.size(), e.metadata.size(), e.payload.size()),
-              nullptr};
+    MDB_val v{
+        p.key ? record::sealed_size(pos, hdr, e.type.size(), e.metadata.size(), e.payload.size())
+              : record::encoded_size(pos, hdr, e.type.size(), e.metadata.size(), e.payload.size()),
+        nullptr};
     // One cursor for the transaction's appends: positioned at the end of the
     // log, it spares MDB_APPEND the descent from the root a fresh one makes.
     if (!b.log_cursor) {
@@ -81,17 +89,23 @@ result<append_result> apply(batch_txn& b, plan& p) {
       return lmdb::to_error(rc, "appending to the log");
     char* out_bytes = static_cast<char*>(v.mv_data);
     if (p.key) {
-      char* body = record::encode_head(out_bytes, hdr, record::flag_sealed, e.type,
+      char* body = record::encode_head(out_bytes, pos, hdr, record::flag_sealed, e.type,
                                        e.metadata.size(), e.payload.size());
+      // Format 3 binds head, type and tags as one run of bytes.
       const crypto::event_place place{
-          hdr.stream_id, hdr.version, pos,
-          hdr.id,        e.type,      std::string_view(out_bytes, record::header_size),
+          hdr.stream_id,
+          hdr.version,
+          pos,
+          hdr.id,
+          {},
+          std::string_view(out_bytes, static_cast<std::size_t>(body - out_bytes)),
           r.stream};
       auto sealed = b.store.writer_sealer.seal(place, *p.key, e.metadata, e.payload, body);
       if (!sealed) return std::move(sealed).err();
     } else {
       record::encode(out_bytes, pos, hdr, e.type, e.metadata, e.payload);
     }
+    note_event(b, pos, r.stream, e.type, e.tags);
     ++b.next_position;
     ++b.events;
     h->info.version = hdr.version;

@@ -16,6 +16,26 @@ namespace {
 /// looks back through for a duplicate.
 constexpr stream_version idempotency_window = 64;
 
+result<void> validate_tags(std::string_view stream, std::size_t i, const new_event& e) {
+  auto bad = [&](std::string what) {
+    return error{errc::invalid_argument,
+                 stream_label(stream) + ": event " + std::to_string(i) + " " + what};
+  };
+  if (e.tags.size() > max_tags)
+    return bad("has " + std::to_string(e.tags.size()) + " tags, over the limit of " +
+               std::to_string(max_tags));
+  for (std::size_t t = 0; t < e.tags.size(); ++t) {
+    const std::string& tag = e.tags[t];
+    if (tag.empty() || tag.size() > max_tag_bytes)
+      return bad("has a tag of " + std::to_string(tag.size()) + " bytes (tags are 1.." +
+                 std::to_string(max_tag_bytes) + " bytes)");
+    if (!utf8::valid(tag)) return bad("has a tag that is not valid UTF-8");
+    for (std::size_t u = 0; u < t; ++u)
+      if (e.tags[u] == tag) return bad("has the tag '" + tag + "' twice");
+  }
+  return {};
+}
+
 result<void> validate(const store_impl& s, const append_ref& r) {
   if (r.stream.empty()) return error{errc::invalid_argument, "stream name is empty"};
   if (r.stream.size() > s.max_key_size)
@@ -35,6 +55,7 @@ result<void> validate(const store_impl& s, const append_ref& r) {
       return error{errc::invalid_argument, stream_label(r.stream) + ": event " + std::to_string(i) +
                                                " has a type over " +
                                                std::to_string(record::max_type_size) + " bytes"};
+    if (auto tags = validate_tags(r.stream, i, e); !tags) return tags;
     const std::uint64_t size = e.type.size() + e.metadata.size() + e.payload.size();
     if (size > s.opts.max_event_bytes)
       return error{errc::invalid_argument, stream_label(r.stream) + ": event " + std::to_string(i) +

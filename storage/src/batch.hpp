@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "indexes.hpp"
 #include "store_impl.hpp"
 
 namespace varve::detail {
@@ -57,6 +58,15 @@ struct batch_txn {
   // The cursor of the appends to `events`; LMDB closes it with the
   // transaction (a write transaction's cursors end with it).
   MDB_cursor* log_cursor = nullptr;
+  // The index: the position it is stored through (meta "indexed_through"),
+  // the positions of each key added since (events older builds wrote, then
+  // this transaction's), written before the commit (write_index), and the
+  // index keys this transaction created.
+  global_position indexed_through = 0;
+  index::pending_map pending;
+  std::string pending_key;  // scratch for note_event
+  name_map<std::uint64_t> new_index_ids;
+  std::uint64_t next_index_id = 0;
 
   /// Lookups of the stream index walk, through the transaction's seam.
   struct txn_lookup {
@@ -85,6 +95,34 @@ result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name)
 /// Writes one checked stream append. Errors: LMDB's, a failed seal, a
 /// damaged stream found while indexing it.
 result<append_result> apply(batch_txn& b, plan& p);
+
+/// Adds an event at `position` of `stream` to the pending index entries.
+template <class Tags>
+void note_event(batch_txn& b, global_position position, std::string_view stream,
+                std::string_view type, const Tags& tags) {
+  index::keys_of(type, stream, tags, [&](char kind, std::string_view text) {
+    index::key_text_into(kind, text, b.pending_key);
+    auto it = b.pending.find(b.pending_key);
+    if (it == b.pending.end())
+      it = b.pending.emplace(b.pending_key, std::vector<global_position>{}).first;
+    it->second.push_back(position);
+  });
+}
+
+/// At the start of a transaction: reads where the index stands and adds the
+/// events after it (written by an older build, or before the store had
+/// indexes) to the pending entries. Errors: corruption, and LMDB's.
+result<void> catch_up_index(batch_txn& b);
+
+/// Before the commit: writes the pending entries to the index and the
+/// indexed position to meta. Errors: corruption, and LMDB's.
+result<void> write_index(batch_txn& b);
+
+/// Checks a request's append condition against the log as this
+/// transaction sees it (earlier requests of the batch included).
+/// Errors: wrong_expected_version (a matching event; the message names
+/// it), invalid_argument (a bad query), corruption, io_error.
+result<void> check_condition(batch_txn& b, const append_condition& c);
 
 /// Checks a request's cursor update, snapshot or view change; writes nothing.
 result<void> check_cursor(batch_txn& b, const cursor_update& c);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -59,6 +60,51 @@ inline std::uint64_t get_native_u64(std::string_view s) {
   std::uint64_t v;
   std::memcpy(&v, s.data(), sizeof v);
   return v;
+}
+
+/// Variable-length integers (LEB128: 7 bits per byte, low bits first, the
+/// high bit set on every byte but the last): 1 byte below 128, 10 at most.
+inline std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+inline char* put_varint(char* out, std::uint64_t v) {
+  while (v >= 0x80) {
+    *out++ = static_cast<char>(static_cast<std::uint8_t>(v) | 0x80);
+    v >>= 7;
+  }
+  *out++ = static_cast<char>(v);
+  return out;
+}
+/// Reads a varint at `in`, not past `end`; nullptr when it runs past `end`
+/// or over 64 bits, else where it ends.
+inline const char* get_varint(const char* in, const char* end, std::uint64_t& v) {
+  if (in < end && static_cast<std::uint8_t>(*in) < 0x80) [[likely]] {
+    v = static_cast<std::uint8_t>(*in);
+    return in + 1;
+  }
+  std::uint64_t out = 0;
+  for (unsigned shift = 0; in < end && shift < 64; shift += 7) {
+    const auto b = static_cast<std::uint8_t>(*in++);
+    if (shift == 63 && b > 1) return nullptr;
+    out |= std::uint64_t{b & 0x7Fu} << shift;
+    if (b < 0x80) {
+      v = out;
+      return in;
+    }
+  }
+  return nullptr;
+}
+/// Signed values as varints: 0, -1, 1, -2, ... as 0, 1, 2, 3, ...
+inline std::uint64_t zigzag(std::int64_t v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+inline std::int64_t unzigzag(std::uint64_t v) {
+  return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
 }
 
 }  // namespace varve::bytes

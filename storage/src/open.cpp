@@ -11,6 +11,7 @@
 
 #include <botan/mem_ops.h>
 
+#include "indexes.hpp"
 #include "store_impl.hpp"
 #include "varve/storage/testing.hpp"
 
@@ -23,7 +24,7 @@ namespace detail {
 namespace {
 
 /// Tables of the layout, besides views.
-constexpr unsigned core_tables = 9;
+constexpr unsigned core_tables = 12;
 
 result<void> validate(const options& o) {
   auto bad = [](std::string what) { return error{errc::invalid_argument, std::move(what)}; };
@@ -244,6 +245,9 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool err
         {&dbs.cursors, "cursors", 0},
         {&dbs.keys, "keys", MDB_INTEGERKEY},
         {&dbs.snapshots, "snapshots", MDB_INTEGERKEY},
+        {&dbs.index_keys, "index_keys", 0},
+        {&dbs.index_names, "index_names", MDB_INTEGERKEY},
+        {&dbs.index, "index", 0},
     };
     for (const auto& l : layout) {
       auto dbi = open_db(t->get(), l.name, l.flags | MDB_CREATE);
@@ -264,6 +268,35 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool err
 }
 
 }  // namespace
+
+result<void> index_up_to_date(store_impl& s) {
+  global_position head = 0, indexed = 0;
+  {
+    MDB_txn* raw = nullptr;
+    int rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw);
+    while (rc == MDB_MAP_RESIZED) {  // another process grew the map
+      if (auto adopted = s.adopt_map_size(); !adopted) return adopted;
+      rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw);
+    }
+    if (rc != 0) return lmdb::to_error(rc, "beginning a read transaction");
+    std::optional<lmdb::txn> t{lmdb::txn(raw)};
+    auto at = index::indexed_through(t->get(), s.dbs);
+    if (!at) return std::move(at).err();
+    indexed = *at;
+    auto c = lmdb::cursor::open(t->get(), s.dbs.events);
+    if (!c) return std::move(c).err();
+    MDB_val k{}, v{};
+    auto found = c->get(k, v, MDB_LAST);
+    if (!found) return std::move(found).err();
+    if (*found) head = bytes::get_native_u64(lmdb::to_view(k));
+  }
+  if (indexed >= head) return {};
+  // A store of an older format, or events an older build wrote: a write
+  // with nothing in it catches the index up (writer.cpp).
+  auto done = s.write(std::span<const request_ref>{}, nullptr);
+  if (!done) return std::move(done).err();
+  return {};
+}
 
 result<void> store_impl::open_new_views() const {
   std::unique_lock<std::mutex> lock(dbi_mutex);
@@ -378,6 +411,7 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (impl->encrypted) impl->current_master = std::move(key);
   impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
   if (auto v = impl->open_new_views(); !v) return std::move(v).err();
+  if (auto indexed = detail::index_up_to_date(*impl); !indexed) return std::move(indexed).err();
   return std::unique_ptr<event_store>(new event_store(std::move(impl)));
 }
 

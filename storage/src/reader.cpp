@@ -135,16 +135,21 @@ result<void> read_state::open_sealed(global_position position, event_view& v, co
   // Format 2 binds the stream's name too: an event served under another
   // name (the name and id tables swapped) does not authenticate.
   std::string_view name;
-  if (d.format == record::format_v2) {
+  if (d.format != record::format_v1) {
     auto found = name_of(v.stream_id);
     if (!found) return std::move(found).err();
     name = *found;
   }
   crypto::key_bytes& plain = keep ? kept.emplace_back() : scratch;
-  const crypto::event_place place{
-      v.stream_id, v.version, position,
-      v.id,        v.type,    d.format == record::format_v2 ? d.head : std::string_view{},
-      name};
+  // Format 3's head covers its type and tags; format 2's is the 60-byte
+  // header, followed by the type.
+  const crypto::event_place place{v.stream_id,
+                                  v.version,
+                                  position,
+                                  v.id,
+                                  d.format == record::format_v3 ? std::string_view{} : v.type,
+                                  d.format == record::format_v1 ? std::string_view{} : d.head,
+                                  name};
   auto opened = opener->open(place, *it->second, d.sealed, plain);
   if (!opened)
     return error{opened.err().code(),

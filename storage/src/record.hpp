@@ -1,18 +1,21 @@
 // The event record codec (private to varve::storage). The grammar is in
-// storage/FORMAT.md:
+// storage/FORMAT.md. Writers write format 3:
 //
-//   record   := header type body
-//   header   := format:u8 flags:u8 type_len:u16 metadata_len:u32 payload_len:u32
-//               stream_id:u64 version:u64 previous_position:u64
-//               event_id:16 bytes time_us:i64                     (60 bytes, little-endian)
+//   record   := head type tags body
+//   head     := format:u8 (3) flags:u8 tag_count:u8
+//               type_len metadata_len payload_len tags_len        (varints)
+//               stream_id version back                            (varints)
+//               event_id:16 bytes time_delta                      (varint)
+//   back     := position - previous position (0 for version 1)
+//   time     := milliseconds of the id (UUIDv7) * 1000 + unzigzag(time_delta)
+//   tags     := (len:u8 bytes){tag_count}
 //   body     := metadata payload checksum:u32      flags = 0 (plain)
 //             | checksum:u32                       flags = 2 (shredded in a plain store)
 //             | nonce:12 ciphertext tag:16         flags = 1 (sealed; see crypto.hpp)
-//   checksum := CRC32C(header || type || metadata || payload) XOR (position mod 2^32)
+//   checksum := CRC32C(every byte before it) XOR (position mod 2^32)
 //
-// Format 1 records (written before checksums) have no checksum: their body
-// is metadata payload, or nothing when shredded. Writers write format 2;
-// readers read both.
+// Formats 1 and 2 (a fixed 60-byte header, no tags; format 1 without
+// checksums) are read as before.
 //
 // decode() checks every length against the stored size, so damaged bytes are
 // reported as errc::corruption instead of being read out of bounds.
@@ -20,7 +23,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "varve/storage/error.hpp"
 #include "varve/storage/event.hpp"
@@ -29,13 +34,15 @@ namespace varve::record {
 
 /// Records written before checksums: no checksum, a narrower associated data.
 inline constexpr std::uint8_t format_v1 = 1;
-/// The format writers write: a checksum on every unsealed record, and the
-/// whole header in a sealed record's associated data.
+/// Records with checksums and a fixed 60-byte header.
 inline constexpr std::uint8_t format_v2 = 2;
+/// The format writers write: a header of variable-length integers, and tags.
+inline constexpr std::uint8_t format_v3 = 3;
 /// Flags: metadata and payload are sealed (AES-256-GCM, see crypto.hpp).
 inline constexpr std::uint8_t flag_sealed = 1;
 /// Flags: the stream was shredded in a plain store; metadata and payload are gone.
 inline constexpr std::uint8_t flag_shredded = 2;
+/// The header of format 1 and 2 records.
 inline constexpr std::size_t header_size = 60;
 inline constexpr std::size_t max_type_size = 0xFFFF;
 /// What sealing adds to a body: a 12-byte nonce and a 16-byte tag.
@@ -43,24 +50,40 @@ inline constexpr std::size_t crypto_overhead = 28;
 /// The CRC32C at the end of an unsealed format 2 record.
 inline constexpr std::size_t checksum_size = 4;
 
-/// The fields of a record other than its three byte strings.
+/// The fields of a record other than its type, metadata and payload.
+/// `tags` is the encoded tag section (len:u8 bytes, repeated) holding
+/// `tag_count` tags; see encode_tags.
 struct header {
   std::uint64_t stream_id = 0;
   stream_version version = 0;
   global_position previous_position = 0;
   event_id id;
   timestamp_us time = 0;
+  std::string_view tags{};
+  std::size_t tag_count = 0;
 };
 
+/// Appends the tag section of `tags` to `out` (cleared first). The tags
+/// were checked (1..255 bytes each, at most max_tags).
+void encode_tags(const std::vector<std::string>& tags, std::string& out);
+
+/// The size of the format 3 head of a record stored at `position`.
+std::size_t head_size(global_position position, const header& h, std::size_t type,
+                      std::size_t metadata, std::size_t payload);
+
 /// The size of a plain (or, with empty metadata and payload, shredded)
-/// format 2 record.
-inline std::size_t encoded_size(std::size_t type, std::size_t metadata, std::size_t payload) {
-  return header_size + type + metadata + payload + checksum_size;
+/// format 3 record.
+inline std::size_t encoded_size(global_position position, const header& h, std::size_t type,
+                                std::size_t metadata, std::size_t payload) {
+  return head_size(position, h, type, metadata, payload) + type + h.tags.size() + metadata +
+         payload + checksum_size;
 }
 
-/// The size of a sealed record.
-inline std::size_t sealed_size(std::size_t type, std::size_t metadata, std::size_t payload) {
-  return header_size + type + metadata + payload + crypto_overhead;
+/// The size of a sealed format 3 record.
+inline std::size_t sealed_size(global_position position, const header& h, std::size_t type,
+                               std::size_t metadata, std::size_t payload) {
+  return head_size(position, h, type, metadata, payload) + type + h.tags.size() + metadata +
+         payload + crypto_overhead;
 }
 
 /// The checksum of a record stored at `position`: CRC32C (Castagnoli) of
@@ -68,25 +91,27 @@ inline std::size_t sealed_size(std::size_t type, std::size_t metadata, std::size
 /// another position fails its check).
 std::uint32_t checksum(global_position position, std::string_view bytes);
 
-/// Writes a plain format 2 record stored at `position` into `out`, which
+/// Writes a plain format 3 record stored at `position` into `out`, which
 /// holds exactly encoded_size(...) bytes, checksum included.
 void encode(char* out, global_position position, const header& h, std::string_view type,
             std::string_view metadata, std::string_view payload);
 
-/// Writes a shredded format 2 record (header, type, checksum) into `out`,
-/// which holds exactly encoded_size(type.size(), 0, 0) bytes.
+/// Writes a shredded format 3 record (head, type, tags, checksum) into
+/// `out`, which holds exactly encoded_size(position, h, type.size(), 0, 0) bytes.
 void encode_shredded(char* out, global_position position, const header& h, std::string_view type);
 
-/// Writes a format 2 header and the type with the given flags and plaintext
-/// sizes; returns where the body (the sealed body) goes.
-char* encode_head(char* out, const header& h, std::uint8_t flags, std::string_view type,
-                  std::size_t metadata_size, std::size_t payload_size);
+/// Writes a format 3 head, the type and the tags with the given flags and
+/// plaintext sizes; returns where the body (the sealed body) goes.
+char* encode_head(char* out, global_position position, const header& h, std::uint8_t flags,
+                  std::string_view type, std::size_t metadata_size, std::size_t payload_size);
 
 /// What a decoded record holds besides its event view. For a sealed record
 /// the view's metadata and payload are empty and `sealed` holds nonce,
 /// ciphertext and tag; the metadata size tells where metadata ends in the
-/// opened body. `head` is the record's 60 header bytes (a sealed format 2
-/// record's associated data covers them).
+/// opened body. `head` is what a sealed record's associated data covers
+/// besides the position and the stream name: the 60 header bytes of a
+/// format 2 record (its type follows), or head, type and tags of a format
+/// 3 record.
 struct body {
   std::string_view sealed;
   std::string_view head;

@@ -86,12 +86,19 @@ struct writer_cache {
   global_position next_position = 0;  // 0 = unknown
   std::uint64_t next_stream_id = 0;   // 0 = unknown
   std::uint64_t expected_txn_id = 0;
+  // The index: key ids by key text, the next id, and where it stands.
+  name_map<std::uint64_t> index_ids;
+  std::uint64_t next_index_id = 0;                 // 0 = unknown
+  std::optional<global_position> indexed_through;  // empty = unknown
 
   void clear() {
     names.clear();
     heads.clear();
     next_position = 0;
     next_stream_id = 0;
+    index_ids.clear();
+    next_index_id = 0;
+    indexed_through.reset();
   }
 };
 
@@ -217,6 +224,11 @@ struct store_impl {
   result<void> grow_map();
   std::uint64_t map_size() const;
 };
+
+/// At open: brings the indexes up to the log when they are behind (a store
+/// of an older format, or events an older build appended), in one write
+/// transaction. Errors: as store_impl::write.
+result<void> index_up_to_date(store_impl& s);
 
 struct read_state {
   const store_impl* store = nullptr;

@@ -17,9 +17,11 @@
 namespace varve::detail {
 
 /// The store's format version, kept in `meta` under "format_version":
-/// 2 since records carry checksums and their whole header in a sealed
-/// record's associated data (a version 1 store is upgraded when opened).
-inline constexpr std::uint32_t format_version = 2;
+/// 3 since records have a header of variable-length integers and tags,
+/// and the log has type, category and tag indexes (a store of version 1 or
+/// 2 is upgraded by the first transaction that writes to it, which builds
+/// its indexes; see storage/FORMAT.md).
+inline constexpr std::uint32_t format_version = 3;
 
 /// LMDB name of the table that holds view `name`.
 inline std::string view_table(std::string_view name) {
@@ -42,6 +44,9 @@ struct tables {
   MDB_dbi cursors = 0;       // consumer name -> u64 LE position
   MDB_dbi keys = 0;          // u64 id (INTEGERKEY) -> wrapped data key
   MDB_dbi snapshots = 0;     // u64 id (INTEGERKEY) -> snapshot
+  MDB_dbi index_keys = 0;    // kind:u8 + text -> u64 LE key id
+  MDB_dbi index_names = 0;   // u64 key id (INTEGERKEY) -> kind:u8 + text
+  MDB_dbi index = 0;         // key id BE + first position BE -> varint position deltas
 };
 
 /// The stored head of a stream: version, last position, state (17 bytes).

@@ -14,6 +14,7 @@
 #include "page_check.hpp"
 #include "record.hpp"
 #include "store_impl.hpp"
+#include "verify_index.hpp"
 
 namespace varve {
 
@@ -243,6 +244,7 @@ result<verify_report> event_store::verify(
   st.check_sums = true;  // whatever options.verify_checksums says for reads
   MDB_txn* raw = st.txn.get();
   checker check(*impl_, *txn, raw, report);
+  detail::index_checker indexes(st, raw, [&](std::string what) { check.fault(std::move(what)); });
   const global_position head = txn->head();
   global_position expected = 1;
   // Walk the log record by record: a record that does not decode or
@@ -256,6 +258,7 @@ result<verify_report> event_store::verify(
     auto e = st.event(pos, lmdb::to_view(v), false);
     if (!e) {
       check.fault("position " + std::to_string(pos) + ": " + e.err().to_string());
+      indexes.unreadable(pos);
       if (auto links = record::decode_links(pos, lmdb::to_view(v))) {
         event_view stub;
         stub.stream_id = links->stream_id;
@@ -265,6 +268,7 @@ result<verify_report> event_store::verify(
       }
     } else {
       check.event(expected, pos, *e);
+      indexes.event(*e);
     }
     expected = pos + 1;
     ++report.events;
@@ -273,6 +277,7 @@ result<verify_report> event_store::verify(
   }
   if (!found) return std::move(found).err();
   check.streams();
+  report.index_entries = indexes.finish();
   if (progress) progress(report.events, head);
   return report;
 }

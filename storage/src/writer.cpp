@@ -7,6 +7,7 @@
 // transaction: it is aborted, and the batch runs again without that request.
 // A failed LMDB call breaks the transaction (write_txn): the whole batch
 // fails with it, or runs again after the map grew.
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -62,6 +63,14 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
   for (const view_update& u : req.views) {
     auto valid = check_view(b.store, u);
     if (!valid) return std::move(valid).err();
+  }
+  // A retried request whose events are all in place already is answered
+  // with their places, whatever its condition says now.
+  const bool all_in_place =
+      !plans.empty() && std::all_of(plans.begin(), plans.end(),
+                                    [](const plan& p) { return p.idempotent.has_value(); });
+  if (req.condition && !all_in_place) {
+    if (auto holds = check_condition(b, *req.condition); !holds) return std::move(holds).err();
   }
 
   // Checked: from here on, a failure leaves writes of this request behind.
@@ -163,6 +172,10 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref
     }
     b->next_position = cache.next_position;
     b->next_stream_id = cache.next_stream_id;
+    if (auto caught_up = catch_up_index(*b); !caught_up) {
+      if (t.broken()) return txn_decision::rerun;
+      return std::move(caught_up).err();
+    }
     outcomes.clear();
     outcomes.reserve(batch.size());
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -177,6 +190,10 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref
         return txn_decision::rerun;
       }
       outcomes.push_back(std::move(out));
+    }
+    if (auto indexed = write_index(*b); !indexed) {
+      if (t.broken()) return txn_decision::rerun;
+      return std::move(indexed).err();
     }
     for (const auto& [id, h] : b->touched) {
       bytes::u64_key key(id);
@@ -201,6 +218,11 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref
       views.emplace(name, dbi);
     for (created_key& k : b->new_keys)
       data_keys.put(k.stream_id, k.wrapped, std::move(k.key));
+    cache.indexed_through = b->next_position - 1;
+    for (auto& [text, id] : b->new_index_ids)
+      cache.index_ids.emplace(text, id);
+    if (b->next_index_id != 0) cache.next_index_id = b->next_index_id;
+    if (cache.index_ids.size() > writer_cache::max_streams) cache.index_ids.clear();
     events_written.fetch_add(b->events, std::memory_order_relaxed);
   };
   auto aborted = [&] {

@@ -247,11 +247,13 @@ BOOST_AUTO_TEST_CASE(a_damaged_store_is_not_compacted) {
                                  {{make_event("e", std::string(200, 'p'))}})
                         .ok());
   }
-  // Random bytes over the header of page 5 (a branch or leaf page).
+  // Random bytes over the headers of pages 2..9 (branch, leaf and free
+  // pages; some of them in use).
   const auto data = o.directory / "data.mdb";
   std::string file = file_of(data);
-  for (std::size_t i = 0; i < 16; ++i)
-    file[5 * 4096 + i] = static_cast<char>(0xA5 ^ i);
+  for (std::size_t page = 2; page < 10; ++page)
+    for (std::size_t i = 0; i < 16; ++i)
+      file[page * 4096 + i] = static_cast<char>(0xA5 ^ i);
   {
     std::ofstream out(data, std::ios::binary | std::ios::trunc);
     out << file;

@@ -3,10 +3,11 @@
 // records around it.
 //
 // The damage is done with raw LMDB on the closed store, to the record layout
-// of storage/FORMAT.md (60-byte header: format u8, flags u8, type_len u16,
-// metadata_len u32, payload_len u32, stream_id u64, version u64, previous u64,
-// event id 16 bytes, time i64; then type, metadata, payload, and the CRC32C
-// of everything before it XOR the position).
+// of storage/FORMAT.md (format 3: format u8, flags u8, tag count u8, then
+// varints type_len, metadata_len, payload_len, tags_len, stream_id, version,
+// back, the 16-byte id, the time varint; then type, tags, metadata, payload,
+// and the CRC32C of everything before it XOR the position), decoded and
+// encoded again here by code of the test's own.
 #define BOOST_TEST_MODULE corruption
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
@@ -29,11 +30,59 @@ using varve_test::test_options;
 
 namespace {
 
-constexpr std::size_t header_size = 60;
-constexpr std::size_t type_len_at = 2;
-constexpr std::size_t metadata_len_at = 4;
-constexpr std::size_t payload_len_at = 8;
-constexpr std::size_t previous_at = 28;
+/// The head of a format 3 record, and the bytes after it.
+struct head_fields {
+  std::uint8_t format = 3, flags = 0, tag_count = 0;
+  std::uint64_t type_len = 0, metadata_len = 0, payload_len = 0, tags_len = 0;
+  std::uint64_t stream_id = 0, version = 0, back = 0;
+  std::string id;
+  std::uint64_t time_delta = 0;
+  std::size_t head = 0;  // bytes of the head as read
+  std::string rest;      // type, tags, metadata, payload, checksum
+
+  static head_fields of(const std::string& r) {
+    head_fields f;
+    f.format = static_cast<std::uint8_t>(r.at(0));
+    f.flags = static_cast<std::uint8_t>(r.at(1));
+    f.tag_count = static_cast<std::uint8_t>(r.at(2));
+    std::size_t at = 3;
+    auto varint = [&] {
+      std::uint64_t v = 0;
+      for (unsigned shift = 0;; shift += 7) {
+        const auto b = static_cast<unsigned char>(r.at(at++));
+        v |= std::uint64_t{b & 0x7Fu} << shift;
+        if (b < 0x80) return v;
+      }
+    };
+    for (std::uint64_t* field : {&f.type_len, &f.metadata_len, &f.payload_len, &f.tags_len,
+                                 &f.stream_id, &f.version, &f.back})
+      *field = varint();
+    f.id = r.substr(at, 16);
+    at += 16;
+    f.time_delta = varint();
+    f.head = at;
+    f.rest = r.substr(at);
+    return f;
+  }
+
+  std::string bytes() const {
+    std::string out{static_cast<char>(format), static_cast<char>(flags),
+                    static_cast<char>(tag_count)};
+    auto varint = [&](std::uint64_t v) {
+      while (v >= 0x80) {
+        out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+        v >>= 7;
+      }
+      out.push_back(static_cast<char>(v));
+    };
+    for (std::uint64_t v :
+         {type_len, metadata_len, payload_len, tags_len, stream_id, version, back})
+      varint(v);
+    out += id;
+    varint(time_delta);
+    return out + rest;
+  }
+};
 
 template <class T>
 T get_le(const std::string& bytes, std::size_t at) {
@@ -188,17 +237,22 @@ BOOST_AUTO_TEST_CASE(layout_matches_the_documented_record_format) {
   // Guards the tests below: they damage fields at these offsets.
   const std::string bytes = record(damaged);
   const auto& e = originals[damaged - 1];
+  const auto f = head_fields::of(bytes);
   BOOST_REQUIRE_EQUAL(bytes.size(),
-                      header_size + e.type.size() + e.metadata.size() + e.payload.size() + 4);
-  BOOST_TEST(bytes[0] == 2);  // format 2
-  BOOST_TEST(bytes[1] == 0);  // plain
+                      f.head + e.type.size() + e.metadata.size() + e.payload.size() + 4);
+  BOOST_TEST(f.format == 3);
+  BOOST_TEST(f.flags == 0);  // plain
+  BOOST_TEST(f.tag_count == 0);
+  BOOST_TEST(f.tags_len == 0u);
   BOOST_TEST(get_le<std::uint32_t>(bytes, bytes.size() - 4) ==
              crc32c(damaged, std::string_view(bytes).substr(0, bytes.size() - 4)));
-  BOOST_TEST(get_le<std::uint16_t>(bytes, type_len_at) == e.type.size());
-  BOOST_TEST(get_le<std::uint32_t>(bytes, metadata_len_at) == e.metadata.size());
-  BOOST_TEST(get_le<std::uint32_t>(bytes, payload_len_at) == e.payload.size());
-  BOOST_TEST(get_le<std::uint64_t>(bytes, previous_at) == damaged - 2);
-  BOOST_TEST(bytes.substr(header_size, e.type.size()) == e.type);
+  BOOST_TEST(f.type_len == e.type.size());
+  BOOST_TEST(f.metadata_len == e.metadata.size());
+  BOOST_TEST(f.payload_len == e.payload.size());
+  BOOST_TEST(f.version == 4u);
+  BOOST_TEST(f.back == 2u);  // the previous event of "s" is 2 positions back
+  BOOST_TEST(f.bytes() == bytes);
+  BOOST_TEST(bytes.substr(f.head, e.type.size()) == e.type);
 }
 
 BOOST_AUTO_TEST_CASE(truncated_record_reads_as_corruption) {
@@ -206,8 +260,9 @@ BOOST_AUTO_TEST_CASE(truncated_record_reads_as_corruption) {
   expect_corruption("empty value", "");
   expect_corruption("one byte", bytes.substr(0, 1));
   expect_corruption("10 bytes", bytes.substr(0, 10));
-  expect_corruption("header minus one byte", bytes.substr(0, header_size - 1));
-  expect_corruption("header only", bytes.substr(0, header_size));
+  const std::size_t head = head_fields::of(bytes).head;
+  expect_corruption("head minus one byte", bytes.substr(0, head - 1));
+  expect_corruption("head only", bytes.substr(0, head));
   expect_corruption("half", bytes.substr(0, bytes.size() / 2));
   expect_corruption("last byte missing", bytes.substr(0, bytes.size() - 1));
 }
@@ -229,62 +284,61 @@ BOOST_AUTO_TEST_CASE(garbage_record_reads_as_corruption) {
 }
 
 BOOST_AUTO_TEST_CASE(record_with_an_impossible_length_reads_as_corruption) {
-  const std::string bytes = record(damaged);
-  const auto type_len = get_le<std::uint16_t>(bytes, type_len_at);
-  const auto metadata_len = get_le<std::uint32_t>(bytes, metadata_len_at);
-  const auto payload_len = get_le<std::uint32_t>(bytes, payload_len_at);
-
-  auto with = [&](std::function<void(std::string&)> change) {
-    std::string b = bytes;
-    change(b);
-    return b;
+  const head_fields original = head_fields::of(record(damaged));
+  auto with = [&](std::function<void(head_fields&)> change) {
+    head_fields f = original;
+    change(f);
+    return f.bytes();
   };
-  expect_corruption("payload_len 0xffffffff", with([&](std::string& b) {
-                      set_le<std::uint32_t>(b, payload_len_at, 0xffffffffu);
+  expect_corruption("payload_len 0xffffffff",
+                    with([](head_fields& f) { f.payload_len = 0xffffffffu; }));
+  expect_corruption("metadata_len 2^64 - 1",
+                    with([](head_fields& f) { f.metadata_len = ~std::uint64_t{0}; }));
+  expect_corruption("type_len 0xffff", with([](head_fields& f) { f.type_len = 0xffff; }));
+  expect_corruption("payload_len one too many", with([](head_fields& f) { ++f.payload_len; }));
+  expect_corruption("type_len one too few", with([](head_fields& f) { --f.type_len; }));
+  expect_corruption("tags_len one, no tag count", with([](head_fields& f) {
+                      f.tags_len = 1;
+                      --f.payload_len;
                     }));
-  expect_corruption("metadata_len 0xffffffff", with([&](std::string& b) {
-                      set_le<std::uint32_t>(b, metadata_len_at, 0xffffffffu);
-                    }));
-  expect_corruption("type_len 0xffff",
-                    with([&](std::string& b) { set_le<std::uint16_t>(b, type_len_at, 0xffff); }));
-  expect_corruption("payload_len one too many", with([&](std::string& b) {
-                      set_le<std::uint32_t>(b, payload_len_at, payload_len + 1);
-                    }));
-  expect_corruption("type_len one too few", with([&](std::string& b) {
-                      set_le<std::uint16_t>(b, type_len_at, type_len - 1);
-                    }));
-  // The lengths still add up to the stored size modulo 2^32: a decoder that
-  // sums in 32 bits would read far past the record.
-  expect_corruption("lengths that wrap around 2^32", with([&](std::string& b) {
-                      set_le<std::uint32_t>(b, metadata_len_at, metadata_len + 0x80000000u);
-                      set_le<std::uint32_t>(b, payload_len_at, payload_len + 0x80000000u);
+  expect_corruption("a tag count without tags", with([](head_fields& f) { f.tag_count = 1; }));
+  // The lengths still add up to the stored size modulo 2^64: a decoder that
+  // sums them without bounds would read far past the record.
+  expect_corruption("lengths that wrap around 2^64", with([](head_fields& f) {
+                      f.metadata_len += std::uint64_t{1} << 63;
+                      f.payload_len += std::uint64_t{1} << 63;
                     }));
   // Sizes that add up, but the type would be empty, which no append writes.
-  expect_corruption("type_len 0 with a consistent total", with([&](std::string& b) {
-                      set_le<std::uint16_t>(b, type_len_at, 0);
-                      set_le<std::uint32_t>(b, metadata_len_at, metadata_len + type_len);
+  expect_corruption("type_len 0 with a consistent total", with([](head_fields& f) {
+                      f.metadata_len += f.type_len;
+                      f.type_len = 0;
                     }));
+  // A varint that never ends.
+  std::string endless = original.bytes().substr(0, 3) + std::string(12, '\xff');
+  expect_corruption("a varint of 12 bytes", endless);
 }
 
 BOOST_AUTO_TEST_CASE(record_with_an_unknown_format_or_impossible_link_reads_as_corruption) {
   const std::string bytes = record(damaged);
   std::string unknown_format = bytes;
-  unknown_format[0] = 3;
-  expect_corruption("format byte 3", with_checksum(damaged, unknown_format));
-  std::string self_link = bytes;
-  set_le<std::uint64_t>(self_link, previous_at, damaged);
-  expect_corruption("previous == own position", with_checksum(damaged, self_link));
-  std::string forward_link = bytes;
-  set_le<std::uint64_t>(forward_link, previous_at, damaged + 4);
-  expect_corruption("previous after own position", with_checksum(damaged, forward_link));
+  unknown_format[0] = 4;
+  expect_corruption("format byte 4", with_checksum(damaged, unknown_format));
+  head_fields f = head_fields::of(bytes);
+  f.back = damaged;
+  expect_corruption("previous at position 0 for version 4", with_checksum(damaged, f.bytes()));
+  f.back = damaged + 4;
+  expect_corruption("previous after own position", with_checksum(damaged, f.bytes()));
+  f.back = 0;
+  expect_corruption("no previous for version 4", with_checksum(damaged, f.bytes()));
 }
 
 BOOST_AUTO_TEST_CASE(a_changed_byte_anywhere_in_a_record_fails_its_checksum) {
   // LMDB keeps no checksums: without the record's own, a flipped payload
   // byte would read back as valid data.
   const std::string bytes = record(damaged);
-  for (std::size_t at : {std::size_t{0} + 1, std::size_t{40}, std::size_t{52}, header_size,
-                         header_size + 12, bytes.size() / 2, bytes.size() - 5, bytes.size() - 1}) {
+  const std::size_t head = head_fields::of(bytes).head;
+  for (std::size_t at : {std::size_t{0} + 1, std::size_t{12}, head - 1, head, head + 12,
+                         bytes.size() / 2, bytes.size() - 5, bytes.size() - 1}) {
     std::string changed = bytes;
     changed[at] = static_cast<char>(changed[at] ^ 0x04);
     expect_corruption("byte " + std::to_string(at) + " flipped", changed);
@@ -296,7 +350,8 @@ BOOST_AUTO_TEST_CASE(a_changed_byte_anywhere_in_a_record_fails_its_checksum) {
 
 BOOST_AUTO_TEST_CASE(verify_reports_a_changed_byte_even_when_reads_skip_checksums) {
   std::string changed = record(damaged);
-  changed[header_size + 20] = static_cast<char>(changed[header_size + 20] ^ 0x01);
+  const std::size_t at = head_fields::of(changed).head + 20;
+  changed[at] = static_cast<char>(changed[at] ^ 0x01);
   overwrite(damaged, changed);
   options unchecked = opts;
   unchecked.verify_checksums = false;
@@ -312,40 +367,59 @@ BOOST_AUTO_TEST_CASE(verify_reports_a_changed_byte_even_when_reads_skip_checksum
 }
 
 BOOST_AUTO_TEST_CASE(records_of_format_1_still_read) {
-  // A store written before checksums: format byte 1, no checksum, and
-  // format_version 1 in meta, which opening upgrades.
+  // A store written before checksums: format byte 1, a 60-byte header, no
+  // checksum, no indexes, and format_version 1 in meta.
   for (global_position p = 1; p <= events_in_store; ++p) {
-    std::string v1 = record(p);
-    v1.resize(v1.size() - 4);
+    const head_fields f = head_fields::of(record(p));
+    std::string v1(60, '\0');
     v1[0] = 1;
+    v1[1] = static_cast<char>(f.flags);
+    set_le<std::uint16_t>(v1, 2, static_cast<std::uint16_t>(f.type_len));
+    set_le<std::uint32_t>(v1, 4, static_cast<std::uint32_t>(f.metadata_len));
+    set_le<std::uint32_t>(v1, 8, static_cast<std::uint32_t>(f.payload_len));
+    set_le<std::uint64_t>(v1, 12, f.stream_id);
+    set_le<std::uint64_t>(v1, 20, f.version);
+    set_le<std::uint64_t>(v1, 28, f.back == 0 ? 0 : p - f.back);
+    v1.replace(36, 16, f.id);
+    set_le<std::int64_t>(v1, 52, originals[p - 1].time);
+    v1 += f.rest.substr(0, f.rest.size() - 4);
     overwrite(p, v1);
   }
   {
     varve_test::raw_env env(opts.directory);
     env.put("meta", "format_version", varve_test::le32(1));
+    env.empty("index");
+    env.empty("index_keys");
+    env.empty("index_names", MDB_INTEGERKEY);
+    env.erase("meta", "indexed_through");
   }
   auto store = open_store(opts);
   auto log = store->read_log();
   VARVE_REQUIRE_OK(log);
   BOOST_REQUIRE_EQUAL(log->size(), events_in_store);
   BOOST_TEST((*log)[damaged - 1].payload == originals[damaged - 1].payload);
+  BOOST_TEST((*log)[damaged - 1].time == originals[damaged - 1].time);
+  // Opening built the indexes of the old records.
+  auto typed = store->read_query(query::of_types({"corrupt-me"}));
+  VARVE_REQUIRE_OK(typed);
+  BOOST_TEST(typed->size() == events_in_store);
   auto report = store->verify();
   VARVE_REQUIRE_OK(report);
   BOOST_TEST(report->faults_total == 0u);
   store.reset();
-  {  // Reading leaves the store as it was: an older build still opens it.
+  {  // Building them made it a store of format 3, which older builds refuse.
     varve_test::raw_env env(opts.directory);
-    BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(1));
+    BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(3));
+    BOOST_TEST(env.get_event(1)->at(0) == 1);  // the old records stay as they were
   }
-  // New events are written in format 2, after the old ones, and the store's
-  // version goes up with the first of them.
+  // New events are written in format 3, after the old ones.
   store = open_store(opts);
   auto next = store->append("s", expected_version::any(), {{make_event("after", "x")}});
   VARVE_REQUIRE_OK(next);
   store.reset();
   varve_test::raw_env env(opts.directory);
-  BOOST_TEST(env.get_event(events_in_store + 1)->at(0) == 2);
-  BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(2));
+  BOOST_TEST(env.get_event(events_in_store + 1)->at(0) == 3);
+  BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(3));
 }
 
 BOOST_AUTO_TEST_CASE(a_log_walk_that_skips_a_position_is_corruption) {

@@ -84,8 +84,10 @@ std::string unhex(std::string_view hex) {
 /// starts after the 60-byte header and 5 bytes of type).
 std::string nonce_at(varve_test::raw_env& raw, std::uint64_t position) {
   auto record = raw.get_event(position);
-  BOOST_REQUIRE(record && record->size() >= 60 + 5 + 12);
-  return record->substr(60 + 5, 12);
+  BOOST_REQUIRE(record);
+  const std::size_t body = varve_test::layout_of(*record).body();
+  BOOST_REQUIRE(record->size() >= body + 12);
+  return record->substr(body, 12);
 }
 
 std::uint64_t le_at(const std::string& bytes, std::size_t offset, std::size_t size) {
@@ -207,7 +209,8 @@ BOOST_AUTO_TEST_CASE(swapped_records_both_fail_authentication) {
     // Swap the sealed bodies, keeping each record's header: the ciphertext
     // now sits at another place than the one its associated data names.
     std::string a = *one, b = *two;
-    const std::size_t body = 60 + 5;  // header + "noted"
+    const std::size_t body = varve_test::layout_of(a).body();  // head + "noted"
+    BOOST_REQUIRE_EQUAL(body, varve_test::layout_of(b).body());
     a.replace(body, std::string::npos, two->substr(body));
     b.replace(body, std::string::npos, one->substr(body));
     raw.put_event(1, a);
@@ -432,13 +435,13 @@ BOOST_AUTO_TEST_CASE(sealed_bodies_are_standard_aes_256_gcm) {
     const recorded_event& e = (*stored)[i];
     auto record = raw.get_event(e.position);
     BOOST_REQUIRE(record);
-    const std::string sealed = record->substr(60 + 5);  // header, "noted"
-    // FORMAT.md: AD = position:u64 LE || the 60 header bytes || type || stream name.
+    const std::size_t body = varve_test::layout_of(*record).body();
+    const std::string sealed = record->substr(body);  // after head, "noted" and tags
+    // FORMAT.md: AD = position:u64 LE || head || type || tags || stream name.
     std::string ad(8, '\0');
     for (int b = 0; b < 8; ++b)
       ad[b] = static_cast<char>((e.position >> (8 * b)) & 0xff);
-    ad += record->substr(0, 60);
-    ad += e.type;
+    ad += record->substr(0, body);
     ad += "gcm";
     auto gcm = Botan::AEAD_Mode::create_or_throw("AES-256/GCM", Botan::DECRYPTION);
     gcm->set_key(data_key);
@@ -639,10 +642,12 @@ BOOST_AUTO_TEST_CASE(an_unsealed_record_in_an_encrypted_store_does_not_authentic
     varve_test::raw_env raw(dir / "store");
     std::string rec = *raw.get_event(2);
     const std::string forged = "forged-payload";
-    std::string plain = rec.substr(0, 60 + 5);
+    const auto l = varve_test::layout_of(rec);
+    std::string plain = rec.substr(0, l.body());
     plain[1] = 0;
-    put_le32(plain, 4, 0);
-    put_le32(plain, 8, static_cast<std::uint32_t>(forged.size()));
+    BOOST_REQUIRE(forged.size() < 128 && l.metadata < 128 && l.payload < 128);  // 1-byte varints
+    plain[l.metadata_len_at] = 0;
+    plain[l.payload_len_at] = static_cast<char>(forged.size());
     plain += forged;
     std::string sum(4, '\0');
     put_le32(sum, 0, varve_test::record_checksum(2, plain));
@@ -688,15 +693,18 @@ BOOST_AUTO_TEST_CASE(every_header_field_is_bound_into_the_associated_data) {
       raw.put_event(1, original);
     }
   };
+  const auto l = varve_test::layout_of(original);
   std::string moved = original;  // 5 bytes of metadata become payload
-  put_le32(moved, 4, 14 - 5);
-  put_le32(moved, 8, 13 + 5);
+  BOOST_REQUIRE_EQUAL(l.metadata, 14u);
+  BOOST_REQUIRE_EQUAL(l.payload, 13u);
+  moved[l.metadata_len_at] = 14 - 5;
+  moved[l.payload_len_at] = 13 + 5;
   try_change("metadata length", moved);
   std::string later = original;
-  later[52] = static_cast<char>(later[52] ^ 1);  // time_us, lowest byte
+  later[l.time_at] = static_cast<char>(later[l.time_at] ^ 2);  // the time, 1 ms later or earlier
   try_change("time", later);
   std::string event_id = original;
-  event_id[40] = static_cast<char>(event_id[40] ^ 1);
+  event_id[l.id_at + 4] = static_cast<char>(event_id[l.id_at + 4] ^ 1);
   try_change("event id", event_id);
   auto back = reopen(key_of(1));
   VARVE_REQUIRE_OK(back);

@@ -61,6 +61,31 @@ class raw_env {
     return st.ms_entries;
   }
 
+  /// Empties table `db` (mdb_drop with del = 0).
+  void empty(const char* db, unsigned flags = 0) {
+    change(db, flags, [](MDB_txn* t, MDB_dbi d) { return mdb_drop(t, d, 0); });
+  }
+
+  /// Deletes `key` from table `db`; the key must be there.
+  void erase(const char* db, std::string_view key, unsigned flags = 0) {
+    change(db, flags, [&](MDB_txn* t, MDB_dbi d) {
+      MDB_val k{key.size(), const_cast<char*>(key.data())};
+      return mdb_del(t, d, &k, nullptr);
+    });
+  }
+
+  template <class F>
+  void change(const char* db, unsigned flags, F&& f) {
+    MDB_txn* txn = nullptr;
+    check(mdb_txn_begin(env_, nullptr, 0, &txn), "mdb_txn_begin");
+    MDB_dbi dbi = 0;
+    int rc = mdb_dbi_open(txn, db, flags, &dbi);
+    if (rc == MDB_SUCCESS) rc = f(txn, dbi);
+    if (rc != MDB_SUCCESS) mdb_txn_abort(txn);
+    check(rc, std::string("changing ") + db);
+    check(mdb_txn_commit(txn), "mdb_txn_commit");
+  }
+
  private:
   static std::string as_key(std::uint64_t position) {
     return std::string(reinterpret_cast<const char*>(&position), sizeof position);
@@ -113,6 +138,46 @@ inline std::uint32_t record_checksum(std::uint64_t position, std::string_view co
   boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
   crc.process_bytes(covered.data(), covered.size());
   return crc.checksum() ^ static_cast<std::uint32_t>(position);
+}
+
+/// Where the fields of a format 3 record are (storage/FORMAT.md), read
+/// with a parser of its own.
+struct record_layout {
+  std::size_t metadata_len_at = 0, payload_len_at = 0;  // their varints
+  std::size_t id_at = 0, time_at = 0;                   // the id, the time varint
+  std::size_t head = 0;                                 // bytes before the type
+  std::uint64_t type = 0, metadata = 0, payload = 0, tags = 0;
+  std::size_t body() const { return head + type + tags; }  // where metadata (or the nonce) starts
+};
+
+inline record_layout layout_of(std::string_view r) {
+  BOOST_REQUIRE_MESSAGE(!r.empty() && r[0] == 3, "a format 3 record");
+  std::size_t at = 3;
+  auto varint = [&] {
+    std::uint64_t v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+      BOOST_REQUIRE(at < r.size());
+      const auto b = static_cast<unsigned char>(r[at++]);
+      v |= std::uint64_t{b & 0x7Fu} << shift;
+      if (b < 0x80) return v;
+    }
+  };
+  record_layout l;
+  l.type = varint();
+  l.metadata_len_at = at;
+  l.metadata = varint();
+  l.payload_len_at = at;
+  l.payload = varint();
+  l.tags = varint();
+  varint();  // stream id
+  varint();  // version
+  varint();  // back
+  l.id_at = at;
+  at += 16;
+  l.time_at = at;
+  varint();
+  l.head = at;
+  return l;
 }
 
 /// A u32 as 4 little-endian bytes.

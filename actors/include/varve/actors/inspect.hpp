@@ -131,8 +131,8 @@ typename Inspector::result_type inspect(Inspector& f, write_request& x) {
         has_condition ? std::optional<append_condition>(std::move(condition)) : std::nullopt;
     return caf::none;
   });
-  return f(caf::meta::type_name("varve::write_request"), x.appends, x.cursors, x.snapshots,
-           x.views, has_condition, condition, load);
+  return f(caf::meta::type_name("varve::write_request"), x.appends, x.cursors, x.snapshots, x.views,
+           has_condition, condition, load);
 }
 
 }  // namespace varve

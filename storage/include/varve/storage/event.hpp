@@ -114,9 +114,7 @@ class tag_list {
     using reference = std::string_view;
 
     iterator() = default;
-    std::string_view operator*() const {
-      return {at_ + 1, static_cast<unsigned char>(*at_)};
-    }
+    std::string_view operator*() const { return {at_ + 1, static_cast<unsigned char>(*at_)}; }
     iterator& operator++() {
       at_ += 1 + static_cast<unsigned char>(*at_);
       return *this;

@@ -268,10 +268,10 @@ class read_transaction {
 
 /// What event_store::verify found.
 struct verify_report {
-  std::uint64_t events = 0;    ///< records read
-  std::uint64_t streams = 0;   ///< streams checked
-  std::uint64_t shredded = 0;  ///< events of shredded streams (envelopes only)
-  std::uint64_t chunks = 0;    ///< stream-index chunks checked
+  std::uint64_t events = 0;         ///< records read
+  std::uint64_t streams = 0;        ///< streams checked
+  std::uint64_t shredded = 0;       ///< events of shredded streams (envelopes only)
+  std::uint64_t chunks = 0;         ///< stream-index chunks checked
   std::uint64_t index_entries = 0;  ///< type, category and tag index entries checked
   /// Pages of data.mdb checked before the walk (branch, leaf and overflow
   /// pages of every LMDB tree; see verify).

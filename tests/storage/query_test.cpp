@@ -1,0 +1,418 @@
+// Tags, queries and append conditions: each MUST and SHOULD of the DCB
+// specification (dcb.events), the type/category/tag indexes against a
+// filtered scan, the index catch-up of a store of an older format, and
+// verify's check of the indexes.
+#define BOOST_TEST_MODULE query
+#define BOOST_TEST_DYN_LINK
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "raw_lmdb.hpp"
+#include "temp_dir.hpp"
+
+using namespace varve;
+using varve_test::describe;
+using varve_test::make_event;
+using varve_test::store_fixture;
+
+namespace {
+
+new_event tagged(std::string type, std::vector<std::string> tags, std::string payload = "{}") {
+  new_event e = make_event(std::move(type), std::move(payload));
+  e.tags = std::move(tags);
+  return e;
+}
+
+std::vector<global_position> positions(const std::vector<recorded_event>& events) {
+  std::vector<global_position> out;
+  for (const auto& e : events)
+    out.push_back(e.position);
+  return out;
+}
+
+/// The positions of `q`'s matches, found by scanning the whole log.
+std::vector<global_position> scanned(const event_store& store, const query& q,
+                                     global_position from = 1, direction dir = direction::forward) {
+  auto tx = store.read();
+  BOOST_REQUIRE(tx.ok());
+  std::vector<global_position> out;
+  auto visit = [&](const event_view& e) {
+    auto name = tx->stream_name(e.stream_id);
+    BOOST_REQUIRE(name.ok());
+    if (q.matches(e, *name)) out.push_back(e.position);
+    return true;
+  };
+  BOOST_REQUIRE(tx->scan_log(1, direction::forward, SIZE_MAX, visit).ok());
+  if (dir == direction::forward) {
+    std::erase_if(out, [&](global_position p) { return p < from; });
+  } else {
+    std::erase_if(out, [&](global_position p) { return p > from; });
+    std::reverse(out.begin(), out.end());
+  }
+  return out;
+}
+
+/// Shredded streams are skipped by the log scan; scan them with envelopes.
+std::vector<global_position> queried(const event_store& store, const query& q,
+                                     global_position from = 1, direction dir = direction::forward,
+                                     std::size_t limit = SIZE_MAX) {
+  auto r = store.read_query(q, from, dir, limit);
+  BOOST_REQUIRE_MESSAGE(r.ok(), "read_query: " << describe(r));
+  return positions(*r);
+}
+
+/// A course subscription log: courses c0..c2, students s0..s3.
+void fill_courses(event_store& store) {
+  std::vector<append_request> reqs;
+  for (int c = 0; c < 3; ++c)
+    reqs.push_back({"course-c" + std::to_string(c),
+                    expected_version::no_stream(),
+                    {tagged("course_defined", {"course:c" + std::to_string(c)})}});
+  BOOST_REQUIRE(store.append(reqs).ok());
+  for (int s = 0; s < 4; ++s)
+    for (int c = 0; c < 3; ++c)
+      if ((s + c) % 2 == 0)
+        BOOST_REQUIRE(store
+                          .append("subscription-" + std::to_string(s) + std::to_string(c),
+                                  expected_version::any(),
+                                  std::vector<new_event>{tagged("student_subscribed",
+                                                                {"course:c" + std::to_string(c),
+                                                                 "student:s" + std::to_string(s)})})
+                          .ok());
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(dcb, store_fixture)
+
+// MUST: read events by type.
+BOOST_AUTO_TEST_CASE(a_query_by_type_reads_exactly_the_events_of_that_type_in_log_order) {
+  fill_courses(*store);
+  const auto got = queried(*store, query::of_types({"course_defined"}));
+  BOOST_TEST(got == (std::vector<global_position>{1, 2, 3}));
+  BOOST_TEST(queried(*store, query::of_types({"student_subscribed"})) ==
+             scanned(*store, query::of_types({"student_subscribed"})));
+  BOOST_TEST(queried(*store, query::of_types({"no_such_type"})).empty());
+}
+
+// MUST: read events by tag; an item needs all its tags.
+BOOST_AUTO_TEST_CASE(a_query_by_tags_reads_the_events_that_carry_all_of_them) {
+  fill_courses(*store);
+  const query one = query::of_tags({"course:c0"});
+  const query both = query::of_tags({"course:c0", "student:s2"});
+  BOOST_TEST(queried(*store, one) == scanned(*store, one));
+  BOOST_TEST(queried(*store, one).size() == 3u);  // defined, s0 and s2
+  const auto got = store->read_query(both).value();
+  BOOST_REQUIRE_EQUAL(got.size(), 1u);
+  BOOST_TEST(got[0].type == "student_subscribed");
+  BOOST_TEST((got[0].tags == std::vector<std::string>{"course:c0", "student:s2"}));
+}
+
+// MUST: type and tags together, items as alternatives.
+BOOST_AUTO_TEST_CASE(an_item_ands_type_and_tags_and_items_or_together) {
+  fill_courses(*store);
+  query q;
+  q.items.push_back({{"course_defined"}, {"course:c1"}, {}});
+  q.items.push_back({{"student_subscribed"}, {"student:s1"}, {}});
+  BOOST_TEST(queried(*store, q) == scanned(*store, q));
+  BOOST_TEST(queried(*store, q).size() == 1u + 1u);  // s1 is only in c1
+  BOOST_TEST(queried(*store, query{}).empty());
+  BOOST_TEST(queried(*store, query::all()).size() == head());
+}
+
+BOOST_AUTO_TEST_CASE(a_query_by_category_reads_the_streams_named_before_the_first_dash) {
+  fill_courses(*store);
+  BOOST_TEST(category_of("course-c1") == "course");
+  BOOST_TEST(category_of("plain").empty());
+  query q;
+  q.items.push_back({{}, {}, {"course"}});
+  BOOST_TEST(queried(*store, q) == (std::vector<global_position>{1, 2, 3}));
+  q.items[0].categories = {"subscription"};
+  BOOST_TEST(queried(*store, q) == scanned(*store, q));
+}
+
+// SHOULD: read from a given position, both ways, with a limit.
+BOOST_AUTO_TEST_CASE(a_query_reads_from_a_position_forward_or_backward_with_a_limit) {
+  fill_courses(*store);
+  const query q = query::of_tags({"course:c0"});
+  const auto all = queried(*store, q);
+  BOOST_REQUIRE_EQUAL(all.size(), 3u);
+  BOOST_TEST(queried(*store, q, all[1]) == (std::vector<global_position>{all[1], all[2]}));
+  BOOST_TEST(queried(*store, q, all[1] + 1) == (std::vector<global_position>{all[2]}));
+  BOOST_TEST(queried(*store, q, from_end, direction::backward) ==
+             (std::vector<global_position>{all[2], all[1], all[0]}));
+  BOOST_TEST(queried(*store, q, all[1], direction::backward) ==
+             (std::vector<global_position>{all[1], all[0]}));
+  BOOST_TEST(queried(*store, q, 1, direction::forward, 2) ==
+             (std::vector<global_position>{all[0], all[1]}));
+  BOOST_TEST(queried(*store, q, head() + 5).empty());
+}
+
+// MUST: append several events atomically.
+BOOST_AUTO_TEST_CASE(a_conditional_append_writes_all_its_events_or_none) {
+  fill_courses(*store);
+  const global_position read_at = head();
+  std::vector<append_request> reqs{
+      {"subscription-x",
+       expected_version::no_stream(),
+       {tagged("student_subscribed", {"course:c1", "student:s9"}),
+        tagged("notified", {"student:s9"})}},
+      {"student-s9", expected_version::any(), {tagged("counted", {"student:s9"})}}};
+  const append_condition cond{query::of_tags({"student:s9"}), read_at};
+  auto ok = store->append(reqs, cond);
+  BOOST_REQUIRE_MESSAGE(ok.ok(), describe(ok));
+  BOOST_TEST(head() == read_at + 3);
+  // The same condition now fails, and writes nothing of either stream.
+  reqs[0].stream = "subscription-y";
+  reqs[1].stream = "student-s10";
+  auto refused = store->append(reqs, cond);
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.err().code() == errc::wrong_expected_version);
+  BOOST_TEST(head() == read_at + 3);
+  BOOST_TEST(version_of("subscription-y") == 0u);
+  BOOST_TEST(version_of("student-s10") == 0u);
+}
+
+// MUST: fail when a matching event exists after the condition's position;
+// the error names the first one.
+BOOST_AUTO_TEST_CASE(an_append_fails_when_a_matching_event_follows_the_position_read) {
+  fill_courses(*store);
+  const query q = query::of_tags({"course:c2"});
+  const global_position read_at = head();
+  BOOST_REQUIRE(store
+                    ->append("other-1", expected_version::any(),
+                             std::vector<new_event>{tagged("course_renamed", {"course:c1"})})
+                    .ok());
+  // An event that does not match does not fail the condition.
+  const std::vector<append_request> sub{
+      {"subscription-z",
+       expected_version::any(),
+       {tagged("student_subscribed", {"course:c2", "student:s3"})}}};
+  auto first = store->append(sub, append_condition{q, read_at});
+  BOOST_REQUIRE_MESSAGE(first.ok(), describe(first));
+  const global_position matching = first->front().first_position;
+  auto second = store->append(sub, append_condition{q, read_at});
+  BOOST_REQUIRE(!second.ok());
+  BOOST_TEST(second.err().code() == errc::wrong_expected_version);
+  BOOST_TEST_MESSAGE(second.err().message());
+  BOOST_TEST(varve_test::mentions_number(second.err().message(), matching));
+  // Without a position, any matching event at all fails it.
+  auto unbounded = store->append(sub, append_condition{query::of_tags({"course:c0"}), {}});
+  BOOST_TEST(!unbounded.ok());
+  // A position at the head passes.
+  BOOST_TEST(store->append(sub, append_condition{q, head()}).ok());
+}
+
+BOOST_AUTO_TEST_CASE(of_two_requests_in_one_batch_for_one_boundary_only_the_first_succeeds) {
+  fill_courses(*store);
+  const global_position read_at = head();
+  std::vector<write_request> batch(2);
+  for (int i = 0; i < 2; ++i) {
+    batch[i].appends.push_back({"username-" + std::to_string(i),
+                                expected_version::any(),
+                                {tagged("username_claimed", {"username:ada"})}});
+    batch[i].condition =
+        append_condition{query{{{{"username_claimed"}, {"username:ada"}, {}}}}, read_at};
+  }
+  auto out = store->write(batch);
+  BOOST_REQUIRE(out.ok());
+  BOOST_TEST((*out)[0].ok());
+  BOOST_REQUIRE(!(*out)[1].ok());
+  BOOST_TEST((*out)[1].err().code() == errc::wrong_expected_version);
+  BOOST_TEST(queried(*store, query::of_tags({"username:ada"})).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_retried_conditional_append_with_the_same_ids_returns_the_first_places) {
+  const std::vector<append_request> reqs{{"username-1",
+                                          expected_version::no_stream(),
+                                          {tagged("username_claimed", {"username:bob"})}}};
+  std::vector<append_request> with_ids = reqs;
+  with_ids[0].events[0].id = event_id::generate();
+  const append_condition cond{query::of_tags({"username:bob"}), 0};
+  auto first = store->append(with_ids, cond);
+  BOOST_REQUIRE(first.ok());
+  auto retried = store->append(with_ids, cond);
+  BOOST_REQUIRE_MESSAGE(retried.ok(), describe(retried));
+  BOOST_TEST(retried->front().idempotent);
+  BOOST_TEST(retried->front().first_position == first->front().first_position);
+  BOOST_TEST(head() == 1u);
+  // Other events (no ids) under the same condition fail.
+  with_ids[0].stream = "username-2";
+  with_ids[0].expected = expected_version::any();
+  with_ids[0].events[0].id.reset();
+  BOOST_TEST(!store->append(with_ids, cond).ok());
+}
+
+BOOST_AUTO_TEST_CASE(bad_tags_and_bad_queries_are_refused_and_write_nothing) {
+  auto refused = [&](new_event e, std::string_view word) {
+    auto r = store->append("s-1", expected_version::any(), std::vector<new_event>{std::move(e)});
+    BOOST_REQUIRE(!r.ok());
+    BOOST_TEST(r.err().code() == errc::invalid_argument);
+    BOOST_TEST_CONTEXT(r.err().message()) {
+      BOOST_TEST(r.err().message().find(word) != std::string::npos);
+    }
+  };
+  refused(tagged("t", {""}), "tag");
+  refused(tagged("t", {std::string(256, 'x')}), "256");
+  refused(tagged("t", {"a", "a"}), "twice");
+  refused(tagged("t", {std::string("\xff\xfe")}), "UTF-8");
+  std::vector<std::string> many;
+  for (int i = 0; i < 33; ++i)
+    many.push_back("t" + std::to_string(i));
+  refused(tagged("t", many), "33");
+  BOOST_TEST(head() == 0u);
+  auto bad_query = store->read_query(query::of_tags({""}));
+  BOOST_REQUIRE(!bad_query.ok());
+  BOOST_TEST(bad_query.err().code() == errc::invalid_argument);
+  auto bad_condition = store->append(
+      std::vector<append_request>{{"s-1", expected_version::any(), {tagged("t", {})}}},
+      append_condition{query::of_types({""}), {}});
+  BOOST_TEST(!bad_condition.ok());
+  BOOST_TEST(head() == 0u);
+  // 32 tags of 255 bytes are fine.
+  std::vector<std::string> most;
+  for (int i = 0; i < 32; ++i)
+    most.push_back(std::string(253, 'x') + std::to_string(10 + i));
+  BOOST_TEST(
+      store->append("s-1", expected_version::any(), std::vector<new_event>{tagged("t", most)})
+          .ok());
+  BOOST_TEST(store->read_query(query::of_tags({most[31]})).value().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(the_indexes_equal_a_filtered_scan_after_random_appends_shreds_and_reopen) {
+  std::mt19937 rng(42);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  const std::vector<std::string> types{"a", "b", "c", "rare"};
+  for (int round = 0; round < 6; ++round) {
+    std::vector<write_request> batch(1 + pick(8));
+    for (auto& req : batch) {
+      const std::string stream =
+          (pick(2) ? "cat" : "dog") + std::string("-") + std::to_string(pick(20));
+      append_request a{stream, expected_version::any(), {}};
+      for (int i = 0, n = 1 + pick(100); i < n; ++i) {
+        std::vector<std::string> tags;
+        if (pick(3) == 0) tags.push_back("k:" + std::to_string(pick(10)));
+        if (pick(4) == 0) tags.push_back("j:" + std::to_string(pick(3)));
+        a.events.push_back(tagged(types[pick(10) == 0 ? 3 : pick(3)], tags));
+      }
+      req.appends.push_back(std::move(a));
+    }
+    BOOST_REQUIRE(store->write(batch).ok());
+    if (round == 2 && version_of("cat-3") > 0) BOOST_REQUIRE(store->shred("cat-3").ok());
+    if (round == 4) reopen();
+  }
+  std::vector<query> queries{query::of_types({"rare"}), query::of_types({"a", "c"}),
+                             query::of_tags({"k:3"}), query::of_tags({"k:1", "j:2"})};
+  queries.push_back(query{{{{"b"}, {"k:2"}, {}}, {{}, {}, {"dog"}}}});
+  for (const query& q : queries) {
+    BOOST_TEST_CONTEXT(q.to_string()) {
+      // Shredded events are in query reads (envelopes) and not in log
+      // scans: compare without them.
+      auto got = store->read_query(q).value();
+      std::erase_if(got, [](const recorded_event& e) { return e.shredded; });
+      BOOST_TEST(positions(got) == scanned(*store, q));
+      const auto mid = head() / 2;
+      auto back = store->read_query(q, mid, direction::backward).value();
+      std::erase_if(back, [](const recorded_event& e) { return e.shredded; });
+      BOOST_TEST(positions(back) == scanned(*store, q, mid, direction::backward));
+    }
+  }
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  BOOST_TEST(report->index_entries >= head());
+}
+
+BOOST_AUTO_TEST_CASE(tags_are_kept_and_bound_in_an_encrypted_store_while_the_map_grows) {
+  varve_test::temp_dir d;
+  options o = varve_test::test_options(d / "enc");
+  o.master_key = std::array<std::uint8_t, 32>{7};
+  o.map_size = 1 << 20;
+  auto enc = varve_test::open_store(o);
+  for (int i = 0; i < 40; ++i) {
+    std::vector<append_request> reqs{
+        {"course-" + std::to_string(i),
+         expected_version::no_stream(),
+         {tagged("course_defined", {"course:" + std::to_string(i)}, std::string(2000, 'p'))}}};
+    const query q = query::of_tags({"course:" + std::to_string(i)});
+    BOOST_REQUIRE(enc->append(reqs, append_condition{q, {}}).ok());
+    BOOST_TEST(!enc->append(reqs, append_condition{q, {}}).ok());
+  }
+  enc.reset();
+  enc = varve_test::open_store(o);
+  auto got = enc->read_query(query::of_tags({"course:17"})).value();
+  BOOST_REQUIRE_EQUAL(got.size(), 1u);
+  BOOST_TEST(got[0].payload == std::string(2000, 'p'));
+  BOOST_TEST(got[0].stream == "course-17");
+  BOOST_REQUIRE(enc->shred("course-17").ok());
+  got = enc->read_query(query::of_tags({"course:17"})).value();
+  BOOST_REQUIRE_EQUAL(got.size(), 1u);
+  BOOST_TEST(got[0].shredded);
+  BOOST_TEST(got[0].tags == std::vector<std::string>{"course:17"});
+  auto report = enc->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  enc.reset();
+  {
+    // A tag changed in the file does not authenticate.
+    varve_test::raw_env raw(d / "enc");
+    auto record = raw.get_event(5);
+    BOOST_REQUIRE(record);
+    const auto at = record->find("course:4");
+    BOOST_REQUIRE(at != std::string::npos);
+    (*record)[at + 7] = '9';
+    raw.put_event(5, *record);
+  }
+  enc = varve_test::open_store(o);
+  auto tampered = enc->read().value().event_at(5);
+  BOOST_REQUIRE(!tampered.ok());
+  BOOST_TEST(tampered.err().code() == errc::auth_failed);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_without_indexes_gets_them_built_once_when_opened) {
+  fill_courses(*store);
+  const auto before = queried(*store, query::of_tags({"course:c1"}));
+  store.reset();
+  {
+    // As a store of format 2 (or one an older build appended to) is: no
+    // index entries, no indexed position.
+    varve_test::raw_env raw(dir / "store");
+    raw.empty("index");
+    raw.empty("index_keys");
+    raw.empty("index_names", MDB_INTEGERKEY);
+    raw.erase("meta", "indexed_through");
+    raw.put("meta", "format_version", varve_test::le32(2));
+  }
+  reopen();
+  BOOST_TEST(queried(*store, query::of_tags({"course:c1"})) == before);
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  store.reset();
+  varve_test::raw_env raw(dir / "store");
+  BOOST_TEST(raw.get("meta", "format_version").value_or("") == varve_test::le32(3));
+  BOOST_TEST(raw.entries("index_keys") > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(verify_reports_an_index_that_disagrees_with_the_log) {
+  fill_courses(*store);
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    raw.empty("index");
+  }
+  reopen();
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(!report->faults.empty());
+  bool named = false;
+  for (const auto& f : report->faults)
+    named = named || f.find("index lacks") != std::string::npos;
+  BOOST_TEST(named);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
