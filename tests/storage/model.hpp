@@ -116,6 +116,7 @@ struct event {
   std::string type;
   std::string payload;
   std::string metadata;
+  std::vector<std::string> tags;
   /// The caller's id, or the one the store generated once learned.
   std::optional<event_id> id;
   bool id_given = false;
@@ -433,6 +434,7 @@ class model {
       ev.type = e.type;
       ev.payload = e.payload;
       ev.metadata = e.metadata;
+      ev.tags = e.tags;
       ev.id = e.id;
       ev.id_given = e.id.has_value();
       ev.time = e.time;

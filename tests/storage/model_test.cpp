@@ -212,6 +212,13 @@ const std::vector<std::string>& view_values() {
   return values;
 }
 
+/// Tags events carry (the longest at the limit of 255 bytes).
+const std::vector<std::string>& event_tags() {
+  static const std::vector<std::string> tags = {"k:1", "k:2", "course:7", "student:\xc3\xbc",
+                                                std::string(255, 'g')};
+  return tags;
+}
+
 const std::vector<std::string>& event_types() {
   static const std::vector<std::string> types = {
       "created", "updated", "deleted", "noted-\xc3\xbc", "x", std::string(300, 't')};
@@ -349,6 +356,7 @@ struct event_spec {
   bytes_spec payload, metadata;
   std::optional<event_id> id;
   std::optional<timestamp_us> time;
+  std::vector<std::string> tags;
   /// A payload that brings the event to max_event_bytes, or one byte past.
   enum class fill : std::uint8_t { none, at_limit, over_limit } size = fill::none;
 
@@ -358,6 +366,8 @@ struct event_spec {
     e.payload = bytes_spec::generate(r, 5);
     e.metadata = r.chance(55) ? bytes_spec{} : bytes_spec::generate(r, 2);
     if (with_id) e.id = random_id(r);
+    for (const std::string& t : event_tags())
+      if (r.chance(25)) e.tags.push_back(t);
     if (r.chance(15)) {
       static const std::vector<timestamp_us> times = {0, -1, 1,
                                                       std::numeric_limits<timestamp_us>::max(),
@@ -383,6 +393,7 @@ struct event_spec {
     }
     e.id = id;
     e.time = time;
+    e.tags = tags;
     return e;
   }
 
@@ -393,6 +404,8 @@ struct event_spec {
     if (size == fill::over_limit) out += " (over max_event_bytes)";
     if (id) out += " id:" + id->to_string().substr(0, 8);
     if (time) out += " time:" + std::to_string(*time);
+    for (const std::string& t : tags)
+      out += " tag:" + show_bytes(t);
     return out;
   }
 };
@@ -1296,6 +1309,62 @@ struct world {
            (limit == SIZE_MAX ? std::string("all") : std::to_string(limit)) + ")";
   }
 
+  /// A random query (types, tags, categories, several items), read from
+  /// the store and found in the model's log.
+  void check_query(const varve::read_transaction& tx) {
+    varve::query q;
+    const auto items = r.below(3);
+    for (std::uint64_t i = 0; i < items; ++i) {
+      varve::query_item item;
+      if (r.chance(50)) item.types.push_back(r.pick(event_types()));
+      if (r.chance(20)) item.types.push_back(r.pick(event_types()));
+      if (r.chance(50)) item.tags.push_back(r.pick(event_tags()));
+      if (r.chance(20)) item.tags.push_back(r.pick(event_tags()));
+      if (r.chance(15) && !m.log.empty()) {
+        const std::string c(varve::category_of(m.log[r.below(m.log.size())].stream));
+        if (!c.empty()) item.categories.push_back(c);
+      }
+      q.items.push_back(std::move(item));
+    }
+    const direction dir = r.chance(50) ? direction::backward : direction::forward;
+    const auto from = some_from(m.head());
+    const auto limit = some_limit(m.head());
+    auto matches = [&](const vm::event& e) {
+      for (const auto& item : q.items) {
+        if (!item.types.empty() &&
+            std::find(item.types.begin(), item.types.end(), e.type) == item.types.end())
+          continue;
+        if (!item.categories.empty() &&
+            std::find(item.categories.begin(), item.categories.end(),
+                      varve::category_of(e.stream)) == item.categories.end())
+          continue;
+        if (std::all_of(item.tags.begin(), item.tags.end(), [&](const std::string& t) {
+              return std::find(e.tags.begin(), e.tags.end(), t) != e.tags.end();
+            }))
+          return true;
+      }
+      return false;
+    };
+    std::vector<const vm::event*> want;
+    const std::uint64_t start = dir == direction::forward ? std::max<std::uint64_t>(from, 1) : from;
+    for (std::size_t n = 0; n < m.log.size() && want.size() < limit; ++n) {
+      const vm::event& e = dir == direction::forward ? m.log[n] : m.log[m.log.size() - 1 - n];
+      if (dir == direction::forward ? e.position < start : e.position > start) continue;
+      if (matches(e)) want.push_back(&e);
+    }
+    const std::string call = read_call("read_query " + q.to_string(), from, dir, limit);
+    auto got = tx.read_query(q, from, dir, limit);
+    if (!got) return fail("query", call + ": " + got.err().to_string());
+    expect_equal<std::size_t>("query", call + ": count", got->size(), want.size());
+    for (std::size_t i = 0; i < std::min(got->size(), want.size()); ++i) {
+      const varve::event_view& v = (*got)[i];
+      expect_equal<std::uint64_t>("query", call + ": position", v.position, want[i]->position);
+      const std::vector<std::string> tags(v.tags.begin(), v.tags.end());
+      if (tags != want[i]->tags)
+        fail("query", call + ": the tags of " + std::to_string(v.position));
+    }
+  }
+
   /// Every read of the store against the model.
   /// Every read of the store against the model. `copy`: the store is a
   /// copy (a backup), not the handle the model follows.
@@ -1333,6 +1402,8 @@ struct world {
       compare_events("log", read_call("read_log", from, dir, limit), tx.read_log(from, dir, limit),
                      m.read_log(from, dir, limit));
     }
+    for (int i = 0; i < 3; ++i)
+      check_query(tx);
     {  // read_log into a vector that held something: cleared first
       std::vector<varve::event_view> out(3);
       const auto from = some_from(m.head());
