@@ -2,7 +2,8 @@
 // actor and an exactly-once projection, fsync on) is killed with SIGKILL at
 // random moments; after each kill the store is reopened and checked:
 // every acknowledged event is there with its payload, positions are gapless,
-// the stream index agrees with the log (verify), no request is half written,
+// the stream index and the type, category and tag indexes agree with the
+// log (verify), no request is half written,
 // and the projection's view equals a rebuild up to its cursor.
 //
 // Rounds: VARVE_CRASH_ROUNDS (default 20; scripts/stress.sh runs 200).

@@ -44,8 +44,13 @@ void appender(caf::event_based_actor* self, storage_actor storage, std::string s
     const int req = (*request_no)++;
     append_request r{stream, expected_version::exact(*next), {}};
     for (int i = 0; i < parts; ++i)
-      r.events.push_back(new_event{
-          "crash-test", payload_of(stream, *next + 1 + i, req, i + 1, parts), {}, {}, {}});
+      r.events.push_back(new_event{"crash-test",
+                                   payload_of(stream, *next + 1 + i, req, i + 1, parts),
+                                   {},
+                                   {},
+                                   {},
+                                   // Tags, so that verify checks the tag index too.
+                                   {"writer:" + stream, "part:" + std::to_string(i + 1)}});
     self->request(storage, caf::infinite, append_atom_v, std::move(r))
         .then(
             [=](const append_result& res) {
