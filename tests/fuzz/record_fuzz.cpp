@@ -20,6 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         touched += static_cast<unsigned char>(c);
       for (char c : decoded->sealed)
         touched += static_cast<unsigned char>(c);
+      for (std::string_view tag : decoded->view.tags)
+        for (char c : tag)
+          touched += static_cast<unsigned char>(c);
       if (touched == 1) return 0;  // keeps the reads
     }
     (void)varve::record::decode_links(position, bytes);
