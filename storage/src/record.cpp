@@ -46,10 +46,8 @@ namespace {
 /// The milliseconds of a UUIDv7 id (its first 48 bits, big-endian); the
 /// time of an event is stored as a difference from it.
 std::int64_t id_millis(const event_id& id) {
-  std::uint64_t ms = 0;
-  for (int i = 0; i < 6; ++i)
-    ms = (ms << 8) | id.bytes[i];
-  return static_cast<std::int64_t>(ms);
+  return static_cast<std::int64_t>(
+      bytes::get_be<std::uint64_t>(reinterpret_cast<const char*>(id.bytes.data())) >> 16);
 }
 
 std::uint64_t time_delta(const header& h) {
@@ -217,9 +215,88 @@ result<header> decode_links(global_position position, std::string_view bytes) {
   return f.links;
 }
 
+namespace {
+
+/// decode_into for format 3, the read path's common case: the same checks
+/// as parse() and the general path below, without building `fields`.
+const char* decode_v3(global_position position, std::string_view bytes, event_view& v, body& d,
+                      bool check_sum) {
+  using bytes::get_varint;
+  const char* in = bytes.data();
+  const char* end = in + bytes.size();
+  if (bytes.size() < 3) return "shorter than its header";
+  const auto flags = static_cast<std::uint8_t>(in[1]);
+  const std::size_t tag_count = static_cast<std::uint8_t>(in[2]);
+  std::uint64_t type_len, meta_len, payload_len, tags_len, stream_id, version, back, delta;
+  const char* p = in + 3;
+  if (!(p = get_varint(p, end, type_len)) || !(p = get_varint(p, end, meta_len)) ||
+      !(p = get_varint(p, end, payload_len)) || !(p = get_varint(p, end, tags_len)) ||
+      !(p = get_varint(p, end, stream_id)) || !(p = get_varint(p, end, version)) ||
+      !(p = get_varint(p, end, back)))
+    return "shorter than its header";
+  if (back > position) return "impossible stream link";
+  const global_position previous = back == 0 ? 0 : position - back;
+  if (stream_id == 0 || version == 0 || (back != 0 && previous == 0) ||
+      (version == 1) != (previous == 0))
+    return "impossible stream link";
+  if (end - p < 16) return "shorter than its header";
+  const char* id = p;
+  if (!(p = get_varint(p + 16, end, delta))) return "shorter than its header";
+  if ((flags & ~(flag_sealed | flag_shredded)) != 0 || flags == (flag_sealed | flag_shredded))
+    return "unknown flags";
+  if (type_len == 0) return "empty event type";
+  if (type_len > max_type_size) return "an event type over 65535 bytes";
+  const bool sealed = flags & flag_sealed, shredded = flags & flag_shredded;
+  if (shredded && (meta_len != 0 || payload_len != 0)) return "a shredded record with data";
+  const std::uint64_t trailer = sealed ? crypto_overhead : checksum_size;
+  const std::uint64_t room = static_cast<std::uint64_t>(end - p);
+  if (type_len > room || meta_len > room || payload_len > room || tags_len > room ||
+      type_len + tags_len + meta_len + payload_len + trailer != room)
+    return "lengths do not match the stored size";
+  if (!sealed && check_sum) {
+    const std::size_t covered = bytes.size() - checksum_size;
+    if (bytes::get_le<std::uint32_t>(in + covered) !=
+        checksum(position, std::string_view(in, covered)))
+      return "checksum mismatch: the stored bytes changed";
+  }
+  const std::string_view tags(p + type_len, tags_len);
+  if (tags_len != 0 || tag_count != 0) {
+    if (const char* what = check_tags(tags, tag_count)) return what;
+  }
+  v.position = position;
+  v.stream_id = stream_id;
+  v.version = version;
+  v.previous_position = previous;
+  std::memcpy(v.id.bytes.data(), id, 16);
+  v.time = static_cast<timestamp_us>(static_cast<std::uint64_t>(id_millis(v.id)) * 1000u +
+                                     static_cast<std::uint64_t>(bytes::unzigzag(delta)));
+  v.shredded = shredded;
+  d.format = format_v3;
+  d.head = std::string_view(in, static_cast<std::size_t>(p - in) + type_len + tags_len);
+  v.type = {p, type_len};
+  v.tags = tag_list(tags, tag_count);
+  p += type_len + tags_len;
+  d.metadata_size = meta_len;
+  d.is_sealed = sealed;
+  if (sealed) {
+    d.sealed = {p, meta_len + payload_len + crypto_overhead};
+    v.metadata = {};
+    v.payload = {};
+    return nullptr;
+  }
+  d.sealed = {};
+  v.metadata = {p, meta_len};
+  v.payload = {p + meta_len, payload_len};
+  return nullptr;
+}
+
+}  // namespace
+
 const char* decode_into(global_position position, std::string_view bytes, event_view& v, body& d,
                         bool check_sum) {
   using namespace bytes;
+  if (!bytes.empty() && static_cast<std::uint8_t>(bytes[0]) == format_v3) [[likely]]
+    return decode_v3(position, bytes, v, d, check_sum);
   fields f;
   if (const char* what = parse(position, bytes, f, false)) return what;
   const char* in = bytes.data();

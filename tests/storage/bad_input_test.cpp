@@ -57,6 +57,7 @@ BOOST_AUTO_TEST_CASE(a_data_file_cut_anywhere_is_refused_at_open_without_a_signa
   const auto copy = dir / "whole.mdb";
   std::filesystem::copy_file(data, copy);
   std::uint64_t seed = 42;
+  int refused = 0;
   for (int round = 0; round < 30; ++round) {
     seed = seed * 6364136223846793005u + 1442695040888963407u;
     const auto cut = 8192 + (seed >> 20) % (size - 8192);  // past both meta pages
@@ -64,10 +65,21 @@ BOOST_AUTO_TEST_CASE(a_data_file_cut_anywhere_is_refused_at_open_without_a_signa
     std::filesystem::resize_file(data, cut);
     auto r = event_store::open(o);
     BOOST_TEST_CONTEXT("cut at " << cut << " of " << size) {
+      if (r.ok()) {
+        // Only free pages at the end were cut (LMDB leaves them unwritten
+        // too): the store is whole, and reads of every page succeed.
+        auto report = (*r)->verify();
+        VARVE_REQUIRE_OK(report);
+        BOOST_CHECK(report->faults_total == 0u);
+        VARVE_CHECK_OK((*r)->read_log());
+        continue;
+      }
+      ++refused;
       VARVE_CHECK_ERRC(r, errc::corruption);
-      if (!r.ok()) BOOST_CHECK(r.err().message().find("truncated") != std::string::npos);
+      BOOST_CHECK(r.err().message().find("truncated") != std::string::npos);
     }
   }
+  BOOST_TEST(refused >= 20);  // most cuts take pages in use
   std::filesystem::copy_file(copy, data, std::filesystem::copy_options::overwrite_existing);
   BOOST_CHECK(varve_test::open_store(o)->verify()->faults_total == 0u);
 }
