@@ -53,26 +53,31 @@ struct runtime::impl {
   storage_actor storage;
   projection_manager manager;
   aggregate_options aggregates;
+  decision_options decisions;
   std::map<std::string, delivery, std::less<>> modes;  // projection -> delivery
 
   std::mutex mutex;  // guards what follows
   std::vector<std::pair<std::type_index, caf::actor>> registries;
+  std::vector<std::pair<std::type_index, caf::actor>> deciders;
   std::atomic<bool> stopped{false};
 
   ~impl() { shutdown(); }
 
   void shutdown() {
-    std::vector<std::pair<std::type_index, caf::actor>> regs;
+    std::vector<std::pair<std::type_index, caf::actor>> regs, decs;
     {
       std::lock_guard<std::mutex> lock(mutex);
       if (stopped || !sys) return;
       stopped = true;
       regs.swap(registries);
+      decs.swap(deciders);
     }
     {
       caf::scoped_actor self{*sys};
       for (auto& [type, registry] : regs)
         stop(self, registry, "a registry");
+      for (auto& [type, decider] : decs)
+        stop(self, decider, "a decider");
       stop(self, caf::actor_cast<caf::actor>(manager), "the projection manager");
       stop(self, caf::actor_cast<caf::actor>(storage), "the storage actor");
     }
@@ -148,6 +153,7 @@ result<runtime> runtime::open(runtime_options options) {
   std::shared_ptr<event_store> store = std::move(*opened);
   p->store = store;
   p->aggregates = options.aggregates;
+  p->decisions = options.decisions;
   for (const auto& s : options.projections)
     p->modes.emplace(s.name, s.mode);
   p->sys = std::make_unique<caf::actor_system>(*p->own_config);
@@ -214,39 +220,52 @@ caf::actor runtime::registry_handle(std::type_index type, registry_spawner spawn
   return registry;
 }
 
-std::future<result<command_reply>> runtime::ask(caf::actor to, caf::message request,
-                                                std::chrono::milliseconds timeout) {
-  auto promise = std::make_shared<std::promise<result<command_reply>>>();
+caf::actor runtime::decider_handle(std::type_index type, decider_spawner spawn) {
+  if (!impl_) return {};
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (impl_->stopped) return {};
+  for (const auto& [t, decider] : impl_->deciders)
+    if (t == type) return decider;
+  auto decider = spawn(*impl_->sys, {impl_->store, impl_->storage, impl_->decisions});
+  impl_->deciders.emplace_back(type, decider);
+  return decider;
+}
+
+template <class Reply>
+std::future<result<Reply>> runtime::ask(caf::actor to, caf::message request,
+                                        std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<result<Reply>>>();
   auto answer = promise->get_future();
   if (!to) {
     promise->set_value(error{errc::unavailable, "the runtime is shut down"});
     return answer;
   }
   // A short-lived actor per request: it answers the future once, with the
-  // reply, the error, or `unavailable` when the registry goes down first
-  // (a registry that stops may leave what it passed on unanswered).
+  // reply, the error, or `unavailable` when the registry (or decider) goes
+  // down first (a registry that stops may leave what it passed on
+  // unanswered).
   // The promise is a spawn argument, not a capture: CAF 0.17 spawns a
   // function without arguments through a null shared_ptr<std::tuple<>>
   // (init_fun_factory), which UBSan reports as a null reference binding.
-  using promise_ptr = std::shared_ptr<std::promise<result<command_reply>>>;
+  using promise_ptr = std::shared_ptr<std::promise<result<Reply>>>;
   impl_->sys->spawn(
       [to, request = std::move(request), timeout](caf::event_based_actor* self,
                                                   promise_ptr promise) mutable {
         auto answered = std::make_shared<bool>(false);
-        auto answer = [self, promise, answered](result<command_reply> r) {
+        auto answer = [self, promise, answered](result<Reply> r) {
           if (!*answered) promise->set_value(std::move(r));
           *answered = true;
           self->quit();
         };
         self->set_down_handler([answer](caf::down_msg&) {
           answer(error{errc::unavailable,
-                       "the aggregate's registry stopped before it answered: the "
-                       "command may or may not have been applied"});
+                       "the actor that took the command (a registry or a decider) stopped "
+                       "before it answered: the command may or may not have been applied"});
         });
         self->monitor(to);
         self->request(to, timeout, std::move(request))
             .then(
-                [answer](command_reply& r) { answer(r); },
+                [answer](Reply& r) { answer(std::move(r)); },
                 [answer, timeout](caf::error& e) {
                   if (e == caf::sec::request_timeout)
                     answer(error{errc::timeout, "no answer in " + std::to_string(timeout.count()) +
@@ -258,6 +277,11 @@ std::future<result<command_reply>> runtime::ask(caf::actor to, caf::message requ
       promise);
   return answer;
 }
+
+template std::future<result<command_reply>> runtime::ask<command_reply>(caf::actor, caf::message,
+                                                                        std::chrono::milliseconds);
+template std::future<result<decision_reply>> runtime::ask<decision_reply>(
+    caf::actor, caf::message, std::chrono::milliseconds);
 
 bool runtime::running() const {
   return impl_ && !impl_->stopped;

@@ -1,8 +1,9 @@
 // varve::runtime: a Varve application in one object. It opens the store,
 // spawns the storage actor, the projection manager with its projections,
-// and a registry per aggregate type (on first use), and on destruction
-// stops them in order: registries, projections (their last checkpoints are
-// committed), the storage actor, then the actor system.
+// a registry per aggregate type and a decider per decision model (on first
+// use), and on destruction stops them in order: registries and deciders,
+// projections (their last checkpoints are committed), the storage actor,
+// then the actor system.
 //
 //   #include <varve/runtime.hpp>
 //
@@ -22,7 +23,7 @@
 //
 // Threads. Every member function may be called from any thread, at once,
 // except open, shutdown, the move operations and the destructor. The
-// blocking calls (execute, wait_for, status, projections, commit_stats,
+// blocking calls (execute, decide, wait_for, status, projections, commit_stats,
 // append, shred and the projection controls) made from inside one of the
 // runtime's actors (a projection's handler, an aggregate's decide) would
 // wait for the thread they hold: they fail at once with invalid_argument.
@@ -52,6 +53,7 @@
 #include <vector>
 
 #include <varve/actors/aggregate.hpp>
+#include <varve/actors/decider.hpp>
 #include <varve/actors/storage_actor.hpp>
 #include <varve/projections/json_view.hpp>
 #include <varve/projections/manager.hpp>
@@ -67,6 +69,8 @@ struct runtime_options {
   options store{};
   storage_config storage{};
   aggregate_options aggregates{};
+  /// Retries of decision models (decide<D>) after a conflict.
+  decision_options decisions{};
   /// The projections to run, started by open() (their names must differ).
   std::vector<projection_spec> projections{};
   /// Threads of the actor system's scheduler (policy "sharing"): 1 is what
@@ -117,10 +121,43 @@ class runtime {
   std::future<result<command_reply>> execute_async(
       std::string_view id, typename A::command cmd,
       std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-    return ask(registry_handle(typeid(A), spawn_registry_of<A>),
-               caf::make_message(command_atom_v, std::string(id),
-                                 local_command<typename A::command>{std::move(cmd)}),
-               timeout);
+    return ask<command_reply>(registry_handle(typeid(A), spawn_registry_of<A>),
+                              caf::make_message(command_atom_v, std::string(id),
+                                                local_command<typename A::command>{std::move(cmd)}),
+                              timeout);
+  }
+
+  /// Runs a decision of decision model D (varve/actors/decision.hpp) on its
+  /// decider (varve/actors/decider.hpp, spawned on first use) and waits for
+  /// the answer: the decision_reply (where the events landed; position 0
+  /// when decide() appended nothing), or the error (errc::rejected with the
+  /// model's reason, invalid_argument for decided events the store refuses,
+  /// wrong_expected_version after the retries, corruption or shredded for a
+  /// boundary it cannot read, unavailable when the runtime stops first,
+  /// timeout after `timeout`, in which case it may still be applied).
+  template <decision_model D>
+  result<decision_reply> decide(typename D::command cmd,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    if (auto ok = can_block(); !ok) return std::move(ok).err();
+    return decide_async<D>(std::move(cmd), timeout).get();
+  }
+
+  /// The same without waiting: the answer comes through the future, which
+  /// is always set (at the latest after `timeout`, or at shutdown).
+  template <decision_model D>
+  std::future<result<decision_reply>> decide_async(
+      typename D::command cmd, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    return ask<decision_reply>(
+        decider_handle(typeid(D), spawn_decider_of<D>),
+        caf::make_message(command_atom_v, local_command<typename D::command>{std::move(cmd)}),
+        timeout);
+  }
+
+  /// The decider of decision model D (spawned on first use), for actors
+  /// that send commands themselves; invalid after shutdown.
+  template <decision_model D>
+  decider_actor<D> decider() {
+    return caf::actor_cast<decider_actor<D>>(decider_handle(typeid(D), spawn_decider_of<D>));
   }
 
   /// The registry of aggregate type A (spawned on first use), for actors
@@ -194,6 +231,7 @@ class runtime {
  private:
   struct impl;
   using registry_spawner = caf::actor (*)(caf::actor_system&, const aggregate_context&);
+  using decider_spawner = caf::actor (*)(caf::actor_system&, const decision_context&);
 
   explicit runtime(std::unique_ptr<impl> p);
   /// Open, not shut down.
@@ -206,14 +244,21 @@ class runtime {
   static caf::actor spawn_registry_of(caf::actor_system& sys, const aggregate_context& ctx) {
     return caf::actor_cast<caf::actor>(spawn_registry<A>(sys, ctx));
   }
+  template <decision_model D>
+  static caf::actor spawn_decider_of(caf::actor_system& sys, const decision_context& ctx) {
+    return caf::actor_cast<caf::actor>(spawn_decider<D>(sys, ctx));
+  }
   /// The registry for the aggregate type `type`, spawned with `spawn` the
   /// first time; an invalid handle after shutdown.
   caf::actor registry_handle(std::type_index type, registry_spawner spawn);
+  /// The decider of the decision model `type`, likewise.
+  caf::actor decider_handle(std::type_index type, decider_spawner spawn);
   /// Sends `request` to `to` from a short-lived actor and sets the future
-  /// with the answer, or unavailable when `to` is down (or invalid), or
-  /// timeout.
-  std::future<result<command_reply>> ask(caf::actor to, caf::message request,
-                                         std::chrono::milliseconds timeout);
+  /// with the answer (a Reply: command_reply or decision_reply), or
+  /// unavailable when `to` is down (or invalid), or timeout.
+  template <class Reply>
+  std::future<result<Reply>> ask(caf::actor to, caf::message request,
+                                 std::chrono::milliseconds timeout);
 
   std::unique_ptr<impl> impl_;
 };

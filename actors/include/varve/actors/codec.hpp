@@ -219,6 +219,24 @@ struct json_codec
 template <class Event>
 using default_codec = json_codec<Event>;
 
+namespace detail {
+
+/// The codec of an aggregate or a decision model: its `codec` when it
+/// declares one, else the default codec of its events.
+template <class A>
+struct codec_of {
+  using type = default_codec<typename A::event>;
+};
+template <class A>
+requires requires {
+  typename A::codec;
+}
+struct codec_of<A> {
+  using type = typename A::codec;
+};
+
+}  // namespace detail
+
 }  // namespace varve
 
 /// Declares the JSON form of `Type` (to_json and from_json, found by

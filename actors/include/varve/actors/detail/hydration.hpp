@@ -31,18 +31,6 @@ namespace varve::detail {
 inline constexpr stream_version inline_hydration_limit = 64;
 
 template <class A>
-struct codec_of {
-  using type = default_codec<typename A::event>;
-};
-template <class A>
-requires requires {
-  typename A::codec;
-}
-struct codec_of<A> {
-  using type = typename A::codec;
-};
-
-template <class A>
 constexpr bool has_snapshots = requires {
   A::snapshot_schema;
 };
