@@ -6,14 +6,15 @@
 // a set of appends in flight. A command is decided (its boundary read and
 // folded, decide() called, the append sent) only when its boundary's query
 // matches none of the events in flight; otherwise it waits until those
-// appends are answered. So:
-//   - commands with the same boundary run one at a time, in arrival order,
-//     and never conflict with each other;
-//   - commands whose boundaries overlap what another has decided wait for
-//     it, and then read its events: in one process, a decider meets no
-//     conflict from its own commands;
+// appends are answered, then reads what they appended. So:
+//   - a command whose boundary takes in what an earlier command is
+//     appending (the same course, the same student) waits for it and
+//     decides on its events; those of one boundary go in arrival order;
+//   - in one process, a decider meets no conflict from its own commands;
 //   - commands that do not touch run at once, and their appends share the
 //     storage actor's group commits.
+// Nothing orders commands of different boundaries beyond that: one that
+// no append in flight touches may start before an earlier one that waits.
 // Writers the decider does not see (another process on the store, another
 // decider, direct appends) are settled by the append condition: of two
 // decisions over overlapping boundaries, in one batch or in two, exactly
