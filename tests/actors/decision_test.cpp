@@ -511,10 +511,11 @@ BOOST_AUTO_TEST_CASE(shutdown_answers_every_decision_waiting_or_in_flight) {
   {
     auto rt = runtime::open(options_for(dir.path()));
     BOOST_REQUIRE(rt);
-    for (int i = 0; i < 2000; ++i)  // one room: each waits for the one before
+    for (int i = 0; i < 2000; ++i)  // three rooms: each waits for the one before
       replies.push_back(rt->decide_async<booking>(
           book_seat{"r" + std::to_string(i % 3), "g" + std::to_string(i), 100000}));
-    BOOST_REQUIRE(replies[100].wait_for(60s) == std::future_status::ready);
+    for (std::size_t i = 0; i < 100; ++i)  // the first 100 answered, the rest not all
+      BOOST_REQUIRE(replies[i].wait_for(60s) == std::future_status::ready);
     rt->shutdown();
     auto after = rt->decide<booking>(book_seat{"r1", "late"});
     BOOST_REQUIRE(!after);
@@ -533,7 +534,7 @@ BOOST_AUTO_TEST_CASE(shutdown_answers_every_decision_waiting_or_in_flight) {
     }
   }
   BOOST_TEST_MESSAGE(acknowledged.size() << " answered, " << unavailable << " unavailable");
-  BOOST_TEST(acknowledged.size() >= 101u);
+  BOOST_TEST(acknowledged.size() >= 100u);
   auto again = runtime::open(options_for(dir.path()));
   BOOST_REQUIRE(again);
   for (const auto& tag : acknowledged)
