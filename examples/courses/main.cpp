@@ -133,6 +133,14 @@ int main(int argc, char** argv) {
       "taken), %zu capacity changes; %zu refused in all, %zu retries, %zu errors\n",
       subscribed.load(), full.load(), claimed.load(), taken.load(), resized.load(), refused.load(),
       retries.load(), errors.load());
+  if (auto c = rt->commit_stats(); c && c->commits > 0)
+    std::printf(
+        "commits: %llu events in %llu commits, %.1f events per commit, p50 %llu us, p99 "
+        "%llu us\n",
+        static_cast<unsigned long long>(c->events), static_cast<unsigned long long>(c->commits),
+        static_cast<double>(c->events) / static_cast<double>(c->commits),
+        static_cast<unsigned long long>(c->commit_p50_us),
+        static_cast<unsigned long long>(c->commit_p99_us));
   std::printf("log:     %zu subscriptions, %zu names claimed\n", a.subscriptions, a.claims);
   std::printf(
       "check:   %s (over capacity %zu, over the limit of %d courses %zu, subscribed "

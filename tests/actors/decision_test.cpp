@@ -226,6 +226,11 @@ BOOST_AUTO_TEST_CASE(of_two_decisions_over_overlapping_boundaries_in_one_batch_o
   hooks_reset reset;
   actor_fixture f;
   caf::scoped_actor self{f.sys};
+  // A long read keeps the storage actor busy while both requests arrive:
+  // they then wait in its mailbox together, and go into one commit.
+  for (int i = 0; i < 20; ++i)
+    BOOST_REQUIRE(f.store->append("bulk", varve::expected_version::any(),
+                                  varve_test::make_events(5000)));
   int one_batch = 0;
   for (int round = 0; round < 20; ++round) {
     const std::string room = "r" + std::to_string(round);
@@ -238,11 +243,14 @@ BOOST_AUTO_TEST_CASE(of_two_decisions_over_overlapping_boundaries_in_one_batch_o
     BOOST_REQUIRE(a->request.condition);
     BOOST_TEST(*a->request.condition->after == f.read().head());
     const auto commits = f.stats().commits;
-    // Sent back to back: the storage actor usually gathers both.
+    auto busy = self->request(f.storage, 30s, varve::read_atom_v, std::string("bulk"),
+                              std::uint64_t{1}, false, std::uint64_t{100000});
     auto first = self->request(f.storage, 30s, varve::write_atom_v, a->request);
     auto second = self->request(f.storage, 30s, varve::write_atom_v, b->request);
     std::vector<varve::append_result> won;
     std::optional<varve::error> lost;
+    busy.receive([](std::vector<varve::recorded_event>&) {},
+                 [&](caf::error& e) { BOOST_FAIL("read: " << f.sys.render(e)); });
     first.receive([&](std::vector<varve::append_result>& r) { won = r; },
                   [&](caf::error& e) { BOOST_FAIL("the first failed: " << f.sys.render(e)); });
     second.receive([&](std::vector<varve::append_result>&) { BOOST_FAIL("both committed"); },
