@@ -229,8 +229,8 @@ BOOST_AUTO_TEST_CASE(of_two_decisions_over_overlapping_boundaries_in_one_batch_o
   // A long read keeps the storage actor busy while both requests arrive:
   // they then wait in its mailbox together, and go into one commit.
   for (int i = 0; i < 20; ++i)
-    BOOST_REQUIRE(f.store->append("bulk", varve::expected_version::any(),
-                                  varve_test::make_events(5000)));
+    BOOST_REQUIRE(
+        f.store->append("bulk", varve::expected_version::any(), varve_test::make_events(5000)));
   int one_batch = 0;
   for (int round = 0; round < 20; ++round) {
     const std::string room = "r" + std::to_string(round);
@@ -296,6 +296,47 @@ BOOST_AUTO_TEST_CASE(of_two_decisions_over_overlapping_boundaries_in_two_batches
   BOOST_REQUIRE(!again);
   BOOST_TEST(again.err().message() == "room r1 is full");
   caf::anon_send_exit(d, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(two_deciders_racing_in_one_batch_for_the_last_seat_one_wins_one_rereads) {
+  hooks_reset reset;
+  actor_fixture f;
+  for (int i = 0; i < 40; ++i)
+    BOOST_REQUIRE(
+        f.store->append("bulk", varve::expected_version::any(), varve_test::make_events(5000)));
+  // Two deciders of one model (as in two processes): neither sees the
+  // other's append in flight.
+  auto d1 = varve::spawn_decider<booking>(f.sys, {f.store, f.storage, {}});
+  auto d2 = varve::spawn_decider<booking>(f.sys, {f.store, f.storage, {}});
+  const auto commits = f.stats().commits;
+  caf::scoped_actor self{f.sys};
+  // The storage actor reads 200k events meanwhile: both deciders read the
+  // empty room, and both appends wait for it in its mailbox.
+  auto busy = self->request(f.storage, 60s, varve::read_atom_v, std::string("bulk"),
+                            std::uint64_t{1}, false, std::uint64_t{200000});
+  auto a = self->request(d1, 60s, varve::command_atom_v,
+                         varve::local_command<book_seat>{{"r1", "ada", 1}});
+  auto b = self->request(d2, 60s, varve::command_atom_v,
+                         varve::local_command<book_seat>{{"r1", "bob", 1}});
+  busy.receive([](std::vector<varve::recorded_event>&) {},
+               [&](caf::error& e) { BOOST_FAIL("read: " << f.sys.render(e)); });
+  std::vector<varve::result<varve::decision_reply>> out;
+  for (auto* h : {&a, &b})
+    h->receive([&](varve::decision_reply& r) { out.emplace_back(r); },
+               [&](caf::error& e) { out.emplace_back(varve::error_from(e)); });
+  const int wins = static_cast<int>(out[0].ok()) + static_cast<int>(out[1].ok());
+  BOOST_REQUIRE_EQUAL(wins, 1);
+  const auto& winner = out[0] ? out[0] : out[1];
+  const auto& loser = out[0] ? out[1] : out[0];
+  BOOST_TEST(winner->attempts == 1u);
+  BOOST_TEST(loser.err().message() == "room r1 is full");
+  // The loser met the condition, read again and refused on fresh state.
+  BOOST_TEST(stats_of(f.sys, d1).retries + stats_of(f.sys, d2).retries == 1u);
+  BOOST_TEST(decided_times == 3);
+  BOOST_TEST(f.stats().commits == commits + 1);  // both appends went into one commit
+  BOOST_TEST(tagged(*f.store, "room:r1").size() == 1u);
+  caf::anon_send_exit(d1, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(d2, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(after_a_conflict_the_decider_reads_again_and_decides_on_what_it_finds) {
