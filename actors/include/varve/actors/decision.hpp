@@ -42,7 +42,8 @@
 //
 // Threads. boundary(), initial(), apply(), decide() and the codec may be
 // called from any thread, and for different commands concurrently: they
-// must not share mutable data.
+// must not share mutable data. An exception from them propagates out of
+// the functions below (the decider turns it into errc::handler_failed).
 #pragma once
 
 #include <concepts>
