@@ -2,10 +2,12 @@
 # Runs the benchmarks of shared/design/BENCHMARKS.md side by side in one run and
 # summarizes them (bench/README.md).
 #
-#   scripts/bench.sh               W1a..W8: W1a, W1b, W2 (1..1024 writers), W3, W4 on
-#                                  every system, W5..W8 on varve, 1M events (~4-8 min)
+#   scripts/bench.sh               W1a..W9: W1a, W1b, W2 (1..1024 writers), W3, W4 on
+#                                  every system, W5..W9 on varve (W9b also on lmdb-raw),
+#                                  1M events (~5-9 min)
 #   scripts/bench.sh --quick       W1a, W1b, W2 at 1 and 64 writers, W3 on every system,
-#                                  W5, W6, W7 on varve, 100k events (under a minute once built)
+#                                  W5, W6, W7, W9 on varve, 100k events (about a minute once built)
+#   scripts/bench.sh --workloads W9 --systems varve,lmdb-raw --repeat 3
 #   scripts/bench.sh --workloads W2,W3 --systems varve,lmdb-group --writers 1,64
 #   scripts/bench.sh --repeat 5    every workload 5 times, varve and its baselines
 #                                  interleaved; medians and min-max over the rounds
@@ -13,18 +15,21 @@
 # Writes bench/results/<run>.jsonl (one JSON object per measurement, with its
 # round, then the summary), bench/results/<run>.md and the W2 plots, <run> being
 # the UTC start time. Installs what is missing (scripts/deps-bench.sh), builds
-# the benchmark programs into build/ (RelWithDebInfo, like scripts/test.sh), and
+# the benchmark programs into build/ (RelWithDebInfo, like scripts/test.sh; or
+# --build-dir DIR; --no-build runs the programs already built there), and
 # starts its own PostgreSQL server in a temporary directory, stopped and removed
 # on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
   echo
   echo "Options: --quick  --workloads LIST  --systems LIST  --writers LIST  --events N  --repeat N"
+  echo "         --build-dir DIR  --no-build"
   echo "Systems: varve lmdb-raw lmdb-group sqlite postgres"
-  echo "Workloads: W1a W1b (W1) W2 W3 W4 W5 W6 W7 W8 (all); W5..W8 are varve's only"
+  echo "Workloads: W1a W1b (W1) W2 W3 W4 W5 W6 W7 W8 W9a W9b W9c W9d (W9) (all);" \
+    "W5..W9 are varve's only, but W9b which lmdb-raw also runs"
 }
 
 quick=0
@@ -33,6 +38,8 @@ systems="varve,lmdb-raw,lmdb-group,sqlite,postgres"
 writers=""
 events=""
 repeat=1
+build=build
+no_build=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -46,6 +53,9 @@ while [ $# -gt 0 ]; do
     --events=*) events="${1#*=}" ;;
     --repeat) repeat="${2:?--repeat needs a number}"; shift ;;
     --repeat=*) repeat="${1#*=}" ;;
+    --build-dir) build="${2:?--build-dir needs a directory}"; shift ;;
+    --build-dir=*) build="${1#*=}" ;;
+    --no-build) no_build=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -53,13 +63,13 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$quick" = 1 ]; then
-  : "${workloads:=W1a,W1b,W2,W3,W5,W6,W7}"
+  : "${workloads:=W1a,W1b,W2,W3,W5,W6,W7,W9}"
   : "${writers:=1,64}"
   : "${events:=100000}"
   w2_seconds=1
   w2_warmup=0.2
 else
-  : "${workloads:=W1a,W1b,W2,W3,W4,W5,W6,W7,W8}"
+  : "${workloads:=W1a,W1b,W2,W3,W4,W5,W6,W7,W8,W9}"
   : "${writers:=1,16,64,256,1024}"
   : "${events:=1000000}"
   w2_seconds=3
@@ -75,11 +85,13 @@ for s in ${systems//,/ }; do
   esac
 done
 
-scripts/deps-bench.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=ON \
-  -DVARVE_WERROR=ON >/dev/null
-cmake --build build -j2 --target varve_bench
-build/bench/varve_bench_report --self-test
+if [ "$no_build" = 0 ]; then
+  scripts/deps-bench.sh
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARVE_BUILD_BENCH=ON \
+    -DVARVE_WERROR=ON >/dev/null
+  cmake --build "$build" -j2 --target varve_bench
+fi
+"$build"/bench/varve_bench_report --self-test
 
 run=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
@@ -178,24 +190,30 @@ CONF
 # before the next, every system once a round, the order of the systems
 # reversed every other round (varve, lmdb-raw, ...; ..., lmdb-raw, varve;
 # ...) so that no system always runs first or last after another's writes.
-program() {  # program SYSTEM WORKLOAD: the benchmark program that runs it
+program() {  # program SYSTEM WORKLOAD: the benchmark programs that run it, one a line
   case "$1:$2" in
-    varve:W2 | varve:W5) echo build/bench/varve_bench_varve_actors ;;
-    varve:W6) echo build/bench/varve_bench_varve_projections ;;
-    varve:*) echo build/bench/varve_bench_varve_storage ;;
+    varve:W9a)  # W1a tagged (storage API), W2 tagged (storage actor)
+      echo "$build"/bench/varve_bench_varve_storage
+      echo "$build"/bench/varve_bench_varve_actors
+      ;;
+    varve:W2 | varve:W5 | varve:W9c) echo "$build"/bench/varve_bench_varve_actors ;;
+    varve:W6) echo "$build"/bench/varve_bench_varve_projections ;;
+    varve:*) echo "$build"/bench/varve_bench_varve_storage ;;
   esac
   case "$1" in
-    lmdb-raw) echo build/bench/varve_bench_lmdb_raw ;;
-    lmdb-group) echo build/bench/varve_bench_lmdb_group ;;
-    sqlite) echo build/bench/varve_bench_sqlite ;;
-    postgres) echo build/bench/varve_bench_postgres ;;
+    lmdb-raw) echo "$build"/bench/varve_bench_lmdb_raw ;;
+    lmdb-group) echo "$build"/bench/varve_bench_lmdb_group ;;
+    sqlite) echo "$build"/bench/varve_bench_sqlite ;;
+    postgres) echo "$build"/bench/varve_bench_postgres ;;
   esac
 }
 supports() {  # supports SYSTEM WORKLOAD
   case "$1:$2" in
     varve:W1a | varve:W1b | varve:W2 | varve:W3 | varve:W4) return 0 ;;
     varve:W5 | varve:W6 | varve:W7 | varve:W8) return 0 ;;
+    varve:W9a | varve:W9b | varve:W9c | varve:W9d) return 0 ;;
     lmdb-raw:W1a | lmdb-raw:W1b | lmdb-raw:W2 | lmdb-raw:W3 | lmdb-raw:W4) return 0 ;;
+    lmdb-raw:W9b) return 0 ;;
     lmdb-group:W2) return 0 ;;
     sqlite:W1a | sqlite:W1b | sqlite:W2 | sqlite:W3 | sqlite:W4) return 0 ;;
     postgres:W1a | postgres:W1b | postgres:W2) return 0 ;;
@@ -206,9 +224,10 @@ supports() {  # supports SYSTEM WORKLOAD
 expanded=()
 for w in ${workloads//,/ }; do
   case "$w" in
-    all) expanded+=(W1a W1b W2 W3 W4 W5 W6 W7 W8) ;;
+    all) expanded+=(W1a W1b W2 W3 W4 W5 W6 W7 W8 W9a W9b W9c W9d) ;;
     W1) expanded+=(W1a W1b) ;;
-    W1a | W1b | W2 | W3 | W4 | W5 | W6 | W7 | W8) expanded+=("$w") ;;
+    W9) expanded+=(W9a W9b W9c W9d) ;;
+    W1a | W1b | W2 | W3 | W4 | W5 | W6 | W7 | W8 | W9a | W9b | W9c | W9d) expanded+=("$w") ;;
     *) echo "bench: unknown workload '$w'" >&2; exit 2 ;;
   esac
 done
@@ -247,10 +266,13 @@ run_one() {  # run_one SYSTEM WORKLOAD [extra options]: a failure is noted, the 
   # ("round":N first in each object) on their way to the run's file, also
   # those of a program that failed part way.
   : >"$records"
-  if ! "$(program "$s" "$w")" "${common[@]}" --out "$records" --workloads "$w" "${extra[@]}" "$@"; then
-    echo "bench: $s $w $* (round $round) failed" >&2
-    failed+=("$s $w $* (round $round)")
-  fi
+  local prog
+  for prog in $(program "$s" "$w"); do
+    if ! "$prog" "${common[@]}" --out "$records" --workloads "$w" "${extra[@]}" "$@"; then
+      echo "bench: $s $w $* ($(basename "$prog"), round $round) failed" >&2
+      failed+=("$s $w $* ($(basename "$prog"), round $round)")
+    fi
+  done
   sed -e "s/^{}\$/{\"round\":$round}/" -e t -e "s/^{/{\"round\":$round,/" "$records" >>"$out"
 }
 round_systems() {  # round_systems N: the systems in round N's order
@@ -292,7 +314,7 @@ echo "bench: measured in $(($(date +%s) - start)) s; load average $load at the s
 
 stop_postgres
 
-build/bench/varve_bench_report "$out" --repeat "$repeat" --load-at-start "$load" \
+"$build"/bench/varve_bench_report "$out" --repeat "$repeat" --load-at-start "$load" \
   --load-at-end "$load_end"
 echo
 cat "bench/results/$run.md"

@@ -61,6 +61,12 @@ store::store(const std::filesystem::path& dir, const store_config& config) {
           "mdb_dbi_open events");
     check(mdb_dbi_open(t.get(), "streams", MDB_CREATE, &streams_), "mdb_dbi_open streams");
     check(mdb_dbi_open(t.get(), "index", MDB_CREATE, &index_), "mdb_dbi_open index");
+    if (config.type_index) {
+      check(mdb_dbi_open(t.get(), "types", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP,
+                         &types_),
+            "mdb_dbi_open types");
+      has_types_ = true;
+    }
     t.commit();
   } catch (...) {
     mdb_env_close(env_);
@@ -128,11 +134,12 @@ appender::appender(const store& s, MDB_txn* t) : store_(s), txn_(t), events_(t, 
 }
 
 bool appender::append(std::string_view stream, std::uint64_t expected, std::uint64_t count,
-                      const payloads& pl, std::uint64_t first_payload) {
+                      const payloads& pl, std::uint64_t first_payload, std::string_view type) {
   check_name(stream);
+  if (type.empty() || type.size() > max_name) throw std::invalid_argument("bad event type");
   if (current_version(txn_, store_, stream) != expected) return false;
 
-  const std::size_t head = 8 + 2 + stream.size() + 2 + event_type.size();
+  const std::size_t head = 8 + 2 + stream.size() + 2 + type.size();
   for (std::uint64_t k = 0; k < count; ++k) {
     const std::uint64_t version = expected + 1 + k;
     std::uint64_t position = next_;
@@ -145,14 +152,19 @@ bool appender::append(std::string_view stream, std::uint64_t expected, std::uint
     std::memcpy(out, &version, 8);
     put_le16(out + 8, static_cast<std::uint16_t>(stream.size()));
     std::memcpy(out + 10, stream.data(), stream.size());
-    put_le16(out + 10 + stream.size(), static_cast<std::uint16_t>(event_type.size()));
-    std::memcpy(out + 12 + stream.size(), event_type.data(), event_type.size());
+    put_le16(out + 10 + stream.size(), static_cast<std::uint16_t>(type.size()));
+    std::memcpy(out + 12 + stream.size(), type.data(), type.size());
     std::memcpy(out + head, payload.data(), payload.size());
 
     // The stream-index entry.
     index_key(key_, stream, version);
     MDB_val ik = val_of(key_), iv{sizeof position, &position};
     check(mdb_put(txn_, store_.index(), &ik, &iv, 0), "put index entry");
+    if (store_.has_type_index()) {
+      // Positions only grow: each is the type's last duplicate.
+      MDB_val tk = val_of(type), tv{sizeof position, &position};
+      check(mdb_put(txn_, store_.types(), &tk, &tv, MDB_APPENDDUP), "put type index entry");
+    }
     ++next_;
   }
 
@@ -198,6 +210,42 @@ std::uint64_t read_stream(MDB_txn* t, const store& s, std::string_view stream,
   return n;
 }
 
+std::uint64_t read_type(MDB_txn* t, const store& s, std::string_view type, std::uint64_t& sink) {
+  if (!s.has_type_index()) throw std::logic_error("read_type: the store has no type index");
+  cursor c(t, s.types());
+  MDB_val k = val_of(type), v{};
+  int rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET);
+  if (rc == MDB_NOTFOUND) return 0;
+  check(rc, "mdb_cursor_get type");
+  std::uint64_t n = 0;
+  rc = mdb_cursor_get(c.get(), &k, &v, MDB_GET_MULTIPLE);
+  while (rc == MDB_SUCCESS) {
+    // A page of positions, packed.
+    const char* at = static_cast<const char*>(v.mv_data);
+    for (std::size_t i = 0; i < v.mv_size / 8; ++i) {
+      std::uint64_t position = load_u64(at + 8 * i);
+      MDB_val ek{sizeof position, &position}, ev{};
+      check(mdb_get(t, s.events(), &ek, &ev), "get indexed event");
+      const char* rec = static_cast<const char*>(ev.mv_data);
+      // version | u16 stream length | stream | u16 type length | type | payload
+      const std::size_t stream_len = static_cast<unsigned char>(rec[8]) |
+                                     static_cast<std::size_t>(static_cast<unsigned char>(rec[9]))
+                                         << 8;
+      const char* tl = rec + 10 + stream_len;
+      const std::size_t type_len = static_cast<unsigned char>(tl[0]) |
+                                   static_cast<std::size_t>(static_cast<unsigned char>(tl[1])) << 8;
+      const std::size_t payload_at = 12 + stream_len + type_len;
+      const std::size_t payload_len = ev.mv_size - payload_at;
+      sink += load_u64(rec) + payload_len +
+              (payload_len ? static_cast<unsigned char>(rec[payload_at]) : 0);
+      ++n;
+    }
+    rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT_MULTIPLE);
+  }
+  if (rc != MDB_NOTFOUND) check(rc, "mdb_cursor_get type positions");
+  return n;
+}
+
 std::uint64_t verify(const store& s) {
   txn t(s.env(), MDB_RDONLY);
   MDB_stat events{}, index{};
@@ -221,6 +269,14 @@ std::uint64_t verify(const store& s) {
   if (versions != events.ms_entries)
     throw std::runtime_error("verify: stream versions add up to " + std::to_string(versions) +
                              ", not " + std::to_string(events.ms_entries));
+
+  if (s.has_type_index()) {
+    MDB_stat types{};
+    check(mdb_stat(t.get(), s.types(), &types), "mdb_stat types");
+    if (types.ms_entries != events.ms_entries)
+      throw std::runtime_error("verify: " + std::to_string(events.ms_entries) + " events but " +
+                               std::to_string(types.ms_entries) + " type index entries");
+  }
 
   if (events.ms_entries > 0) {
     cursor c(t.get(), s.events());

@@ -6,6 +6,11 @@
 //               | type | payload            (integers little-endian)
 //   streams  stream name -> u64 current version (absent: 0, no events yet)
 //   index    stream name + big-endian u64 version -> u64 position
+//   types    (only with store_config::type_index, W9b) event type -> u64
+//            positions, a dense per-type index: MDB_DUPSORT | MDB_DUPFIXED |
+//            MDB_INTEGERDUP, so a type's positions lie packed in its
+//            duplicate pages, in position order, read a page at a time
+//            (MDB_GET_MULTIPLE)
 //
 // Positions start at 1; a stream's first event has version 1. An append with
 // expected version v succeeds only when the stream's current version is v.
@@ -42,6 +47,7 @@ struct store_config {
   bool sync = true;                                 ///< fsync at every commit
   std::uint64_t map_size = std::uint64_t{8} << 30;  ///< 8 GiB
   unsigned max_readers = 1100;
+  bool type_index = false;  ///< also keep the `types` index (W9b)
 };
 
 /// An environment with the three databases, opened with MDB_NOTLS.
@@ -56,6 +62,9 @@ class store {
   MDB_dbi events() const noexcept { return events_; }
   MDB_dbi streams() const noexcept { return streams_; }
   MDB_dbi index() const noexcept { return index_; }
+  /// The per-type index; only with store_config::type_index.
+  MDB_dbi types() const noexcept { return types_; }
+  bool has_type_index() const noexcept { return has_types_; }
 
   /// Turns fsync at commit on or off (e.g. off for a read workload's set-up).
   void set_sync(bool on);
@@ -64,7 +73,8 @@ class store {
 
  private:
   MDB_env* env_ = nullptr;
-  MDB_dbi events_ = 0, streams_ = 0, index_ = 0;
+  MDB_dbi events_ = 0, streams_ = 0, index_ = 0, types_ = 0;
+  bool has_types_ = false;
 };
 
 /// A transaction that aborts unless committed.
@@ -103,10 +113,11 @@ class appender {
   appender(const store& s, MDB_txn* t);
 
   /// If `stream`'s current version is `expected`, appends `count` events to it
-  /// (versions expected+1 .. expected+count, payloads pl[first_payload + k])
-  /// and returns true; otherwise writes nothing and returns false.
+  /// (versions expected+1 .. expected+count, payloads pl[first_payload + k],
+  /// all of type `type`) and returns true; otherwise writes nothing and
+  /// returns false. With a type index, each event's position is added to it.
   bool append(std::string_view stream, std::uint64_t expected, std::uint64_t count,
-              const payloads& pl, std::uint64_t first_payload);
+              const payloads& pl, std::uint64_t first_payload, std::string_view type = event_type);
 
   std::uint64_t next_position() const noexcept { return next_; }
 
@@ -130,8 +141,15 @@ std::uint64_t scan_log(MDB_txn* t, const store& s, std::uint64_t& sink);
 /// touching each value; returns the number of events.
 std::uint64_t read_stream(MDB_txn* t, const store& s, std::string_view stream, std::uint64_t& sink);
 
+/// Reads every event of type `type` in position order through the type
+/// index (its positions a page at a time, then a get per event), touching
+/// each event's version, size and first payload byte; returns the number
+/// of events. Needs store_config::type_index.
+std::uint64_t read_type(MDB_txn* t, const store& s, std::string_view type, std::uint64_t& sink);
+
 /// Checks the store's invariants: as many index entries as events, the
-/// stream versions adding up to the number of events, and positions 1..N.
+/// stream versions adding up to the number of events, positions 1..N, and
+/// with a type index as many positions in it as events.
 /// Throws std::runtime_error naming the broken one; returns the event count.
 std::uint64_t verify(const store& s);
 

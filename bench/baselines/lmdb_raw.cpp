@@ -1,6 +1,7 @@
 // lmdb-raw: the event-store layout of lmdb_layout.hpp with plain LMDB C calls,
 // one transaction per batch (W1) or per event (W2, writers contending on
-// LMDB's writer lock), a bare cursor scan (W3) and indexed stream reads (W4).
+// LMDB's writer lock), a bare cursor scan (W3), indexed stream reads (W4) and
+// reads of a rare event type through a dense per-type index (W9b).
 #include <algorithm>
 #include <cstdint>
 #include <iostream>
@@ -162,11 +163,61 @@ void run_w4(const vb::options& o, const lm::store_config& cfg, vb::record_sink& 
   out.write(m);
 }
 
+/// W9b: `events` events to one stream in transactions of `batch`, event i
+/// of W9's rare type when is_rare(i), the others of the usual type; every
+/// event's position also goes to the type index.
+void write_typed(lm::store& s, const vb::payloads& pl, std::uint64_t events, std::uint32_t batch) {
+  const std::string stream = vb::stream_name("stream", 0);
+  std::uint64_t version = 0;
+  for (std::uint64_t done = 0; done < events;) {
+    const std::uint64_t n = std::min<std::uint64_t>(batch, events - done);
+    lm::txn t(s.env(), 0);
+    lm::appender a(s, t.get());
+    // Runs of one type, each one append.
+    for (std::uint64_t k = 0; k < n;) {
+      const bool rare = vb::is_rare(done + k);
+      std::uint64_t run = 1;
+      while (k + run < n && vb::is_rare(done + k + run) == rare)
+        ++run;
+      if (!a.append(stream, version, run, pl, done + k,
+                    rare ? vb::rare_event_type : vb::event_type))
+        throw std::runtime_error("unexpected version conflict on " + stream);
+      version += run;
+      k += run;
+    }
+    t.commit();
+    done += n;
+  }
+}
+
+void run_w9b(const vb::options& o, lm::store_config cfg, vb::record_sink& out) {
+  vb::temp_dir dir(o.dir);
+  cfg.type_index = true;
+  lm::store s(dir.path(), cfg);
+  const vb::payloads pl(o.payload);
+  s.set_sync(false);  // set-up: the reads are what is measured
+  write_typed(s, pl, o.events, o.batch);
+  s.flush();
+  if (lm::verify(s) != o.events) throw std::runtime_error("W9b: wrong event count");
+
+  std::uint64_t sink = 0;
+  lm::txn t(s.env(), MDB_RDONLY);
+  auto m = vb::run_query_reads(o, system_name, vb::rare_count(o.events), [&] {
+    t.reset_renew();  // a read transaction of its own
+    return lm::read_type(t.get(), s, vb::rare_event_type, sink);
+  });
+  m.params.extra["mode"] = "type-index";
+  m.extra["checksum"] = sink;
+  out.write(m);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   return vb::guarded_main([&] {
-    CLI::App app{"lmdb-raw: the event-store layout on plain LMDB (W1a, W1b, W2, W3, W4)"};
+    CLI::App app{
+        "lmdb-raw: the event-store layout on plain LMDB (W1a, W1b, W2, W3, W4; W9b with a "
+        "per-type index)"};
     vb::options o;
     vb::add_common_options(app, o);
     double map_gib = 8;
@@ -188,6 +239,7 @@ int main(int argc, char** argv) {
         run_w2(o, cfg, out, w);
     if (o.wants("W3")) run_w3(o, cfg, out);
     if (o.wants("W4")) run_w4(o, cfg, out);
+    if (o.wants("W9b")) run_w9b(o, cfg, out);
     return 0;
   });
 }

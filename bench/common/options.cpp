@@ -32,11 +32,13 @@ concurrent_config options::w2_config(std::uint32_t w) const {
 void add_common_options(CLI::App& app, options& o) {
   std::vector<std::string> accepted = known_workloads;
   accepted.push_back("W1");
+  accepted.push_back("W9");
   accepted.push_back("all");
 
-  app.add_option("-w,--workloads", o.workloads,
-                 "Workloads to run, comma-separated (W1 = W1a,W1b; all). Default: every "
-                 "workload this program implements")
+  app.add_option(
+         "-w,--workloads", o.workloads,
+         "Workloads to run, comma-separated (W1 = W1a,W1b; W9 = W9a..W9d; all). Default: every "
+         "workload this program implements")
       ->delimiter(',')
       ->check(CLI::IsMember(accepted));
   app.add_option("-o,--out", o.out, "Append JSONL records to this file (default: stdout)");
@@ -74,6 +76,13 @@ void add_common_options(CLI::App& app, options& o) {
   app.add_option("--w4-reads", o.w4_reads, "W4: stream reads per repetition")
       ->capture_default_str()
       ->check(CLI::Range(1u, 10'000'000u));
+  app.add_option("--w9-reads", o.w9_reads, "W9b: query reads per repetition")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10'000'000u));
+  app.add_option("--w9-writers", o.w9_writers,
+                 "W9a (its W2 part) and W9c: concurrent writers / deciding clients")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100'000u));
 }
 
 void finish(options& o) {
@@ -87,6 +96,9 @@ void finish(options& o) {
     if (w == "W1") {
       expanded.push_back("W1a");
       expanded.push_back("W1b");
+    } else if (w == "W9") {
+      for (const char* x : {"W9a", "W9b", "W9c", "W9d"})
+        expanded.push_back(x);
     } else {
       expanded.push_back(w);
     }

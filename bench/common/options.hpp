@@ -14,9 +14,9 @@
 namespace varve::bench {
 
 /// Every workload name the harness knows (BENCHMARKS.md). `--workloads` also
-/// takes "W1" for W1a and W1b, and "all". A program runs the ones it implements.
-inline const std::vector<std::string> known_workloads = {"W1a", "W1b", "W2", "W3", "W4",
-                                                         "W5",  "W6",  "W7", "W8"};
+/// takes "W1" for W1a and W1b, "W9" for W9a..W9d, and "all". A program runs the ones it implements.
+inline const std::vector<std::string> known_workloads = {
+    "W1a", "W1b", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9a", "W9b", "W9c", "W9d"};
 
 struct options {
   std::vector<std::string> workloads;  ///< empty: every workload the program implements
@@ -33,6 +33,8 @@ struct options {
   bool no_sync = false;                    ///< no fsync at commit
   std::uint32_t repeat = 3;                ///< W3, W4: repetitions, the best is reported
   std::uint32_t w4_reads = 200;            ///< W4: stream reads per repetition
+  std::uint32_t w9_reads = 100;            ///< W9b: query reads per repetition
+  std::uint32_t w9_writers = 64;           ///< W9a (its W2 part), W9c: writers / clients
 
   bool sync() const noexcept { return !no_sync; }
   /// True when `workload` was asked for (or no list was given).

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 
 namespace varve::bench {
 
@@ -26,6 +27,15 @@ payloads::payloads(std::size_t size, std::size_t count, std::uint64_t seed)
     for (std::size_t b = 0; b < 8 && i + b < bytes_.size(); ++b)
       bytes_[i + b] = static_cast<char>((r >> (8 * b)) & 0xff);
   }
+}
+
+tag_pool::tag_pool() {
+  course_.reserve(courses);
+  for (std::uint64_t i = 0; i < courses; ++i)
+    course_.push_back("course:" + std::to_string(i));
+  student_.reserve(students);
+  for (std::uint64_t i = 0; i < students; ++i)
+    student_.push_back("student:" + std::to_string(i));
 }
 
 std::string stream_name(std::string_view prefix, std::uint64_t i) {

@@ -50,6 +50,8 @@ struct records {
   }
   static bool encrypted(const json& r) { return r.at("params").value("encrypted", false); }
   static std::uint64_t prefilled(const json& r) { return param_u64(r, "prefilled", 0); }
+  /// Tags per event (W9a's tagged W1a and W2 runs; 0 for the others).
+  static std::uint64_t tags(const json& r) { return param_u64(r, "tags", 0); }
   /// "W7" / "W8" for Varve's plain runs measured as those ratios' references.
   static std::string reference_for(const json& r) {
     return r.at("params").value("reference_for", "");
@@ -62,17 +64,20 @@ struct records {
   }
 
   /// The last record of `workload` by `system` (at `writers` writers when given),
-  /// plain (not encrypted) with `prefill` events stored before unless said,
-  /// and not a reference run unless `reference` names the ratio it is for.
+  /// plain (not encrypted, untagged) with `prefill` events stored before
+  /// unless said, and not a reference run unless `reference` names the ratio
+  /// it is for. W9c records count as untagged (their tags are the workload's).
   const json* find(const std::string& workload, const std::string& system,
                    std::optional<std::uint64_t> writers = {}, bool enc = false,
-                   std::uint64_t prefill = 0, const std::string& reference = "") const {
+                   std::uint64_t prefill = 0, const std::string& reference = "",
+                   std::uint64_t tag_count = 0) const {
     const json* found = nullptr;
     for (const auto& r : all) {
       if (r.value("workload", "") != workload || r.value("system", "") != system) continue;
       if (writers && param_u64(r, "writers", 1) != *writers) continue;
       if (encrypted(r) != enc || prefilled(r) != prefill) continue;
       if (reference_for(r) != reference) continue;
+      if (workload != "W9c" && tags(r) != tag_count) continue;
       found = &r;
     }
     return found;
@@ -226,11 +231,12 @@ spec ratio(const std::string& id, const std::string& workload, const std::string
           }};
 }
 
-/// An absolute varve figure against a target.
+/// An absolute varve figure against a target (or reported without one).
 spec absolute(const std::string& id, const std::string& workload, const char* field,
-              const std::string& metric, const target& t, bool enc = false) {
-  return {id, std::nullopt, metric, t, [=](const records& rs) {
-            const auto vv = number(rs.find(workload, "varve", std::nullopt, enc), field);
+              const std::string& metric, const std::optional<target>& t, bool enc = false,
+              std::optional<std::uint64_t> writers = {}) {
+  return {id, writers, metric, t, [=](const records& rs) {
+            const auto vv = number(rs.find(workload, "varve", writers, enc), field);
             return sample{vv, vv, std::nullopt, vv ? "" : "varve not measured"};
           }};
 }
@@ -252,6 +258,56 @@ spec self_ratio(const std::string& id, const std::string& workload, const std::s
           }};
 }
 
+/// W9: one varve figure over another of the same round, e.g. the query read
+/// over the filtered scan (`of` over `over`, each a workload and a system).
+spec w9_ratio(const std::string& id, const std::string& metric, const target& t,
+              const std::pair<std::string, std::string>& of,
+              const std::pair<std::string, std::string>& over) {
+  return {id, std::nullopt, metric, t, [=](const records& rs) {
+            const auto a = number(rs.find(of.first, of.second), "events_per_s");
+            const auto b = number(rs.find(over.first, over.second), "events_per_s");
+            sample s{std::nullopt, a, b, ""};
+            if (a && b && *b > 0) s.value = *a / *b;
+            if (!a) s.note = of.second + " " + of.first + " not measured";
+            if (!b)
+              s.note +=
+                  (s.note.empty() ? "" : "; ") + over.second + " " + over.first + " not measured";
+            return s;
+          }};
+}
+
+/// varve's figure of `workload` (at `writers`) with `tag_count` tags per
+/// event, or of W9c, over the untagged unconditional run measured as its
+/// reference (`reference`: "W9a", "W9c"; else the plain run of `plain`).
+spec w9_self_ratio(const std::string& id, const std::string& workload, const std::string& plain,
+                   std::optional<std::uint64_t> writers, const std::string& metric, const target& t,
+                   const std::string& reference, std::uint64_t tag_count) {
+  return {id, writers, metric, t, [=](const records& rs) {
+            const auto changed = number(
+                rs.find(workload, "varve", writers, false, 0, "", tag_count), "events_per_s");
+            const json* ref = rs.find(plain, "varve", writers, false, 0, reference);
+            const auto base = number(ref ? ref : rs.find(plain, "varve", writers), "events_per_s");
+            sample s{std::nullopt, changed, base, ""};
+            if (changed && base && *base > 0) s.value = *changed / *base;
+            if (!changed) s.note = "varve not measured";
+            if (!base) s.note += (s.note.empty() ? "" : "; ") + plain + " reference not measured";
+            return s;
+          }};
+}
+
+/// The writer counts of a workload's records, only those with `tag_count`
+/// tags when given (`fallback` when there are none).
+std::set<std::uint64_t> writer_counts(const records& rs, const std::string& workload,
+                                      std::uint64_t fallback,
+                                      std::optional<std::uint64_t> tag_count = {}) {
+  std::set<std::uint64_t> counts;
+  for (const auto& r : rs.all)
+    if (r.value("workload", "") == workload && (!tag_count || records::tags(r) == *tag_count))
+      counts.insert(records::param_u64(r, "writers", 1));
+  if (counts.empty()) counts.insert(fallback);
+  return counts;
+}
+
 std::set<std::uint64_t> w2_writer_counts(const records& rs) {
   std::set<std::uint64_t> counts;
   for (const auto& r : rs.all)
@@ -259,8 +315,8 @@ std::set<std::uint64_t> w2_writer_counts(const records& rs) {
   return counts;
 }
 
-/// The ratios and targets of BENCHMARKS.md (W9 has no benchmark yet). `rs`
-/// (every round) only decides which W2 writer counts are listed.
+/// The ratios and targets of BENCHMARKS.md. `rs` (every round) only decides
+/// which W2, W9a and W9c writer counts are listed.
 std::vector<spec> specs(const records& rs) {
   std::vector<spec> out;
   out.push_back(ratio("W1a", "W1a", "lmdb-raw", std::nullopt, target{">=", 1.5}));
@@ -314,6 +370,31 @@ std::vector<spec> specs(const records& rs) {
     out.push_back(self_ratio("W8", w,
                              std::string("varve ") + w + " with 10M stored / 1M events_per_s",
                              target{">=", 0.8}, false, 10'000'000));
+
+  // W9: query indexes and consistency boundaries.
+  out.push_back(w9_self_ratio("W9a", "W1a", "W1a", std::nullopt,
+                              "varve W1a 2 tags / untagged events_per_s", target{">=", 0.85}, "W9a",
+                              2));
+  for (std::uint64_t w : writer_counts(rs, "W2", 64, 2))
+    out.push_back(w9_self_ratio("W9a", "W2", "W2", w, "varve W2 2 tags / untagged events_per_s",
+                                target{">=", 0.85}, "W9a", 2));
+  out.push_back(w9_ratio("W9b", "varve query read / lmdb-raw per-type index events_per_s",
+                         target{">=", 1.0}, {"W9b", "varve"}, {"W9b", "lmdb-raw"}));
+  out.push_back(w9_ratio("W9b", "varve query read / varve filtered scan events_per_s",
+                         target{">=", 50.0}, {"W9b", "varve"}, {"W9b-scan", "varve"}));
+  for (std::uint64_t w : writer_counts(rs, "W9c", 64)) {
+    out.push_back(w9_self_ratio("W9c", "W9c", "W2", w,
+                                "varve conditional decisions / W2 appends events_per_s",
+                                target{">=", 0.8}, "W9c", 0));
+    out.push_back(absolute("W9c", "W9c", "p99_us", "varve decision p99_us (read to answer)",
+                           std::nullopt, false, w));
+    out.push_back(absolute("W9c", "W9c", "retries_per_decision",
+                           "varve conflicts retried per decision", std::nullopt, false, w));
+  }
+  out.push_back(w9_ratio("W9d",
+                         "varve catch-up on a 0.1% type, storage level: scan_query / "
+                         "read_log + type filter events_per_s",
+                         target{">=", 20.0}, {"W9d", "varve"}, {"W9d-scan", "varve"}));
   return out;
 }
 
@@ -496,6 +577,7 @@ std::string measurement_key(const json& r) {
             records::encrypted(r),
             records::prefilled(r),
             records::reference_for(r),
+            records::tags(r),
             records::param_u64(r, "batch", 1),
             records::param_u64(r, "payload", 0),
             p.value("sync", true),
@@ -577,8 +659,14 @@ void write_markdown(const fs::path& file, const records& rs, const json& summary
         "read of a whole stream. W2's max is the longest append, a starved writer's. W5 (varve): "
         "*ms* is the rehydration time (spawn to first answer, minus the same for an empty "
         "stream), events/s the events replayed per second of it. W6a/W6b: catch-up; W6c: live, "
-        "p50/p99 from the append's answer (the commit) to the handler. *Reference* is the "
-        "figure BENCHMARKS.md gives for scale.\n\n"
+        "p50/p99 from the append's answer (the commit) to the handler. W9a: W1a and W2 with two "
+        "tags per event, each after an untagged reference run. W9b: events/s is rare events "
+        "(0.1% of the log) read per second, per read for the query and lmdb-raw's per-type "
+        "index (p50/p99 per read of all of them), per scan of the whole log for the filtered "
+        "scan. W9c: DCB decisions (a query read, then an append under its condition) per "
+        "second; p50/p99 from a decision's first read to its answer, retries included. W9d: "
+        "storage-level catch-up on the rare type in batches, with the index and without. "
+        "*Reference* is the figure BENCHMARKS.md gives for scale.\n\n"
      << "## Measurements\n\n"
      << "| workload | system | writers | events | batch | payload | sync | events/s | p50 µs | "
         "p99 µs | max µs | ms | events/commit | reference events/s |"
@@ -594,6 +682,10 @@ void write_markdown(const fs::path& file, const records& rs, const json& summary
     if (p.value("encrypted", false)) w += " (encrypted)";
     if (records::prefilled(*r) > 0)
       w += " (" + grouped(double(records::prefilled(*r))) + " stored)";
+    if (records::tags(*r) > 0 && workload != "W9c")
+      w += " (" + std::to_string(records::tags(*r)) + " tags)";
+    if (workload.rfind("W9", 0) == 0 && p.contains("mode") && p["mode"].is_string())
+      w += " (" + p["mode"].get<std::string>() + ")";
     if (!records::reference_for(*r).empty()) w += " (" + records::reference_for(*r) + " reference)";
     md << "| " << w << " | " << system << " | " << writers << " | "
        << spread_cell(param_figures(g, "events"), -1) << " | " << records::param_u64(*r, "batch", 1)
@@ -671,6 +763,8 @@ bool plot_w2(const records& rs, const fs::path& png, const char* field, double s
   std::map<std::string, std::map<std::uint64_t, std::vector<double>>> figures;
   for (const auto& r : rs.all) {
     if (r.value("workload", "") != "W2" || records::encrypted(r)) continue;
+    // W9a's tagged runs and the W9 references are not W2's own points.
+    if (records::tags(r) > 0 || !records::reference_for(r).empty()) continue;
     const auto v = number(&r, field);
     if (!v || *v <= 0) continue;
     figures[r.value("system", "")][records::param_u64(r, "writers", 1)].push_back(*v * scale);
@@ -835,6 +929,35 @@ int self_test() {
   check(s1.at("repeat") == 1 && near(s1.at("ratios")[0].at("value").get<double>(), 3.0) &&
             s1.at("ratios")[0].at("met") == true,
         "records without a round");
+
+  // W9a: a tagged W1a run and its untagged reference leave the plain W1a
+  // ratio alone; the W9a ratio is tagged over its reference.
+  records w9;
+  auto w9rec = [&](const char* w, const char* sys, double eps, json extra) {
+    json p = {{"writers", 1}, {"events", 1000}};
+    p.update(extra);
+    w9.all.push_back({{"workload", w}, {"system", sys}, {"params", p}, {"events_per_s", eps}});
+  };
+  w9rec("W1a", "varve", 300, json::object());
+  w9rec("W1a", "lmdb-raw", 100, json::object());
+  w9rec("W1a", "varve", 200, {{"reference_for", "W9a"}});
+  w9rec("W1a", "varve", 180, {{"tags", 2}});
+  w9rec("W9b", "varve", 4e6, json::object());
+  w9rec("W9b", "lmdb-raw", 2e6, json::object());
+  w9rec("W9b-scan", "varve", 2e4, json::object());
+  const json s9 = summarize(w9, "w9", 1);
+  auto value_of = [&](const std::string& id, const std::string& metric_start) -> double {
+    for (const auto& e : s9.at("ratios"))
+      if (e.at("id") == id && e.value("metric", "").rfind(metric_start, 0) == 0 &&
+          e.at("value").is_number())
+        return e.at("value").get<double>();
+    return -1;
+  };
+  check(near(value_of("W1a", "varve / lmdb-raw"), 3.0), "W1a ignores tagged and reference runs");
+  check(near(value_of("W9a", "varve W1a 2 tags"), 0.9), "W9a: tagged over its reference");
+  check(near(value_of("W9b", "varve query read / lmdb-raw"), 2.0), "W9b over lmdb-raw");
+  check(near(value_of("W9b", "varve query read / varve filtered"), 200.0),
+        "W9b over the filtered scan");
 
   std::cerr << "self-test: " << (failures ? "FAILED" : "ok") << '\n';
   return failures ? 1 : 0;

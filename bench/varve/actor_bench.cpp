@@ -1,7 +1,9 @@
 // varve, actor path: W2 (concurrent single-event appends through the storage
 // actor: N event-based writer actors, each to its own stream with its exact
-// expected version, each waiting for its answer before the next) and W5
-// (aggregate rehydration of a 10k-event stream, without and with snapshots).
+// expected version, each waiting for its answer before the next), W5
+// (aggregate rehydration of a 10k-event stream, without and with snapshots),
+// W9a (W2 with two tags per event) and W9c (DCB decisions: a query read,
+// then an append under the condition that nothing matching came after it).
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
@@ -108,6 +110,8 @@ struct w2_run {
 
   std::vector<vb::latency_recorder> recorders;
   std::vector<std::uint64_t> counts, versions, last_completion;
+  // W9c: conflicts (answers inside the window) and events read, per client.
+  std::vector<std::uint64_t> retries, attempts, events_read;
   std::atomic<bool> stop{false};
 
   std::mutex mutex;
@@ -134,6 +138,8 @@ struct writer {
   std::uint64_t version = 0;
   varve::storage_actor storage;
   const vb::payloads* pl;
+  const vb::tag_pool* tags = nullptr;  // W9a: two tags per event
+  std::uint32_t writers = 1;
 };
 
 void writer_done(caf::event_based_actor* self, const std::shared_ptr<writer>& w) {
@@ -150,6 +156,10 @@ void append_next(caf::event_based_actor* self, std::shared_ptr<writer> w) {
                             varve::expected_version::exact(w->version),
                             {varve::new_event{std::string(vb::event_type),
                                               std::string((*w->pl)[w->version + w->index])}}};
+  if (w->tags) {
+    const std::uint64_t n = w->version * w->writers + w->index;
+    req.events[0].tags = {std::string(w->tags->course(n)), std::string(w->tags->student(n))};
+  }
   self->request(w->storage, caf::infinite, varve::append_atom_v, std::move(req))
       .then(
           [self, w, s](const varve::append_result& r) {
@@ -197,8 +207,11 @@ void sleep_until(std::uint64_t deadline, const std::atomic<bool>& stop) {
   }
 }
 
+/// One W2 point. `reference_for` names the ratio a reference run is for
+/// ("W9a", "W9c"); `tags` gives every event two tags (W9a).
 void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out,
-            std::uint32_t writers) {
+            std::uint32_t writers, const char* reference_for = nullptr,
+            const vb::tag_pool* tags = nullptr) {
   vb::temp_dir dir(o.dir);
   auto store = vv::open_store(vv::store_options(dir / "store", ss, o.sync()));
   const vb::payloads pl(o.payload);
@@ -220,8 +233,8 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
     std::vector<std::shared_ptr<writer>> ws;
     ws.reserve(writers);
     for (std::uint32_t i = 0; i < writers; ++i)
-      ws.push_back(
-          std::make_shared<writer>(writer{&run, i, vb::stream_name("writer", i), 0, storage, &pl}));
+      ws.push_back(std::make_shared<writer>(
+          writer{&run, i, vb::stream_name("writer", i), 0, storage, &pl, tags, writers}));
 
     run.start = vb::now_ns();
     run.window_start =
@@ -283,6 +296,8 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
   m.workload = "W2";
   m.system = vv::system_name;
   m.params = o.make_params(writers, events, 1);
+  if (reference_for) m.params.extra["reference_for"] = reference_for;
+  if (tags) m.params.extra["tags"] = 2;
   m.events_per_s = seconds > 0 ? static_cast<double>(events) / seconds : 0;
   m.p50_us = lat.p50_us;
   m.p99_us = lat.p99_us;
@@ -296,6 +311,253 @@ void run_w2(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
   m.extra["fsync_p50_us"] = at_end.fsync_p50_us;
   m.extra["fsync_p99_us"] = at_end.fsync_p99_us;
   out.write(m);
+}
+
+// ------------------------------------------------------------------ W9c
+
+/// The type of W9c's events.
+constexpr std::string_view subscribed_type = "student-subscribed";
+
+/// One deciding client of W9c (the DCB course example): each decision picks
+/// a course and a student, reads every event tagged with either (zero copy,
+/// in a read transaction of its own on the store, as an in-process decision
+/// would), then sends the storage actor a write_request appending one
+/// subscription tagged with both, under the condition "fail if an event
+/// tagged with either came after the head I read". A conflict is retried
+/// from the read. Clients append to streams of their own (exact versions),
+/// so every conflict is the condition's.
+struct client {
+  w2_run* run;
+  std::uint32_t index;
+  std::string stream;
+  std::uint64_t version = 0;
+  varve::storage_actor storage;
+  std::shared_ptr<varve::event_store> store;
+  const vb::payloads* pl;
+  const vb::tag_pool* tags;
+  std::uint64_t decision = 0;  // decisions started
+  std::uint64_t started = 0;   // when the current decision's first read began
+  std::string course, student;
+  std::uint64_t sink = 0;
+};
+
+void client_done(caf::event_based_actor* self, const std::shared_ptr<client>& c) {
+  c->run->versions[c->index] = c->version;
+  c->run->finish();
+  self->quit();
+}
+
+void attempt(caf::event_based_actor* self, std::shared_ptr<client> c);
+
+/// Starts the next decision: a course and a student (tag_pool's draw).
+void decide_next(caf::event_based_actor* self, std::shared_ptr<client> c) {
+  const std::uint64_t n = (std::uint64_t{c->index} << 32) + c->decision++;
+  c->course.assign(c->tags->course(n));
+  c->student.assign(c->tags->student(n));
+  c->started = vb::now_ns();
+  attempt(self, std::move(c));
+}
+
+/// One attempt of the current decision: the read, then the conditional append.
+void attempt(caf::event_based_actor* self, std::shared_ptr<client> c) {
+  w2_run& run = *c->run;
+  varve::query q{{varve::query_item{{}, {c->course}, {}}, varve::query_item{{}, {c->student}, {}}}};
+  varve::global_position head = 0;
+  {
+    auto txn = c->store->read();
+    if (!txn) {
+      run.fail("read: " + txn.err().to_string());
+      return client_done(self, c);
+    }
+    head = txn->head();
+    std::uint64_t course_subs = 0, student_subs = 0;
+    auto n =
+        txn->scan_query(q, 1, varve::direction::forward, SIZE_MAX, [&](const varve::event_view& e) {
+          if (e.tags.contains(c->course)) ++course_subs;
+          if (e.tags.contains(c->student)) ++student_subs;
+          return true;
+        });
+    if (!n) {
+      run.fail("scan_query: " + n.err().to_string());
+      return client_done(self, c);
+    }
+    run.events_read[c->index] += *n;
+    ++run.attempts[c->index];
+    c->sink += course_subs + student_subs;
+  }
+  // The decision: subscribe (no capacity rule: every decision appends).
+  varve::write_request req;
+  req.appends.push_back(
+      varve::append_request{c->stream,
+                            varve::expected_version::exact(c->version),
+                            {varve::new_event{std::string(subscribed_type),
+                                              std::string((*c->pl)[c->decision + c->index]),
+                                              {},
+                                              {},
+                                              {},
+                                              {c->course, c->student}}}});
+  req.condition = varve::append_condition{std::move(q), head};
+  self->request(c->storage, caf::infinite, varve::write_atom_v, std::move(req))
+      .then(
+          [self, c](const std::vector<varve::append_result>& r) {
+            const std::uint64_t e = vb::now_ns();
+            w2_run& run = *c->run;
+            if (r.size() != 1 || r[0].last_version != c->version + 1) {
+              run.fail("append to " + c->stream + ": landed at a wrong version");
+              return client_done(self, c);
+            }
+            ++c->version;
+            const std::uint64_t s = c->started;
+            vb::latency_recorder& rec = run.recorders[c->index];
+            if (e > run.window_end) {
+              if (s < run.window_end) rec.add_ns(e - s);
+              return client_done(self, c);
+            }
+            if (e >= run.window_start) {
+              rec.add_ns(e - s);
+              ++run.counts[c->index];
+            }
+            run.last_completion[c->index] = e;
+            if (run.stop.load(std::memory_order_relaxed)) return client_done(self, c);
+            decide_next(self, c);
+          },
+          [self, c](caf::error& err) {
+            const varve::error e = varve::error_from(err);
+            w2_run& run = *c->run;
+            if (e.code() != varve::errc::wrong_expected_version) {
+              run.fail("conditional append to " + c->stream + ": " + e.to_string());
+              return client_done(self, c);
+            }
+            const std::uint64_t now = vb::now_ns();
+            if (now > run.window_end) {
+              // In flight when the window closed: counted as W2 counts such an
+              // append, with the time it has taken so far.
+              if (c->started < run.window_end) run.recorders[c->index].add_ns(now - c->started);
+              return client_done(self, c);
+            }
+            if (run.stop.load(std::memory_order_relaxed)) return client_done(self, c);
+            if (now >= run.window_start) ++run.retries[c->index];
+            attempt(self, c);  // read again, decide again
+          });
+}
+
+/// W9c: `clients` deciding clients through the storage actor, timed as W2
+/// (warm-up, window, the decision in flight when the window closes counted
+/// in the percentiles); a decision's latency runs from its first read to its
+/// append's answer, retries included.
+void run_w9c(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out,
+             std::uint32_t clients) {
+  vb::temp_dir dir(o.dir);
+  auto store = vv::open_store(vv::store_options(dir / "store", ss, o.sync()));
+  const vb::payloads pl(o.payload);
+  const vb::tag_pool tags;
+  const auto cfg = o.w2_config(clients);
+  if (cfg.events_per_writer != 0)
+    throw std::runtime_error("W9c: runs a timed window only (no --w2-events-per-writer)");
+
+  w2_run run;
+  run.recorders.resize(clients);
+  run.counts.assign(clients, 0);
+  run.versions.assign(clients, 0);
+  run.last_completion.assign(clients, 0);
+  run.retries.assign(clients, 0);
+  run.attempts.assign(clients, 0);
+  run.events_read.assign(clients, 0);
+  varve::commit_stats at_start, at_end;
+  std::uint64_t sink = 0;
+  {
+    vv::actor_config acfg;
+    caf::actor_system sys{acfg};
+    auto storage = varve::spawn_storage(sys, store);
+    caf::scoped_actor self{sys};
+    std::vector<std::shared_ptr<client>> cs;
+    cs.reserve(clients);
+    for (std::uint32_t i = 0; i < clients; ++i) {
+      auto c = std::make_shared<client>();
+      c->run = &run;
+      c->index = i;
+      c->stream = vb::stream_name("client", i);
+      c->storage = storage;
+      c->store = store;
+      c->pl = &pl;
+      c->tags = &tags;
+      cs.push_back(std::move(c));
+    }
+    run.start = vb::now_ns();
+    run.window_start = run.start + static_cast<std::uint64_t>(cfg.warmup_seconds * 1e9);
+    run.window_end = run.window_start + static_cast<std::uint64_t>(cfg.seconds * 1e9);
+    for (auto& c : cs)
+      sys.spawn([c](caf::event_based_actor* a) -> caf::behavior {
+        decide_next(a, c);
+        return {[](int) {}};  // answers arrive through the request's handlers
+      });
+    sleep_until(run.window_start, run.stop);
+    at_start = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
+    sleep_until(run.window_end, run.stop);
+    at_end = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
+    {
+      std::unique_lock lock(run.mutex);
+      run.cv.wait(lock, [&] { return run.finished == clients; });
+    }
+    self->send_exit(storage, caf::exit_reason::user_shutdown);
+    self->wait_for(storage);
+    for (const auto& c : cs)
+      sink += c->sink;
+  }
+  if (!run.error.empty()) throw std::runtime_error("W9c: " + run.error);
+
+  std::uint64_t stored = 0;
+  {
+    auto txn = vv::must(store->read(), "read");
+    for (std::uint32_t i = 0; i < clients; ++i) {
+      auto info = vv::must(txn.stream(vb::stream_name("client", i)), "stream");
+      if ((info ? info->version : 0) != run.versions[i])
+        throw std::runtime_error("W9c: client " + std::to_string(i) + " stream version mismatch");
+      stored += run.versions[i];
+    }
+  }
+  vv::verify_store(*store, stored);
+
+  vb::latency_recorder all;
+  std::uint64_t events = 0, retries = 0, attempts = 0, read = 0;
+  for (std::uint32_t i = 0; i < clients; ++i) {
+    all.merge(run.recorders[i]);
+    events += run.counts[i];
+    retries += run.retries[i];
+    attempts += run.attempts[i];
+    read += run.events_read[i];
+  }
+  const vb::latency_summary lat = all.summarize();
+  const std::uint64_t commits = at_end.commits - at_start.commits;
+  const std::uint64_t committed = at_end.events - at_start.events;
+
+  vb::measurement m;
+  m.workload = "W9c";
+  m.system = vv::system_name;
+  m.params = o.make_params(clients, events, 1);
+  m.params.extra["tags"] = 2;
+  m.events_per_s = static_cast<double>(events) / cfg.seconds;
+  m.p50_us = lat.p50_us;  // per decision: first read to the append's answer
+  m.p99_us = lat.p99_us;
+  if (commits > 0)
+    m.events_per_commit = static_cast<double>(committed) / static_cast<double>(commits);
+  m.extra["seconds"] = cfg.seconds;
+  m.extra["max_us"] = lat.max_us;
+  m.extra["commits"] = commits;
+  m.extra["stored_events"] = stored;
+  m.extra["retries"] = retries;  // conflicts answered inside the window
+  m.extra["retries_per_decision"] =
+      events > 0 ? static_cast<double>(retries) / static_cast<double>(events) : 0.0;
+  m.extra["events_read_per_attempt"] =
+      attempts > 0 ? static_cast<double>(read) / static_cast<double>(attempts) : 0.0;
+  m.extra["checksum"] = sink;
+  m.extra["commit_p50_us"] = at_end.commit_p50_us;
+  m.extra["fsync_p50_us"] = at_end.fsync_p50_us;
+  m.extra["fsync_p99_us"] = at_end.fsync_p99_us;
+  out.write(m);
+  std::cerr << "varve      W9c  " << retries << " conflicts retried in the window ("
+            << m.extra["retries_per_decision"].get<double>() << " per decision), "
+            << m.extra["events_read_per_attempt"].get<double>() << " events read per attempt\n";
 }
 
 // ------------------------------------------------------------------ W5
@@ -484,7 +746,9 @@ void run_w5(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
 
 int main(int argc, char** argv) {
   return vb::guarded_main([&] {
-    CLI::App app{"varve, actor path: W2 (storage actor, event-based writers), W5 (aggregates)"};
+    CLI::App app{
+        "varve, actor path: W2 (storage actor, event-based writers), W5 (aggregates), W9a (W2 "
+        "tagged), W9c (DCB conditional appends)"};
     vb::options o;
     vb::add_common_options(app, o);
     vv::store_settings ss;
@@ -506,6 +770,17 @@ int main(int argc, char** argv) {
       for (std::uint32_t w : o.writers)
         run_w2(o, ss, out, w);
     if (o.wants("W5")) run_w5(o, ss, out, w5_events, w5_repeat);
+    // W9a and W9c are ratios to W2 at the same writer count, each measured
+    // right after its own untagged, unconditional reference.
+    if (o.wants("W9a")) {
+      const vb::tag_pool tags;
+      run_w2(o, ss, out, o.w9_writers, "W9a");
+      run_w2(o, ss, out, o.w9_writers, nullptr, &tags);
+    }
+    if (o.wants("W9c")) {
+      run_w2(o, ss, out, o.w9_writers, "W9c");
+      run_w9c(o, ss, out, o.w9_writers);
+    }
     return 0;
   });
 }

@@ -1,6 +1,9 @@
 // varve, storage API: W1a, W1b (batch append), W3 (log scan), W4 (stream
-// read), W7 (W1a, W1b and W3 with encryption on) and W8 (W1a, W1b and W3 with
-// 10M events already stored), each on a fresh store in a temporary directory.
+// read), W7 (W1a, W1b and W3 with encryption on), W8 (W1a, W1b and W3 with
+// 10M events already stored), W9a (W1a with 2 tags per event), W9b (query
+// read of a rare type, and the filtered scan it replaces) and W9d (catch-up
+// on a rare type in batches, with the type index and without), each on a
+// fresh store in a temporary directory.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -33,6 +36,8 @@ struct variant {
   /// ("W7" or "W8"; the report divides by it rather than by the plain run
   /// of the same workload made minutes earlier).
   const char* reference_for = nullptr;
+  /// Two tags per event (W9a).
+  const vb::tag_pool* tags = nullptr;
 };
 
 vb::measurement record(const vb::options& o, const variant& v, const char* workload,
@@ -44,6 +49,7 @@ vb::measurement record(const vb::options& o, const variant& v, const char* workl
   m.params.encrypted = v.encrypted;
   if (v.prefilled > 0) m.params.extra["prefilled"] = v.prefilled;
   if (v.reference_for) m.params.extra["reference_for"] = v.reference_for;
+  if (v.tags) m.params.extra["tags"] = 2;
   return m;
 }
 
@@ -105,7 +111,8 @@ void run_w1(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
   vb::temp_dir dir(o.dir);
   auto store = vv::open_store(vv::store_options(fresh_store(dir, v), ss, o.sync(), v.encrypted));
   const vb::payloads pl(o.payload);
-  const auto r = vv::write_batches(*store, pl, o.events, o.batch, o.streams, spread);
+  const auto r =
+      vv::write_batches(*store, pl, o.events, o.batch, o.streams, spread, "stream", 0, v.tags);
   vv::verify_store(*store, v.prefilled + o.events);
 
   vb::measurement m = record(o, v, spread ? "W1b" : "W1a", o.events);
@@ -181,13 +188,190 @@ void run_w4(const vb::options& o, const vv::store_settings& ss, vb::record_sink&
   out.write(m);
 }
 
+// ------------------------------------------------------------------ W9b, W9d
+
+/// Touches what a reader of an event would: its version, payload size and
+/// first payload byte (as W3).
+std::uint64_t touch(const varve::event_view& e) {
+  return e.version + e.payload.size() +
+         static_cast<unsigned char>(e.payload.empty() ? 0 : e.payload[0]);
+}
+
+/// W9b's and W9d's set-up: `o.events` events to one stream in transactions of
+/// `o.batch`, event i of W9's rare type when is_rare(i) (0.1%), the others
+/// of the usual type; no fsync, then the files are synced. Returns the
+/// number of rare events.
+std::uint64_t write_typed(varve::event_store& store, const vb::temp_dir& dir,
+                          const vb::options& o) {
+  const vb::payloads pl(o.payload);
+  const std::string stream = vb::stream_name("stream", 0);
+  std::vector<varve::new_event> evs(o.batch);
+  for (std::uint64_t done = 0; done < o.events;) {
+    const std::uint64_t n = std::min<std::uint64_t>(o.batch, o.events - done);
+    for (std::uint64_t k = 0; k < n; ++k) {
+      evs[k].type.assign(vb::is_rare(done + k) ? vb::rare_event_type : vb::event_type);
+      evs[k].payload.assign(pl[done + k]);
+    }
+    vv::must(store.append(stream, varve::expected_version::exact(done),
+                          std::span<const varve::new_event>(evs.data(), n)),
+             "W9 set-up append");
+    done += n;
+  }
+  vv::verify_store(store, o.events);
+  vv::sync_files(dir / "store");
+  return vb::rare_count(o.events);
+}
+
+vb::measurement w9_record(const vb::options& o, const char* workload, const char* mode,
+                          std::uint64_t events) {
+  vb::measurement m;
+  m.workload = workload;
+  m.system = vv::system_name;
+  m.params = o.make_params(1, events, o.batch);
+  m.params.extra["stored_events"] = o.events;
+  m.params.extra["repeat"] = o.repeat;
+  m.params.extra["mode"] = mode;
+  return m;
+}
+
+/// W9b: reads of every event of the rare type through the type index
+/// (read_transaction::scan_query of query::of_types, zero copy), each in a
+/// read transaction of its own, as lmdb-raw reads its per-type index; then
+/// the same events found by a scan of the whole log comparing each event's
+/// type (scan_log), which is what a store without the index would do.
+void run_w9b(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out) {
+  vb::temp_dir dir(o.dir);
+  auto store = vv::open_store(vv::store_options(dir / "store", ss, false));
+  const std::uint64_t rare = write_typed(*store, dir, o);
+  const varve::query q = varve::query::of_types({std::string(vb::rare_event_type)});
+
+  std::uint64_t sink = 0;
+  auto m = vb::run_query_reads(o, vv::system_name, rare, [&]() -> std::uint64_t {
+    auto txn = vv::must(store->read(), "read");
+    return vv::must(txn.scan_query(q, 1, varve::direction::forward, SIZE_MAX,
+                                   [&](const varve::event_view& e) {
+                                     sink += touch(e);
+                                     return true;
+                                   }),
+                    "scan_query");
+  });
+  m.params.extra["mode"] = "query";
+  m.extra["checksum"] = sink;
+  out.write(m);
+
+  double best = 0, best_scan = 0;
+  for (std::uint32_t r = 0; r < o.repeat; ++r) {
+    vb::stopwatch clock;
+    auto txn = vv::must(store->read(), "read");
+    std::uint64_t matched = 0;
+    const std::size_t n = vv::must(txn.scan_log(1, varve::direction::forward, SIZE_MAX,
+                                                [&](const varve::event_view& e) {
+                                                  if (e.type == vb::rare_event_type) {
+                                                    sink += touch(e);
+                                                    ++matched;
+                                                  }
+                                                  return true;
+                                                }),
+                                   "scan_log");
+    const double seconds = clock.elapsed_s();
+    if (n != o.events || matched != rare)
+      throw std::runtime_error("W9b: the filtered scan found a wrong number of events");
+    best = std::max(best, static_cast<double>(matched) / seconds);
+    best_scan = std::max(best_scan, static_cast<double>(n) / seconds);
+  }
+  vb::measurement f = w9_record(o, "W9b-scan", "filtered-scan", rare);
+  f.events_per_s = best;  // rare events found per second
+  f.extra["scanned_events_per_s"] = best_scan;
+  f.extra["checksum"] = sink;
+  out.write(f);
+}
+
+/// W9d, storage level: what a projection filtered on the rare type reads to
+/// catch up from 0 to the head, batch by batch (`o.batch` events a batch,
+/// the projections' default, each batch in a read transaction of its own,
+/// collected into a reused vector as the projection engine's log reader
+/// does): with the type index (scan_query from the position after the
+/// batch's last event), and without (read_log of every event, the type
+/// compared, as the engine's filter does). Not the projection engine itself.
+void run_w9d(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out) {
+  vb::temp_dir dir(o.dir);
+  auto store = vv::open_store(vv::store_options(dir / "store", ss, false));
+  const std::uint64_t rare = write_typed(*store, dir, o);
+  const varve::query q = varve::query::of_types({std::string(vb::rare_event_type)});
+  std::uint64_t sink = 0;
+
+  // One catch-up; returns {events handled, batches read}.
+  auto indexed = [&]() -> std::pair<std::uint64_t, std::uint64_t> {
+    std::vector<varve::event_view> batch;
+    batch.reserve(o.batch);
+    std::uint64_t handled = 0, batches = 0;
+    for (varve::global_position from = 1;;) {
+      auto txn = vv::must(store->read(), "read");
+      batch.clear();
+      vv::must(txn.scan_query(q, from, varve::direction::forward, o.batch,
+                              [&](const varve::event_view& e) {
+                                batch.push_back(e);
+                                return true;
+                              }),
+               "scan_query");
+      ++batches;
+      for (const auto& e : batch)
+        sink += touch(e);
+      handled += batch.size();
+      if (batch.size() < o.batch) break;
+      from = batch.back().position + 1;
+    }
+    return {handled, batches};
+  };
+  auto scanned = [&]() -> std::pair<std::uint64_t, std::uint64_t> {
+    std::vector<varve::event_view> batch;
+    std::uint64_t handled = 0, batches = 0;
+    for (varve::global_position from = 1;;) {
+      auto txn = vv::must(store->read(), "read");
+      const std::size_t n =
+          vv::must(txn.read_log(from, varve::direction::forward, o.batch, batch), "read_log");
+      ++batches;
+      for (const auto& e : batch)
+        if (e.type == vb::rare_event_type) {
+          sink += touch(e);
+          ++handled;
+        }
+      if (n < o.batch) break;
+      from = batch.back().position + 1;
+    }
+    return {handled, batches};
+  };
+
+  for (const bool with_index : {true, false}) {
+    double best = 0;
+    std::uint64_t batches = 0;
+    for (std::uint32_t r = 0; r < o.repeat; ++r) {
+      vb::stopwatch clock;
+      const auto [handled, b] = with_index ? indexed() : scanned();
+      const double seconds = clock.elapsed_s();
+      if (handled != rare)
+        throw std::runtime_error("W9d: the catch-up handled a wrong number of events");
+      best = std::max(best, static_cast<double>(handled) / seconds);
+      batches = b;
+    }
+    vb::measurement m =
+        w9_record(o, with_index ? "W9d" : "W9d-scan",
+                  with_index ? "storage-query-catch-up" : "storage-scan-catch-up", rare);
+    m.events_per_s = best;  // rare events handled per second of catch-up
+    m.extra["batches"] = batches;
+    m.extra["checksum"] = sink;
+    out.write(m);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   return vb::guarded_main([&] {
     CLI::App app{
         "varve, storage API: W1a, W1b, W3, W4; W7 (W1a, W1b, W3 encrypted); W8 (W1a, W1b, W3 "
-        "with events already stored)"};
+        "with events already stored); W9a (W1a tagged), W9b (query read), W9d (catch-up on a "
+        "type, storage level)"};
     vb::options o;
     vb::add_common_options(app, o);
     vv::store_settings ss;
@@ -229,6 +413,17 @@ int main(int argc, char** argv) {
       run_w3(o, ss, out, ref);
       run_w3(o, ss, out, full);
     }
+    // W9a: W1a with two tags per event, right after an untagged reference.
+    if (o.wants("W9a")) {
+      const vb::tag_pool tags;
+      variant ref, tagged;
+      ref.reference_for = "W9a";
+      tagged.tags = &tags;
+      run_w1(o, ss, out, false, ref);
+      run_w1(o, ss, out, false, tagged);
+    }
+    if (o.wants("W9b")) run_w9b(o, ss, out);
+    if (o.wants("W9d")) run_w9d(o, ss, out);
     return 0;
   });
 }

@@ -111,24 +111,34 @@ struct batch_result {
 /// `batch`, to one stream with event_store::append (a batch of `batch` events
 /// under exact(version)), or round-robin over `streams` streams with
 /// event_store::write (`batch` single-event requests, each under exact(version)).
-/// Event i gets payload i + `payload_offset`. Events are built in place in
-/// reused vectors, inside the timed loop (the API takes owned strings).
+/// Event i gets payload i + `payload_offset` and, with `tags` (W9a), the
+/// two tags tags->course(i) and tags->student(i). Events are built in place
+/// in reused vectors, inside the timed loop (the API takes owned strings).
 inline batch_result write_batches(event_store& s, const payloads& pl, std::uint64_t events,
                                   std::uint32_t batch, std::uint32_t streams, bool spread,
                                   std::string_view prefix = "stream",
-                                  std::uint64_t payload_offset = 0) {
+                                  std::uint64_t payload_offset = 0,
+                                  const tag_pool* tags = nullptr) {
   const auto names = stream_names(prefix, spread ? streams : 1);
   std::vector<std::uint64_t> versions(names.size(), 0);
   batch_result r;
   stopwatch clock;
   if (!spread) {
     std::vector<new_event> evs(batch);
-    for (auto& e : evs)
+    for (auto& e : evs) {
       e.type = std::string(event_type);
+      if (tags) e.tags.resize(2);
+    }
     for (std::uint64_t done = 0; done < events;) {
       const std::uint64_t n = std::min<std::uint64_t>(batch, events - done);
-      for (std::uint64_t k = 0; k < n; ++k)
-        evs[k].payload.assign(pl[payload_offset + done + k]);
+      for (std::uint64_t k = 0; k < n; ++k) {
+        const std::uint64_t i = payload_offset + done + k;
+        evs[k].payload.assign(pl[i]);
+        if (tags) {
+          evs[k].tags[0].assign(tags->course(i));
+          evs[k].tags[1].assign(tags->student(i));
+        }
+      }
       auto a = s.append(names[0], expected_version::exact(versions[0]),
                         std::span<const new_event>(evs.data(), n));
       if (!a) throw std::runtime_error("append to " + names[0] + ": " + a.err().to_string());
@@ -144,6 +154,7 @@ inline batch_result write_batches(event_store& s, const payloads& pl, std::uint6
       w.appends.resize(1);
       w.appends[0].events.resize(1);
       w.appends[0].events[0].type = std::string(event_type);
+      if (tags) w.appends[0].events[0].tags.resize(2);
     }
     std::vector<std::size_t> which(batch);
     for (std::uint64_t done = 0; done < events;) {
@@ -154,6 +165,10 @@ inline batch_result write_batches(event_store& s, const payloads& pl, std::uint6
         a.stream.assign(names[i]);
         a.expected = expected_version::exact(versions[i]++);
         a.events[0].payload.assign(pl[payload_offset + done + k]);
+        if (tags) {
+          a.events[0].tags[0].assign(tags->course(payload_offset + done + k));
+          a.events[0].tags[1].assign(tags->student(payload_offset + done + k));
+        }
         which[k] = i;
       }
       auto out = s.write(std::span<const write_request>(reqs.data(), n));
