@@ -66,7 +66,8 @@ struct records {
   /// The last record of `workload` by `system` (at `writers` writers when given),
   /// plain (not encrypted, untagged) with `prefill` events stored before
   /// unless said, and not a reference run unless `reference` names the ratio
-  /// it is for. W9c records count as untagged (their tags are the workload's).
+  /// it is for. W9c records (W9c, W9c-decider) count as untagged (their tags
+  /// are the workload's).
   const json* find(const std::string& workload, const std::string& system,
                    std::optional<std::uint64_t> writers = {}, bool enc = false,
                    std::uint64_t prefill = 0, const std::string& reference = "",
@@ -77,7 +78,7 @@ struct records {
       if (writers && param_u64(r, "writers", 1) != *writers) continue;
       if (encrypted(r) != enc || prefilled(r) != prefill) continue;
       if (reference_for(r) != reference) continue;
-      if (workload != "W9c" && tags(r) != tag_count) continue;
+      if (workload.rfind("W9c", 0) != 0 && tags(r) != tag_count) continue;
       found = &r;
     }
     return found;
@@ -391,6 +392,14 @@ std::vector<spec> specs(const records& rs) {
     out.push_back(absolute("W9c", "W9c", "retries_per_decision",
                            "varve conflicts retried per decision", std::nullopt, false, w));
   }
+  for (std::uint64_t w : writer_counts(rs, "W9c-decider", 64)) {
+    out.push_back(w9_self_ratio("W9c", "W9c-decider", "W2", w,
+                                "varve decider decisions / W2 appends events_per_s",
+                                target{">=", 0.8}, "W9c", 0));
+    out.push_back(absolute("W9c", "W9c-decider", "p99_us",
+                           "varve decider decision p99_us (command to answer)", std::nullopt, false,
+                           w));
+  }
   out.push_back(w9_ratio("W9d",
                          "varve catch-up on a 0.1% type, storage level: scan_query / "
                          "read_log + type filter events_per_s",
@@ -664,7 +673,9 @@ void write_markdown(const fs::path& file, const records& rs, const json& summary
         "(0.1% of the log) read per second, per read for the query and lmdb-raw's per-type "
         "index (p50/p99 per read of all of them), per scan of the whole log for the filtered "
         "scan. W9c: DCB decisions (a query read, then an append under its condition) per "
-        "second; p50/p99 from a decision's first read to its answer, retries included. W9d: "
+        "second; p50/p99 from a decision's first read to its answer, retries included "
+        "(W9c-decider: the same decisions sent to the decider, p50/p99 from the command to "
+        "its answer). W9d: "
         "storage-level catch-up on the rare type in batches, with the index and without. "
         "*Reference* is the figure BENCHMARKS.md gives for scale.\n\n"
      << "## Measurements\n\n"
@@ -682,7 +693,7 @@ void write_markdown(const fs::path& file, const records& rs, const json& summary
     if (p.value("encrypted", false)) w += " (encrypted)";
     if (records::prefilled(*r) > 0)
       w += " (" + grouped(double(records::prefilled(*r))) + " stored)";
-    if (records::tags(*r) > 0 && workload != "W9c")
+    if (records::tags(*r) > 0 && workload.rfind("W9c", 0) != 0)
       w += " (" + std::to_string(records::tags(*r)) + " tags)";
     if (workload.rfind("W9", 0) == 0 && p.contains("mode") && p["mode"].is_string())
       w += " (" + p["mode"].get<std::string>() + ")";

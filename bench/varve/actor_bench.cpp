@@ -21,6 +21,7 @@
 #include <thread>
 #include <varve/actors/aggregate.hpp>
 #include <varve/actors/binary_codec.hpp>
+#include <varve/actors/decider.hpp>
 #include <vector>
 
 #include "actor_config.hpp"
@@ -95,6 +96,54 @@ using aggregate = basic_aggregate<varve::binary_codec<incremented>>;
 using json_aggregate = basic_aggregate<varve::json_codec<incremented>>;
 
 }  // namespace counter
+
+// ------------------------------------------------------------------ W9c's decision model
+
+namespace dcb {
+
+/// W9c-decider's event: a subscription, stored as JSON (the default codec),
+/// padded to about the run's payload size.
+struct student_subscribed {
+  static constexpr std::string_view type_name = "student-subscribed";
+  std::string course;
+  std::string student;
+  std::string pad;
+};
+VARVE_JSON(student_subscribed, course, student, pad)
+
+struct subscribe {
+  std::string course;   ///< its tag, "course:<n>"
+  std::string student;  ///< its tag, "student:<n>"
+  std::string stream;   ///< the deciding client's stream
+  std::string pad;
+};
+
+/// The same decision as W9c's storage-actor clients make: read the events
+/// tagged with the course or the student, count, subscribe (no capacity
+/// rule: every decision appends).
+struct subscription {
+  using event = student_subscribed;
+  using command = subscribe;
+  struct state {
+    std::string course, student;
+    std::uint64_t course_students = 0, student_courses = 0;
+  };
+  static varve::query boundary(const command& c) {
+    return varve::query{
+        {varve::query_item{{}, {c.course}, {}}, varve::query_item{{}, {c.student}, {}}}};
+  }
+  static state initial(const command& c) { return {c.course, c.student}; }
+  static void apply(state& s, const event& e) {
+    if (e.course == s.course) ++s.course_students;
+    if (e.student == s.student) ++s.student_courses;
+  }
+  static varve::dcb_decision<event> decide(const state&, const command& c) {
+    return std::vector<varve::tagged_event<event>>{
+        {c.stream, student_subscribed{c.course, c.student, c.pad}, {c.course, c.student}}};
+  }
+};
+
+}  // namespace dcb
 
 namespace {
 
@@ -441,12 +490,69 @@ void attempt(caf::event_based_actor* self, std::shared_ptr<client> c) {
           });
 }
 
+/// W9c-decider: a client sending its decisions to the decider of
+/// dcb::subscription (varve/actors/decider.hpp), which reads, decides and
+/// appends under the condition through the storage actor, and retries
+/// after a conflict itself.
+struct decider_client {
+  w2_run* run;
+  std::uint32_t index;
+  std::string stream;
+  varve::decider_actor<dcb::subscription> decider;
+  const vb::tag_pool* tags;
+  std::string pad;
+  std::uint64_t decision = 0;
+  std::uint64_t appended = 0;
+};
+
+void decider_client_done(caf::event_based_actor* self, const std::shared_ptr<decider_client>& c) {
+  c->run->versions[c->index] = c->appended;
+  c->run->finish();
+  self->quit();
+}
+
+void decide_through(caf::event_based_actor* self, std::shared_ptr<decider_client> c) {
+  const std::uint64_t n = (std::uint64_t{c->index} << 32) + c->decision++;
+  const std::uint64_t s = vb::now_ns();
+  self->request(c->decider, caf::infinite, varve::command_atom_v,
+                varve::local_command<dcb::subscribe>{
+                    dcb::subscribe{std::string(c->tags->course(n)),
+                                   std::string(c->tags->student(n)), c->stream, c->pad}})
+      .then(
+          [self, c, s](const varve::decision_reply& r) {
+            const std::uint64_t e = vb::now_ns();
+            w2_run& run = *c->run;
+            if (r.events != 1) {
+              run.fail("decision of " + c->stream + " appended " + std::to_string(r.events));
+              return decider_client_done(self, c);
+            }
+            ++c->appended;
+            vb::latency_recorder& rec = run.recorders[c->index];
+            if (e > run.window_end) {
+              if (s < run.window_end) rec.add_ns(e - s);
+              return decider_client_done(self, c);
+            }
+            if (e >= run.window_start) {
+              rec.add_ns(e - s);
+              ++run.counts[c->index];
+              run.retries[c->index] += r.attempts > 0 ? r.attempts - 1 : 0;
+            }
+            run.last_completion[c->index] = e;
+            if (run.stop.load(std::memory_order_relaxed)) return decider_client_done(self, c);
+            decide_through(self, c);
+          },
+          [self, c](caf::error& err) {
+            c->run->fail("decision of " + c->stream + ": " + varve::error_from(err).to_string());
+            decider_client_done(self, c);
+          });
+}
+
 /// W9c: `clients` deciding clients through the storage actor, timed as W2
 /// (warm-up, window, the decision in flight when the window closes counted
 /// in the percentiles); a decision's latency runs from its first read to its
 /// append's answer, retries included.
 void run_w9c(const vb::options& o, const vv::store_settings& ss, vb::record_sink& out,
-             std::uint32_t clients) {
+             std::uint32_t clients, bool through_decider = false) {
   vb::temp_dir dir(o.dir);
   auto store = vv::open_store(vv::store_options(dir / "store", ss, o.sync()));
   const vb::payloads pl(o.payload);
@@ -465,7 +571,41 @@ void run_w9c(const vb::options& o, const vv::store_settings& ss, vb::record_sink
   run.events_read.assign(clients, 0);
   varve::commit_stats at_start, at_end;
   std::uint64_t sink = 0;
-  {
+  varve::decider_stats decided;
+  if (through_decider) {
+    vv::actor_config acfg;
+    caf::actor_system sys{acfg};
+    auto storage = varve::spawn_storage(sys, store);
+    auto decider =
+        varve::spawn_decider<dcb::subscription>(sys, varve::decision_context{store, storage, {}});
+    caf::scoped_actor self{sys};
+    // {"course":"course:123","student":"student:4567","pad":"..."}: ~57 bytes and the pad.
+    const std::string pad(o.payload > 57 ? o.payload - 57 : 0, 'p');
+    run.start = vb::now_ns();
+    run.window_start = run.start + static_cast<std::uint64_t>(cfg.warmup_seconds * 1e9);
+    run.window_end = run.window_start + static_cast<std::uint64_t>(cfg.seconds * 1e9);
+    for (std::uint32_t i = 0; i < clients; ++i) {
+      auto c = std::make_shared<decider_client>(
+          decider_client{&run, i, vb::stream_name("client", i), decider, &tags, pad});
+      sys.spawn([c](caf::event_based_actor* a) -> caf::behavior {
+        decide_through(a, c);
+        return {[](int) {}};
+      });
+    }
+    sleep_until(run.window_start, run.stop);
+    at_start = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
+    sleep_until(run.window_end, run.stop);
+    at_end = vv::ask<varve::commit_stats>(self, storage, varve::stats_atom_v);
+    {
+      std::unique_lock lock(run.mutex);
+      run.cv.wait(lock, [&] { return run.finished == clients; });
+    }
+    decided = vv::ask<varve::decider_stats>(self, decider, varve::stats_atom_v);
+    self->send_exit(decider, caf::exit_reason::user_shutdown);
+    self->wait_for(decider);
+    self->send_exit(storage, caf::exit_reason::user_shutdown);
+    self->wait_for(storage);
+  } else {
     vv::actor_config acfg;
     caf::actor_system sys{acfg};
     auto storage = varve::spawn_storage(sys, store);
@@ -532,10 +672,11 @@ void run_w9c(const vb::options& o, const vv::store_settings& ss, vb::record_sink
   const std::uint64_t committed = at_end.events - at_start.events;
 
   vb::measurement m;
-  m.workload = "W9c";
+  m.workload = through_decider ? "W9c-decider" : "W9c";
   m.system = vv::system_name;
   m.params = o.make_params(clients, events, 1);
   m.params.extra["tags"] = 2;
+  m.params.extra["mode"] = through_decider ? "decider" : "storage-actor";
   m.events_per_s = static_cast<double>(events) / cfg.seconds;
   m.p50_us = lat.p50_us;  // per decision: first read to the append's answer
   m.p99_us = lat.p99_us;
@@ -548,16 +689,19 @@ void run_w9c(const vb::options& o, const vv::store_settings& ss, vb::record_sink
   m.extra["retries"] = retries;  // conflicts answered inside the window
   m.extra["retries_per_decision"] =
       events > 0 ? static_cast<double>(retries) / static_cast<double>(events) : 0.0;
-  m.extra["events_read_per_attempt"] =
-      attempts > 0 ? static_cast<double>(read) / static_cast<double>(attempts) : 0.0;
+  if (!through_decider)
+    m.extra["events_read_per_attempt"] =
+        attempts > 0 ? static_cast<double>(read) / static_cast<double>(attempts) : 0.0;
+  else
+    m.extra["decider_retries"] = decided.retries;  // reloads after a conflict, whole run
   m.extra["checksum"] = sink;
   m.extra["commit_p50_us"] = at_end.commit_p50_us;
   m.extra["fsync_p50_us"] = at_end.fsync_p50_us;
   m.extra["fsync_p99_us"] = at_end.fsync_p99_us;
   out.write(m);
-  std::cerr << "varve      W9c  " << retries << " conflicts retried in the window ("
-            << m.extra["retries_per_decision"].get<double>() << " per decision), "
-            << m.extra["events_read_per_attempt"].get<double>() << " events read per attempt\n";
+  std::cerr << "varve      " << m.workload << "  " << retries
+            << " conflicts retried in the window (" << m.extra["retries_per_decision"].get<double>()
+            << " per decision)\n";
 }
 
 // ------------------------------------------------------------------ W5
@@ -780,6 +924,7 @@ int main(int argc, char** argv) {
     if (o.wants("W9c")) {
       run_w2(o, ss, out, o.w9_writers, "W9c");
       run_w9c(o, ss, out, o.w9_writers);
+      run_w9c(o, ss, out, o.w9_writers, true);
     }
     return 0;
   });
