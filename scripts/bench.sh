@@ -6,7 +6,7 @@
 #                                  every system, W5..W9 on varve (W9b also on lmdb-raw),
 #                                  1M events (~5-9 min)
 #   scripts/bench.sh --quick       W1a, W1b, W2 at 1 and 64 writers, W3 on every system,
-#                                  W5, W6, W7, W9 on varve, 100k events (about a minute once built)
+#                                  W5, W6, W7, W9 on varve, 100k events (under a minute once built)
 #   scripts/bench.sh --workloads W9 --systems varve,lmdb-raw --repeat 3
 #   scripts/bench.sh --workloads W2,W3 --systems varve,lmdb-group --writers 1,64
 #   scripts/bench.sh --repeat 5    every workload 5 times, varve and its baselines
