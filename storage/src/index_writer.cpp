@@ -128,7 +128,9 @@ result<void> catch_up_index(batch_txn& b) {
     }
   }
   b.indexed_through = *cache.indexed_through;
-  const global_position last = b.next_position - 1;
+  global_position last = b.next_position - 1;
+  if (b.catch_up_limit != 0) last = std::min(last, b.indexed_through + b.catch_up_limit);
+  b.caught_up_to = std::max(last, b.indexed_through);
   if (b.indexed_through >= last) return {};
   // Events the index does not list yet, oldest first.
   MDB_cursor* c = nullptr;
@@ -170,7 +172,7 @@ result<void> catch_up_index(batch_txn& b) {
 }
 
 result<void> write_index(batch_txn& b) {
-  const global_position last = b.next_position - 1;
+  const global_position last = b.indexed_to();
   if (b.pending.empty() && b.indexed_through >= last) return {};
   for (const auto& [text, positions] : b.pending) {
     bool created = false;

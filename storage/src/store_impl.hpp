@@ -191,8 +191,10 @@ struct store_impl {
   result<std::vector<write_outcome>> write(std::span<const write_request> batch,
                                            write_timing* timing);
   /// The same, for requests given as views (event_store::append).
-  result<std::vector<write_outcome>> write(std::span<const request_ref> batch,
-                                           write_timing* timing);
+  /// `catch_up_limit`, for an empty batch: index at most this many events
+  /// the index does not list yet (0: all of them).
+  result<std::vector<write_outcome>> write(std::span<const request_ref> batch, write_timing* timing,
+                                           global_position catch_up_limit = 0);
   result<void> shred(std::string_view stream);
   result<void> rotate(crypto::key_bytes new_key);
 

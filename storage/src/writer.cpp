@@ -148,7 +148,8 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const write_reque
 }
 
 result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref> batch,
-                                                     write_timing* timing) {
+                                                     write_timing* timing,
+                                                     global_position catch_up_limit) {
   using steady = std::chrono::steady_clock;
   std::lock_guard<std::mutex> lock(write_mutex);
   // Requests that failed after they began writing, with their errors: the
@@ -172,6 +173,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref
     }
     b->next_position = cache.next_position;
     b->next_stream_id = cache.next_stream_id;
+    if (batch.empty()) b->catch_up_limit = catch_up_limit;
     if (auto caught_up = catch_up_index(*b); !caught_up) {
       if (t.broken()) return txn_decision::rerun;
       return std::move(caught_up).err();
@@ -218,7 +220,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref
       views.emplace(name, dbi);
     for (created_key& k : b->new_keys)
       data_keys.put(k.stream_id, k.wrapped, std::move(k.key));
-    cache.indexed_through = b->next_position - 1;
+    cache.indexed_through = b->indexed_to();
     for (auto& [text, id] : b->new_index_ids)
       cache.index_ids.emplace(text, id);
     if (b->next_index_id != 0) cache.next_index_id = b->next_index_id;

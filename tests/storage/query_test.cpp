@@ -398,6 +398,33 @@ BOOST_AUTO_TEST_CASE(a_store_without_indexes_gets_them_built_once_when_opened) {
   BOOST_TEST(raw.entries("index_keys") > 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_large_store_without_indexes_gets_them_in_several_transactions) {
+  // Over 2^18 events: opening indexes them 2^18 at a time.
+  constexpr int batches = 30, per_batch = 10'000;
+  for (int b = 0; b < batches; ++b) {
+    std::vector<new_event> events;
+    for (int i = 0; i < per_batch; ++i)
+      events.push_back(tagged(i % 1000 == 0 ? "rare" : "common", {"k:" + std::to_string(i % 7)}));
+    BOOST_REQUIRE(
+        store->append("big-" + std::to_string(b % 3), expected_version::any(), events).ok());
+  }
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    raw.empty("index");
+    raw.empty("index_keys");
+    raw.empty("index_names", MDB_INTEGERKEY);
+    raw.erase("meta", "indexed_through");
+  }
+  reopen();
+  BOOST_TEST(queried(*store, query::of_types({"rare"})).size() == std::size_t{batches * 10});
+  BOOST_TEST(queried(*store, query::of_tags({"k:3"})) == scanned(*store, query::of_tags({"k:3"})));
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  BOOST_TEST(report->index_entries == 3u * batches * per_batch);  // type, category, tag
+}
+
 BOOST_AUTO_TEST_CASE(verify_reports_an_index_that_disagrees_with_the_log) {
   fill_courses(*store);
   store.reset();

@@ -27,8 +27,9 @@
 // append, shred and the projection controls) made from inside one of the
 // runtime's actors (a projection's handler, an aggregate's decide) would
 // wait for the thread they hold: they fail at once with invalid_argument.
-// Do not wait on an execute_async future there either; send to
-// registry<A>() from your own actors instead.
+// Do not wait on an execute_async or decide_async future there either (the
+// wait would hold a scheduler thread, and nothing refuses it); send to
+// registry<A>() or decider<D>() from your own actors instead.
 //
 // A moved-from runtime answers unavailable; store() is then null, and
 // system() throws std::logic_error.
@@ -143,7 +144,9 @@ class runtime {
   }
 
   /// The same without waiting: the answer comes through the future, which
-  /// is always set (at the latest after `timeout`, or at shutdown).
+  /// is always set (at the latest after `timeout`, or at shutdown). Do not
+  /// wait on it from a thread of the runtime (a projection handler, an
+  /// actor): unlike decide(), nothing refuses that wait.
   template <decision_model D>
   std::future<result<decision_reply>> decide_async(
       typename D::command cmd, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
