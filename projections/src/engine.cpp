@@ -91,18 +91,37 @@ void projection_engine::on_batch(std::uint64_t ticket, const log_batch& batch) {
   head_ = std::max(head_, batch.head);
   head_time_ = std::max(head_time_, batch.head_time);
   if (batch.events.empty()) {
+    // A filtered read that found nothing for it up to `covered`: the
+    // cursor moves there (exactly-once: committed, like any batch).
+    if (batch.covered > position_) {
+      batch_outcome o;
+      o.last = batch.covered;
+      o.last_time = batch.covered == batch.head ? batch.head_time : 0;
+      return settle(std::move(o));
+    }
     // Nothing after the position when it was read; a head that came while
     // reading needs a read of its own.
     if (head_ > std::max(batch.head, head_at_read_)) return start_reading();
     head_ = std::max(position_, batch.head);
     return read_on();
   }
-  global_position expect = position_ + 1;
-  for (const auto& d : batch.events) {
-    if (d.event.position != expect)
-      return fail("the log jumps from position " + std::to_string(expect - 1) + " to " +
-                  std::to_string(d.event.position));
-    ++expect;
+  if (batch.covered == 0) {  // consecutive events
+    global_position expect = position_ + 1;
+    for (const auto& d : batch.events) {
+      if (d.event.position != expect)
+        return fail("the log jumps from position " + std::to_string(expect - 1) + " to " +
+                    std::to_string(d.event.position));
+      ++expect;
+    }
+  } else {  // a filtered read: increasing, after the position, up to `covered`
+    global_position after = position_;
+    for (const auto& d : batch.events) {
+      if (d.event.position <= after || d.event.position > batch.covered)
+        return fail("a filtered read gave position " + std::to_string(d.event.position) +
+                    " after position " + std::to_string(after) + " (covering up to " +
+                    std::to_string(batch.covered) + ")");
+      after = d.event.position;
+    }
   }
   head_time_ = std::max(head_time_, batch.events.back().event.time);
   result<read_transaction> own = error{errc::io_error, "no read transaction"};

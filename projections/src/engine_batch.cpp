@@ -1,5 +1,6 @@
 // The projection engine: handing a batch to the handler. Events the filter
-// leaves out still move the cursor; a failing event's writes are undone
+// leaves out still move the cursor (and so do the ranges a filtered read
+// covered with nothing for the projection); a failing event's writes are undone
 // (with a batch handler: the whole group's), and the batch ends before it.
 #include <exception>
 
@@ -36,7 +37,7 @@ projection_engine::batch_outcome projection_engine::handle(const log_batch& batc
     if (!spec_.filter.passes_all()) {
       group_.clear();
       for (const auto& d : batch.events)
-        if (spec_.filter.matches(d.stream, d.event.type)) group_.push_back(d);
+        if (spec_.filter.matches(d.stream, d.event)) group_.push_back(d);
       group = group_;
     }
     if (!group.empty()) {
@@ -60,7 +61,7 @@ projection_engine::batch_outcome projection_engine::handle(const log_batch& batc
     group_.clear();  // its views die with the batch
   } else {
     for (const auto& d : batch.events) {
-      if (spec_.filter.matches(d.stream, d.event.type)) {
+      if (spec_.filter.matches(d.stream, d.event)) {
         const auto mark = view.savepoint();
         auto r = call([&] { return spec_.handle(d, view); });
         if (!r) {
@@ -73,6 +74,12 @@ projection_engine::batch_outcome projection_engine::handle(const log_batch& batc
       o.last = d.event.position;
       o.last_time = d.event.time;
     }
+  }
+  // A filtered read covers the log past its last event: nothing for the
+  // projection there.
+  if (!o.failure && batch.covered > o.last) {
+    o.last = batch.covered;
+    if (batch.covered == batch.head && batch.head_time != 0) o.last_time = batch.head_time;
   }
   o.updates = std::move(view.updates());
   return o;

@@ -32,14 +32,24 @@ void local_log_reader::read(projection_engine& engine, global_position after, st
     head_ = std::max(head_, head);
     if (auto last = txn->event_at(head)) head_time_ = last->time;
   }
-  auto n = txn->read_log(after + 1, direction::forward, limit, events_);
-  if (!n) return engine.on_read_failed(ticket, n.err());
+  global_position covered = 0;
+  if (auto q = engine.filter().index_query(*txn)) {
+    // Views that live as long as the transaction (a scan's visitor gets
+    // decrypted bytes valid during its call only).
+    auto matched = txn->read_query(*q, after + 1, direction::forward, limit);
+    if (!matched) return engine.on_read_failed(ticket, matched.err());
+    events_ = std::move(*matched);
+    covered = events_.size() < limit ? std::max(head, after) : events_.back().position;
+  } else {
+    auto n = txn->read_log(after + 1, direction::forward, limit, events_);
+    if (!n) return engine.on_read_failed(ticket, n.err());
+  }
   for (const event_view& e : events_)  // names first (the cache may grow), then views into it
     name_of(*txn, e.stream_id);
   delivered_.clear();
   for (const event_view& e : events_)
     delivered_.push_back(delivered_event{e, name_of(*txn, e.stream_id)});
-  engine.on_batch(ticket, log_batch{delivered_, head, head_time_, &*txn});
+  engine.on_batch(ticket, log_batch{delivered_, head, head_time_, &*txn, covered});
   delivered_.clear();  // their views die with the transaction
   events_.clear();
 }

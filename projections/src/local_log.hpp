@@ -1,6 +1,8 @@
 // Reading the log of a store in this process for a projection engine: in
 // batches, zero copy, with stream names cached by stream id (a stream's name
-// never changes). No CAF.
+// never changes). A projection whose filter the store's indexes can answer
+// (projection_filter) reads only the positions they list for it, and hands
+// the engine how far that read covered the log. No CAF.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +20,10 @@ class local_log_reader {
 
   /// Reads up to `limit` events after `after` in one read transaction and
   /// hands them to `engine` (on_batch, views valid during the call), or the
-  /// error (on_read_failed).
+  /// error (on_read_failed). With a filter the indexes answer
+  /// (projection_filter::index_query): up to `limit` matching events, and
+  /// the batch covers the log up to the transaction's head when fewer
+  /// matched, else up to the last of them.
   void read(projection_engine& engine, global_position after, std::size_t limit,
             std::uint64_t ticket);
 

@@ -20,6 +20,31 @@ bool projection_filter::matches(std::string_view stream, std::string_view type) 
   return false;
 }
 
+bool projection_filter::matches(std::string_view stream, const event_view& event) const {
+  if (!matches(stream, event.type)) return false;
+  for (const auto& t : tags)
+    if (!event.tags.contains(t)) return false;
+  return true;
+}
+
+std::optional<query> projection_filter::index_query(const read_transaction& txn) const {
+  if (!indexed || passes_all()) return std::nullopt;
+  query_item item{event_types, tags, {}};
+  // The index files "account-7" under "account", and a stream named
+  // "account" under no category, while the filter has it in "account":
+  // categories go to the index only when no such stream exists.
+  bool by_category = !categories.empty() && stream_prefixes.empty();
+  for (const auto& c : categories) {
+    if (!by_category) break;
+    if (c.empty() || c.find('-') != std::string::npos) by_category = false;
+    auto same_name = txn.stream(c);
+    if (!same_name || *same_name) by_category = false;
+  }
+  if (by_category) item.categories = categories;
+  if (item.types.empty() && item.tags.empty() && item.categories.empty()) return std::nullopt;
+  return query{{std::move(item)}};
+}
+
 namespace {
 
 /// The newest writes a get looks through before it uses the index.

@@ -2,7 +2,10 @@
 // It connects, subscribes the projection to the service's heads, and reads
 // batches on the engine's behalf. A connection lost (the service's node
 // down, a request timed out) is reconnected with exponential backoff; the
-// read the engine waits for is kept and asked again once subscribed.
+// read the engine waits for is kept and asked again once subscribed. A
+// projection whose filter names event types, tags or categories has the
+// service read through its store's indexes (read_query_atom); the engine
+// checks each event it is handed against the filter all the same.
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
@@ -11,6 +14,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <varve/projections/source.hpp>
@@ -21,8 +25,21 @@ namespace varve::remote {
 
 namespace {
 
-event_view view_of(const recorded_event& e) {
+/// The tags of `e` in the stored form a tag_list reads (len:u8 bytes,
+/// repeated; the service read them from a record, so each fits).
+std::string encoded_tags(const recorded_event& e) {
+  std::string out;
+  for (const auto& t : e.tags) {
+    out += static_cast<char>(static_cast<unsigned char>(t.size()));
+    out += t;
+  }
+  return out;
+}
+
+/// A view of `e`; its tags are views into `tags` (encoded_tags(e)).
+event_view view_of(const recorded_event& e, const std::string& tags) {
   event_view v;
+  v.tags = tag_list(tags, e.tags.size());
   v.position = e.position;
   v.version = e.version;
   v.id = e.id;
@@ -34,6 +51,21 @@ event_view view_of(const recorded_event& e) {
   return v;
 }
 
+/// The terms of `f` for the service's indexes; std::nullopt when the
+/// whole log is to be read (see projection_filter::index_query, which the
+/// service applies to them: it leaves out categories that a stream's own
+/// name shadows).
+std::optional<filter_terms> terms_of(const projection_filter& f) {
+  if (!f.indexed || f.passes_all()) return std::nullopt;
+  filter_terms t{f.event_types, f.tags, {}};
+  bool by_category = !f.categories.empty() && f.stream_prefixes.empty();
+  for (const auto& c : f.categories)
+    if (c.empty() || c.find('-') != std::string::npos) by_category = false;
+  if (by_category) t.categories = f.categories;
+  if (t.types.empty() && t.tags.empty() && t.categories.empty()) return std::nullopt;
+  return t;
+}
+
 class remote_source final : public log_source {
  public:
   explicit remote_source(remote_projection_options opts) : opts_(std::move(opts)) {}
@@ -41,6 +73,7 @@ class remote_source final : public log_source {
   void start(projection_actor::pointer self, projection_engine& engine) override {
     self_ = self;
     engine_ = &engine;
+    terms_ = terms_of(engine.filter());
     self->set_down_handler([this](caf::down_msg& msg) {
       if (service_ && msg.source == service_.address())
         lost(generation_, "it went away (" + caf::to_string(msg.reason) + ")");
@@ -95,24 +128,33 @@ class remote_source final : public log_source {
 
   void ask(read_request r) {
     const auto g = generation_;
-    self_->request(service_, opts_.request_timeout, read_log_atom_v, r.after + 1, false, r.limit)
-        .then(
-            [this, g, r](event_batch& b) {
-              if (g != generation_) return;
-              if (wanted_ && wanted_->ticket == r.ticket) wanted_.reset();
-              delivered_.clear();
-              for (const auto& e : b.events)
-                delivered_.push_back(delivered_event{view_of(e), e.stream});
-              engine_->on_batch(r.ticket, log_batch{delivered_, b.head, b.head_time, nullptr});
-              delivered_.clear();
-            },
-            [this, g, r](caf::error& e) {
-              auto err = error_from_remote(e);
-              if (err.code() == errc::unavailable) return lost(g, err.message());
-              if (g != generation_) return;
-              if (wanted_ && wanted_->ticket == r.ticket) wanted_.reset();
-              engine_->on_read_failed(r.ticket, err);
-            });
+    auto batch = [this, g, r](event_batch& b) {
+      if (g != generation_) return;
+      if (wanted_ && wanted_->ticket == r.ticket) wanted_.reset();
+      delivered_.clear();
+      tags_.clear();
+      for (const auto& e : b.events)  // all encoded first: views into them follow
+        tags_.push_back(encoded_tags(e));
+      for (std::size_t i = 0; i < b.events.size(); ++i)
+        delivered_.push_back(delivered_event{view_of(b.events[i], tags_[i]), b.events[i].stream});
+      engine_->on_batch(r.ticket, log_batch{delivered_, b.head, b.head_time, nullptr, b.covered});
+      delivered_.clear();
+    };
+    auto failed = [this, g, r](caf::error& e) {
+      auto err = error_from_remote(e);
+      if (err.code() == errc::unavailable) return lost(g, err.message());
+      if (g != generation_) return;
+      if (wanted_ && wanted_->ticket == r.ticket) wanted_.reset();
+      engine_->on_read_failed(r.ticket, err);
+    };
+    if (terms_)
+      self_
+          ->request(service_, opts_.request_timeout, read_query_atom_v, *terms_, r.after + 1,
+                    r.limit)
+          .then(std::move(batch), std::move(failed));
+    else
+      self_->request(service_, opts_.request_timeout, read_log_atom_v, r.after + 1, false, r.limit)
+          .then(std::move(batch), std::move(failed));
   }
 
   /// The connection is gone (or useless): forget it and reconnect later.
@@ -140,7 +182,9 @@ class remote_source final : public log_source {
   std::uint64_t generation_ = 0;  ///< bumped when a connection is lost
   std::chrono::milliseconds backoff_{0};
   std::optional<read_request> wanted_;  ///< the read the engine waits for
+  std::optional<filter_terms> terms_;   ///< reads through the service's indexes
   std::vector<delivered_event> delivered_;
+  std::vector<std::string> tags_;  ///< the batch's tags, encoded, by event
 };
 
 }  // namespace

@@ -91,6 +91,30 @@ service_actor::behavior_type service_behavior(service_actor::stateful_pointer<se
         if (!views) return to_caf(views.err());
         return answer(to_batch(*txn, *views));
       },
+      [self](read_query_atom, const filter_terms& terms, std::uint64_t from,
+             std::uint64_t limit) -> caf::result<event_batch> {
+        auto txn = self->state.store->read();
+        if (!txn) return to_caf(txn.err());
+        const std::uint64_t lim = std::min(limit, max_batch_events);
+        projection_filter filter{terms.categories, {}, terms.types, terms.tags};
+        auto q = filter.index_query(*txn);
+        if (!q) {  // nothing for the indexes: the log itself
+          auto views = txn->read_log(from, direction::forward, lim);
+          if (!views) return to_caf(views.err());
+          return answer(to_batch(*txn, *views));
+        }
+        auto views = txn->read_query(*q, from, direction::forward, lim);
+        if (!views) return to_caf(views.err());
+        auto batch = to_batch(*txn, *views);
+        if (!batch) return to_caf(batch.err());
+        // Every match up to the head was seen when fewer than asked came
+        // back and all of them fit in the answer; else up to the last sent.
+        if (batch->events.size() < views->size() || views->size() == lim)
+          batch->covered = batch->events.empty() ? 0 : batch->events.back().position;
+        else
+          batch->covered = std::max(batch->head, from == 0 ? 0 : from - 1);
+        return std::move(*batch);
+      },
       [self](subscribe_atom a, head_subscriber& subscriber) {
         return self->delegate(self->state.storage, a, std::move(subscriber));
       },

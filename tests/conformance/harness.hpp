@@ -26,6 +26,7 @@ struct probe {
     copy.event.type = {};
     copy.event.payload = {};
     copy.event.metadata = {};
+    copy.event.tags = {};
     copies.push_back(copy);
     streams.emplace_back(d.stream);
   }

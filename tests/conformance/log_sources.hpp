@@ -8,9 +8,9 @@
 //   projection runs here with its view and cursor in a store of this process
 //   (spawn_remote_projection).
 //
-// Both give: append / shred on the log, its head, spawn a projection or a
-// manager of projections, and the projection's own store (views, cursors,
-// control requests) with its storage actor.
+// Both give: append (test events, or events of the test's own) / shred on the log, its head, spawn
+// a projection or a manager of projections, and the projection's own store (views, cursors, control
+// requests) with its storage actor.
 #pragma once
 
 #include <caf/scoped_actor.hpp>
@@ -78,10 +78,12 @@ struct in_process : projection_home {
   static constexpr const char* name = "in process";
 
   void append(const std::string& stream, std::size_t n, const std::string& prefix = "e") {
+    append_events(stream, varve_test::make_events(n, prefix));
+  }
+  void append_events(const std::string& stream, std::vector<new_event> events) {
     caf::scoped_actor self{sys};
-    self->request(
-            own_storage, caf::infinite, append_atom_v,
-            append_request{stream, expected_version::any(), varve_test::make_events(n, prefix)})
+    self->request(own_storage, caf::infinite, append_atom_v,
+                  append_request{stream, expected_version::any(), std::move(events)})
         .receive([](const append_result&) {}, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
   }
   void shred(const std::string& stream) {
@@ -126,7 +128,10 @@ struct remote_service : projection_home {
     return o;
   }
   void append(const std::string& stream, std::size_t n, const std::string& prefix = "e") {
-    auto r = client->append(stream, expected_version::any(), varve_test::make_events(n, prefix));
+    append_events(stream, varve_test::make_events(n, prefix));
+  }
+  void append_events(const std::string& stream, std::vector<new_event> events) {
+    auto r = client->append(stream, expected_version::any(), std::move(events));
     BOOST_REQUIRE_MESSAGE(r.ok(), "append: " << varve_test::describe(r));
   }
   void shred(const std::string& stream) {

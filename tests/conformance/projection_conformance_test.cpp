@@ -329,6 +329,43 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(shredded_events_are_delivered_with_their_envelope,
   BOOST_CHECK_EQUAL(h.view_value("all", "count/secret").value_or("(none)"), "3");
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_filter_of_types_and_tags_hands_over_only_its_events, Source,
+                              sources) {
+  harness<Source> h;
+  std::vector<global_position> want;
+  global_position at = 0;
+  auto append = [&](int commit) {
+    std::vector<new_event> events;
+    for (int k = 0; k < 5; ++k) {
+      new_event e{.type = (commit + k) % 7 == 0 ? "flagged" : "plain", .payload = "x"};
+      if ((commit * 5 + k) % 3 == 0) e.tags = {"team:red", "n:" + std::to_string(k)};
+      if ((commit * 5 + k) % 4 == 0) e.tags.push_back("team:blue");
+      ++at;
+      if (e.type == "flagged" && (commit * 5 + k) % 3 == 0) want.push_back(at);
+      events.push_back(std::move(e));
+    }
+    h.append_events("s-" + std::to_string(commit % 4), std::move(events));
+  };
+  for (int i = 0; i < 30; ++i)
+    append(i);
+  auto rec = std::make_shared<probe>();
+  auto spec = counting("flagged", rec);
+  spec.filter.event_types = {"flagged"};
+  spec.filter.tags = {"team:red"};
+  spec.batch_events = 7;
+  auto p = h.spawn(spec);
+  h.wait_caught_up(p);
+  for (int i = 30; i < 60; ++i)  // live: one commit each
+    append(i);
+  auto s = h.wait_caught_up(p);
+  BOOST_CHECK_EQUAL(s.position, 300u);
+  auto seen = rec->seen();
+  BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), want.begin(), want.end());
+  h.stop(p);
+  BOOST_CHECK_EQUAL(h.cursor("flagged"), 300u);
+  BOOST_CHECK_EQUAL(h.view_rows("flagged", "event/"), want.size());
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(a_malformed_control_request_is_reported_on_its_projection, Source,
                               sources) {
   const std::vector<std::pair<std::string, std::string>> malformed{

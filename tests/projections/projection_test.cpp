@@ -247,6 +247,40 @@ BOOST_AUTO_TEST_CASE(a_filter_sees_only_its_streams_and_types_and_its_cursor_sti
   stop(p);
 }
 
+BOOST_AUTO_TEST_CASE(a_tag_filtered_projection_follows_live_commits_and_sees_only_its_events) {
+  auto rec = std::make_shared<recorder>();
+  auto spec = counting("flagged", rec);
+  spec.filter.event_types = {"flagged"};
+  spec.filter.tags = {"team:red"};
+  auto p = spawn_projection(sys, store, storage, spec);
+  wait_caught_up(p);
+  // Commits through the storage actor, each one published: most of them
+  // have nothing for the projection.
+  std::vector<global_position> want;
+  caf::scoped_actor self{sys};
+  for (int i = 0; i < 300; ++i) {
+    new_event e{.type = i % 23 == 5 || i % 31 == 7 ? "flagged" : "plain", .payload = "{}"};
+    if (i % 2 == 1) e.tags = {"team:red"};
+    if (i % 3 == 0) e.tags.push_back("team:blue");
+    const bool match = e.type == "flagged" && i % 2 == 1;
+    append_request r{"s-" + std::to_string(i % 4), expected_version::any(), {std::move(e)}};
+    self->request(storage, caf::infinite, append_atom_v, std::move(r))
+        .receive(
+            [&](const append_result& res) {
+              if (match) want.push_back(res.first_position);
+            },
+            [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  }
+  BOOST_REQUIRE(!want.empty());
+  auto s = wait_caught_up(p);
+  BOOST_CHECK_EQUAL(s.position, 300u);
+  BOOST_CHECK_EQUAL(s.state, "live");
+  auto seen = rec->seen();
+  BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), want.begin(), want.end());
+  BOOST_CHECK_EQUAL(cursor("flagged"), 300u);
+  stop(p);
+}
+
 BOOST_AUTO_TEST_CASE(a_handler_that_recovers_within_its_retries_handles_the_event_once) {
   append("s", 5);
   auto spec = counting("flaky");

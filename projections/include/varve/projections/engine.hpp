@@ -38,6 +38,8 @@
 //
 // - catching_up ⇄ live: a read that finds nothing after the position goes
 //   live; a head past the position wakes it (one read for a burst of heads).
+//   A filtered read (log_batch::covered) that finds nothing for the
+//   projection moves the cursor over what it covered, as a batch would.
 // - at-least-once: a batch without failure goes on to catching_up or live
 //   directly (the cursor is saved later, beside the machine: reading goes
 //   on while a checkpoint is written; a commit that comes meanwhile waits).
@@ -61,9 +63,17 @@
 
 namespace varve {
 
-/// A batch of the log as a source hands it to the engine: consecutive events
-/// after the position asked for, with their streams (views valid during
-/// on_batch), and the log's head when they were read.
+/// A batch of the log as a source hands it to the engine: events after the
+/// position asked for, with their streams (views valid during on_batch),
+/// and the log's head when they were read.
+///
+/// Without `covered` (0) the events are consecutive: every event from the
+/// one after the position on. A source that reads through the store's
+/// indexes (the filter's, see projection_filter) sets `covered`: the events
+/// are in increasing order, and every event after the position up to
+/// `covered` that the filter lets through is among them; the engine then
+/// moves its cursor to `covered` (an empty batch included: a range with
+/// nothing for it).
 struct log_batch {
   std::span<const delivered_event> events;
   global_position head = 0;    ///< the log's head when read
@@ -71,6 +81,8 @@ struct log_batch {
   /// A read transaction of the projection's own store, when the source has
   /// one open (the log is in that store); else the engine opens one.
   const read_transaction* view_txn = nullptr;
+  /// A filtered read: how far it covered the log (above); 0: consecutive.
+  global_position covered = 0;
 };
 
 /// The engine's timers.
@@ -142,6 +154,8 @@ class projection_engine {
 
   projection_status status() const;
   projection_state state() const { return state_; }
+  /// Which events the handler sees (a source may read only those).
+  const projection_filter& filter() const { return spec_.filter; }
 
   /// The last write as the process stops it: the stored state says
   /// "stopped" ("paused" and "failed" stay). At-least-once: the unsaved

@@ -25,20 +25,49 @@ enum class failure_policy : std::uint8_t {
   skip,  ///< the event's position and error go to the dead-letter view; go on
 };
 
-/// Which events a projection sees; empty lists mean "all". A stream matches
-/// a category "account" when its name starts with "account-" (or is it),
-/// and a prefix when it starts with it. Events it does not see still move
-/// its cursor.
+/// Which events a projection sees; empty lists mean "all". An event passes
+/// when its type is one of `event_types`, its stream is in one of the
+/// `categories` or starts with one of the `stream_prefixes` (either; no
+/// list: any stream), and it carries every one of `tags`. A stream matches
+/// a category "account" when its name starts with "account-" (or is it).
+/// Events it does not see still move its cursor.
+///
+/// Reading through the indexes: when the filter names event types, tags or
+/// categories (and `indexed` is on), a projection of the store of this
+/// process reads only the positions the store's type, category and tag
+/// indexes list for them (read_transaction::scan_query), and its cursor
+/// moves over the ranges with nothing for it without a record of them read.
+/// What reaches the handler is the same either way. Categories go to the
+/// index when there are no stream prefixes, none has a '-' and no stream is
+/// named exactly like one (the index knows "account-7" in "account", not a
+/// stream "account"); otherwise they are checked per event.
 struct projection_filter {
   std::vector<std::string> categories{};
   std::vector<std::string> stream_prefixes{};
   std::vector<std::string> event_types{};
+  std::vector<std::string> tags{};  ///< all of them ("key:value"; see new_event)
+  /// Read through the indexes when the filter allows it (above); false:
+  /// read every event and check each (to compare, or to measure).
+  bool indexed = true;
 
+  /// Whether an event of `stream` with this type passes (its tags not
+  /// looked at: true only when the filter has no tags, or they are checked
+  /// elsewhere).
   bool matches(std::string_view stream, std::string_view type) const;
+  /// Whether the event of `stream` passes, tags included.
+  bool matches(std::string_view stream, const event_view& event) const;
   /// Whether it lets every event through (all lists empty).
   bool passes_all() const {
-    return categories.empty() && stream_prefixes.empty() && event_types.empty();
+    return categories.empty() && stream_prefixes.empty() && event_types.empty() && tags.empty();
   }
+  /// The query a read through the indexes of the store `txn` reads uses:
+  /// it matches every event the filter passes (and maybe others, which
+  /// the per-event check leaves out). std::nullopt when the filter passes
+  /// everything, is not `indexed`, or names nothing the indexes answer
+  /// (stream prefixes only, categories they cannot answer: see above).
+  /// Errors of looking the category names up in `txn` leave categories to
+  /// the per-event check.
+  std::optional<query> index_query(const read_transaction& txn) const;
 };
 
 /// An event as a handler sees it: the event (views valid during the call)

@@ -18,6 +18,12 @@
 //   (read_log_atom, from, backward, limit) -> event_batch: read by the
 //   service in its own read transaction, at most max_batch_events events and
 //   about max_batch_bytes bytes per answer (ask again from the next one).
+// - (read_query_atom, filter_terms, from, limit) -> event_batch: the events
+//   from `from` on that a projection's filter passes, read through the
+//   service store's indexes (projection_filter::index_query), forward, with
+//   the same bounds; `covered` says how far the answer covers the log (0:
+//   the filter's terms are not for the indexes, and the events are the log
+//   itself from `from`, as read_log_atom gives).
 // - (subscribe_atom, head_subscriber) -> head, (unsubscribe_atom,
 //   head_subscriber): the storage actor sends the subscriber (committed_atom,
 //   head) after every commit that wrote events, over the network; a
@@ -48,8 +54,9 @@ namespace varve::remote {
 /// The version of this protocol; bump it when any message above changes.
 /// 3: the handshake has its own atom, subscribers are typed handles
 /// (head_subscriber), event_batch carries the head's time and no separate
-/// shredded flags.
-inline constexpr std::uint32_t protocol_version = 3;
+/// shredded flags. 4: read_query_atom; event_batch carries `covered`, and
+/// its events their tags.
+inline constexpr std::uint32_t protocol_version = 4;
 
 /// Upper bounds of one read answer.
 inline constexpr std::uint64_t max_batch_events = 10000;
@@ -61,11 +68,29 @@ struct event_batch {
   std::vector<recorded_event> events;
   global_position head = 0;
   timestamp_us head_time = 0;  ///< the head event's time (0: an empty log)
+  /// read_query_atom: every event up to here that the filter passes is in
+  /// `events` (see log_batch::covered); 0 for the other reads.
+  global_position covered = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
-  return f(caf::meta::type_name("varve::remote::event_batch"), x.events, x.head, x.head_time);
+  return f(caf::meta::type_name("varve::remote::event_batch"), x.events, x.head, x.head_time,
+           x.covered);
+}
+
+/// The terms of a projection's filter that the service's indexes may
+/// answer (projection_filter: event types, tags, and categories when the
+/// filter has no stream prefixes and no category has a '-').
+struct filter_terms {
+  std::vector<std::string> types;
+  std::vector<std::string> tags;
+  std::vector<std::string> categories;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, filter_terms& x) {
+  return f(caf::meta::type_name("varve::remote::filter_terms"), x.types, x.tags, x.categories);
 }
 
 using service_actor = caf::typed_actor<
@@ -74,6 +99,7 @@ using service_actor = caf::typed_actor<
     caf::replies_to<append_atom, std::vector<append_request>>::with<std::vector<append_result>>,
     caf::replies_to<read_atom, std::string, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
     caf::replies_to<read_log_atom, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
+    caf::replies_to<read_query_atom, filter_terms, std::uint64_t, std::uint64_t>::with<event_batch>,
     caf::replies_to<subscribe_atom, head_subscriber>::with<std::uint64_t>,
     caf::reacts_to<unsubscribe_atom, head_subscriber>,
     caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,

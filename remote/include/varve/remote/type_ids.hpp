@@ -17,14 +17,17 @@ struct registry_stats;
 
 namespace varve::remote {
 struct event_batch;
+struct filter_terms;
 }  // namespace varve::remote
 
 CAF_BEGIN_TYPE_ID_BLOCK(varve_remote, caf::id_block::varve_projections::end)
 
 CAF_ADD_ATOM(varve_remote, varve::remote, hello_atom, "vhello")
+CAF_ADD_ATOM(varve_remote, varve::remote, read_query_atom, "vrquery")
 
 CAF_ADD_TYPE_ID(varve_remote, (varve::remote::event_batch))
 CAF_ADD_TYPE_ID(varve_remote, (varve::command_reply))
 CAF_ADD_TYPE_ID(varve_remote, (varve::registry_stats))
+CAF_ADD_TYPE_ID(varve_remote, (varve::remote::filter_terms))
 
 CAF_END_TYPE_ID_BLOCK(varve_remote)
