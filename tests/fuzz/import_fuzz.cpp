@@ -36,11 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   e.type = parsed->event.type;
   e.metadata = parsed->event.metadata;
   e.payload = parsed->event.payload;
+  e.tags = parsed->event.tags;
   if (parsed->event.id) e.id = *parsed->event.id;
   if (parsed->event.time) e.time = *parsed->event.time;
   auto again = varvectl::event_from_line(varvectl::json_text(varvectl::event_to_json(e)));
   if (!again || again->event.payload != e.payload || again->event.metadata != e.metadata ||
-      again->stream != e.stream || again->event.type != e.type)
+      again->stream != e.stream || again->event.type != e.type || again->event.tags != e.tags)
     std::abort();  // a round trip that loses bytes
   return 0;
 }

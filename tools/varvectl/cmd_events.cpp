@@ -1,4 +1,4 @@
-// Events: append, read, read-all, tail.
+// Events: append, read, read-all, read-query, tail.
 #include <sys/types.h>
 
 #include <cerrno>
@@ -9,7 +9,9 @@
 #include <iostream>
 #include <iterator>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "commands.hpp"
@@ -33,6 +35,7 @@ struct append_args {
   std::string expected = "any";
   std::optional<std::string> id;
   std::optional<std::string> events;
+  std::vector<std::string> tags;
   bool raw = false;
 };
 
@@ -155,9 +158,10 @@ varve::result<std::vector<varve::new_event>> read_events(const std::string& path
 
 int run_append(const global_options& g, const append_args& a) {
   if (a.events) {
-    if (a.type || a.data || a.metadata || a.id || a.raw)
-      return report(usage_error("--events takes each event's type, data, metadata and id from "
-                                "its line: give no TYPE, --data, --metadata, --id or --raw"),
+    if (a.type || a.data || a.metadata || a.id || a.raw || !a.tags.empty())
+      return report(usage_error("--events takes each event's type, data, metadata, id and tags "
+                                "from its line: give no TYPE, --data, --metadata, --id, --tag "
+                                "or --raw"),
                     g.json);
   } else if (!a.type) {
     return report(usage_error("append needs a TYPE (or --events FILE)"), g.json);
@@ -182,6 +186,9 @@ int run_append(const global_options& g, const append_args& a) {
       e.id = varve::event_id::parse(*a.id);
       if (!e.id) return report(usage_error("--id is not a UUID: '" + *a.id + "'"), g.json);
     }
+    if (auto ok = check_tags(a.tags); !ok)
+      return report(usage_error("--tag: " + ok.err().message()), g.json);
+    e.tags = a.tags;
     events.push_back(std::move(e));
   }
   auto expected = parse_expected(a.expected);
@@ -255,6 +262,133 @@ int run_read_all(const global_options& g, const read_args& a) {
   return exit_ok;
 }
 
+struct query_args {
+  std::vector<std::string> types, tags, categories;
+  std::optional<std::string> query_json;
+  std::optional<std::uint64_t> from;
+  bool backward = false;
+  std::uint64_t limit = UINT64_MAX;
+};
+
+/// The strings of `field` of a --query item: absent or an array of strings.
+varve::result<std::vector<std::string>> query_strings(const json& item, const char* field,
+                                                      std::size_t n) {
+  std::vector<std::string> out;
+  auto it = item.find(field);
+  if (it == item.end()) return out;
+  if (!it->is_array())
+    return usage_error("--query: item " + std::to_string(n) + ": '" + field +
+                       "' is not an array of strings");
+  for (const auto& v : *it) {
+    if (!v.is_string())
+      return usage_error("--query: item " + std::to_string(n) + ": '" + field +
+                         "' holds a value that is not a string");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+/// The query of read-query's arguments: one item of --type, --tag and
+/// --category, or the items of --query (a JSON array of objects with
+/// "types", "tags" and "categories", each an array of strings).
+varve::result<varve::query> query_of(const query_args& a) {
+  const bool terms = !a.types.empty() || !a.tags.empty() || !a.categories.empty();
+  if (!a.query_json) {
+    if (!terms)
+      return usage_error(
+          "read-query needs --type, --tag, --category or --query (read-all reads every event)");
+    return varve::query{{varve::query_item{a.types, a.tags, a.categories}}};
+  }
+  if (terms) return usage_error("--query takes the place of --type, --tag and --category");
+  auto parsed = parse_json(*a.query_json);
+  if (!parsed.value) return usage_error("--query is not JSON: " + *a.query_json);
+  const json& doc = *parsed.value;
+  if (!doc.is_array() || doc.empty())
+    return usage_error(
+        "--query is not a non-empty array of items ([{\"types\":[...],\"tags\":[...],"
+        "\"categories\":[...]}, ...])");
+  varve::query q;
+  std::size_t n = 0;
+  for (const auto& item : doc) {
+    ++n;
+    if (!item.is_object())
+      return usage_error("--query: item " + std::to_string(n) + " is not an object");
+    for (const auto& [key, value] : item.items())
+      if (key != "types" && key != "tags" && key != "categories")
+        return usage_error("--query: item " + std::to_string(n) + ": unknown field '" + key +
+                           "' (an item has types, tags and categories)");
+    varve::query_item qi;
+    for (auto [field, into] : {std::pair{"types", &qi.types}, std::pair{"tags", &qi.tags},
+                               std::pair{"categories", &qi.categories}}) {
+      auto strings = query_strings(item, field, n);
+      if (!strings) return std::move(strings).err();
+      *into = std::move(*strings);
+    }
+    q.items.push_back(std::move(qi));
+  }
+  return q;
+}
+
+/// Events of the query in log order from `from`, as owned copies, in short
+/// read transactions (as read_log). Returns the number handed over.
+varve::result<std::uint64_t> read_query(const varve::event_store& store, const varve::query& q,
+                                        varve::global_position from, varve::direction dir,
+                                        std::uint64_t limit, const event_sink& sink) {
+  constexpr std::uint64_t chunk_events = 512;
+  const bool forward = dir == varve::direction::forward;
+  std::uint64_t handed = 0;
+  std::vector<varve::recorded_event> batch;
+  for (;;) {
+    if (handed >= limit) return handed;
+    const std::uint64_t want = std::min(chunk_events, limit - handed);
+    batch.clear();
+    {
+      auto txn = store.read();
+      if (!txn) return std::move(txn).err();
+      std::optional<varve::error> failure;
+      auto copy = [&](const varve::event_view& v) {
+        auto name = txn->stream_name(v.stream_id);
+        if (!name) {
+          failure = std::move(name).err();
+          return false;
+        }
+        batch.push_back(varve::recorded_event::from(v, *name));
+        return true;
+      };
+      auto n = txn->scan_query(q, from, dir, static_cast<std::size_t>(want), copy);
+      if (!n) return std::move(n).err();
+      if (failure) return std::move(*failure);
+    }
+    for (const auto& e : batch) {
+      ++handed;
+      if (!sink(e)) return handed;
+    }
+    if (batch.size() < want) return handed;  // every match up to the end was seen
+    const varve::global_position last = batch.back().position;
+    if (forward) {
+      from = last + 1;
+    } else {
+      if (last <= 1) return handed;
+      from = last - 1;
+    }
+  }
+}
+
+int run_read_query(const global_options& g, const query_args& a) {
+  auto q = query_of(a);
+  if (!q) return report(q.err(), g.json);
+  auto store = open_store(g);
+  if (!store) return report(store.err(), g.json);
+  const auto dir = a.backward ? varve::direction::backward : varve::direction::forward;
+  const varve::global_position from = a.from ? *a.from : (a.backward ? varve::from_end : 1);
+  auto n = read_query(**store, *q, from, dir, a.limit, [&](const varve::recorded_event& e) {
+    print_event(e, g.json);
+    return true;
+  });
+  if (!n) return report(n.err(), g.json);
+  return exit_ok;
+}
+
 struct tail_args {
   std::optional<std::uint64_t> from;
 };
@@ -306,6 +440,11 @@ void add_event_commands(CLI::App& app, context& ctx) {
                  "any (default), no-stream, exists, or the stream's current version N")
       ->type_name("any|no-stream|exists|N");
   ap->add_option("--id", append->id, "the event's id (default: a new UUIDv7)")->type_name("UUID");
+  ap->add_option("--tag", append->tags,
+                 "a tag of the event, by convention KEY:VALUE (repeat for more; at most 32, "
+                 "each 1 to 255 bytes)")
+      ->type_name("TAG")
+      ->allow_extra_args(false);
   ap->add_flag("--raw", append->raw, "store --data and --metadata bytes exactly as given");
   ap->add_option("--events", append->events,
                  "JSON lines, one event each (type, data, metadata, id), or - (stdin): all "
@@ -339,6 +478,37 @@ void add_event_commands(CLI::App& app, context& ctx) {
       ->type_name("N")
       ->transform(whole_number(0));
   when_chosen(ra, ctx, [&ctx, all] { return run_read_all(ctx.global, *all); });
+
+  auto rq = std::make_shared<query_args>();
+  auto* qr = app.add_subcommand(
+      "read-query",
+      "read the events of a query through the store's indexes: of any --type given, in any "
+      "--category given, carrying every --tag given");
+  qr->add_option("--type", rq->types, "an event type (repeat: any of them)")
+      ->type_name("TYPE")
+      ->allow_extra_args(false);
+  qr->add_option("--tag", rq->tags, "a tag the events carry (repeat: all of them)")
+      ->type_name("TAG")
+      ->allow_extra_args(false);
+  qr->add_option("--category", rq->categories,
+                 "a stream category, the name up to its first '-' (repeat: any of them)")
+      ->type_name("C")
+      ->allow_extra_args(false);
+  qr->add_option("--query", rq->query_json,
+                 "several items, any of which an event matches, instead of --type, --tag and "
+                 "--category: "
+                 "'[{\"types\":[\"T\"],\"tags\":[\"K:V\"]},{\"categories\":[\"C\"]}]'")
+      ->type_name("JSON");
+  qr->add_option("--from", rq->from,
+                 "the first position to look at, 1 or more (default 1; with --backward the "
+                 "newest, default the head)")
+      ->type_name("P")
+      ->transform(whole_number(1, "positions start at 1"));
+  qr->add_flag("--backward", rq->backward, "newest first");
+  qr->add_option("--limit", rq->limit, "at most N events")
+      ->type_name("N")
+      ->transform(whole_number(0));
+  when_chosen(qr, ctx, [&ctx, rq] { return run_read_query(ctx.global, *rq); });
 
   auto tail = std::make_shared<tail_args>();
   auto* tl = app.add_subcommand(

@@ -41,7 +41,7 @@ CLI::Validator whole_number(std::uint64_t min, const std::string& below_min = {}
 /// init, streams, stats, verify, backup, compact, shred, rotate-key (cmd_store.cpp).
 void add_store_commands(CLI::App& app, context& ctx);
 
-/// append, read, read-all, tail (cmd_events.cpp).
+/// append, read, read-all, read-query, tail (cmd_events.cpp).
 void add_event_commands(CLI::App& app, context& ctx);
 
 /// export, import (cmd_transfer.cpp).

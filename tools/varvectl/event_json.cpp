@@ -108,6 +108,24 @@ varve::result<std::string> get_bytes(const json& obj, const std::string& field) 
   return plain->dump();
 }
 
+varve::result<void> check_tags(const std::vector<std::string>& tags) {
+  if (tags.size() > varve::max_tags)
+    return bad(std::to_string(tags.size()) + " tags, over the limit of " +
+               std::to_string(varve::max_tags));
+  for (std::size_t i = 0; i < tags.size(); ++i) {
+    const std::string& t = tags[i];
+    if (t.empty()) return bad("tag " + std::to_string(i + 1) + " is empty");
+    if (t.size() > varve::max_tag_bytes)
+      return bad("tag " + std::to_string(i + 1) + " is " + std::to_string(t.size()) +
+                 " bytes, over the limit of " + std::to_string(varve::max_tag_bytes));
+    if (!valid_utf8(t)) return bad("tag " + std::to_string(i + 1) + " is not valid UTF-8");
+    if (std::find(tags.begin(), tags.begin() + static_cast<std::ptrdiff_t>(i), t) !=
+        tags.begin() + static_cast<std::ptrdiff_t>(i))
+      return bad("tag '" + t + "' is given twice");
+  }
+  return {};
+}
+
 json event_to_json(const varve::recorded_event& e) {
   json j;
   j["position"] = e.position;
@@ -123,6 +141,7 @@ json event_to_json(const varve::recorded_event& e) {
   j["id"] = e.id.to_string();
   j["time"] = format_time(e.time);
   j["shredded"] = e.shredded;
+  if (!e.tags.empty()) j["tags"] = e.tags;
   if (e.shredded) {
     j["metadata"] = nullptr;
   } else {
@@ -160,6 +179,20 @@ varve::result<std::string> get_type(const json& obj) {
   return get_string(obj, "type");
 }
 
+/// "tags": an array of strings the store would take; absent or null: none.
+varve::result<std::vector<std::string>> get_tags(const json& obj) {
+  std::vector<std::string> out;
+  auto it = obj.find("tags");
+  if (it == obj.end() || it->is_null()) return out;
+  if (!it->is_array()) return bad("'tags' is not an array of strings");
+  for (const auto& t : *it) {
+    if (!t.is_string()) return bad("'tags' holds " + std::string(t.type_name()) + ", not a string");
+    out.push_back(t.get<std::string>());
+  }
+  if (auto ok = check_tags(out); !ok) return bad("'tags': " + ok.err().message());
+  return out;
+}
+
 varve::result<parsed_json> parse_event_line(std::string_view line) {
   // The event object holds its data and metadata one level down.
   auto parsed = parse_json(line, max_json_depth + 1);
@@ -176,11 +209,12 @@ varve::result<varve::new_event> new_event_from_json(const json& obj) {
   if (!obj.is_object()) return bad("not a JSON object");
   static constexpr std::string_view known[] = {
       "type",     "type_base64", "id",      "data", "data_base64", "metadata", "metadata_base64",
-      "position", "stream",      "version", "time", "shredded"};
+      "position", "stream",      "version", "time", "shredded",    "tags"};
   for (const auto& [key, value] : obj.items()) {
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       return bad("unknown field '" + key +
-                 "' (an event has type, data or data_base64, metadata or metadata_base64, id)");
+                 "' (an event has type, data or data_base64, metadata or metadata_base64, id, "
+                 "tags)");
   }
   if (auto it = obj.find("shredded"); it != obj.end() && *it != false)
     return bad("'shredded' is not false (a shredded event cannot be appended)");
@@ -198,8 +232,11 @@ varve::result<varve::new_event> new_event_from_json(const json& obj) {
   if (!metadata) return std::move(metadata).err();
   auto data = get_bytes(obj, "data");
   if (!data) return std::move(data).err();
+  auto tags = get_tags(obj);
+  if (!tags) return std::move(tags).err();
   out.metadata = std::move(*metadata);
   out.payload = std::move(*data);
+  out.tags = std::move(*tags);
   return out;
 }
 
@@ -248,8 +285,11 @@ varve::result<parsed_event> event_from_json(const json& obj) {
   if (!data) return std::move(data).err();
   if (out.shredded && (!metadata->empty() || !data->empty()))
     return bad("a shredded event carries no data or metadata");
+  auto tags = get_tags(obj);
+  if (!tags) return std::move(tags).err();
   out.event.metadata = std::move(*metadata);
   out.event.payload = std::move(*data);
+  out.event.tags = std::move(*tags);
   return out;
 }
 

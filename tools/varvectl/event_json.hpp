@@ -3,7 +3,10 @@
 //
 //   {"position":1,"stream":"account-1","version":1,"type":"opened",
 //    "id":"0190a1b2-...","time":"2024-05-01T12:34:56.123456Z","shredded":false,
-//    "metadata":null,"data":{"owner":"ada"}}
+//    "tags":["account:1"],"metadata":null,"data":{"owner":"ada"}}
+//
+// "tags" is there when the event has tags (in their stored order); an
+// object without it (an export of a store without tags) has none.
 //
 // A payload (or metadata) is stored as `"data": <value>` when its bytes are a
 // JSON text that serialises back to exactly those bytes (compact, keys in
@@ -17,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "varve/storage/error.hpp"
 #include "varve/storage/event.hpp"
@@ -63,6 +67,11 @@ void put_bytes(json& obj, const std::string& field, std::string_view bytes);
 /// Errors: invalid_argument (bad base64, both forms given).
 varve::result<std::string> get_bytes(const json& obj, const std::string& field);
 
+/// Whether the store would take these tags: at most varve::max_tags, each
+/// 1..varve::max_tag_bytes bytes of UTF-8, none twice. Errors:
+/// invalid_argument saying which tag is wrong.
+varve::result<void> check_tags(const std::vector<std::string>& tags);
+
 /// The event as an object, in the field order shown above.
 json event_to_json(const varve::recorded_event& e);
 
@@ -72,7 +81,7 @@ struct parsed_event {
   std::string stream;
   varve::stream_version version = 0;
   bool shredded = false;
-  varve::new_event event;  ///< type, payload, metadata, id and time
+  varve::new_event event;  ///< type, payload, metadata, id, time and tags
 };
 
 /// Parses one object of event_to_json's form. Errors: invalid_argument,
@@ -80,8 +89,9 @@ struct parsed_event {
 varve::result<parsed_event> event_from_json(const json& obj);
 
 /// Parses one object of what `append --events` reads: "type" (or
-/// "type_base64"), "data" or "data_base64", "metadata" or "metadata_base64"
-/// and "id", each but the type optional; "position", "stream", "version",
+/// "type_base64"), "data" or "data_base64", "metadata" or "metadata_base64",
+/// "id" and "tags" (an array of strings, see check_tags), each but the type
+/// optional; "position", "stream", "version",
 /// "time" and a false "shredded" (event_to_json's form) are allowed and
 /// ignored, since the store assigns them. A JSON "data" or "metadata" is
 /// stored as its compact serialisation. Errors: invalid_argument naming the

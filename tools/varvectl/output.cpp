@@ -32,6 +32,8 @@ std::string event_for_humans(const varve::recorded_event& e) {
   std::string line = std::string("@").append(std::to_string(e.position)) + " " + e.stream + " v" +
                      std::to_string(e.version) + " " + e.type + " " + format_time(e.time) +
                      " id=" + e.id.to_string();
+  if (!e.tags.empty())
+    line += " tags=" + json(e.tags).dump(-1, ' ', false, json::error_handler_t::replace);
   if (e.shredded) return line + " [shredded]";
   if (!e.payload.empty()) line += " data=" + bytes_for_humans(e.payload);
   if (!e.metadata.empty()) line += " metadata=" + bytes_for_humans(e.metadata);
