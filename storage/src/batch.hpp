@@ -67,8 +67,8 @@ struct batch_txn {
   std::string pending_key;  // scratch for note_event
   name_map<std::uint64_t> new_index_ids;
   std::uint64_t next_index_id = 0;
-  // A batch with no requests may index part of what the index lacks:
-  // at most this many events (0: all), through `caught_up_to`.
+  // A batch with no requests may index part of what the index lacks: about
+  // this many index entries (0: all), through `caught_up_to`.
   global_position catch_up_limit = 0;
   global_position caught_up_to = 0;
   /// The position the index covers once this transaction commits.

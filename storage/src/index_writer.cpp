@@ -128,8 +128,7 @@ result<void> catch_up_index(batch_txn& b) {
     }
   }
   b.indexed_through = *cache.indexed_through;
-  global_position last = b.next_position - 1;
-  if (b.catch_up_limit != 0) last = std::min(last, b.indexed_through + b.catch_up_limit);
+  const global_position last = b.next_position - 1;
   b.caught_up_to = std::max(last, b.indexed_through);
   if (b.indexed_through >= last) return {};
   // Events the index does not list yet, oldest first.
@@ -142,6 +141,7 @@ result<void> catch_up_index(batch_txn& b) {
   std::unordered_map<std::uint64_t, std::string> names;
   event_view e;
   record::body body;
+  std::uint64_t entries = 0;
   for (global_position pos = from; pos <= last; ++pos) {
     if (rc != 0) {
       mdb_cursor_close(c);
@@ -164,6 +164,11 @@ result<void> catch_up_index(batch_txn& b) {
       it = names.emplace(e.stream_id, std::string(*name)).first;
     }
     note_event(b, pos, it->second, e.type, e.tags);
+    entries += 2 + e.tags.size();
+    if (b.catch_up_limit != 0 && entries >= b.catch_up_limit) {
+      b.caught_up_to = pos;  // the rest in the next transaction
+      break;
+    }
     if (pos < last) rc = b.txn.cursor_get(c, k, v, MDB_NEXT);
   }
   mdb_cursor_close(c);

@@ -269,33 +269,46 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool err
 
 }  // namespace
 
-result<void> index_up_to_date(store_impl& s) {
-  global_position head = 0, indexed = 0;
-  {
-    MDB_txn* raw = nullptr;
-    int rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw);
-    while (rc == MDB_MAP_RESIZED) {  // another process grew the map
-      if (auto adopted = s.adopt_map_size(); !adopted) return adopted;
-      rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw);
-    }
-    if (rc != 0) return lmdb::to_error(rc, "beginning a read transaction");
-    std::optional<lmdb::txn> t{lmdb::txn(raw)};
-    auto at = index::indexed_through(t->get(), s.dbs);
-    if (!at) return std::move(at).err();
-    indexed = *at;
-    auto c = lmdb::cursor::open(t->get(), s.dbs.events);
-    if (!c) return std::move(c).err();
-    MDB_val k{}, v{};
-    auto found = c->get(k, v, MDB_LAST);
-    if (!found) return std::move(found).err();
-    if (*found) head = bytes::get_native_u64(lmdb::to_view(k));
+namespace {
+
+/// The log's last position and the index's, in a read transaction.
+result<std::pair<global_position, global_position>> index_and_head(store_impl& s) {
+  MDB_txn* raw = nullptr;
+  int rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw);
+  while (rc == MDB_MAP_RESIZED) {  // another process grew the map
+    if (auto adopted = s.adopt_map_size(); !adopted) return std::move(adopted).err();
+    rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw);
   }
-  if (indexed >= head) return {};
-  // A store of an older format, or events an older build wrote: a write
-  // with nothing in it catches the index up (writer.cpp).
-  auto done = s.write(std::span<const request_ref>{}, nullptr);
-  if (!done) return std::move(done).err();
-  return {};
+  if (rc != 0) return lmdb::to_error(rc, "beginning a read transaction");
+  std::optional<lmdb::txn> t{lmdb::txn(raw)};
+  auto indexed = index::indexed_through(t->get(), s.dbs);
+  if (!indexed) return std::move(indexed).err();
+  auto c = lmdb::cursor::open(t->get(), s.dbs.events);
+  if (!c) return std::move(c).err();
+  MDB_val k{}, v{};
+  auto found = c->get(k, v, MDB_LAST);
+  if (!found) return std::move(found).err();
+  const global_position head = *found ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
+  return std::pair{*indexed, head};
+}
+
+}  // namespace
+
+result<void> index_up_to_date(store_impl& s) {
+  // A store of an older format, or events an older build appended: writes
+  // with nothing in them catch the index up (writer.cpp), about 2^20 index
+  // entries per transaction, so that memory stays bounded too.
+  constexpr global_position entries_per_transaction = 1u << 20;
+  for (;;) {
+    auto at = index_and_head(s);
+    if (!at) return std::move(at).err();
+    if (at->first >= at->second) return {};
+    auto done = s.write(std::span<const request_ref>{}, nullptr, entries_per_transaction);
+    // A damaged record in the part not indexed yet: the store still opens
+    // (reads find those events through the log; verify names the record).
+    if (!done && done.err().code() == errc::corruption) return {};
+    if (!done) return std::move(done).err();
+  }
 }
 
 result<void> store_impl::open_new_views() const {

@@ -191,8 +191,8 @@ struct store_impl {
   result<std::vector<write_outcome>> write(std::span<const write_request> batch,
                                            write_timing* timing);
   /// The same, for requests given as views (event_store::append).
-  /// `catch_up_limit`, for an empty batch: index at most this many events
-  /// the index does not list yet (0: all of them).
+  /// `catch_up_limit`, for an empty batch: add about this many entries to
+  /// the index, of the events it does not list yet (0: all of them).
   result<std::vector<write_outcome>> write(std::span<const request_ref> batch, write_timing* timing,
                                            global_position catch_up_limit = 0);
   result<void> shred(std::string_view stream);

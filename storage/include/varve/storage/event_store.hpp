@@ -306,7 +306,7 @@ class event_store {
   /// Opens (or creates) the store in `opts.directory`. One handle per store
   /// per process: share it between threads. A store of an older format, or
   /// one whose newest events an older build appended, gets its missing
-  /// index entries first, 2^18 events per write transaction (a store with
+  /// index entries first, about 2^20 entries per write transaction (a store with
   /// many distinct tags takes a while: 300k events with 900k distinct tags,
   /// about 9 s here).
   /// Errors: invalid_argument (a bad option, a path that is not a directory,
@@ -395,9 +395,9 @@ class event_store {
   /// names and ids agree with the log, every stream-index chunk points at
   /// the right events, and the type, category and tag indexes list exactly
   /// the events of the log that have that type, category or tag (rebuilt
-  /// from the log in memory: about 8 bytes per index entry). Faults are reported, not returned as errors; the
-  /// result fails only when the store cannot be read at all. `progress`, when
-  /// given, is called now and then with (events checked, head).
+  /// from the log in memory: about 8 bytes per index entry). Faults are reported, not returned as
+  /// errors; the result fails only when the store cannot be read at all. `progress`, when given, is
+  /// called now and then with (events checked, head).
   result<verify_report> verify(
       std::function<void(std::uint64_t done, std::uint64_t total)> progress = {}) const;
 
