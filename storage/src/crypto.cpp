@@ -210,12 +210,16 @@ struct sealer::gcm {
 };
 
 void sealer::set_associated_data(const event_place& at) {
-  if (!at.head.empty()) {  // format 2: position || header || type || stream name
+  // Format 3: position || head, type and tags || stream name (`type` is
+  // empty: the head covers it); format 2: position || header || type ||
+  // stream name.
+  if (!at.head.empty()) {
     ad_.resize(8 + at.head.size() + at.type.size() + at.stream_name.size());
     char* p = ad_.data();
     bytes::put_le<std::uint64_t>(p, at.position);
     std::memcpy(p += 8, at.head.data(), at.head.size());
-    std::memcpy(p += at.head.size(), at.type.data(), at.type.size());
+    p += at.head.size();
+    if (!at.type.empty()) std::memcpy(p, at.type.data(), at.type.size());
     if (!at.stream_name.empty())
       std::memcpy(p + at.type.size(), at.stream_name.data(), at.stream_name.size());
     return;
