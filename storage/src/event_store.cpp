@@ -124,9 +124,13 @@ result<std::vector<recorded_event>> event_store::read_stream(std::string_view na
   return out;
 }
 
-result<std::vector<recorded_event>> event_store::read_log(global_position from, direction dir,
-                                                          std::size_t limit) const {
-  auto txn = read();
+namespace {
+
+/// Owned copies, with their stream names, of what `scan(txn, visit)`
+/// visits in one read transaction.
+template <class Scan>
+result<std::vector<recorded_event>> owned_copies(const event_store& store, Scan&& scan) {
+  auto txn = store.read();
   if (!txn) return std::move(txn).err();
   std::vector<recorded_event> out;
   std::optional<error> failure;
@@ -139,10 +143,27 @@ result<std::vector<recorded_event>> event_store::read_log(global_position from, 
     out.push_back(recorded_event::from(v, *name));
     return true;
   };
-  auto n = txn->scan_log(from, dir, limit, copy);
+  auto n = scan(*txn, copy);
   if (!n) return std::move(n).err();
   if (failure) return std::move(*failure);
   return out;
+}
+
+}  // namespace
+
+result<std::vector<recorded_event>> event_store::read_log(global_position from, direction dir,
+                                                          std::size_t limit) const {
+  return owned_copies(*this, [&](const read_transaction& txn, auto& copy) {
+    return txn.scan_log(from, dir, limit, copy);
+  });
+}
+
+result<std::vector<recorded_event>> event_store::read_query(const query& q, global_position from,
+                                                            direction dir,
+                                                            std::size_t limit) const {
+  return owned_copies(*this, [&](const read_transaction& txn, auto& copy) {
+    return txn.scan_query(q, from, dir, limit, copy);
+  });
 }
 
 result<store_stats> event_store::stats() const {

@@ -52,28 +52,6 @@ result<std::vector<event_view>> read_transaction::read_query(const query& q, glo
   return out;
 }
 
-result<std::vector<recorded_event>> event_store::read_query(const query& q, global_position from,
-                                                            direction dir,
-                                                            std::size_t limit) const {
-  auto txn = read();
-  if (!txn) return std::move(txn).err();
-  std::vector<recorded_event> out;
-  std::optional<error> failure;
-  auto copy = [&](const event_view& v) {
-    auto name = txn->stream_name(v.stream_id);
-    if (!name) {
-      failure = std::move(name).err();
-      return false;
-    }
-    out.push_back(recorded_event::from(v, *name));
-    return true;
-  };
-  auto n = txn->scan_query(q, from, dir, limit, copy);
-  if (!n) return std::move(n).err();
-  if (failure) return std::move(*failure);
-  return out;
-}
-
 result<std::vector<append_result>> event_store::append(std::span<const append_request> requests,
                                                        const append_condition& condition) {
   write_request req;
