@@ -21,7 +21,8 @@
 #                                         (scripts/test.sh does both)
 #
 # Works in BUILD_DIR/package/; the FetchContent builds stay there between runs
-# (they build Varve's libraries), everything else starts afresh.
+# (they build Varve's libraries), everything else starts afresh and is removed
+# once it passed (about 800 MB of consumer builds and unpacked packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -134,4 +135,6 @@ step "pkg-config build" c++ -std=c++20 -o "$work/pkgconfig_storage_roundtrip" \
   tests/package/storage_roundtrip.cpp "${flags[@]}"
 run "$work/pkgconfig_storage_roundtrip" "storage roundtrip: ok"
 
+rm -rf "$prefix" "$work/installed" "$work/installed-storage" "$work/build-tree" "$work/deb" \
+  "$work/deb-root" "$work/deb-consumer" "$work/pkgconfig_storage_roundtrip"
 echo "package: installed, fetch, deb and pkg-config consumers passed in $(($(date +%s) - start)) s"
