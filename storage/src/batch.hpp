@@ -63,6 +63,7 @@ struct batch_txn {
   // this transaction's), written before the commit (write_index), and the
   // index keys this transaction created.
   global_position indexed_through = 0;
+  global_position segmented_through = 0;  // meta "segmented_through"
   index::pending_map pending;
   std::string pending_key;  // scratch for note_event
   name_map<std::uint64_t> new_index_ids;

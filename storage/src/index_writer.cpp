@@ -1,7 +1,10 @@
 // The write side of the type, category and tag indexes: catching up with
-// events an older build wrote, writing a transaction's entries chunk by
-// chunk, and checking append conditions (see indexes.hpp).
+// events an older build wrote, writing a transaction's entries (a recent
+// entry, and the segments of each span the log passed), and checking append
+// conditions (see indexes.hpp).
 #include <algorithm>
+#include <cerrno>
+#include <map>
 #include <string>
 
 #include "batch.hpp"
@@ -25,8 +28,7 @@ result<std::uint64_t> last_index_id(batch_txn& b) {
 }
 
 /// The id of index key `text`, created when new.
-result<std::uint64_t> key_id(batch_txn& b, const std::string& text, bool& created) {
-  created = false;
+result<std::uint64_t> key_id(batch_txn& b, const std::string& text) {
   writer_cache& cache = b.store.cache;
   if (auto it = cache.index_ids.find(text); it != cache.index_ids.end()) return it->second;
   if (auto it = b.new_index_ids.find(text); it != b.new_index_ids.end()) return it->second;
@@ -55,48 +57,128 @@ result<std::uint64_t> key_id(batch_txn& b, const std::string& text, bool& create
   if (rc = b.txn.put(b.store.dbs.index_names, key.view(), text, MDB_APPEND); rc != 0)
     return lmdb::to_error(rc, "creating an index key");
   b.new_index_ids.emplace(text, id);
-  created = true;
   return id;
 }
 
-/// Writes `positions` (ascending, after every stored one) to the chunks of
-/// key `id`: first into its last chunk while it has room, then new chunks.
-result<void> write_key(batch_txn& b, std::uint64_t id, bool created,
-                       const std::vector<global_position>& positions) {
-  std::vector<global_position> chunk;
-  std::size_t next = 0;
-  if (!created) {
-    MDB_cursor* c = nullptr;
-    if (int rc = b.txn.cursor_open(b.store.dbs.index, c); rc != 0)
-      return lmdb::to_error(rc, "opening the index");
-    const std::string after = index::chunk_key(id + 1, 0);
-    MDB_val k = lmdb::to_val(after), v{};
-    int rc = b.txn.cursor_get(c, k, v, MDB_SET_RANGE);
-    rc = b.txn.cursor_get(c, k, v, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
-    mdb_cursor_close(c);
-    if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the index");
-    std::uint64_t found = 0;
-    if (rc == 0 && k.mv_size == 16 &&
-        bytes::get_be<std::uint64_t>(static_cast<const char*>(k.mv_data)) == id) {
-      if (!index::decode_chunk(lmdb::to_view(k), lmdb::to_view(v), found, chunk))
-        return error{errc::corruption,
-                     "index chunk of key id " + std::to_string(id) + " does not decode"};
-      if (chunk.back() >= positions.front())
-        return error{errc::corruption, "the index of key id " + std::to_string(id) +
-                                           " lists positions past the indexed position"};
+/// Positions by key id, in id order, each list ascending.
+using key_lists = std::map<std::uint64_t, std::vector<global_position>>;
+
+/// Adds every recent entry to `out`. Errors: corruption, and LMDB's.
+result<void> read_recent(batch_txn& b, key_lists& out) {
+  MDB_cursor* c = nullptr;
+  if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
+    return lmdb::to_error(rc, "opening the recent index");
+  MDB_val k{}, v{};
+  int rc = b.txn.cursor_get(c, k, v, MDB_FIRST);
+  for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT)) {
+    const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
+    if (first == 0 ||
+        !index::recent_each(lmdb::to_view(v), first,
+                            [&](std::uint64_t id, const std::vector<global_position>& positions) {
+                              auto& list = out[id];
+                              list.insert(list.end(), positions.begin(), positions.end());
+                            })) {
+      mdb_cursor_close(c);
+      return error{errc::corruption, "the recent index entry at position " + std::to_string(first) +
+                                         " does not decode"};
     }
   }
-  for (;;) {
-    while (chunk.size() < index::chunk_positions && next < positions.size())
-      chunk.push_back(positions[next++]);
-    if (chunk.empty()) return {};
-    const std::string key = index::chunk_key(id, chunk.front());
-    const std::string value = index::encode_chunk_value(chunk.data(), chunk.size());
-    if (int rc = b.txn.put(b.store.dbs.index, key, value); rc != 0)
-      return lmdb::to_error(rc, "writing the index");
-    chunk.clear();
-    if (next == positions.size()) return {};
+  mdb_cursor_close(c);
+  if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
+  return {};
+}
+
+/// Replaces the segments of tier `from` in `into` (a span of the tier
+/// above) by one segment per key of `into`.
+result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& into) {
+  key_lists merged;
+  MDB_cursor* c = nullptr;
+  if (int rc = b.txn.cursor_open(b.store.dbs.index, c); rc != 0)
+    return lmdb::to_error(rc, "opening the index");
+  const std::string start =
+      index::segment_key(index::span{from, into.first, index::segment_span}, 0);
+  MDB_val k = lmdb::to_val(start), v{};
+  int rc = b.txn.cursor_get(c, k, v, MDB_SET_RANGE);
+  // After a delete the cursor is on the next entry: MDB_GET_CURRENT reads it
+  // (MDB_NOTFOUND past the last one, EINVAL once the table is empty).
+  for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT)) {
+    index::span s;
+    std::uint64_t id = 0;
+    if (!index::decode_segment_key(lmdb::to_view(k), s, id)) {
+      mdb_cursor_close(c);
+      return error{errc::corruption, "an index segment has a bad key"};
+    }
+    if (s.tier != from || s.first > into.last()) break;
+    auto& list = merged[id];
+    if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), list)) {
+      mdb_cursor_close(c);
+      return error{errc::corruption, "the index segment of key id " + std::to_string(id) +
+                                         " at position " + std::to_string(s.first) +
+                                         " does not decode"};
+    }
+    if (rc = b.txn.cursor_del(c); rc != 0) {
+      mdb_cursor_close(c);
+      return lmdb::to_error(rc, "merging the index");
+    }
   }
+  mdb_cursor_close(c);
+  if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) return lmdb::to_error(rc, "merging the index");
+  for (const auto& [id, positions] : merged) {
+    if (int put =
+            b.txn.put(b.store.dbs.index, index::segment_key(into, id),
+                      index::encode_positions(into.first, positions.data(), positions.size()));
+        put != 0)
+      return lmdb::to_error(put, "writing the index");
+  }
+  return {};
+}
+
+/// Writes the segments of every whole span in (segmented_through, through]
+/// from `lists` (consuming them up to `through`), merging the smaller tiers
+/// into the larger at their span ends.
+result<void> write_segments(batch_txn& b, key_lists& lists, global_position through) {
+  struct cursor {
+    std::uint64_t id;
+    const std::vector<global_position>* positions;
+    std::size_t next;
+  };
+  std::vector<cursor> keys;
+  keys.reserve(lists.size());
+  for (const auto& [id, positions] : lists)
+    keys.push_back(cursor{id, &positions, 0});
+  for (global_position first = b.segmented_through + 1; first + index::segment_span - 1 <= through;
+       first += index::segment_span) {
+    const index::span s{index::tiers - 1, first, index::segment_span};
+    for (cursor& key : keys) {
+      const auto& p = *key.positions;
+      std::size_t end = key.next;
+      while (end < p.size() && p[end] <= s.last())
+        ++end;
+      if (end == key.next) continue;
+      // Tier 2 sorts last: each new span goes at the end of the table.
+      if (int rc = b.txn.put(b.store.dbs.index, index::segment_key(s, key.id),
+                             index::encode_positions(s.first, p.data() + key.next, end - key.next),
+                             MDB_APPEND);
+          rc != 0)
+        return lmdb::to_error(rc, "writing the index");
+      key.next = end;
+    }
+    // A span end of a larger tier: its spans of the tier below become one.
+    for (int tier = index::tiers - 2; tier >= 0; --tier) {
+      const unsigned bits = index::tier_bits[tier];
+      if (s.last() % (global_position{1} << bits) != 0) break;
+      const index::span into{static_cast<std::uint8_t>(tier),
+                             s.last() - (global_position{1} << bits) + 1,
+                             global_position{1} << bits};
+      if (auto merged = merge_segments(b, static_cast<std::uint8_t>(tier + 1), into); !merged)
+        return merged;
+    }
+  }
+  for (cursor& key : keys) {
+    auto& list = lists[key.id];
+    list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(key.next));
+  }
+  return {};
 }
 
 /// The name of stream `id` as this transaction sees it.
@@ -128,6 +210,20 @@ result<void> catch_up_index(batch_txn& b) {
     }
   }
   b.indexed_through = *cache.indexed_through;
+  {
+    MDB_val v{};
+    const int rc = b.txn.get(b.store.dbs.meta, "segmented_through", v);
+    if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the index position");
+    if (rc == 0) {
+      auto at = decode_u64_le(lmdb::to_view(v), "meta 'segmented_through'");
+      if (!at) return std::move(at).err();
+      if (*at % index::segment_span != 0 || *at > b.indexed_through)
+        return error{errc::corruption,
+                     "meta 'segmented_through' is not a whole span at or "
+                     "before 'indexed_through'"};
+      b.segmented_through = *at;
+    }
+  }
   const global_position last = b.next_position - 1;
   b.caught_up_to = std::max(last, b.indexed_through);
   if (b.indexed_through >= last) return {};
@@ -179,11 +275,44 @@ result<void> catch_up_index(batch_txn& b) {
 result<void> write_index(batch_txn& b) {
   const global_position last = b.indexed_to();
   if (b.pending.empty() && b.indexed_through >= last) return {};
-  for (const auto& [text, positions] : b.pending) {
-    bool created = false;
-    auto id = key_id(b, text, created);
+  key_lists added;
+  for (auto& [text, positions] : b.pending) {
+    auto id = key_id(b, text);
     if (!id) return std::move(id).err();
-    if (auto written = write_key(b, *id, created, positions); !written) return written;
+    added.emplace(*id, std::move(positions));
+  }
+  b.pending.clear();
+  const global_position segmented = last - last % index::segment_span;
+  global_position recent_first = b.indexed_through + 1;
+  if (segmented > b.segmented_through) {
+    // The log passed a span end: the recent entries and this transaction's
+    // positions become segments, up to the last whole span.
+    key_lists lists;
+    if (auto read = read_recent(b, lists); !read) return read;
+    for (auto& [id, positions] : added) {
+      auto& list = lists[id];
+      list.insert(list.end(), positions.begin(), positions.end());
+    }
+    if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
+      return lmdb::to_error(rc, "emptying the recent index");
+    if (auto written = write_segments(b, lists, segmented); !written) return written;
+    added = std::move(lists);
+    recent_first = segmented + 1;
+    if (int rc = b.txn.put(b.store.dbs.meta, "segmented_through", encode_u64_le(segmented));
+        rc != 0)
+      return lmdb::to_error(rc, "writing the index position");
+    b.segmented_through = segmented;
+  }
+  std::vector<std::pair<std::uint64_t, std::vector<global_position>>> entry;
+  entry.reserve(added.size());
+  for (auto& [id, positions] : added)
+    if (!positions.empty()) entry.emplace_back(id, std::move(positions));
+  if (!entry.empty()) {
+    bytes::u64_key key(recent_first);
+    if (int rc = b.txn.put(b.store.dbs.index_recent, key.view(),
+                           index::encode_recent(recent_first, entry), MDB_APPEND);
+        rc != 0)
+      return lmdb::to_error(rc, "writing the recent index");
   }
   if (int rc = b.txn.put(b.store.dbs.meta, "indexed_through", encode_u64_le(last)); rc != 0)
     return lmdb::to_error(rc, "writing the index position");
@@ -196,7 +325,8 @@ result<void> check_condition(batch_txn& b, const append_condition& c) {
   const global_position head = b.next_position - 1;
   const global_position after = c.after.value_or(0);
   if (after >= head) return {};
-  const index::query_source src{b.txn.raw(), &b.store.dbs, head, b.indexed_through, &b.pending};
+  const index::query_source src{b.txn.raw(),       &b.store.dbs,        head,
+                                b.indexed_through, b.segmented_through, &b.pending};
   std::optional<error> conflict;
   event_view e;
   record::body body;

@@ -28,41 +28,140 @@ void key_text_into(char kind, std::string_view text, std::string& out) {
     out.push_back(digits[(h >> shift) & 0xF]);
 }
 
-std::string chunk_key(std::uint64_t id, global_position first) {
-  std::string key(16, '\0');
-  bytes::put_be<std::uint64_t>(key.data(), id);
-  bytes::put_be<std::uint64_t>(key.data() + 8, first);
+span span_at(global_position segmented_through, global_position p) {
+  for (std::uint8_t tier = 0; tier < tiers; ++tier) {
+    const unsigned bits = tier_bits[tier];
+    if (p <= (segmented_through >> bits << bits) || tier == tiers - 1)
+      return span{tier, ((p - 1) >> bits << bits) + 1, global_position{1} << bits};
+  }
+  return {};  // not reached
+}
+
+std::string segment_key(const span& s, std::uint64_t id) {
+  std::string key(17, '\0');
+  key[0] = static_cast<char>(s.tier);
+  bytes::put_be<std::uint64_t>(key.data() + 1, s.first);
+  bytes::put_be<std::uint64_t>(key.data() + 9, id);
   return key;
 }
 
-bool decode_chunk(std::string_view key, std::string_view value, std::uint64_t& id,
-                  std::vector<global_position>& out) {
-  if (key.size() != 16) return false;
-  id = bytes::get_be<std::uint64_t>(key.data());
-  global_position p = bytes::get_be<std::uint64_t>(key.data() + 8);
-  if (p == 0) return false;
-  out.push_back(p);
+bool decode_segment_key(std::string_view key, span& s, std::uint64_t& id) {
+  if (key.size() != 17 || static_cast<std::uint8_t>(key[0]) >= tiers) return false;
+  s.tier = static_cast<std::uint8_t>(key[0]);
+  s.size = global_position{1} << tier_bits[s.tier];
+  s.first = bytes::get_be<std::uint64_t>(key.data() + 1);
+  id = bytes::get_be<std::uint64_t>(key.data() + 9);
+  return s.first % s.size == 1;
+}
+
+std::string encode_positions(global_position base, const global_position* positions,
+                             std::size_t count) {
+  std::string out;
+  out.reserve(count * 2);
+  char buf[10];
+  global_position prev = base;
+  for (std::size_t i = 0; i < count; ++i) {
+    char* end = bytes::put_varint(buf, positions[i] - prev);
+    out.append(buf, static_cast<std::size_t>(end - buf));
+    prev = positions[i];
+  }
+  return out;
+}
+
+bool decode_positions(std::string_view value, global_position base, global_position limit,
+                      std::vector<global_position>& out) {
   const char* in = value.data();
   const char* end = in + value.size();
-  for (std::size_t n = 1; in < end; ++n) {
+  global_position p = base;
+  for (bool first = true; in < end; first = false) {
     std::uint64_t delta = 0;
     in = bytes::get_varint(in, end, delta);
-    if (!in || delta == 0 || n == chunk_positions || p + delta < p) return false;
+    if (!in || (delta == 0 && !first) || p + delta < p || p + delta > limit) return false;
     p += delta;
     out.push_back(p);
   }
-  return true;
+  return !value.empty();
 }
 
-std::string encode_chunk_value(const global_position* positions, std::size_t count) {
-  std::string out;
-  out.reserve((count - 1) * 2);
-  char buf[10];
-  for (std::size_t i = 1; i < count; ++i) {
-    char* end = bytes::put_varint(buf, positions[i] - positions[i - 1]);
-    out.append(buf, static_cast<std::size_t>(end - buf));
+std::string encode_recent(
+    global_position first,
+    const std::vector<std::pair<std::uint64_t, std::vector<global_position>>>& keys) {
+  const std::size_t n = keys.size();
+  std::string lists;
+  std::string out(4 + n * 12 + 4, '\0');
+  bytes::put_le<std::uint32_t>(out.data(), static_cast<std::uint32_t>(n));
+  char* ids = out.data() + 4;
+  char* offsets = ids + n * 8;
+  for (std::size_t i = 0; i < n; ++i) {
+    bytes::put_le<std::uint64_t>(ids + i * 8, keys[i].first);
+    bytes::put_le<std::uint32_t>(offsets + i * 4, static_cast<std::uint32_t>(lists.size()));
+    lists += encode_positions(first, keys[i].second.data(), keys[i].second.size());
   }
+  bytes::put_le<std::uint32_t>(offsets + n * 4, static_cast<std::uint32_t>(lists.size()));
+  out += lists;
   return out;
+}
+
+namespace {
+
+/// The parts of a recent entry; false when its sizes do not add up.
+struct recent_parts {
+  std::size_t n = 0;
+  const char* ids = nullptr;
+  const char* offsets = nullptr;
+  std::string_view lists;
+  bool read(std::string_view entry) {
+    if (entry.size() < 8) return false;
+    n = bytes::get_le<std::uint32_t>(entry.data());
+    if ((entry.size() - 8) / 12 < n) return false;
+    ids = entry.data() + 4;
+    offsets = ids + n * 8;
+    lists = entry.substr(4 + n * 12 + 4);
+    return bytes::get_le<std::uint32_t>(offsets + n * 4) == lists.size();
+  }
+  std::uint64_t id(std::size_t i) const { return bytes::get_le<std::uint64_t>(ids + i * 8); }
+  /// The list of key i; empty when its offsets are out of order.
+  std::string_view list(std::size_t i) const {
+    const std::uint32_t from = bytes::get_le<std::uint32_t>(offsets + i * 4);
+    const std::uint32_t to = bytes::get_le<std::uint32_t>(offsets + (i + 1) * 4);
+    if (from >= to || to > lists.size()) return {};
+    return lists.substr(from, to - from);
+  }
+};
+
+constexpr global_position no_limit = ~global_position{0};
+
+}  // namespace
+
+bool recent_lookup(std::string_view entry, global_position first, std::uint64_t id,
+                   std::vector<global_position>& out) {
+  recent_parts r;
+  if (!r.read(entry)) return false;
+  std::size_t lo = 0, hi = r.n;
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (r.id(mid) < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == r.n || r.id(lo) != id) return true;
+  return decode_positions(r.list(lo), first, no_limit, out);
+}
+
+bool recent_each(std::string_view entry, global_position first,
+                 function_ref<void(std::uint64_t, const std::vector<global_position>&)> visit) {
+  recent_parts r;
+  if (!r.read(entry)) return false;
+  std::vector<global_position> positions;
+  for (std::size_t i = 0; i < r.n; ++i) {
+    positions.clear();
+    if ((i > 0 && r.id(i) <= r.id(i - 1)) ||
+        !decode_positions(r.list(i), first, no_limit, positions))
+      return false;
+    visit(r.id(i), positions);
+  }
+  return true;
 }
 
 result<void> validate(const query& q) {
@@ -85,13 +184,30 @@ result<void> validate(const query& q) {
   return {};
 }
 
-result<global_position> indexed_through(MDB_txn* txn, const tables& dbs) {
-  MDB_val k = lmdb::to_val("indexed_through"), v{};
+namespace {
+
+result<global_position> meta_position(MDB_txn* txn, const tables& dbs, const char* name) {
+  MDB_val k = lmdb::to_val(name), v{};
   const int rc = mdb_get(txn, dbs.meta, &k, &v);
   if (rc == MDB_NOTFOUND) return global_position{0};
-  if (rc != 0) return lmdb::to_error(rc, "reading the index position");
-  if (v.mv_size != 8) return error{errc::corruption, "meta 'indexed_through' has a bad size"};
+  if (rc != 0) return lmdb::to_error(rc, std::string("reading meta '") + name + "'");
+  if (v.mv_size != 8)
+    return error{errc::corruption, std::string("meta '") + name + "' has a bad size"};
   return bytes::get_le<std::uint64_t>(static_cast<const char*>(v.mv_data));
+}
+
+}  // namespace
+
+result<coverage> read_coverage(MDB_txn* txn, const tables& dbs) {
+  auto indexed = meta_position(txn, dbs, "indexed_through");
+  if (!indexed) return std::move(indexed).err();
+  auto segmented = meta_position(txn, dbs, "segmented_through");
+  if (!segmented) return std::move(segmented).err();
+  if (*segmented % segment_span != 0 || *segmented > *indexed)
+    return error{errc::corruption, "meta 'segmented_through' (" + std::to_string(*segmented) +
+                                       ") is not a whole span at or before 'indexed_through' (" +
+                                       std::to_string(*indexed) + ")"};
+  return coverage{*indexed, *segmented};
 }
 
 namespace {
@@ -148,94 +264,152 @@ class vector_stream final : public position_stream {
   direction dir_;
 };
 
-/// The stored chunks of one key, up to `last`.
-class chunk_stream final : public position_stream {
+/// Positions of one key read a batch at a time (a segment, a recent
+/// entry), handed out in log order from `from` and up to `last`.
+class batched_stream : public position_stream {
  public:
-  chunk_stream(MDB_txn* txn, MDB_dbi dbi, std::uint64_t id, global_position from,
-               global_position last, direction dir)
-      : txn_(txn), dbi_(dbi), id_(id), from_(from), last_(last), dir_(dir) {}
-  ~chunk_stream() override {
-    if (cursor_) mdb_cursor_close(cursor_);
-  }
+  batched_stream(global_position from, global_position last, direction dir)
+      : from_(from), last_(last), dir_(dir) {}
 
-  result<global_position> next() override {
+  result<global_position> next() final {
+    const bool forward = dir_ == direction::forward;
     for (;;) {
-      if (at_ < chunk_.size()) {
-        const global_position p =
-            dir_ == direction::forward ? chunk_[at_] : chunk_[chunk_.size() - 1 - at_];
+      while (at_ < batch_.size()) {
+        const global_position p = forward ? batch_[at_] : batch_[batch_.size() - 1 - at_];
         ++at_;
-        if (dir_ == direction::forward ? p < from_ : p > from_) continue;
+        if (forward ? p < from_ : p > from_) continue;
         if (p > last_) {
-          if (dir_ == direction::forward) return global_position{0};
+          if (forward) return global_position{0};
           continue;
         }
         return p;
       }
-      auto more = load();
+      batch_.clear();
+      at_ = 0;
+      auto more = load(batch_);
       if (!more) return std::move(more).err();
       if (!*more) return global_position{0};
     }
   }
 
+ protected:
+  /// Appends the next batch (ascending) to `out`; false at the end.
+  virtual result<bool> load(std::vector<global_position>& out) = 0;
+
+  global_position from_, last_;
+  direction dir_;
+
  private:
-  /// Loads the next chunk; false at the end of the key's chunks.
-  result<bool> load() {
-    MDB_val k{}, v{};
-    int rc = 0;
-    if (!cursor_) {
-      if (int o = mdb_cursor_open(txn_, dbi_, &cursor_); o != 0)
-        return lmdb::to_error(o, "opening the index");
-      const std::string seek = chunk_key(id_, from_);
-      k = lmdb::to_val(seek);
-      rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
-      const bool exact = rc == 0 && lmdb::to_view(k) == seek;
-      if (dir_ == direction::backward ? !exact : true) {
-        // The chunk before the seek point may hold `from` (or positions
-        // after it): start there when it belongs to this key.
-        MDB_val pk{}, pv{};
-        const int prc = mdb_cursor_get(cursor_, &pk, &pv, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
-        if (prc == 0 && mine(pk)) {
-          k = pk;
-          v = pv;
-          rc = 0;
-        } else if (prc != 0 && prc != MDB_NOTFOUND) {
-          return lmdb::to_error(prc, "reading the index");
-        } else if (dir_ == direction::backward) {
-          return false;
-        } else if (rc == 0) {
-          // Back to the entry SET_RANGE found.
-          k = lmdb::to_val(seek);
-          rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
-        }
-      }
-    } else {
-      rc = mdb_cursor_get(cursor_, &k, &v, dir_ == direction::forward ? MDB_NEXT : MDB_PREV);
+  std::vector<global_position> batch_;
+  std::size_t at_ = 0;
+};
+
+/// The segments of one key: one lookup per span, from the span that holds
+/// `from` in log order.
+class segment_stream final : public batched_stream {
+ public:
+  segment_stream(MDB_txn* txn, MDB_dbi dbi, std::uint64_t id, global_position segmented_through,
+                 global_position from, global_position last, direction dir)
+      : batched_stream(from, last, dir),
+        txn_(txn),
+        dbi_(dbi),
+        id_(id),
+        through_(segmented_through) {
+    const global_position p =
+        dir == direction::forward ? std::max<global_position>(from, 1) : std::min(from, through_);
+    if (p >= 1 && p <= through_) {
+      span_ = span_at(through_, p);
+      more_ = true;
     }
-    if (rc == MDB_NOTFOUND) return false;
-    if (rc != 0) return lmdb::to_error(rc, "reading the index");
-    if (!mine(k)) return false;
-    chunk_.clear();
-    at_ = 0;
-    std::uint64_t id = 0;
-    if (!decode_chunk(lmdb::to_view(k), lmdb::to_view(v), id, chunk_))
-      return error{errc::corruption,
-                   "index chunk of key id " + std::to_string(id_) + " does not decode"};
-    return true;
   }
 
-  bool mine(const MDB_val& k) const {
-    return k.mv_size == 16 &&
-           bytes::get_be<std::uint64_t>(static_cast<const char*>(k.mv_data)) == id_;
+ private:
+  result<bool> load(std::vector<global_position>& out) override {
+    while (more_) {
+      const span s = span_;
+      if (dir_ == direction::forward) {
+        more_ = s.last() < through_;
+        if (more_) span_ = span_at(through_, s.last() + 1);
+      } else {
+        more_ = s.first > 1;
+        if (more_) span_ = span_at(through_, s.first - 1);
+      }
+      const std::string key = segment_key(s, id_);
+      MDB_val k = lmdb::to_val(key), v{};
+      const int rc = mdb_get(txn_, dbi_, &k, &v);
+      if (rc == MDB_NOTFOUND) continue;
+      if (rc != 0) return lmdb::to_error(rc, "reading the index");
+      if (!decode_positions(lmdb::to_view(v), s.first, s.last(), out))
+        return error{errc::corruption, "the index segment of key id " + std::to_string(id_) +
+                                           " at position " + std::to_string(s.first) +
+                                           " does not decode"};
+      return true;
+    }
+    return false;
   }
 
   MDB_txn* txn_;
   MDB_dbi dbi_;
   std::uint64_t id_;
-  global_position from_, last_;
-  direction dir_;
+  global_position through_;
+  span span_;
+  bool more_ = false;
+};
+
+/// The recent entries (after the segments) of one key, from the entry that
+/// holds `from` in log order.
+class recent_stream final : public batched_stream {
+ public:
+  recent_stream(MDB_txn* txn, MDB_dbi dbi, std::uint64_t id, global_position from,
+                global_position last, direction dir)
+      : batched_stream(from, last, dir), txn_(txn), dbi_(dbi), id_(id) {}
+  ~recent_stream() override {
+    if (cursor_) mdb_cursor_close(cursor_);
+  }
+
+ private:
+  result<bool> load(std::vector<global_position>& out) override {
+    for (;;) {
+      MDB_val k{}, v{};
+      int rc = 0;
+      if (!cursor_) {
+        if (int o = mdb_cursor_open(txn_, dbi_, &cursor_); o != 0)
+          return lmdb::to_error(o, "opening the recent index");
+        // The entry that holds `from` is the last one that begins at or
+        // before it (the first one, going forward, when none does).
+        global_position seek = std::max<global_position>(from_, 1);
+        k = MDB_val{sizeof seek, &seek};
+        rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
+        const bool exact = rc == 0 && bytes::get_native_u64(lmdb::to_view(k)) == seek;
+        if (!exact) {
+          if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
+          const int prc = mdb_cursor_get(cursor_, &k, &v, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+          if (prc == MDB_NOTFOUND) {
+            if (dir_ == direction::backward) return false;
+            k = MDB_val{sizeof seek, &seek};
+            rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
+          } else {
+            rc = prc;
+          }
+        }
+      } else {
+        rc = mdb_cursor_get(cursor_, &k, &v, dir_ == direction::forward ? MDB_NEXT : MDB_PREV);
+      }
+      if (rc == MDB_NOTFOUND) return false;
+      if (rc != 0) return lmdb::to_error(rc, "reading the recent index");
+      if (k.mv_size != 8) return error{errc::corruption, "a recent index entry has a bad key"};
+      const global_position first = bytes::get_native_u64(lmdb::to_view(k));
+      if (!recent_lookup(lmdb::to_view(v), first, id_, out))
+        return error{errc::corruption, "the recent index entry at position " +
+                                           std::to_string(first) + " does not decode"};
+      if (!out.empty()) return true;
+    }
+  }
+
+  MDB_txn* txn_;
+  MDB_dbi dbi_;
+  std::uint64_t id_;
   MDB_cursor* cursor_ = nullptr;
-  std::vector<global_position> chunk_;
-  std::size_t at_ = 0;
 };
 
 result<std::optional<std::uint64_t>> key_id(MDB_txn* txn, const tables& dbs,
@@ -257,9 +431,14 @@ result<void> add_key(const query_source& src, char kind, std::string_view text,
   const std::string k = key_text(kind, text);
   auto id = key_id(src.txn, *src.dbs, k);
   if (!id) return std::move(id).err();
-  if (*id)
-    out.push_back(std::make_unique<chunk_stream>(src.txn, src.dbs->index, **id, from,
-                                                 src.indexed_through, dir));
+  if (*id) {
+    if (src.segmented_through > 0)
+      out.push_back(std::make_unique<segment_stream>(
+          src.txn, src.dbs->index, **id, src.segmented_through, from, src.segmented_through, dir));
+    if (src.indexed_through > src.segmented_through)
+      out.push_back(std::make_unique<recent_stream>(src.txn, src.dbs->index_recent, **id, from,
+                                                    src.indexed_through, dir));
+  }
   if (src.pending) {
     if (auto it = src.pending->find(std::string_view(k)); it != src.pending->end())
       out.push_back(std::make_unique<vector_stream>(it->second, from, dir));

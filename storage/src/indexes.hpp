@@ -1,16 +1,21 @@
 // The type, category and tag indexes of the log (private to
 // varve::storage; the layout is in storage/FORMAT.md):
 //
-//   index_keys   kind:u8 text          -> key id u64 LE
-//   index_names  key id (INTEGERKEY)   -> kind:u8 text
-//   index        key id BE ‖ first BE  -> varint deltas of the chunk's other positions
+//   index_keys    kind:u8 text                 -> key id u64 LE
+//   index_names   key id (INTEGERKEY)          -> kind:u8 text
+//   index_recent  first position (INTEGERKEY)  -> one transaction's positions, by key id
+//   index         tier:u8 ‖ span first BE ‖ key id BE -> the key's positions in the span
 //
-// A chunk holds up to chunk_positions positions of one key, in log order;
-// the last chunk of a key is rewritten by each transaction that adds to it,
-// so a transaction touches one chunk per key it adds to, not one page per
-// event. `meta` holds "indexed_through": the log is indexed up to that
-// position (a store of an older format, or events written by an older
-// build, are indexed by the next transaction that writes).
+// Written like a log, not like a tree of keys: a transaction appends one
+// `index_recent` entry (a page or two, however many keys its events have).
+// When the indexed log passes a multiple of 4096 positions, the recent
+// entries become one segment per key of that 4096-position span (tier 2),
+// appended in key-id order at the end of `index`; 16 such spans become one
+// span of 65536 (tier 1), and 16 of those one span of 2^20 (tier 0), each
+// merge written in key-id order too. Which spans exist follows from meta
+// "segmented_through" alone (span_at). meta "indexed_through": the log is
+// indexed up to that position (a store of an older format, or events an
+// older build wrote, are indexed by the next transaction that writes).
 #pragma once
 
 #include <lmdb.h>
@@ -31,8 +36,60 @@
 
 namespace varve::detail::index {
 
-/// Positions per chunk.
-inline constexpr std::size_t chunk_positions = 64;
+/// The tiers of segments, largest spans first: span sizes 2^20, 2^16, 2^12.
+inline constexpr int tiers = 3;
+inline constexpr unsigned tier_bits[tiers] = {20, 16, 12};
+/// Segments cover the log in whole spans of the smallest tier.
+inline constexpr global_position segment_span = global_position{1} << tier_bits[tiers - 1];
+
+/// A span of positions [first, first + size - 1] of one tier.
+struct span {
+  std::uint8_t tier = 0;
+  global_position first = 0;
+  global_position size = 0;
+  global_position last() const { return first + size - 1; }
+};
+
+/// The span of the stored segments that holds position p, for
+/// 1 <= p <= segmented_through (a multiple of segment_span): tier 0 up to the
+/// last multiple of 2^20, tier 1 up to the last multiple of 2^16, tier 2
+/// after that.
+span span_at(global_position segmented_through, global_position p);
+
+/// The key of key id `id`'s segment of span `s` (17 bytes).
+std::string segment_key(const span& s, std::uint64_t id);
+
+/// Splits a segment key; false when it is not one.
+bool decode_segment_key(std::string_view key, span& s, std::uint64_t& id);
+
+/// A segment's value: the positions (ascending, all in `s`) as varints, the
+/// first as its distance from s.first, then the gaps.
+std::string encode_positions(global_position base, const global_position* positions,
+                             std::size_t count);
+
+/// Appends the positions of an encoded list (see encode_positions) to
+/// `out`; false when it does not decode or leaves [base, limit].
+bool decode_positions(std::string_view value, global_position base, global_position limit,
+                      std::vector<global_position>& out);
+
+/// One transaction's recent entry, from (key id, positions) pairs sorted by
+/// key id, every position >= `first`: u32 LE count n, n u64 LE ids, n+1 u32
+/// LE offsets into the lists, then each id's positions (encode_positions
+/// from `first`).
+std::string encode_recent(
+    global_position first,
+    const std::vector<std::pair<std::uint64_t, std::vector<global_position>>>& keys);
+
+/// The positions of key `id` in a recent entry that begins at `first`,
+/// appended to `out` (binary search on the ids). false when the entry does
+/// not decode.
+bool recent_lookup(std::string_view entry, global_position first, std::uint64_t id,
+                   std::vector<global_position>& out);
+
+/// Calls visit(id, positions) for each key of a recent entry, in id order;
+/// false when the entry does not decode.
+bool recent_each(std::string_view entry, global_position first,
+                 function_ref<void(std::uint64_t, const std::vector<global_position>&)> visit);
 
 /// The kinds of keys: the first byte of a key's text.
 inline constexpr char kind_type = 't';
@@ -55,18 +112,6 @@ inline std::string key_text(char kind, std::string_view text) {
   return out;
 }
 
-/// The key of the chunk of `id` that begins at `first`.
-std::string chunk_key(std::uint64_t id, global_position first);
-
-/// Decodes a chunk's key and value into its key id and positions (appended
-/// to `out`). false when they do not decode.
-bool decode_chunk(std::string_view key, std::string_view value, std::uint64_t& id,
-                  std::vector<global_position>& out);
-
-/// Encodes the positions of one chunk (sorted, 1..chunk_positions of them):
-/// the key's first position and the value's deltas.
-std::string encode_chunk_value(const global_position* positions, std::size_t count);
-
 /// Calls add(kind, text) for each index key of an event.
 template <class Tags, class Add>
 void keys_of(std::string_view type, std::string_view stream, const Tags& tags, Add&& add) {
@@ -79,8 +124,14 @@ void keys_of(std::string_view type, std::string_view stream, const Tags& tags, A
 /// Checks a query's terms. Errors: invalid_argument.
 result<void> validate(const query& q);
 
-/// The indexed-through position in meta (0 when absent).
-result<global_position> indexed_through(MDB_txn* txn, const tables& dbs);
+/// How far the index reaches: meta "indexed_through" and
+/// "segmented_through" (0 when absent). Errors: corruption (a bad value, or
+/// segments past the indexed position), and LMDB's.
+struct coverage {
+  global_position indexed_through = 0;
+  global_position segmented_through = 0;
+};
+result<coverage> read_coverage(MDB_txn* txn, const tables& dbs);
 
 /// A hash for maps keyed by std::string that are looked up by string_view.
 struct text_hash {
@@ -104,6 +155,8 @@ struct query_source {
   /// Positions after this one are not in the stored index; they are read
   /// from the log (or from `pending`).
   global_position indexed_through = 0;
+  /// Positions up to this one are in segments, the rest in recent entries.
+  global_position segmented_through = 0;
   /// The writer's positions not written to the index yet (keys as
   /// key_text), which cover every position after indexed_through; null for
   /// readers.

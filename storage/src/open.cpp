@@ -248,6 +248,7 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool err
         {&dbs.index_keys, "index_keys", 0},
         {&dbs.index_names, "index_names", MDB_INTEGERKEY},
         {&dbs.index, "index", 0},
+        {&dbs.index_recent, "index_recent", MDB_INTEGERKEY},
     };
     for (const auto& l : layout) {
       auto dbi = open_db(t->get(), l.name, l.flags | MDB_CREATE);
@@ -281,15 +282,15 @@ result<std::pair<global_position, global_position>> index_and_head(store_impl& s
   }
   if (rc != 0) return lmdb::to_error(rc, "beginning a read transaction");
   std::optional<lmdb::txn> t{lmdb::txn(raw)};
-  auto indexed = index::indexed_through(t->get(), s.dbs);
-  if (!indexed) return std::move(indexed).err();
+  auto covered = index::read_coverage(t->get(), s.dbs);
+  if (!covered) return std::move(covered).err();
   auto c = lmdb::cursor::open(t->get(), s.dbs.events);
   if (!c) return std::move(c).err();
   MDB_val k{}, v{};
   auto found = c->get(k, v, MDB_LAST);
   if (!found) return std::move(found).err();
   const global_position head = *found ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
-  return std::pair{*indexed, head};
+  return std::pair{covered->indexed_through, head};
 }
 
 }  // namespace

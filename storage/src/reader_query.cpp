@@ -12,9 +12,11 @@ result<std::size_t> read_transaction::scan_query(
   if (auto valid = detail::index::validate(q); !valid) return std::move(valid).err();
   if (limit == 0) return std::size_t{0};
   const detail::read_state& s = *state_;
-  auto indexed = detail::index::indexed_through(s.txn.get(), s.store->dbs);
-  if (!indexed) return std::move(indexed).err();
-  const detail::index::query_source src{s.txn.get(), &s.store->dbs, head(), *indexed, nullptr};
+  auto covered = detail::index::read_coverage(s.txn.get(), s.store->dbs);
+  if (!covered) return std::move(covered).err();
+  const detail::index::query_source src{
+      s.txn.get(), &s.store->dbs, head(), covered->indexed_through, covered->segmented_through,
+      nullptr};
   const bool any_category = std::any_of(q.items.begin(), q.items.end(),
                                         [](const query_item& i) { return !i.categories.empty(); });
   const bool keep = s.keep_bodies;

@@ -46,7 +46,8 @@ struct tables {
   MDB_dbi snapshots = 0;     // u64 id (INTEGERKEY) -> snapshot
   MDB_dbi index_keys = 0;    // kind:u8 + text -> u64 LE key id
   MDB_dbi index_names = 0;   // u64 key id (INTEGERKEY) -> kind:u8 + text
-  MDB_dbi index = 0;         // key id BE + first position BE -> varint position deltas
+  MDB_dbi index = 0;         // tier:u8 + span first BE + key id BE -> varint positions
+  MDB_dbi index_recent = 0;  // u64 first position (INTEGERKEY) -> one transaction's postings
 };
 
 /// The stored head of a stream: version, last position, state (17 bytes).

@@ -7,13 +7,14 @@ namespace varve::detail {
 
 index_checker::index_checker(const read_state& st, MDB_txn* txn, fault_fn fault)
     : st_(st), txn_(txn), fault_(std::move(fault)) {
-  auto at = index::indexed_through(txn, st.store->dbs);
+  auto at = index::read_coverage(txn, st.store->dbs);
   if (!at) {
     fault_("the index position in meta does not read: " + at.err().to_string());
     usable_ = false;
     return;
   }
-  indexed_through_ = *at;
+  indexed_through_ = at->indexed_through;
+  segmented_through_ = at->segmented_through;
 }
 
 void index_checker::event(const event_view& e) {
@@ -29,46 +30,94 @@ std::uint64_t index_checker::finish() {
   if (!usable_) return 0;
   const tables& dbs = st_.store->dbs;
   std::uint64_t entries = 0;
-  auto c = lmdb::cursor::open(txn_, dbs.index);
-  if (!c) {
-    fault_("the index does not read: " + c.err().to_string());
-    return 0;
-  }
-  // The positions of each key, as stored, must be what the log says.
+  // The positions of each key, as stored, must be what the log says: the
+  // segments (each in the span span_at names for it), then the recent
+  // entries, both in log order.
   std::unordered_map<std::uint64_t, std::string> names;
   index::pending_map seen;
-  MDB_val k{}, v{};
-  auto found = c->get(k, v, MDB_FIRST);
-  std::vector<global_position> chunk;
-  while (found && *found) {
-    std::uint64_t id = 0;
-    chunk.clear();
-    if (!index::decode_chunk(lmdb::to_view(k), lmdb::to_view(v), id, chunk)) {
-      fault_("an index chunk does not decode");
-    } else {
-      auto it = names.find(id);
-      if (it == names.end()) {
-        bytes::u64_key key(id);
-        MDB_val nk = lmdb::to_val(key.view()), nv{};
-        std::string text;
-        if (mdb_get(txn_, dbs.index_names, &nk, &nv) == 0) {
-          text = std::string(lmdb::to_view(nv));
-          MDB_val kk = lmdb::to_val(text), kv{};
-          if (mdb_get(txn_, dbs.index_keys, &kk, &kv) != 0 || kv.mv_size != 8 ||
-              bytes::get_le<std::uint64_t>(static_cast<const char*>(kv.mv_data)) != id)
-            fault_("index key id " + std::to_string(id) + " and its name disagree");
-        } else {
-          fault_("index key id " + std::to_string(id) + " has no name");
-        }
-        it = names.emplace(id, std::move(text)).first;
+  auto add = [&](std::uint64_t id, const std::vector<global_position>& positions) {
+    auto it = names.find(id);
+    if (it == names.end()) {
+      bytes::u64_key key(id);
+      MDB_val nk = lmdb::to_val(key.view()), nv{};
+      std::string text;
+      if (mdb_get(txn_, dbs.index_names, &nk, &nv) == 0) {
+        text = std::string(lmdb::to_view(nv));
+        MDB_val kk = lmdb::to_val(text), kv{};
+        if (mdb_get(txn_, dbs.index_keys, &kk, &kv) != 0 || kv.mv_size != 8 ||
+            bytes::get_le<std::uint64_t>(static_cast<const char*>(kv.mv_data)) != id)
+          fault_("index key id " + std::to_string(id) + " and its name disagree");
+      } else {
+        fault_("index key id " + std::to_string(id) + " has no name");
       }
-      auto& list = seen[it->second];
-      list.insert(list.end(), chunk.begin(), chunk.end());
-      entries += chunk.size();
+      it = names.emplace(id, std::move(text)).first;
     }
-    found = c->get(k, v, MDB_NEXT);
+    auto& list = seen[it->second];
+    list.insert(list.end(), positions.begin(), positions.end());
+    entries += positions.size();
+  };
+  std::vector<global_position> positions;
+  {
+    auto c = lmdb::cursor::open(txn_, dbs.index);
+    if (!c) {
+      fault_("the index does not read: " + c.err().to_string());
+      return 0;
+    }
+    MDB_val k{}, v{};
+    auto found = c->get(k, v, MDB_FIRST);
+    for (; found && *found; found = c->get(k, v, MDB_NEXT)) {
+      index::span s;
+      std::uint64_t id = 0;
+      positions.clear();
+      if (!index::decode_segment_key(lmdb::to_view(k), s, id)) {
+        fault_("an index segment has a bad key");
+        continue;
+      }
+      const index::span live = index::span_at(segmented_through_, s.first);
+      if (s.last() > segmented_through_ || live.tier != s.tier || live.first != s.first) {
+        fault_("the index has a segment of key id " + std::to_string(id) + " for positions " +
+               std::to_string(s.first) + ".." + std::to_string(s.last()) +
+               ", which are not a span of its tier (segmented through " +
+               std::to_string(segmented_through_) + ")");
+        continue;
+      }
+      if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), positions)) {
+        fault_("the index segment of key id " + std::to_string(id) + " at position " +
+               std::to_string(s.first) + " does not decode");
+        continue;
+      }
+      add(id, positions);
+    }
+    if (!found) fault_("the index does not read: " + found.err().to_string());
   }
-  if (!found) fault_("the index does not read: " + found.err().to_string());
+  {
+    auto c = lmdb::cursor::open(txn_, dbs.index_recent);
+    if (!c) {
+      fault_("the recent index does not read: " + c.err().to_string());
+      return 0;
+    }
+    MDB_val k{}, v{};
+    auto found = c->get(k, v, MDB_FIRST);
+    for (; found && *found; found = c->get(k, v, MDB_NEXT)) {
+      const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
+      if (first <= segmented_through_ || first > indexed_through_) {
+        fault_("the recent index has an entry at position " + std::to_string(first) + ", outside " +
+               std::to_string(segmented_through_ + 1) + ".." + std::to_string(indexed_through_));
+        continue;
+      }
+      bool beyond = false;
+      if (!index::recent_each(lmdb::to_view(v), first,
+                              [&](std::uint64_t id, const std::vector<global_position>& p) {
+                                beyond = beyond || p.back() > indexed_through_;
+                                add(id, p);
+                              }))
+        fault_("the recent index entry at position " + std::to_string(first) + " does not decode");
+      else if (beyond)
+        fault_("the recent index entry at position " + std::to_string(first) +
+               " lists positions after the indexed position " + std::to_string(indexed_through_));
+    }
+    if (!found) fault_("the recent index does not read: " + found.err().to_string());
+  }
   auto label = [](std::string_view text) {
     const char* kind = text[0] == index::kind_type       ? "type"
                        : text[0] == index::kind_category ? "category"

@@ -33,6 +33,7 @@ class index_checker {
   fault_fn fault_;
   bool usable_ = true;
   global_position indexed_through_ = 0;
+  global_position segmented_through_ = 0;
   index::pending_map expected_;
   std::unordered_set<global_position> unreadable_;
 };

@@ -111,6 +111,12 @@ int write_txn::cursor_put(MDB_cursor* cursor, MDB_val& key, MDB_val& value, unsi
   return note(rc, lmdb_call::cursor_put);
 }
 
+int write_txn::cursor_del(MDB_cursor* cursor, const where& at) {
+  int rc = injected(faults_, lmdb_call::del, at);
+  if (rc == 0) rc = mdb_cursor_del(cursor, 0);
+  return note(rc, lmdb_call::del);
+}
+
 int write_txn::commit(const where& at) {
   if (int rc = injected(faults_, lmdb_call::txn_commit, at); rc != 0) {
     txn_.abort();  // a failed commit: nothing of the transaction reaches the disk

@@ -70,6 +70,8 @@ class write_txn {
                  const where& at = where::current());
   int cursor_put(MDB_cursor* cursor, MDB_val& key, MDB_val& value, unsigned flags,
                  const where& at = where::current());
+  /// mdb_cursor_del (a fault at lmdb_call::del).
+  int cursor_del(MDB_cursor* cursor, const where& at = where::current());
 
   /// Convenience forms over string_view keys and values.
   int get(MDB_dbi dbi, std::string_view key, MDB_val& value, const where& at = where::current()) {

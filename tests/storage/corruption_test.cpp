@@ -388,10 +388,7 @@ BOOST_AUTO_TEST_CASE(records_of_format_1_still_read) {
   {
     varve_test::raw_env env(opts.directory);
     env.put("meta", "format_version", varve_test::le32(1));
-    env.empty("index");
-    env.empty("index_keys");
-    env.empty("index_names", MDB_INTEGERKEY);
-    env.erase("meta", "indexed_through");
+    env.remove_indexes();
   }
   auto store = open_store(opts);
   auto log = store->read_log();

@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -327,6 +328,72 @@ BOOST_AUTO_TEST_CASE(the_indexes_equal_a_filtered_scan_after_random_appends_shre
   BOOST_TEST(report->index_entries >= head());
 }
 
+BOOST_AUTO_TEST_CASE(queries_and_conditions_read_every_tier_of_the_index_in_both_directions) {
+  // 2^20 + 3 * 2^16 + 5 * 4096 + 777 events: one segment span of each tier
+  // (merged as the log passed their ends), tier-2 spans, and recent entries.
+  constexpr global_position total = (1u << 20) + 3 * (1u << 16) + 5 * 4096 + 777;
+  global_position written = 0;
+  for (int b = 0; written < total; ++b) {
+    std::vector<new_event> events;
+    const global_position n = std::min<global_position>(total - written, 9'973);
+    for (global_position i = 0; i < n; ++i) {
+      const global_position p = written + i + 1;
+      std::vector<std::string> tags{"k:" + std::to_string(p % 13)};
+      if (p % 4099 == 0) tags.push_back("seldom");
+      new_event e = tagged(p % 997 == 0 ? "rare" : "common", std::move(tags), "");
+      events.push_back(std::move(e));
+    }
+    BOOST_REQUIRE(
+        store->append("s-" + std::to_string(b % 5), expected_version::any(), events).ok());
+    written += n;
+  }
+  BOOST_REQUIRE_EQUAL(head(), total);
+  const std::vector<query> queries{query::of_types({"rare"}), query::of_tags({"seldom"}),
+                                   query::of_tags({"k:4", "seldom"}),
+                                   query{{{{"rare"}, {}, {}}, {{}, {"seldom"}, {}}}}};
+  const std::vector<global_position> froms{
+      1, 4096, 4097, 65536, 65537, (1u << 20), (1u << 20) + 1, total - 900, total - 777, total};
+  for (const query& q : queries) {
+    const auto all = scanned(*store, q);  // one scan of the log per query
+    BOOST_TEST_CONTEXT(q.to_string()) {
+      BOOST_TEST(queried(*store, q) == all);
+      for (global_position from : froms) {
+        BOOST_TEST_CONTEXT("from " << from) {
+          std::vector<global_position> forward, backward;
+          std::copy_if(all.begin(), all.end(), std::back_inserter(forward),
+                       [&](global_position p) { return p >= from; });
+          std::copy_if(all.rbegin(), all.rend(), std::back_inserter(backward),
+                       [&](global_position p) { return p <= from; });
+          BOOST_TEST(queried(*store, q, from) == forward);
+          BOOST_TEST(queried(*store, q, from, direction::backward) == backward);
+          backward.resize(std::min<std::size_t>(backward.size(), 3));
+          BOOST_TEST(queried(*store, q, from, direction::backward, 3) == backward);
+        }
+      }
+    }
+  }
+  // Conditions read the same index: one after a position in the oldest
+  // span fails on the next "seldom" event; after the last one it succeeds.
+  const auto seldom = scanned(*store, query::of_tags({"seldom"}));
+  BOOST_REQUIRE(seldom.size() > 2);
+  write_request conflicting{{{"s-x", expected_version::any(), {tagged("common", {"seldom"})}}}};
+  conflicting.condition = append_condition{query::of_tags({"seldom"}), seldom[1] - 1};
+  auto failed = store->write(std::vector<write_request>{conflicting});
+  BOOST_REQUIRE(failed.ok());
+  BOOST_REQUIRE(!(*failed)[0].ok());
+  BOOST_TEST((*failed)[0].err().message().find("position " + std::to_string(seldom[1])) !=
+             std::string::npos);
+  conflicting.condition->after = seldom.back();
+  auto passed = store->write(std::vector<write_request>{conflicting});
+  BOOST_REQUIRE(passed.ok());
+  BOOST_TEST((*passed)[0].ok());
+  reopen();
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  BOOST_TEST(report->index_entries == 3 * (total + 1) + seldom.size());  // type, category, k:
+}
+
 BOOST_AUTO_TEST_CASE(tags_are_kept_and_bound_in_an_encrypted_store_while_the_map_grows) {
   varve_test::temp_dir d;
   options o = varve_test::test_options(d / "enc");
@@ -381,10 +448,7 @@ BOOST_AUTO_TEST_CASE(a_store_without_indexes_gets_them_built_once_when_opened) {
     // As a store of format 2 (or one an older build appended to) is: no
     // index entries, no indexed position.
     varve_test::raw_env raw(dir / "store");
-    raw.empty("index");
-    raw.empty("index_keys");
-    raw.empty("index_names", MDB_INTEGERKEY);
-    raw.erase("meta", "indexed_through");
+    raw.remove_indexes();
     raw.put("meta", "format_version", varve_test::le32(2));
   }
   reopen();
@@ -415,10 +479,7 @@ BOOST_AUTO_TEST_CASE(a_large_store_without_indexes_gets_them_in_several_transact
   store.reset();
   {
     varve_test::raw_env raw(dir / "store");
-    raw.empty("index");
-    raw.empty("index_keys");
-    raw.empty("index_names", MDB_INTEGERKEY);
-    raw.erase("meta", "indexed_through");
+    raw.remove_indexes();
   }
   reopen();
   BOOST_TEST(queried(*store, query::of_types({"rare"})).size() == std::size_t{batches * 10});
@@ -435,6 +496,7 @@ BOOST_AUTO_TEST_CASE(verify_reports_an_index_that_disagrees_with_the_log) {
   {
     varve_test::raw_env raw(dir / "store");
     raw.empty("index");
+    raw.empty("index_recent", MDB_INTEGERKEY);
   }
   reopen();
   auto report = store->verify();

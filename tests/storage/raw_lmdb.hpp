@@ -66,6 +66,18 @@ class raw_env {
     change(db, flags, [](MDB_txn* t, MDB_dbi d) { return mdb_drop(t, d, 0); });
   }
 
+  /// Removes the type, category and tag indexes and their positions in
+  /// meta, as a store of format 2 (or one an older build appended to) has
+  /// none: its tables empty, "indexed_through" and "segmented_through" gone.
+  void remove_indexes() {
+    empty("index");
+    empty("index_recent", MDB_INTEGERKEY);
+    empty("index_keys");
+    empty("index_names", MDB_INTEGERKEY);
+    for (const char* key : {"indexed_through", "segmented_through"})
+      if (get("meta", key)) erase("meta", key);
+  }
+
   /// Deletes `key` from table `db`; the key must be there.
   void erase(const char* db, std::string_view key, unsigned flags = 0) {
     change(db, flags, [&](MDB_txn* t, MDB_dbi d) {
