@@ -63,15 +63,18 @@ result<std::uint64_t> key_id(batch_txn& b, const std::string& text) {
 /// Positions by key id, in id order, each list ascending.
 using key_lists = std::map<std::uint64_t, std::vector<global_position>>;
 
-/// Adds every recent entry to `out`. Errors: corruption, and LMDB's.
-result<void> read_recent(batch_txn& b, key_lists& out) {
+/// Adds every recent entry to `out`, and sets `oldest` to the position the
+/// first one begins at (unchanged when there is none). Errors: corruption,
+/// and LMDB's.
+result<void> read_recent(batch_txn& b, key_lists& out, global_position& oldest) {
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
   MDB_val k{}, v{};
   int rc = b.txn.cursor_get(c, k, v, MDB_FIRST);
-  for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT)) {
+  for (bool at_first = true; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT), at_first = false) {
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
+    if (at_first) oldest = first;
     if (first == 0 ||
         !index::recent_each(lmdb::to_view(v), first,
                             [&](std::uint64_t id, const std::vector<global_position>& positions) {
@@ -284,24 +287,32 @@ result<void> write_index(batch_txn& b) {
   b.pending.clear();
   const global_position segmented = last - last % index::segment_span;
   global_position recent_first = b.indexed_through + 1;
-  if (segmented > b.segmented_through) {
+  const bool seal = segmented > b.segmented_through;
+  MDB_stat recent{};
+  if (int rc = mdb_stat(b.txn.raw(), b.store.dbs.index_recent, &recent); rc != 0)
+    return lmdb::to_error(rc, "reading the recent index");
+  if (seal || recent.ms_entries >= index::max_recent_entries) {
     // The log passed a span end: the recent entries and this transaction's
-    // positions become segments, up to the last whole span.
+    // positions become segments, up to the last whole span. Or there are
+    // many recent entries (small transactions): they become one, so that
+    // readers look a key up in a few.
     key_lists lists;
-    if (auto read = read_recent(b, lists); !read) return read;
+    if (auto read = read_recent(b, lists, recent_first); !read) return read;
     for (auto& [id, positions] : added) {
       auto& list = lists[id];
       list.insert(list.end(), positions.begin(), positions.end());
     }
     if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
       return lmdb::to_error(rc, "emptying the recent index");
-    if (auto written = write_segments(b, lists, segmented); !written) return written;
+    if (seal) {
+      if (auto written = write_segments(b, lists, segmented); !written) return written;
+      recent_first = segmented + 1;
+      if (int rc = b.txn.put(b.store.dbs.meta, "segmented_through", encode_u64_le(segmented));
+          rc != 0)
+        return lmdb::to_error(rc, "writing the index position");
+      b.segmented_through = segmented;
+    }
     added = std::move(lists);
-    recent_first = segmented + 1;
-    if (int rc = b.txn.put(b.store.dbs.meta, "segmented_through", encode_u64_le(segmented));
-        rc != 0)
-      return lmdb::to_error(rc, "writing the index position");
-    b.segmented_through = segmented;
   }
   std::vector<std::pair<std::uint64_t, std::vector<global_position>>> entry;
   entry.reserve(added.size());

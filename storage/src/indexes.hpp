@@ -12,7 +12,9 @@
 // entries become one segment per key of that 4096-position span (tier 2),
 // appended in key-id order at the end of `index`; 16 such spans become one
 // span of 65536 (tier 1), and 16 of those one span of 2^20 (tier 0), each
-// merge written in key-id order too. Which spans exist follows from meta
+// merge written in key-id order too. Small transactions would leave many
+// recent entries: at max_recent_entries they are folded into one. Which
+// spans exist follows from meta
 // "segmented_through" alone (span_at). meta "indexed_through": the log is
 // indexed up to that position (a store of an older format, or events an
 // older build wrote, are indexed by the next transaction that writes).
@@ -41,6 +43,10 @@ inline constexpr int tiers = 3;
 inline constexpr unsigned tier_bits[tiers] = {20, 16, 12};
 /// Segments cover the log in whole spans of the smallest tier.
 inline constexpr global_position segment_span = global_position{1} << tier_bits[tiers - 1];
+
+/// When a transaction finds this many recent entries, it folds them and its
+/// own positions into one (a reader looks a key up in each entry).
+inline constexpr std::size_t max_recent_entries = 16;
 
 /// A span of positions [first, first + size - 1] of one tier.
 struct span {

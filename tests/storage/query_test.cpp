@@ -394,6 +394,30 @@ BOOST_AUTO_TEST_CASE(queries_and_conditions_read_every_tier_of_the_index_in_both
   BOOST_TEST(report->index_entries == 3 * (total + 1) + seldom.size());  // type, category, k:
 }
 
+BOOST_AUTO_TEST_CASE(many_small_transactions_are_read_through_a_few_recent_index_entries) {
+  // 300 one-event transactions: their recent index entries are folded
+  // together every max_recent_entries, and reads still find every event.
+  for (int i = 0; i < 300; ++i)
+    BOOST_REQUIRE(store
+                      ->append("small-" + std::to_string(i % 7), expected_version::any(),
+                               std::vector<new_event>{tagged(i % 10 == 0 ? "tenth" : "other",
+                                                             {"k:" + std::to_string(i % 3)})})
+                      .ok());
+  for (const query& q : {query::of_types({"tenth"}), query::of_tags({"k:1"})}) {
+    BOOST_TEST_CONTEXT(q.to_string()) {
+      BOOST_TEST(queried(*store, q) == scanned(*store, q));
+      BOOST_TEST(queried(*store, q, 150, direction::backward) ==
+                 scanned(*store, q, 150, direction::backward));
+    }
+  }
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  store.reset();
+  varve_test::raw_env raw(dir / "store");
+  BOOST_TEST(raw.entries("index_recent", MDB_INTEGERKEY) <= 16u);
+}
+
 BOOST_AUTO_TEST_CASE(tags_are_kept_and_bound_in_an_encrypted_store_while_the_map_grows) {
   varve_test::temp_dir d;
   options o = varve_test::test_options(d / "enc");
