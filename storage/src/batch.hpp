@@ -36,6 +36,9 @@ struct created_key {
 /// The state of one write transaction of a batch.
 struct batch_txn {
   batch_txn(store_impl& s, write_txn& t);
+  ~batch_txn();
+  batch_txn(const batch_txn&) = delete;
+  batch_txn& operator=(const batch_txn&) = delete;
   store_impl& store;
   write_txn& txn;
   global_position next_position = 0;
@@ -64,8 +67,13 @@ struct batch_txn {
   // index keys this transaction created.
   global_position indexed_through = 0;
   global_position segmented_through = 0;  // meta "segmented_through"
-  index::pending_map pending;
-  std::string pending_key;  // scratch for note_event
+  // (the writer cache's map; `pending_touched` lists the keys this
+  // transaction added to, emptied when it ends)
+  index::pending_map& pending;
+  std::vector<index::pending_map::value_type*> pending_touched;
+  std::string pending_key;                              // scratch for note_event
+  index::pending_map::value_type* last_type = nullptr;  // note_event's last keys
+  index::pending_map::value_type* last_category = nullptr;
   name_map<std::uint64_t> new_index_ids;
   std::uint64_t next_index_id = 0;
   // A batch with no requests may index part of what the index lacks: about
@@ -110,11 +118,23 @@ template <class Tags>
 void note_event(batch_txn& b, global_position position, std::string_view stream,
                 std::string_view type, const Tags& tags) {
   index::keys_of(type, stream, tags, [&](char kind, std::string_view text) {
-    index::key_text_into(kind, text, b.pending_key);
-    auto it = b.pending.find(b.pending_key);
-    if (it == b.pending.end())
-      it = b.pending.emplace(b.pending_key, std::vector<global_position>{}).first;
-    it->second.push_back(position);
+    // The events of a batch mostly share their type and category: the last
+    // key of each kind is looked up without hashing.
+    index::pending_map::value_type** last = kind == index::kind_type       ? &b.last_type
+                                            : kind == index::kind_category ? &b.last_category
+                                                                           : nullptr;
+    index::pending_map::value_type* key = nullptr;
+    if (last && *last && std::string_view((*last)->first).substr(1) == text) {
+      key = *last;
+    } else {
+      index::key_text_into(kind, text, b.pending_key);
+      auto it = b.pending.find(b.pending_key);
+      if (it == b.pending.end()) it = b.pending.emplace(b.pending_key, index::pending_key{}).first;
+      key = &*it;
+      if (last && key->first.size() == 1 + text.size()) *last = key;  // not a cut long text
+    }
+    if (key->second.positions.empty()) b.pending_touched.push_back(key);
+    key->second.positions.push_back(position);
   });
 }
 

@@ -4,7 +4,6 @@
 // conditions (see indexes.hpp).
 #include <algorithm>
 #include <cerrno>
-#include <map>
 #include <string>
 
 #include "batch.hpp"
@@ -27,10 +26,13 @@ result<std::uint64_t> last_index_id(batch_txn& b) {
   return bytes::get_native_u64(lmdb::to_view(k));
 }
 
-/// The id of index key `text`, created when new.
-result<std::uint64_t> key_id(batch_txn& b, const std::string& text) {
+/// The id of index key `text`, created when new; `stored` tells whether it
+/// was stored before this transaction.
+result<std::uint64_t> key_id(batch_txn& b, const std::string& text, bool& stored) {
   writer_cache& cache = b.store.cache;
+  stored = true;
   if (auto it = cache.index_ids.find(text); it != cache.index_ids.end()) return it->second;
+  stored = false;
   if (auto it = b.new_index_ids.find(text); it != b.new_index_ids.end()) return it->second;
   MDB_val v{};
   int rc = b.txn.get(b.store.dbs.index_keys, text, v);
@@ -38,6 +40,7 @@ result<std::uint64_t> key_id(batch_txn& b, const std::string& text) {
     auto id = decode_u64_le(lmdb::to_view(v), "index key id");
     if (!id) return std::move(id).err();
     cache.index_ids.emplace(text, *id);
+    stored = true;
     return *id;
   }
   if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the index keys");
@@ -60,13 +63,13 @@ result<std::uint64_t> key_id(batch_txn& b, const std::string& text) {
   return id;
 }
 
-/// Positions by key id, in id order, each list ascending.
-using key_lists = std::map<std::uint64_t, std::vector<global_position>>;
-
-/// Adds every recent entry to `out`, and sets `oldest` to the position the
-/// first one begins at (unchanged when there is none). Errors: corruption,
-/// and LMDB's.
-result<void> read_recent(batch_txn& b, key_lists& out, global_position& oldest) {
+/// Adds every recent entry's postings to `out` (each entry's sorted by key id
+/// then position; `runs` gets where each entry after the first begins),
+/// and sets `oldest` to the position the first entry begins at (unchanged
+/// when there is none).
+/// Errors: corruption, and LMDB's.
+result<void> read_recent(batch_txn& b, index::postings& out, global_position& oldest,
+                         std::vector<std::size_t>& runs) {
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
@@ -75,12 +78,8 @@ result<void> read_recent(batch_txn& b, key_lists& out, global_position& oldest) 
   for (bool at_first = true; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT), at_first = false) {
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
     if (at_first) oldest = first;
-    if (first == 0 ||
-        !index::recent_each(lmdb::to_view(v), first,
-                            [&](std::uint64_t id, const std::vector<global_position>& positions) {
-                              auto& list = out[id];
-                              list.insert(list.end(), positions.begin(), positions.end());
-                            })) {
+    if (!at_first) runs.push_back(out.size());
+    if (first == 0 || !index::recent_postings(lmdb::to_view(v), first, out)) {
       mdb_cursor_close(c);
       return error{errc::corruption, "the recent index entry at position " + std::to_string(first) +
                                          " does not decode"};
@@ -91,10 +90,30 @@ result<void> read_recent(batch_txn& b, key_lists& out, global_position& oldest) 
   return {};
 }
 
+/// Writes one segment per key of span `s` from postings sorted by key id
+/// then position, all in `s`.
+result<void> put_segments(batch_txn& b, const index::span& s, const index::postings& sorted,
+                          unsigned flags) {
+  std::vector<global_position> positions;
+  for (std::size_t i = 0; i < sorted.size();) {
+    const std::uint64_t id = sorted[i].first;
+    positions.clear();
+    for (; i < sorted.size() && sorted[i].first == id; ++i)
+      positions.push_back(sorted[i].second);
+    if (int rc =
+            b.txn.put(b.store.dbs.index, index::segment_key(s, id),
+                      index::encode_positions(s.first, positions.data(), positions.size()), flags);
+        rc != 0)
+      return lmdb::to_error(rc, "writing the index");
+  }
+  return {};
+}
+
 /// Replaces the segments of tier `from` in `into` (a span of the tier
 /// above) by one segment per key of `into`.
 result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& into) {
-  key_lists merged;
+  index::postings merged;
+  std::vector<global_position> positions;
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index, c); rc != 0)
     return lmdb::to_error(rc, "opening the index");
@@ -112,13 +131,15 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
       return error{errc::corruption, "an index segment has a bad key"};
     }
     if (s.tier != from || s.first > into.last()) break;
-    auto& list = merged[id];
-    if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), list)) {
+    positions.clear();
+    if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), positions)) {
       mdb_cursor_close(c);
       return error{errc::corruption, "the index segment of key id " + std::to_string(id) +
                                          " at position " + std::to_string(s.first) +
                                          " does not decode"};
     }
+    for (global_position p : positions)
+      merged.emplace_back(id, p);
     if (rc = b.txn.cursor_del(c); rc != 0) {
       mdb_cursor_close(c);
       return lmdb::to_error(rc, "merging the index");
@@ -126,61 +147,34 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
   }
   mdb_cursor_close(c);
   if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) return lmdb::to_error(rc, "merging the index");
-  for (const auto& [id, positions] : merged) {
-    if (int put =
-            b.txn.put(b.store.dbs.index, index::segment_key(into, id),
-                      index::encode_positions(into.first, positions.data(), positions.size()));
-        put != 0)
-      return lmdb::to_error(put, "writing the index");
-  }
-  return {};
+  std::sort(merged.begin(), merged.end());
+  return put_segments(b, into, merged, 0);
 }
 
 /// Writes the segments of every whole span in (segmented_through, through]
-/// from `lists` (consuming them up to `through`), merging the smaller tiers
-/// into the larger at their span ends.
-result<void> write_segments(batch_txn& b, key_lists& lists, global_position through) {
-  struct cursor {
-    std::uint64_t id;
-    const std::vector<global_position>* positions;
-    std::size_t next;
-  };
-  std::vector<cursor> keys;
-  keys.reserve(lists.size());
-  for (const auto& [id, positions] : lists)
-    keys.push_back(cursor{id, &positions, 0});
+/// from `sorted` (sorted by key id then position), merging the smaller tiers
+/// into the larger at their span ends, and removes what it wrote from
+/// `sorted`.
+result<void> write_segments(batch_txn& b, index::postings& sorted, global_position through) {
+  index::postings span_postings;
   for (global_position first = b.segmented_through + 1; first + index::segment_span - 1 <= through;
        first += index::segment_span) {
     const index::span s{index::tiers - 1, first, index::segment_span};
-    for (cursor& key : keys) {
-      const auto& p = *key.positions;
-      std::size_t end = key.next;
-      while (end < p.size() && p[end] <= s.last())
-        ++end;
-      if (end == key.next) continue;
-      // Tier 2 sorts last: each new span goes at the end of the table.
-      if (int rc = b.txn.put(b.store.dbs.index, index::segment_key(s, key.id),
-                             index::encode_positions(s.first, p.data() + key.next, end - key.next),
-                             MDB_APPEND);
-          rc != 0)
-        return lmdb::to_error(rc, "writing the index");
-      key.next = end;
-    }
+    span_postings.clear();
+    for (const auto& posting : sorted)
+      if (posting.second >= s.first && posting.second <= s.last()) span_postings.push_back(posting);
+    // Tier 2 sorts last: each new span goes at the end of the table.
+    if (auto put = put_segments(b, s, span_postings, MDB_APPEND); !put) return put;
     // A span end of a larger tier: its spans of the tier below become one.
     for (int tier = index::tiers - 2; tier >= 0; --tier) {
-      const unsigned bits = index::tier_bits[tier];
-      if (s.last() % (global_position{1} << bits) != 0) break;
-      const index::span into{static_cast<std::uint8_t>(tier),
-                             s.last() - (global_position{1} << bits) + 1,
-                             global_position{1} << bits};
+      const global_position size = global_position{1} << index::tier_bits[tier];
+      if (s.last() % size != 0) break;
+      const index::span into{static_cast<std::uint8_t>(tier), s.last() - size + 1, size};
       if (auto merged = merge_segments(b, static_cast<std::uint8_t>(tier + 1), into); !merged)
         return merged;
     }
   }
-  for (cursor& key : keys) {
-    auto& list = lists[key.id];
-    list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(key.next));
-  }
+  std::erase_if(sorted, [&](const auto& posting) { return posting.second <= through; });
   return {};
 }
 
@@ -277,14 +271,32 @@ result<void> catch_up_index(batch_txn& b) {
 
 result<void> write_index(batch_txn& b) {
   const global_position last = b.indexed_to();
-  if (b.pending.empty() && b.indexed_through >= last) return {};
-  key_lists added;
-  for (auto& [text, positions] : b.pending) {
-    auto id = key_id(b, text);
-    if (!id) return std::move(id).err();
-    added.emplace(*id, std::move(positions));
+  if (b.pending_touched.empty() && b.indexed_through >= last) return {};
+  // This transaction's postings, sorted by key id then position (each
+  // key's list is in log order already).
+  std::vector<std::pair<std::uint64_t, const std::vector<global_position>*>> keys;
+  keys.reserve(b.pending_touched.size());
+  std::size_t count = 0;
+  for (auto* key : b.pending_touched) {
+    std::uint64_t id = key->second.id;
+    if (id == 0) {
+      bool stored = false;
+      auto found = key_id(b, key->first, stored);
+      if (!found) return std::move(found).err();
+      id = *found;
+      // Only a stored id outlives this transaction (a new one is gone if it
+      // aborts).
+      if (stored) key->second.id = id;
+    }
+    keys.emplace_back(id, &key->second.positions);
+    count += key->second.positions.size();
   }
-  b.pending.clear();
+  std::sort(keys.begin(), keys.end());
+  index::postings added;
+  added.reserve(count);
+  for (const auto& [id, positions] : keys)
+    for (global_position p : *positions)
+      added.emplace_back(id, p);
   const global_position segmented = last - last % index::segment_span;
   global_position recent_first = b.indexed_through + 1;
   const bool seal = segmented > b.segmented_through;
@@ -293,35 +305,36 @@ result<void> write_index(batch_txn& b) {
     return lmdb::to_error(rc, "reading the recent index");
   if (seal || recent.ms_entries >= index::max_recent_entries) {
     // The log passed a span end: the recent entries and this transaction's
-    // positions become segments, up to the last whole span. Or there are
+    // postings become segments, up to the last whole span. Or there are
     // many recent entries (small transactions): they become one, so that
     // readers look a key up in a few.
-    key_lists lists;
-    if (auto read = read_recent(b, lists, recent_first); !read) return read;
-    for (auto& [id, positions] : added) {
-      auto& list = lists[id];
-      list.insert(list.end(), positions.begin(), positions.end());
+    // Each recent entry, and this transaction's, is sorted: merge them.
+    index::postings all;
+    std::vector<std::size_t> runs;
+    if (auto read = read_recent(b, all, recent_first, runs); !read) return read;
+    runs.push_back(all.size());
+    all.insert(all.end(), added.begin(), added.end());
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      const std::size_t end = i + 1 < runs.size() ? runs[i + 1] : all.size();
+      std::inplace_merge(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(runs[i]),
+                         all.begin() + static_cast<std::ptrdiff_t>(end));
     }
+    added = std::move(all);
     if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
       return lmdb::to_error(rc, "emptying the recent index");
-    if (seal) {
-      if (auto written = write_segments(b, lists, segmented); !written) return written;
-      recent_first = segmented + 1;
-      if (int rc = b.txn.put(b.store.dbs.meta, "segmented_through", encode_u64_le(segmented));
-          rc != 0)
-        return lmdb::to_error(rc, "writing the index position");
-      b.segmented_through = segmented;
-    }
-    added = std::move(lists);
   }
-  std::vector<std::pair<std::uint64_t, std::vector<global_position>>> entry;
-  entry.reserve(added.size());
-  for (auto& [id, positions] : added)
-    if (!positions.empty()) entry.emplace_back(id, std::move(positions));
-  if (!entry.empty()) {
+  if (seal) {
+    if (auto written = write_segments(b, added, segmented); !written) return written;
+    recent_first = segmented + 1;
+    if (int rc = b.txn.put(b.store.dbs.meta, "segmented_through", encode_u64_le(segmented));
+        rc != 0)
+      return lmdb::to_error(rc, "writing the index position");
+    b.segmented_through = segmented;
+  }
+  if (!added.empty()) {
     bytes::u64_key key(recent_first);
     if (int rc = b.txn.put(b.store.dbs.index_recent, key.view(),
-                           index::encode_recent(recent_first, entry), MDB_APPEND);
+                           index::encode_recent(recent_first, added), MDB_APPEND);
         rc != 0)
       return lmdb::to_error(rc, "writing the recent index");
   }

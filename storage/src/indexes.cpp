@@ -83,22 +83,30 @@ bool decode_positions(std::string_view value, global_position base, global_posit
   return !value.empty();
 }
 
-std::string encode_recent(
-    global_position first,
-    const std::vector<std::pair<std::uint64_t, std::vector<global_position>>>& keys) {
-  const std::size_t n = keys.size();
-  std::string lists;
+std::string encode_recent(global_position first, const postings& sorted) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < sorted.size(); ++i)
+    if (i == 0 || sorted[i].first != sorted[i - 1].first) ++n;
   std::string out(4 + n * 12 + 4, '\0');
+  out.reserve(out.size() + sorted.size() * 2);
   bytes::put_le<std::uint32_t>(out.data(), static_cast<std::uint32_t>(n));
-  char* ids = out.data() + 4;
-  char* offsets = ids + n * 8;
-  for (std::size_t i = 0; i < n; ++i) {
-    bytes::put_le<std::uint64_t>(ids + i * 8, keys[i].first);
-    bytes::put_le<std::uint32_t>(offsets + i * 4, static_cast<std::uint32_t>(lists.size()));
-    lists += encode_positions(first, keys[i].second.data(), keys[i].second.size());
+  const std::size_t ids = 4, offsets = 4 + n * 8, lists = 4 + n * 12 + 4;
+  char buf[10];
+  global_position prev = first;
+  for (std::size_t i = 0, k = 0; i < sorted.size(); ++i) {
+    if (i == 0 || sorted[i].first != sorted[i - 1].first) {
+      bytes::put_le<std::uint64_t>(out.data() + ids + k * 8, sorted[i].first);
+      bytes::put_le<std::uint32_t>(out.data() + offsets + k * 4,
+                                   static_cast<std::uint32_t>(out.size() - lists));
+      ++k;
+      prev = first;
+    }
+    char* end = bytes::put_varint(buf, sorted[i].second - prev);
+    out.append(buf, static_cast<std::size_t>(end - buf));
+    prev = sorted[i].second;
   }
-  bytes::put_le<std::uint32_t>(offsets + n * 4, static_cast<std::uint32_t>(lists.size()));
-  out += lists;
+  bytes::put_le<std::uint32_t>(out.data() + offsets + n * 4,
+                               static_cast<std::uint32_t>(out.size() - lists));
   return out;
 }
 
@@ -147,6 +155,28 @@ bool recent_lookup(std::string_view entry, global_position first, std::uint64_t 
   }
   if (lo == r.n || r.id(lo) != id) return true;
   return decode_positions(r.list(lo), first, no_limit, out);
+}
+
+bool recent_postings(std::string_view entry, global_position first, postings& out) {
+  recent_parts r;
+  if (!r.read(entry)) return false;
+  for (std::size_t i = 0; i < r.n; ++i) {
+    const std::uint64_t id = r.id(i);
+    if (i > 0 && id <= r.id(i - 1)) return false;
+    const std::string_view list = r.list(i);
+    const char* in = list.data();
+    const char* end = in + list.size();
+    if (in == end) return false;
+    global_position p = first;
+    for (bool head = true; in < end; head = false) {
+      std::uint64_t delta = 0;
+      in = bytes::get_varint(in, end, delta);
+      if (!in || (delta == 0 && !head) || p + delta < p) return false;
+      p += delta;
+      out.emplace_back(id, p);
+    }
+  }
+  return true;
 }
 
 bool recent_each(std::string_view entry, global_position first,
@@ -441,7 +471,7 @@ result<void> add_key(const query_source& src, char kind, std::string_view text,
   }
   if (src.pending) {
     if (auto it = src.pending->find(std::string_view(k)); it != src.pending->end())
-      out.push_back(std::make_unique<vector_stream>(it->second, from, dir));
+      out.push_back(std::make_unique<vector_stream>(it->second.positions, from, dir));
   }
   return {};
 }

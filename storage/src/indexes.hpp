@@ -78,13 +78,14 @@ std::string encode_positions(global_position base, const global_position* positi
 bool decode_positions(std::string_view value, global_position base, global_position limit,
                       std::vector<global_position>& out);
 
-/// One transaction's recent entry, from (key id, positions) pairs sorted by
-/// key id, every position >= `first`: u32 LE count n, n u64 LE ids, n+1 u32
-/// LE offsets into the lists, then each id's positions (encode_positions
+/// Index entries as (key id, position) pairs.
+using postings = std::vector<std::pair<std::uint64_t, global_position>>;
+
+/// A recent entry from postings sorted by key id then position, every
+/// position >= `first`: u32 LE count n of keys, their n u64 LE ids, n+1 u32
+/// LE offsets into the lists, then each key's positions (encode_positions
 /// from `first`).
-std::string encode_recent(
-    global_position first,
-    const std::vector<std::pair<std::uint64_t, std::vector<global_position>>>& keys);
+std::string encode_recent(global_position first, const postings& sorted);
 
 /// The positions of key `id` in a recent entry that begins at `first`,
 /// appended to `out` (binary search on the ids). false when the entry does
@@ -96,6 +97,10 @@ bool recent_lookup(std::string_view entry, global_position first, std::uint64_t 
 /// false when the entry does not decode.
 bool recent_each(std::string_view entry, global_position first,
                  function_ref<void(std::uint64_t, const std::vector<global_position>&)> visit);
+
+/// Appends each (key id, position) of a recent entry to `out`; false when
+/// the entry does not decode.
+bool recent_postings(std::string_view entry, global_position first, postings& out);
 
 /// The kinds of keys: the first byte of a key's text.
 inline constexpr char kind_type = 't';
@@ -147,10 +152,21 @@ struct text_hash {
   }
 };
 
-/// Positions of each key (as key_text) added by a write transaction and not
-/// written to the index yet, in log order.
-using pending_map =
+/// Positions by key text (key_text).
+using key_positions =
     std::unordered_map<std::string, std::vector<global_position>, text_hash, std::equal_to<>>;
+
+/// A key's positions added by a write transaction and not written to the
+/// index yet (in log order), and its id once a transaction found it stored.
+struct pending_key {
+  std::vector<global_position> positions;
+  std::uint64_t id = 0;  // 0: look it up
+};
+
+/// The writer's pending keys by key text. It outlives its transactions, so
+/// that keys seen before cost no allocation and no id lookup; a transaction
+/// empties the lists it filled when it ends.
+using pending_map = std::unordered_map<std::string, pending_key, text_hash, std::equal_to<>>;
 
 /// Where a query's candidates come from.
 struct query_source {

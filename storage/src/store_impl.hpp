@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "crypto.hpp"
+#include "indexes.hpp"
 #include "lmdb.hpp"
 #include "record.hpp"
 #include "store_files.hpp"
@@ -80,6 +81,7 @@ struct request_ref {
 struct writer_cache {
   /// Heads cached beyond this many are dropped (and read again).
   static constexpr std::size_t max_streams = std::size_t{1} << 20;
+  static constexpr std::size_t max_pending_keys = std::size_t{1} << 16;
 
   name_map<std::uint64_t> names;
   std::unordered_map<std::uint64_t, head_state> heads;
@@ -90,6 +92,7 @@ struct writer_cache {
   name_map<std::uint64_t> index_ids;
   std::uint64_t next_index_id = 0;                 // 0 = unknown
   std::optional<global_position> indexed_through;  // empty = unknown
+  index::pending_map pending;  // the write transactions' (batch.hpp), kept by clear()
 
   void clear() {
     names.clear();
@@ -99,6 +102,8 @@ struct writer_cache {
     index_ids.clear();
     next_index_id = 0;
     indexed_through.reset();
+    // Not `pending`: a live transaction points into it, and the ids it
+    // holds are stored ones, which stay valid.
   }
 };
 

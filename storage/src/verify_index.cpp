@@ -34,7 +34,7 @@ std::uint64_t index_checker::finish() {
   // segments (each in the span span_at names for it), then the recent
   // entries, both in log order.
   std::unordered_map<std::uint64_t, std::string> names;
-  index::pending_map seen;
+  index::key_positions seen;
   auto add = [&](std::uint64_t id, const std::vector<global_position>& positions) {
     auto it = names.find(id);
     if (it == names.end()) {

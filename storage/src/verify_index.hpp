@@ -34,7 +34,7 @@ class index_checker {
   bool usable_ = true;
   global_position indexed_through_ = 0;
   global_position segmented_through_ = 0;
-  index::pending_map expected_;
+  index::key_positions expected_;
   std::unordered_set<global_position> unreadable_;
 };
 

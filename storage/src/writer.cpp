@@ -32,7 +32,15 @@ std::string stream_label(std::string_view name) {
 }
 
 batch_txn::batch_txn(store_impl& s, write_txn& t)
-    : store(s), txn(t), now(now_us()), lookup_in{&t} {}
+    : store(s), txn(t), now(now_us()), pending(s.cache.pending), lookup_in{&t} {
+  // Keys seen before are kept (their nodes and ids), up to a bound.
+  if (pending.size() > writer_cache::max_pending_keys) pending.clear();
+}
+
+batch_txn::~batch_txn() {
+  for (auto* key : pending_touched)
+    key->second.positions.clear();
+}
 
 namespace {
 
