@@ -24,7 +24,7 @@ namespace detail {
 namespace {
 
 /// Tables of the layout, besides views.
-constexpr unsigned core_tables = 12;
+constexpr unsigned core_tables = 13;
 
 result<void> validate(const options& o) {
   auto bad = [](std::string what) { return error{errc::invalid_argument, std::move(what)}; };
@@ -250,6 +250,8 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool err
         {&dbs.index, "index", 0},
         {&dbs.index_recent, "index_recent", MDB_INTEGERKEY},
     };
+    static_assert(sizeof layout / sizeof layout[0] == core_tables,
+                  "the table count sets LMDB's maxdbs: views get what is left");
     for (const auto& l : layout) {
       auto dbi = open_db(t->get(), l.name, l.flags | MDB_CREATE);
       if (!dbi) return std::move(dbi).err();

@@ -289,6 +289,24 @@ BOOST_AUTO_TEST_CASE(a_conditional_erase_removes_a_view_row_only_while_it_holds_
 
 BOOST_AUTO_TEST_SUITE_END()
 
+BOOST_FIXTURE_TEST_CASE(a_store_holds_max_views_views_and_refuses_one_more, store_fixture) {
+  store.reset();
+  opts.max_views = 5;
+  store = varve_test::open_store(opts);
+  for (int i = 0; i < 5; ++i) {
+    write_request r;
+    r.views.push_back(view_update{"v" + std::to_string(i), view_update::op::put, "k", "x"});
+    auto out = store->write({&r, 1});
+    BOOST_REQUIRE(out.ok());
+    BOOST_TEST((*out)[0].ok(), "view " << i << ": " << varve_test::describe((*out)[0]));
+  }
+  write_request sixth;
+  sixth.views.push_back(view_update{"v5", view_update::op::put, "k", "x"});
+  auto out = store->write({&sixth, 1});
+  const bool refused = !out.ok() || !(*out)[0].ok();
+  BOOST_TEST(refused);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_cursor_update_with_a_stale_expected_position_fails_its_request,
                         store_fixture) {
   write_request first;
