@@ -176,6 +176,7 @@ result<runtime> runtime::open(varve_config& cfg, std::vector<projection_spec> pr
   auto p = std::make_unique<impl>();
   p->store = store;
   p->aggregates = cfg.aggregates();
+  p->decisions = cfg.decisions();
   for (auto& s : projections) {
     cfg.apply(s);
     p->modes.emplace(s.name, s.mode);

@@ -44,6 +44,8 @@ const option_row option_rows[] = {
      "passivate an aggregate actor idle this long"},
     {"aggregate-max-alive", &settings::aggregate_max_alive, "most aggregate actors per registry"},
     {"aggregate-max-retries", &settings::aggregate_max_retries, "reloads after a version conflict"},
+    {"decision-max-retries", &settings::decision_max_retries,
+     "decision models: reloads after a conflicting append"},
     {"projection-batch-events", &settings::projection_batch_events,
      "events a projection reads at once"},
     {"checkpoint-every", &settings::checkpoint_every,
@@ -72,6 +74,9 @@ result<void> settings::check() const {
   if (batch_max_bytes == 0) return bad("varve.batch-max-bytes is 0");
   if (aggregate_idle_timeout_ms == 0) return bad("varve.aggregate-idle-timeout-ms is 0");
   if (aggregate_max_alive == 0) return bad("varve.aggregate-max-alive is 0");
+  if (decision_max_retries > 1000)
+    return bad("varve.decision-max-retries is " + std::to_string(decision_max_retries) +
+               "; at most 1000");
   if (projection_batch_events == 0) return bad("varve.projection-batch-events is 0");
   if (checkpoint_every == 0) return bad("varve.checkpoint-every is 0");
   if (checkpoint_interval_ms == 0) return bad("varve.checkpoint-interval-ms is 0");

@@ -36,6 +36,12 @@ aggregate_options varve_config::aggregates() const {
   return a;
 }
 
+decision_options varve_config::decisions() const {
+  decision_options d;
+  d.max_retries = static_cast<unsigned>(decision_max_retries);
+  return d;
+}
+
 projection_spec& varve_config::apply(projection_spec& spec) const {
   spec.batch_events = projection_batch_events;
   spec.checkpoint_every = checkpoint_every;

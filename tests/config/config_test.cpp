@@ -51,6 +51,19 @@ BOOST_AUTO_TEST_CASE(the_command_line_overrides_options) {
   BOOST_CHECK_EQUAL(cfg.aggregates().snapshot_every, 7u);
 }
 
+BOOST_AUTO_TEST_CASE(decision_retries_come_from_the_configuration_and_are_bounded) {
+  varve::varve_config cfg;
+  BOOST_CHECK_EQUAL(cfg.decisions().max_retries, varve::decision_options{}.max_retries);
+  auto [code, out] = configure_with({"--varve.decision-max-retries=9"}, cfg, {.data_dir = "d"});
+  BOOST_REQUIRE_EQUAL(code, 0);
+  BOOST_CHECK_EQUAL(cfg.decisions().max_retries, 9u);
+  varve::varve_config too_many;
+  auto [bad_code, bad_out] =
+      configure_with({"--varve.decision-max-retries=5000"}, too_many, {.data_dir = "d"});
+  BOOST_CHECK_NE(bad_code, 0);
+  BOOST_CHECK(bad_out.find("decision-max-retries") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(an_ini_file_sets_options_and_the_command_line_wins) {
   varve_test::temp_dir dir;
   const auto ini = (dir / "varve.ini").string();

@@ -39,6 +39,8 @@ struct settings {
   std::size_t aggregate_idle_timeout_ms = 60000;
   std::size_t aggregate_max_alive = 10000;
   std::size_t aggregate_max_retries = 3;
+  // Decision models.
+  std::size_t decision_max_retries = 5;  ///< as decision_options' default
   // Projections.
   std::size_t projection_batch_events = 1000;
   std::size_t checkpoint_every = 1000;

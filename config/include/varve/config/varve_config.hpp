@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <varve/actors/aggregate.hpp>
+#include <varve/actors/decision.hpp>
 #include <varve/actors/storage_actor.hpp>
 #include <varve/config/settings.hpp>
 #include <varve/projections/projection.hpp>
@@ -47,6 +48,8 @@ struct varve_config : caf::actor_system_config, settings {
   storage_config storage() const;
   /// The aggregates' options. Never fails.
   aggregate_options aggregates() const;
+  /// The decision models' options (decide<D>). Never fails.
+  decision_options decisions() const;
   /// Applies the projection options to a spec (batch and checkpoint
   /// policy) and returns it. Never fails.
   projection_spec& apply(projection_spec& spec) const;
