@@ -174,6 +174,16 @@ void projection_engine::settle(batch_outcome o) {
   handled_ += o.handled;
   if (o.last > position_) handled_time_ = o.last_time;
   const next_step step = next_after(o.failure);
+  if (spec_.mode == delivery::exactly_once && step == next_step::read_on && o.handled == 0 &&
+      o.updates.empty() && !o.failure) {
+    // Nothing for the projection in what it read (a filtered read over
+    // other events): no view write to commit with the cursor, so the cursor
+    // moves with the next commit or checkpoint (timer, or stop) instead of a
+    // write of its own. Reading that range again finds nothing either.
+    position_ = o.last;
+    read_on();
+    return maybe_checkpoint();
+  }
   if (spec_.mode == delivery::at_least_once && step == next_step::read_on) {
     if (unsaved_.empty())
       unsaved_ = std::move(o.updates);
@@ -309,7 +319,9 @@ void projection_engine::save_checkpoint() {
   }
   note_wanted_ = false;
   const bool at_least_once = spec_.mode == delivery::at_least_once;
-  background_to_ = at_least_once ? position_ : stored_;
+  // Exactly-once, the position is past the stored cursor only over ranges
+  // with nothing for the projection (settle): it may be stored alone.
+  background_to_ = position_;
   since_checkpoint_ = 0;
   background_ticket_ = ++tickets_;
   write_request w;
@@ -373,10 +385,14 @@ write_request projection_engine::stop() {
     const global_position at = commit_ ? commit_->to : position_;
     w.cursors.push_back(cursor_update{spec_.name, at, stored_state(kept), std::nullopt});
   } else {
+    // A write in flight is expected to land; else the position (past the
+    // stored cursor only over ranges with nothing for the projection).
+    const bool in_flight = (commit_ && commit_ticket_ != 0) || background_ticket_ != 0;
     const global_position at = commit_ && commit_ticket_ != 0 ? commit_->to
                                : background_ticket_ != 0      ? background_to_
-                                                              : stored_;
-    w.cursors.push_back(cursor_update{spec_.name, at, stored_state(kept), at});
+                                                              : position_;
+    w.cursors.push_back(
+        cursor_update{spec_.name, at, stored_state(kept), in_flight ? at : stored_});
   }
   state_ = projection_state::stopped;
   return w;

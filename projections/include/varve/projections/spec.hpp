@@ -37,6 +37,10 @@ enum class failure_policy : std::uint8_t {
 /// process reads only the positions the store's type, category and tag
 /// indexes list for them (read_transaction::scan_query), and its cursor
 /// moves over the ranges with nothing for it without a record of them read.
+/// Exactly-once, such a move (a read with no event for the projection) is
+/// stored with the next view commit, at checkpoint_interval, or at stop,
+/// not with a write of its own; after a crash the range is read again, and
+/// has nothing for it again.
 /// What reaches the handler is the same either way. Categories go to the
 /// index when there are no stream prefixes, none has a '-' and no stream is
 /// named exactly like one (the index knows "account-7" in "account", not a
