@@ -198,6 +198,10 @@ program() {  # program SYSTEM WORKLOAD: the benchmark programs that run it, one 
       ;;
     varve:W2 | varve:W5 | varve:W9c) echo "$build"/bench/varve_bench_varve_actors ;;
     varve:W6) echo "$build"/bench/varve_bench_varve_projections ;;
+    varve:W9d)  # storage level (storage API), and through the projection engine
+      echo "$build"/bench/varve_bench_varve_storage
+      echo "$build"/bench/varve_bench_varve_projections
+      ;;
     varve:*) echo "$build"/bench/varve_bench_varve_storage ;;
   esac
   case "$1" in
