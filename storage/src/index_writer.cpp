@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <string>
+#include <unordered_map>
 
 #include "batch.hpp"
 #include "record.hpp"
@@ -112,8 +113,9 @@ result<void> put_segments(batch_txn& b, const index::span& s, const index::posti
 /// Replaces the segments of tier `from` in `into` (a span of the tier
 /// above) by one segment per key of `into`.
 result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& into) {
-  index::postings merged;
-  std::vector<global_position> positions;
+  // Each key's positions in span order are in log order: gathered per key,
+  // then written in key order (no sort of the positions).
+  std::unordered_map<std::uint64_t, std::vector<global_position>> by_key;
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index, c); rc != 0)
     return lmdb::to_error(rc, "opening the index");
@@ -131,15 +133,12 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
       return error{errc::corruption, "an index segment has a bad key"};
     }
     if (s.tier != from || s.first > into.last()) break;
-    positions.clear();
-    if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), positions)) {
+    if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), by_key[id])) {
       mdb_cursor_close(c);
       return error{errc::corruption, "the index segment of key id " + std::to_string(id) +
                                          " at position " + std::to_string(s.first) +
                                          " does not decode"};
     }
-    for (global_position p : positions)
-      merged.emplace_back(id, p);
     if (rc = b.txn.cursor_del(c); rc != 0) {
       mdb_cursor_close(c);
       return lmdb::to_error(rc, "merging the index");
@@ -147,8 +146,20 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
   }
   mdb_cursor_close(c);
   if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) return lmdb::to_error(rc, "merging the index");
-  std::sort(merged.begin(), merged.end());
-  return put_segments(b, into, merged, 0);
+  std::vector<std::uint64_t> ids;
+  ids.reserve(by_key.size());
+  for (const auto& [id, positions] : by_key)
+    ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (std::uint64_t id : ids) {
+    const auto& positions = by_key[id];
+    if (int put =
+            b.txn.put(b.store.dbs.index, index::segment_key(into, id),
+                      index::encode_positions(into.first, positions.data(), positions.size()));
+        put != 0)
+      return lmdb::to_error(put, "writing the index");
+  }
+  return {};
 }
 
 /// Writes the segments of every whole span in (segmented_through, through]
