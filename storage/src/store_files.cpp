@@ -42,8 +42,10 @@ struct claimed_directories {
 };
 
 claimed_directories& claimed() {
-  static claimed_directories c;
-  return c;
+  // Never destroyed: a store held in a static or global is closed after
+  // function-local statics are gone, and still unregisters here.
+  static auto* c = new claimed_directories;
+  return *c;
 }
 
 error os_error(int code, const std::string& what) {

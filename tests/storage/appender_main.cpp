@@ -7,13 +7,16 @@
 // single events of type "appended" with payload "<pid>:<i>" to <stream>, each
 // with expected version exact(exact-start + i) when exact-start is given, else
 // any, and prints the position of each on its own line. Exits 0; on a failure
-// prints the error on stderr and exits 1 (2 for bad arguments).
+// prints the error on stderr and exits 1 (2 for bad arguments). The store is
+// held in a global, as some programs do: it closes after main returns, with
+// the other statics.
 #include <unistd.h>
 
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +24,8 @@
 #include "varve/storage/event_store.hpp"
 
 namespace {
+
+std::unique_ptr<varve::event_store> held;
 
 std::optional<std::uint64_t> parse_number(std::string_view text) {
   std::uint64_t value = 0;
@@ -47,11 +52,13 @@ int main(int argc, char** argv) {
   varve::options opts;
   opts.directory = argv[1];
   opts.sync = varve::durability::no_sync;
-  auto store = varve::event_store::open(opts);
-  if (!store) {
-    std::cerr << "open " << argv[1] << ": " << store.err().to_string() << "\n";
+  auto opened = varve::event_store::open(opts);
+  if (!opened) {
+    std::cerr << "open " << argv[1] << ": " << opened.err().to_string() << "\n";
     return 1;
   }
+  held = std::move(*opened);
+  auto* store = &held;
 
   const std::string pid = std::to_string(::getpid());
   for (std::uint64_t i = 0; i < *count; ++i) {

@@ -135,6 +135,14 @@ struct multiprocess_fixture : store_fixture {
 
 BOOST_FIXTURE_TEST_SUITE(multiprocess, multiprocess_fixture)
 
+BOOST_AUTO_TEST_CASE(a_process_that_holds_its_store_in_a_global_exits_cleanly) {
+  // The appender keeps its store in a global: it is closed after main
+  // returns, when the other statics are being destroyed.
+  const auto r = run_appender(dir.path(), {store_dir(), "g", "2"});
+  BOOST_TEST(r.positions.size() == 2u);
+  BOOST_TEST(r.errors.empty());
+}
+
 BOOST_AUTO_TEST_CASE(cached_heads_do_not_go_stale_when_another_process_appends) {
   const auto first = append("s", expected_version::exact(0), make_events(1, "mine"));
   BOOST_TEST(first.first_position == 1u);
