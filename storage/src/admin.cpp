@@ -94,6 +94,23 @@ result<void> store_impl::shred(std::string_view stream) {
   return transact(txn_work{run, committed, aborted});
 }
 
+result<void> store_impl::drop_indexes() {
+  std::lock_guard<std::mutex> lock(write_mutex);
+  auto run = [&](write_txn& t) -> result<txn_decision> {
+    for (MDB_dbi dbi : {dbs.index, dbs.index_recent, dbs.index_keys, dbs.index_names})
+      if (int rc = t.drop(dbi, 0); rc != 0) return lmdb::to_error(rc, "emptying the indexes");
+    for (const char* name : {"indexed_through", "segmented_through"}) {
+      MDB_val k = lmdb::to_val(name);
+      if (int rc = t.del(dbs.meta, k); rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb::to_error(rc, "removing the index position");
+    }
+    return txn_decision::commit;
+  };
+  auto committed = [&] { cache.clear(); };  // key ids and positions are gone
+  auto aborted = [] {};
+  return transact(txn_work{run, committed, aborted});
+}
+
 result<void> store_impl::rotate(crypto::key_bytes new_key) {
   if (!encrypted) return error{errc::invalid_argument, "the store is not encrypted"};
   std::lock_guard<std::mutex> lock(write_mutex);

@@ -46,6 +46,11 @@ result<std::vector<write_outcome>> event_store::write(std::span<const write_requ
   return impl_->write(batch, timing);
 }
 
+result<void> event_store::rebuild_indexes() {
+  if (auto dropped = impl_->drop_indexes(); !dropped) return dropped;
+  return detail::index_up_to_date(*impl_, true);
+}
+
 result<void> event_store::shred(std::string_view stream) {
   return impl_->shred(stream);
 }

@@ -64,6 +64,13 @@ result<std::uint64_t> key_id(batch_txn& b, const std::string& text, bool& stored
   return id;
 }
 
+/// A damaged index: the error says how to repair it.
+error damaged_index(std::string what) {
+  return error{errc::corruption, std::move(what) +
+                                     "; the indexes are derived from the log: rebuild them "
+                                     "(event_store::rebuild_indexes, varvectl rebuild-indexes)"};
+}
+
 /// Adds every recent entry's postings to `out` (each entry's sorted by key id
 /// then position; `runs` gets where each entry after the first begins),
 /// and sets `oldest` to the position the first entry begins at (unchanged
@@ -130,14 +137,13 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
     std::uint64_t id = 0;
     if (!index::decode_segment_key(lmdb::to_view(k), s, id)) {
       mdb_cursor_close(c);
-      return error{errc::corruption, "an index segment has a bad key"};
+      return damaged_index("an index segment has a bad key");
     }
     if (s.tier != from || s.first > into.last()) break;
     if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), by_key[id])) {
       mdb_cursor_close(c);
-      return error{errc::corruption, "the index segment of key id " + std::to_string(id) +
-                                         " at position " + std::to_string(s.first) +
-                                         " does not decode"};
+      return damaged_index("the index segment of key id " + std::to_string(id) + " at position " +
+                           std::to_string(s.first) + " does not decode");
     }
     if (rc = b.txn.cursor_del(c); rc != 0) {
       mdb_cursor_close(c);
@@ -218,6 +224,12 @@ result<void> catch_up_index(batch_txn& b) {
     }
   }
   b.indexed_through = *cache.indexed_through;
+  if (b.indexed_through > b.next_position - 1) {
+    cache.indexed_through.reset();
+    return damaged_index("meta 'indexed_through' (" + std::to_string(b.indexed_through) +
+                         ") is past the log's last position (" +
+                         std::to_string(b.next_position - 1) + ")");
+  }
   {
     MDB_val v{};
     const int rc = b.txn.get(b.store.dbs.meta, "segmented_through", v);
@@ -226,9 +238,9 @@ result<void> catch_up_index(batch_txn& b) {
       auto at = decode_u64_le(lmdb::to_view(v), "meta 'segmented_through'");
       if (!at) return std::move(at).err();
       if (*at % index::segment_span != 0 || *at > b.indexed_through)
-        return error{errc::corruption,
-                     "meta 'segmented_through' is not a whole span at or "
-                     "before 'indexed_through'"};
+        return damaged_index("meta 'segmented_through' (" + std::to_string(*at) +
+                             ") is not a whole span at or before 'indexed_through' (" +
+                             std::to_string(b.indexed_through) + ")");
       b.segmented_through = *at;
     }
   }
@@ -290,14 +302,17 @@ result<void> write_index(batch_txn& b) {
   std::size_t count = 0;
   for (auto* key : b.pending_touched) {
     std::uint64_t id = key->second.id;
-    if (id == 0) {
+    if (key->second.generation != b.store.cache.generation) {
       bool stored = false;
       auto found = key_id(b, key->first, stored);
       if (!found) return std::move(found).err();
       id = *found;
       // Only a stored id outlives this transaction (a new one is gone if it
       // aborts).
-      if (stored) key->second.id = id;
+      if (stored) {
+        key->second.id = id;
+        key->second.generation = b.store.cache.generation;
+      }
     }
     keys.emplace_back(id, &key->second.positions);
     count += key->second.positions.size();
@@ -343,6 +358,26 @@ result<void> write_index(batch_txn& b) {
     b.segmented_through = segmented;
   }
   if (!added.empty()) {
+    // Entries go after every stored one (an entry at or past recent_first
+    // means meta's positions are behind the index).
+    MDB_cursor* c = nullptr;
+    if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
+      return lmdb::to_error(rc, "opening the recent index");
+    MDB_val lk{}, lv{};
+    const int rc = b.txn.cursor_get(c, lk, lv, MDB_LAST);
+    mdb_cursor_close(c);
+    if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
+    if (rc == 0 && (lk.mv_size != 8 || bytes::get_native_u64(lmdb::to_view(lk)) >= recent_first))
+      return damaged_index("the recent index has an entry at or after position " +
+                           std::to_string(recent_first) + ", which meta 'indexed_through' (" +
+                           std::to_string(b.indexed_through) + ") does not cover");
+    global_position lowest = added.front().second;
+    for (const auto& posting : added)
+      lowest = std::min(lowest, posting.second);
+    if (lowest < recent_first)
+      return damaged_index("meta 'indexed_through' (" + std::to_string(b.indexed_through) +
+                           ") is past position " + std::to_string(lowest) +
+                           ", which the index does not list");
     bytes::u64_key key(recent_first);
     if (int rc = b.txn.put(b.store.dbs.index_recent, key.view(),
                            index::encode_recent(recent_first, added), MDB_APPEND);

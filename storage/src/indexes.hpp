@@ -160,7 +160,8 @@ using key_positions =
 /// index yet (in log order), and its id once a transaction found it stored.
 struct pending_key {
   std::vector<global_position> positions;
-  std::uint64_t id = 0;  // 0: look it up
+  std::uint64_t id = 0;          // valid when `generation` is the writer cache's
+  std::uint64_t generation = 0;  // 0: look it up
 };
 
 /// The writer's pending keys by key text. It outlives its transactions, so

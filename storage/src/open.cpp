@@ -297,7 +297,32 @@ result<std::pair<global_position, global_position>> index_and_head(store_impl& s
 
 }  // namespace
 
-result<void> index_up_to_date(store_impl& s) {
+namespace {
+
+/// Whether `index` holds entries of the layout before segments (16-byte
+/// keys: key id, first position), which a development build of format 3
+/// wrote: such indexes are dropped and built again.
+result<bool> index_of_an_older_layout(store_impl& s) {
+  MDB_txn* raw = nullptr;
+  if (int rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw); rc != 0)
+    return lmdb::to_error(rc, "beginning a read transaction");
+  std::optional<lmdb::txn> t{lmdb::txn(raw)};
+  auto c = lmdb::cursor::open(t->get(), s.dbs.index);
+  if (!c) return std::move(c).err();
+  MDB_val k{}, v{};
+  auto found = c->get(k, v, MDB_FIRST);
+  if (!found) return std::move(found).err();
+  return *found && k.mv_size == 16;
+}
+
+}  // namespace
+
+result<void> index_up_to_date(store_impl& s, bool strict) {
+  auto older = index_of_an_older_layout(s);
+  if (!older) return std::move(older).err();
+  if (*older) {
+    if (auto dropped = s.drop_indexes(); !dropped) return dropped;
+  }
   // A store of an older format, or events an older build appended: writes
   // with nothing in them catch the index up (writer.cpp), about 2^20 index
   // entries per transaction, so that memory stays bounded too.
@@ -309,7 +334,7 @@ result<void> index_up_to_date(store_impl& s) {
     auto done = s.write(std::span<const request_ref>{}, nullptr, entries_per_transaction);
     // A damaged record in the part not indexed yet: the store still opens
     // (reads find those events through the log; verify names the record).
-    if (!done && done.err().code() == errc::corruption) return {};
+    if (!done && done.err().code() == errc::corruption && !strict) return {};
     if (!done) return std::move(done).err();
   }
 }

@@ -92,7 +92,8 @@ struct writer_cache {
   name_map<std::uint64_t> index_ids;
   std::uint64_t next_index_id = 0;                 // 0 = unknown
   std::optional<global_position> indexed_through;  // empty = unknown
-  index::pending_map pending;  // the write transactions' (batch.hpp), kept by clear()
+  index::pending_map pending;    // the write transactions' (batch.hpp), kept by clear()
+  std::uint64_t generation = 1;  // of the ids in `pending`
 
   void clear() {
     names.clear();
@@ -102,8 +103,10 @@ struct writer_cache {
     index_ids.clear();
     next_index_id = 0;
     indexed_through.reset();
-    // Not `pending`: a live transaction points into it, and the ids it
-    // holds are stored ones, which stay valid.
+    // Not `pending`: a live transaction points into it. The ids it holds
+    // were read under an older generation (drop_indexes in any process
+    // renumbers the keys): looked up again.
+    ++generation;
   }
 };
 
@@ -201,6 +204,9 @@ struct store_impl {
   result<std::vector<write_outcome>> write(std::span<const request_ref> batch, write_timing* timing,
                                            global_position catch_up_limit = 0);
   result<void> shred(std::string_view stream);
+  /// Empties the index tables and their positions in meta, in one
+  /// transaction (index_up_to_date builds them again).
+  result<void> drop_indexes();
   result<void> rotate(crypto::key_bytes new_key);
 
   /// The transaction lifecycle of every write (write_mutex held): begins a
@@ -232,10 +238,13 @@ struct store_impl {
   std::uint64_t map_size() const;
 };
 
-/// At open: brings the indexes up to the log when they are behind (a store
+/// At open (and after drop_indexes): brings the indexes up to the log when
+/// they are behind (a store
 /// of an older format, or events an older build appended), in one write
 /// transaction. Errors: as store_impl::write.
-result<void> index_up_to_date(store_impl& s);
+/// `strict`: a damaged record stops it with corruption (at open the store
+/// still opens: readers find those events through the log).
+result<void> index_up_to_date(store_impl& s, bool strict = false);
 
 struct read_state {
   const store_impl* store = nullptr;

@@ -18,6 +18,7 @@ index_checker::index_checker(const read_state& st, MDB_txn* txn, fault_fn fault)
 }
 
 void index_checker::event(const event_view& e) {
+  head_ = std::max(head_, e.position);
   if (!usable_ || e.position > indexed_through_) return;
   auto name = st_.name_of(e.stream_id);
   if (!name) return;  // the stream check reports it
@@ -28,6 +29,10 @@ void index_checker::event(const event_view& e) {
 
 std::uint64_t index_checker::finish() {
   if (!usable_) return 0;
+  if (indexed_through_ > head_)
+    fault_("meta 'indexed_through' (" + std::to_string(indexed_through_) +
+           ") is past the log's last position (" + std::to_string(head_) +
+           "): the next append would be indexed wrong; rebuild the indexes");
   const tables& dbs = st_.store->dbs;
   std::uint64_t entries = 0;
   // The positions of each key, as stored, must be what the log says: the

@@ -2,6 +2,7 @@
 // (private to varve::storage).
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <unordered_set>
@@ -23,7 +24,10 @@ class index_checker {
   /// An event of the log (decoded, authenticated or shredded).
   void event(const event_view& e);
   /// A record that does not read (verify reports it): the index may list it.
-  void unreadable(global_position position) { unreadable_.insert(position); }
+  void unreadable(global_position position) {
+    unreadable_.insert(position);
+    head_ = std::max(head_, position);
+  }
   /// Compares the stored index with the log; returns the entries checked.
   std::uint64_t finish();
 
@@ -34,6 +38,7 @@ class index_checker {
   bool usable_ = true;
   global_position indexed_through_ = 0;
   global_position segmented_through_ = 0;
+  global_position head_ = 0;  // the last position of the log seen
   index::key_positions expected_;
   std::unordered_set<global_position> unreadable_;
 };

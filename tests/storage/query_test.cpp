@@ -520,6 +520,97 @@ BOOST_AUTO_TEST_CASE(a_large_store_without_indexes_gets_them_in_several_transact
   BOOST_TEST(report->index_entries == 7u * batches * per_batch);  // type, category, 5 tags
 }
 
+BOOST_AUTO_TEST_CASE(indexes_of_the_older_chunk_layout_are_built_again_when_opened) {
+  fill_courses(*store);
+  const auto before = scanned(*store, query::of_tags({"course:c1"}));
+  const global_position at = head();
+  store.reset();
+  {
+    // What a build with per-key chunks left: 16-byte keys (key id, first
+    // position) in `index`, and every position covered.
+    varve_test::raw_env raw(dir / "store");
+    raw.remove_indexes();
+    raw.put("index", std::string(15, '\0') + '\1', std::string("\1", 1));
+    raw.put("meta", "indexed_through", varve_test::le64(at));
+  }
+  reopen();
+  BOOST_TEST(queried(*store, query::of_tags({"course:c1"})) == before);
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  // And a condition over them holds.
+  write_request late{{{"course-c1", expected_version::any(), {tagged("x", {"course:c1"})}}}};
+  late.condition = append_condition{query::of_tags({"course:c1"}), 0};
+  auto out = store->write(std::vector<write_request>{late});
+  BOOST_REQUIRE(out.ok());
+  BOOST_TEST(!(*out)[0].ok());
+}
+
+BOOST_AUTO_TEST_CASE(an_index_position_past_the_log_is_reported_refused_and_rebuilt) {
+  fill_courses(*store);
+  const global_position at = head();
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    raw.put("meta", "indexed_through", varve_test::le64(at + 100));
+  }
+  reopen();
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  bool named = false;
+  for (const auto& f : report->faults)
+    named = named || f.find("indexed_through") != std::string::npos;
+  BOOST_TEST(named);
+  // An append would index its events wrong: refused, nothing written.
+  auto refused = store->append("course-c9", expected_version::any(),
+                               std::vector<new_event>{tagged("course_defined", {"course:c9"})});
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.err().code() == errc::corruption);
+  BOOST_TEST(refused.err().message().find("rebuild") != std::string::npos);
+  BOOST_TEST(head() == at);
+  BOOST_REQUIRE(store->rebuild_indexes().ok());
+  BOOST_REQUIRE(store
+                    ->append("course-c9", expected_version::any(),
+                             std::vector<new_event>{tagged("course_defined", {"course:c9"})})
+                    .ok());
+  BOOST_TEST(queried(*store, query::of_tags({"course:c9"})) ==
+             scanned(*store, query::of_tags({"course:c9"})));
+  report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+}
+
+BOOST_AUTO_TEST_CASE(rebuild_indexes_repairs_a_damaged_index_while_another_handle_reads) {
+  fill_courses(*store);
+  const auto before = scanned(*store, query::of_tags({"student:s2"}));
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    raw.empty("index_recent", MDB_INTEGERKEY);
+  }
+  reopen();
+  auto damaged = store->verify();
+  BOOST_REQUIRE(damaged.ok());
+  BOOST_TEST(!damaged->faults.empty());
+  auto reader = store->read();  // a reader that began before the rebuild
+  BOOST_REQUIRE(reader.ok());
+  BOOST_REQUIRE(store->rebuild_indexes().ok());
+  BOOST_TEST(queried(*store, query::of_tags({"student:s2"})) == before);
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  // The old reader still reads its snapshot.
+  std::size_t n = 0;
+  BOOST_TEST(reader
+                 ->scan_log(1, direction::forward, SIZE_MAX,
+                            [&](const event_view&) {
+                              ++n;
+                              return true;
+                            })
+                 .ok());
+  BOOST_TEST(n == head());
+}
+
 BOOST_AUTO_TEST_CASE(verify_reports_an_index_that_disagrees_with_the_log) {
   fill_courses(*store);
   store.reset();

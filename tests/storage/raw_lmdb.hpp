@@ -200,4 +200,12 @@ inline std::string le32(std::uint32_t v) {
   return out;
 }
 
+/// A u64 as 8 little-endian bytes.
+inline std::string le64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
 }  // namespace varve_test

@@ -112,6 +112,11 @@ expect 0 "import into an encrypted store" -- --db "$T/db3" --key-file "$T/k" imp
 expect 0 "read-query, encrypted" -- --db "$T/db3" --key-file "$T/k" read-query --category course --json
 check_eq "$(jq -c '[.position, .tags, .data]' "$T/out" | head -1)" '[1,["course:c7","student:s42"],{"seat":1}]' \
   "tags and data from an encrypted store"
+expect 0 "rebuild the indexes" -- --db "$T/db3" --key-file "$T/k" --json rebuild-indexes
+check_jq '.rebuilt == true' "rebuild-indexes answers"
+expect 0 "read-query after the rebuild" -- --db "$T/db3" --key-file "$T/k" read-query --tag student:s42 --json
+check_eq "$(positions)" "1 4 5 6 " "the rebuilt tag index"
+expect 0 "verify after the rebuild" -- --db "$T/db3" --key-file "$T/k" verify
 cat >"$T/old.jsonl" <<'JSONL'
 {"position":1,"stream":"t","version":1,"type":"x","id":"00000000-0000-7000-8000-000000000001","time":"2024-01-01T00:00:00.000000Z","shredded":false,"metadata":null,"data":1}
 {"position":2,"stream":"t","version":2,"type":"x","id":"00000000-0000-7000-8000-000000000002","time":"2024-01-01T00:00:00.000001Z","shredded":false,"metadata":null,"data":2}

@@ -250,6 +250,20 @@ int run_compact(const global_options& g) {
   return exit_ok;
 }
 
+int run_rebuild_indexes(const global_options& g) {
+  auto store = open_store(g);
+  if (!store) return report(store.err(), g.json);
+  if (auto r = (*store)->rebuild_indexes(); !r) return report(r.err(), g.json);
+  auto txn = (*store)->read();
+  if (!txn) return report(txn.err(), g.json);
+  if (g.json)
+    print_json(json{{"rebuilt", true}, {"indexed_through", txn->head()}});
+  else
+    print_line("rebuilt the type, category and tag indexes of " + g.db + " from its " +
+               std::to_string(txn->head()) + " events");
+  return exit_ok;
+}
+
 struct shred_args {
   std::string stream;
 };
@@ -348,6 +362,12 @@ void add_store_commands(CLI::App& app, context& ctx) {
       "rewrite the closed store into a fresh data file: removes what shred, deleted snapshots "
       "and erased view rows left in data.mdb (refused while any process has the store open)");
   when_chosen(c, ctx, [&ctx] { return run_compact(ctx.global); });
+
+  auto* ri = app.add_subcommand(
+      "rebuild-indexes",
+      "drop the type, category and tag indexes and build them again from the log (for an "
+      "index verify reports damaged); writers may go on meanwhile");
+  when_chosen(ri, ctx, [&ctx] { return run_rebuild_indexes(ctx.global); });
 
   auto* s = app.add_subcommand("shred", "forget a stream's data for good (crypto-shredding)");
   s->add_option("STREAM", shred->stream, "stream name")->required();

@@ -38,7 +38,8 @@ std::optional<std::uint64_t> parse_whole_number(std::string_view text);
 /// reads "010" as octal).
 CLI::Validator whole_number(std::uint64_t min, const std::string& below_min = {});
 
-/// init, streams, stats, verify, backup, compact, shred, rotate-key (cmd_store.cpp).
+/// init, streams, stats, verify, backup, compact, rebuild-indexes, shred, rotate-key
+/// (cmd_store.cpp).
 void add_store_commands(CLI::App& app, context& ctx);
 
 /// append, read, read-all, read-query, tail (cmd_events.cpp).

@@ -378,6 +378,15 @@ class event_store {
   /// Errors: not_found (no such stream), io_error, failed_state.
   result<void> shred(std::string_view stream);
 
+  /// Drops the type, category and tag indexes and builds them again from
+  /// the log (derived data: for an index that verify() reports damaged).
+  /// Readers and other processes see either the old indexes or none (their
+  /// queries then read the log) until the rebuild commits, about 2^20 index
+  /// entries per transaction. Errors: corruption (a record of the log that
+  /// does not decode: the indexes stop before it, verify() names it),
+  /// storage_full, io_error, failed_state.
+  result<void> rebuild_indexes();
+
   /// Re-wraps every data key under `new_key` in one transaction; afterwards
   /// only the new key opens the store. Errors: invalid_argument (the store
   /// is not encrypted, or a bad key file), io_error, failed_state.
