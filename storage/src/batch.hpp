@@ -159,6 +159,10 @@ result<std::uint64_t> check_snapshot(batch_txn& b, const std::vector<plan>& plan
                                      const snapshot_update& u);
 result<void> check_view(const store_impl& s, const view_update& u);
 
+/// Checks that view `name` exists or one more fits (options.max_views).
+/// Errors: invalid_argument.
+result<void> check_view_room(batch_txn& b, const std::string& name);
+
 /// Writes a request's cursors, snapshots and views (after its appends).
 result<void> write_side_tables(batch_txn& b, const write_request& req,
                                const std::vector<std::uint64_t>& snapshot_ids);

@@ -47,6 +47,24 @@ result<void> check_view(const store_impl& s, const view_update& u) {
   return {};
 }
 
+result<void> check_view_room(batch_txn& b, const std::string& name) {
+  if (b.new_views.contains(name)) return {};
+  b.txn.lock_views();
+  if (b.store.views.contains(name)) return {};
+  MDB_dbi dbi = 0;  // a view another process made: open it
+  if (int rc = mdb_dbi_open(b.txn.raw(), view_table(name).c_str(), 0, &dbi); rc == 0) {
+    b.new_views.emplace(name, dbi);
+    return {};
+  }
+  if (b.store.views.size() + b.new_views.size() >= b.store.opts.max_views)
+    return error{errc::invalid_argument,
+                 "view '" + name + "' would be one more than the store's " +
+                     std::to_string(b.store.opts.max_views) +
+                     " views (options.max_views; each process that opens the store may hold that "
+                     "many)"};
+  return {};
+}
+
 namespace {
 
 /// The handle of a view table in this write transaction, created if missing.

@@ -71,6 +71,7 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
   for (const view_update& u : req.views) {
     auto valid = check_view(b.store, u);
     if (!valid) return std::move(valid).err();
+    if (auto room = check_view_room(b, u.view); !room) return std::move(room).err();
   }
   // A retried request whose events are all in place already is answered
   // with their places, whatever its condition says now.
