@@ -1,5 +1,7 @@
 #include "verify_index.hpp"
 
+#include <algorithm>
+
 #include "bytes.hpp"
 #include "lmdb.hpp"
 
@@ -139,9 +141,15 @@ std::uint64_t index_checker::finish() {
       fault_("the index lists " + std::to_string(positions.size()) + " events of " + label(text) +
              ", which the log does not have");
     } else if (it->second != positions) {
+      const auto [listed, logged] =
+          std::mismatch(positions.begin(), positions.end(), it->second.begin(), it->second.end());
+      std::string where;
+      if (listed != positions.end() && (logged == it->second.end() || *listed < *logged))
+        where = "it lists position " + std::to_string(*listed) + ", which is not one of them";
+      else
+        where = "it lacks position " + std::to_string(*logged);
       fault_("the index of " + label(text) + " lists " + std::to_string(positions.size()) +
-             " events, the log has " + std::to_string(it->second.size()) +
-             " (or at other positions)");
+             " events, the log has " + std::to_string(it->second.size()) + ": first, " + where);
     }
   }
   for (const auto& [text, positions] : expected_)
