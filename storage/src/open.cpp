@@ -274,8 +274,9 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool err
 
 namespace {
 
-/// The log's last position and the index's, in a read transaction.
-result<std::pair<global_position, global_position>> index_and_head(store_impl& s) {
+/// A read transaction at open, adopting the map size when another process
+/// grew it.
+result<lmdb::txn> begin_read_at_open(store_impl& s) {
   MDB_txn* raw = nullptr;
   int rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw);
   while (rc == MDB_MAP_RESIZED) {  // another process grew the map
@@ -283,7 +284,13 @@ result<std::pair<global_position, global_position>> index_and_head(store_impl& s
     rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw);
   }
   if (rc != 0) return lmdb::to_error(rc, "beginning a read transaction");
-  std::optional<lmdb::txn> t{lmdb::txn(raw)};
+  return lmdb::txn(raw);
+}
+
+/// The log's last position and the index's, in a read transaction.
+result<std::pair<global_position, global_position>> index_and_head(store_impl& s) {
+  auto t = begin_read_at_open(s);
+  if (!t) return std::move(t).err();
   auto covered = index::read_coverage(t->get(), s.dbs);
   if (!covered) return std::move(covered).err();
   auto c = lmdb::cursor::open(t->get(), s.dbs.events);
@@ -303,10 +310,8 @@ namespace {
 /// keys: key id, first position), which a development build of format 3
 /// wrote: such indexes are dropped and built again.
 result<bool> index_of_an_older_layout(store_impl& s) {
-  MDB_txn* raw = nullptr;
-  if (int rc = mdb_txn_begin(s.env.get(), nullptr, MDB_RDONLY, &raw); rc != 0)
-    return lmdb::to_error(rc, "beginning a read transaction");
-  std::optional<lmdb::txn> t{lmdb::txn(raw)};
+  auto t = begin_read_at_open(s);
+  if (!t) return std::move(t).err();
   auto c = lmdb::cursor::open(t->get(), s.dbs.index);
   if (!c) return std::move(c).err();
   MDB_val k{}, v{};
