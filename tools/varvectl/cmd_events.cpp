@@ -329,51 +329,6 @@ varve::result<varve::query> query_of(const query_args& a) {
   return q;
 }
 
-/// Events of the query in log order from `from`, as owned copies, in short
-/// read transactions (as read_log). Returns the number handed over.
-varve::result<std::uint64_t> read_query(const varve::event_store& store, const varve::query& q,
-                                        varve::global_position from, varve::direction dir,
-                                        std::uint64_t limit, const event_sink& sink) {
-  constexpr std::uint64_t chunk_events = 512;
-  const bool forward = dir == varve::direction::forward;
-  std::uint64_t handed = 0;
-  std::vector<varve::recorded_event> batch;
-  for (;;) {
-    if (handed >= limit) return handed;
-    const std::uint64_t want = std::min(chunk_events, limit - handed);
-    batch.clear();
-    {
-      auto txn = store.read();
-      if (!txn) return std::move(txn).err();
-      std::optional<varve::error> failure;
-      auto copy = [&](const varve::event_view& v) {
-        auto name = txn->stream_name(v.stream_id);
-        if (!name) {
-          failure = std::move(name).err();
-          return false;
-        }
-        batch.push_back(varve::recorded_event::from(v, *name));
-        return true;
-      };
-      auto n = txn->scan_query(q, from, dir, static_cast<std::size_t>(want), copy);
-      if (!n) return std::move(n).err();
-      if (failure) return std::move(*failure);
-    }
-    for (const auto& e : batch) {
-      ++handed;
-      if (!sink(e)) return handed;
-    }
-    if (batch.size() < want) return handed;  // every match up to the end was seen
-    const varve::global_position last = batch.back().position;
-    if (forward) {
-      from = last + 1;
-    } else {
-      if (last <= 1) return handed;
-      from = last - 1;
-    }
-  }
-}
-
 int run_read_query(const global_options& g, const query_args& a) {
   auto q = query_of(a);
   if (!q) return report(q.err(), g.json);

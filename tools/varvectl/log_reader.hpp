@@ -1,4 +1,4 @@
-// Reading the log or a stream as owned copies, in short read transactions of
+// Reading the log, a query's events or a stream as owned copies, in short read transactions of
 // a few hundred events each: no transaction stays open while the caller
 // prints (a slow pipe must not pin the store's pages).
 #pragma once
@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "varve/storage/event_store.hpp"
+#include "varve/storage/query.hpp"
 
 namespace varvectl {
 
@@ -26,6 +27,13 @@ struct log_range {
 /// over. Errors: those of the reads (corruption, auth_failed, ...).
 varve::result<std::uint64_t> read_log(const varve::event_store& store, const log_range& range,
                                       const event_sink& sink);
+
+/// Reads the events that match `q` from position `from` in `dir`, at most
+/// `limit`, into `sink`; returns the number handed over. Errors: those of
+/// the reads (invalid_argument for a bad query, corruption, ...).
+varve::result<std::uint64_t> read_query(const varve::event_store& store, const varve::query& q,
+                                        varve::global_position from, varve::direction dir,
+                                        std::uint64_t limit, const event_sink& sink);
 
 /// Reads stream `name` from version `from` (forward: 0/1 = first; backward:
 /// varve::from_end = last), at most `limit` events. Errors: not_found (no
