@@ -338,20 +338,7 @@ void run_w9d_engine(const vb::options& o, const vv::store_settings& ss, vb::reco
   const vb::payloads pl(o.payload);
   {
     auto setup = vv::open_store(vv::store_options(dir / "store", ss, false));  // set-up: no fsync
-    const std::string stream = vb::stream_name("stream", 0);
-    std::vector<varve::new_event> evs(o.batch);
-    for (std::uint64_t done = 0; done < o.events;) {
-      const std::uint64_t n = std::min<std::uint64_t>(o.batch, o.events - done);
-      for (std::uint64_t k = 0; k < n; ++k) {
-        evs[k].type.assign(vb::is_rare(done + k) ? vb::rare_event_type : vb::event_type);
-        evs[k].payload.assign(pl[done + k]);
-      }
-      vv::must(setup->append(stream, varve::expected_version::exact(done),
-                             std::span<const varve::new_event>(evs.data(), n)),
-               "W9d set-up append");
-      done += n;
-    }
-    vv::verify_store(*setup, o.events);
+    vv::write_typed(*setup, pl, o.events, o.batch);
   }
   vv::sync_files(dir / "store");
   auto store = vv::open_store(vv::store_options(dir / "store", ss, o.sync()));

@@ -197,29 +197,13 @@ std::uint64_t touch(const varve::event_view& e) {
          static_cast<unsigned char>(e.payload.empty() ? 0 : e.payload[0]);
 }
 
-/// W9b's and W9d's set-up: `o.events` events to one stream in transactions of
-/// `o.batch`, event i of W9's rare type when is_rare(i) (0.1%), the others
-/// of the usual type; no fsync, then the files are synced. Returns the
-/// number of rare events.
+/// W9b's and W9d's set-up: the typed log (vv::write_typed), written without
+/// fsync, then the files synced. Returns the number of rare events.
 std::uint64_t write_typed(varve::event_store& store, const vb::temp_dir& dir,
                           const vb::options& o) {
-  const vb::payloads pl(o.payload);
-  const std::string stream = vb::stream_name("stream", 0);
-  std::vector<varve::new_event> evs(o.batch);
-  for (std::uint64_t done = 0; done < o.events;) {
-    const std::uint64_t n = std::min<std::uint64_t>(o.batch, o.events - done);
-    for (std::uint64_t k = 0; k < n; ++k) {
-      evs[k].type.assign(vb::is_rare(done + k) ? vb::rare_event_type : vb::event_type);
-      evs[k].payload.assign(pl[done + k]);
-    }
-    vv::must(store.append(stream, varve::expected_version::exact(done),
-                          std::span<const varve::new_event>(evs.data(), n)),
-             "W9 set-up append");
-    done += n;
-  }
-  vv::verify_store(store, o.events);
+  const std::uint64_t rare = vv::write_typed(store, vb::payloads(o.payload), o.events, o.batch);
   vv::sync_files(dir / "store");
-  return vb::rare_count(o.events);
+  return rare;
 }
 
 vb::measurement w9_record(const vb::options& o, const char* workload, const char* mode,

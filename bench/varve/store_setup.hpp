@@ -206,4 +206,26 @@ inline std::uint64_t verify_store(const event_store& s, std::uint64_t expected) 
   return streams;
 }
 
+/// W9's typed log (W9b and W9d): `events` events to one stream in
+/// transactions of `batch`, event i of W9's rare type when is_rare(i)
+/// (0.1%), the others of the usual type, then checked. Returns the number of
+/// rare events. The caller syncs the files when it wrote without fsync.
+inline std::uint64_t write_typed(event_store& s, const payloads& pl, std::uint64_t events,
+                                 std::uint32_t batch) {
+  const std::string stream = stream_name("stream", 0);
+  std::vector<new_event> evs(batch);
+  for (std::uint64_t done = 0; done < events;) {
+    const std::uint64_t n = std::min<std::uint64_t>(batch, events - done);
+    for (std::uint64_t k = 0; k < n; ++k) {
+      evs[k].type.assign(is_rare(done + k) ? rare_event_type : event_type);
+      evs[k].payload.assign(pl[done + k]);
+    }
+    must(s.append(stream, expected_version::exact(done), std::span<const new_event>(evs.data(), n)),
+         "W9 set-up append");
+    done += n;
+  }
+  verify_store(s, events);
+  return rare_count(events);
+}
+
 }  // namespace varve::bench::vv
