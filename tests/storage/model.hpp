@@ -233,6 +233,15 @@ class model {
     return {};
   }
 
+  /// event_store::rebuild_indexes: the indexes are derived from the log,
+  /// so nothing the model holds changes (every check's queries must still
+  /// find what the log has).
+  result<void> rebuild_indexes(const write_context& ctx) const {
+    if (ctx.this_handle && failed)
+      return error{errc::failed_state, "the handle stopped taking writes"};
+    return {};
+  }
+
   /// event_store::rotate_master_key.
   result<void> rotate(const key_bytes& next, const write_context& ctx) {
     if (!encrypted()) return error{errc::invalid_argument, "the store is not encrypted"};

@@ -8,7 +8,7 @@
 // Operations: appends (every expectation, new and existing streams, caller
 // ids or none, re-appends of stored events for idempotency), multi-stream
 // appends, batches of requests with cursors, snapshots and view changes, bad
-// input, save_cursor, shred, rotate-key, close and reopen, compaction,
+// input, save_cursor, shred, rebuild-indexes, rotate-key, close and reopen, compaction,
 // backup (the copy is checked like the store), a second process that writes
 // while this one keeps its handle, and failures injected at the k-th LMDB
 // call of a write (varve/storage/testing.hpp).
@@ -1011,6 +1011,18 @@ struct shred_op {
   }
 };
 
+/// event_store::rebuild_indexes.
+struct rebuild_indexes_op {
+  static rebuild_indexes_op generate(rng&) { return {}; }
+  std::string describe() const { return "rebuild-indexes"; }
+  prepared prepare(const vm::model&) const {
+    return {[](varve::event_store& s) { return observe(s.rebuild_indexes()); },
+            [](vm::model& model, const vm::write_context& ctx) {
+              return observe(model.rebuild_indexes(ctx)).canonical;
+            }};
+  }
+};
+
 vm::key_bytes key_of(std::uint64_t seed) {
   vm::key_bytes k{};
   for (std::size_t i = 0; i < k.size(); ++i)
@@ -1033,8 +1045,8 @@ struct rotate_op {
   }
 };
 
-using store_op =
-    std::variant<append_op, multi_append_op, batch_op, save_cursor_op, shred_op, rotate_op>;
+using store_op = std::variant<append_op, multi_append_op, batch_op, save_cursor_op, shred_op,
+                              rebuild_indexes_op, rotate_op>;
 
 std::string describe(const store_op& o) {
   return std::visit([](const auto& x) { return x.describe(); }, o);
@@ -1052,7 +1064,8 @@ store_op generate_store_op(rng& r, bool encrypted, bool allow_rotate, std::uint6
     if (roll < 62) return multi_append_op::generate(r, fresh);
     if (roll < 88) return batch_op::generate(r, fresh);
     if (roll < 93) return save_cursor_op::generate(r);
-    if (roll < 96) return shred_op::generate(r, fresh);
+    if (roll < 95) return shred_op::generate(r, fresh);
+    if (roll < 97) return rebuild_indexes_op::generate(r);
     if (!allow_rotate) continue;
     if (encrypted || r.chance(15)) return rotate_op::generate(r);
   }
@@ -2006,8 +2019,9 @@ struct fault_op {
 
 // ----------------------------------------------------------------- all of them
 
-using op = std::variant<append_op, multi_append_op, batch_op, save_cursor_op, shred_op, rotate_op,
-                        reopen_op, compact_op, backup_op, child_op, fault_op>;
+using op =
+    std::variant<append_op, multi_append_op, batch_op, save_cursor_op, shred_op, rebuild_indexes_op,
+                 rotate_op, reopen_op, compact_op, backup_op, child_op, fault_op>;
 
 std::string describe(const op& o) {
   return std::visit([](const auto& x) { return x.describe(); }, o);
