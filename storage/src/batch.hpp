@@ -44,7 +44,7 @@ struct batch_txn {
   global_position next_position = 0;
   std::uint64_t next_stream_id = 0;
   std::unordered_map<std::uint64_t, head_state> touched;
-  name_map<std::uint64_t> created;
+  text_map<std::uint64_t> created;
   timestamp_us now = 0;  // the clock when the transaction began: the time of its events
   std::uint64_t events = 0;
   bool wrote = false;
@@ -74,7 +74,7 @@ struct batch_txn {
   std::string pending_key;                              // scratch for note_event
   index::pending_map::value_type* last_type = nullptr;  // note_event's last keys
   index::pending_map::value_type* last_category = nullptr;
-  name_map<std::uint64_t> new_index_ids;
+  text_map<std::uint64_t> new_index_ids;
   std::uint64_t next_index_id = 0;
   // A batch with no requests may index part of what the index lacks: about
   // this many index entries (0: all), through `caught_up_to`.

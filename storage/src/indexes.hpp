@@ -27,10 +27,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "tables.hpp"
+#include "text_map.hpp"
 #include "varve/storage/error.hpp"
 #include "varve/storage/event.hpp"
 #include "varve/storage/event_store.hpp"
@@ -144,17 +144,8 @@ struct coverage {
 };
 result<coverage> read_coverage(MDB_txn* txn, const tables& dbs);
 
-/// A hash for maps keyed by std::string that are looked up by string_view.
-struct text_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
-
 /// Positions by key text (key_text).
-using key_positions =
-    std::unordered_map<std::string, std::vector<global_position>, text_hash, std::equal_to<>>;
+using key_positions = text_map<std::vector<global_position>>;
 
 /// A key's positions added by a write transaction and not written to the
 /// index yet (in log order), and its id once a transaction found it stored.
@@ -167,7 +158,7 @@ struct pending_key {
 /// The writer's pending keys by key text. It outlives its transactions, so
 /// that keys seen before cost no allocation and no id lookup; a transaction
 /// empties the lists it filled when it ends.
-using pending_map = std::unordered_map<std::string, pending_key, text_hash, std::equal_to<>>;
+using pending_map = text_map<pending_key>;
 
 /// Where a query's candidates come from.
 struct query_source {

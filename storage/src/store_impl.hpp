@@ -21,6 +21,7 @@
 #include "record.hpp"
 #include "store_files.hpp"
 #include "tables.hpp"
+#include "text_map.hpp"
 #include "varve/storage/event_store.hpp"
 #include "varve/storage/testing.hpp"
 #include "write_txn.hpp"
@@ -48,16 +49,6 @@ inline error master_rotated() {
                "handle opened it: reopen the store with the new key"};
 }
 
-/// A hash for maps keyed by std::string that are looked up by string_view.
-struct name_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
-template <class V>
-using name_map = std::unordered_map<std::string, V, name_hash, std::equal_to<>>;
-
 /// An append as the writer sees it: views of the caller's request, which
 /// outlives the write (no copy of the events).
 struct append_ref {
@@ -83,13 +74,13 @@ struct writer_cache {
   static constexpr std::size_t max_streams = std::size_t{1} << 20;
   static constexpr std::size_t max_pending_keys = std::size_t{1} << 16;
 
-  name_map<std::uint64_t> names;
+  text_map<std::uint64_t> names;
   std::unordered_map<std::uint64_t, head_state> heads;
   global_position next_position = 0;  // 0 = unknown
   std::uint64_t next_stream_id = 0;   // 0 = unknown
   std::uint64_t expected_txn_id = 0;
   // The index: key ids by key text, the next id, and where it stands.
-  name_map<std::uint64_t> index_ids;
+  text_map<std::uint64_t> index_ids;
   std::uint64_t next_index_id = 0;                 // 0 = unknown
   std::optional<global_position> indexed_through;  // empty = unknown
   index::pending_map pending;    // the write transactions' (batch.hpp), kept by clear()
