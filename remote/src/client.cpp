@@ -71,6 +71,19 @@ result<std::vector<append_result>> client::append(std::vector<append_request> re
                                          std::move(requests));
 }
 
+result<std::vector<append_result>> client::append(std::vector<append_request> requests,
+                                                  append_condition condition) {
+  write_request w;
+  w.appends = std::move(requests);
+  w.condition = std::move(condition);
+  return write(std::move(w));
+}
+
+result<std::vector<append_result>> client::write(write_request request) {
+  return ask<std::vector<append_result>>(*sys_, service_, opts_.timeout, write_atom_v,
+                                         std::move(request));
+}
+
 result<std::vector<recorded_event>> client::read_stream(const std::string& stream,
                                                         stream_version from, direction dir,
                                                         std::uint64_t limit) {
@@ -90,6 +103,19 @@ result<std::vector<recorded_event>> client::read_log(global_position from, direc
 
 result<event_batch> client::read_log_batch(global_position from, std::uint64_t limit) {
   return ask<event_batch>(*sys_, service_, opts_.timeout, read_log_atom_v, from, false, limit);
+}
+
+result<std::vector<recorded_event>> client::read_query(const query& q, global_position from,
+                                                       direction dir, std::uint64_t limit) {
+  auto b = ask<event_batch>(*sys_, service_, opts_.timeout, read_query_atom_v, q, from,
+                            dir == direction::backward, limit);
+  if (!b) return std::move(b).err();
+  return std::move(b->events);
+}
+
+result<event_batch> client::read_query_batch(const query& q, global_position from,
+                                             std::uint64_t limit) {
+  return ask<event_batch>(*sys_, service_, opts_.timeout, read_query_atom_v, q, from, false, limit);
 }
 
 result<stream_version> client::shred(const std::string& stream) {

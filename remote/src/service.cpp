@@ -39,6 +39,18 @@ result<event_batch> to_batch(const read_transaction& txn, const std::vector<even
   return out;
 }
 
+/// A forward read of at most `limit` matches from `from` that returned
+/// `matches` of them: sets how far `batch` covers the log. Every match up to
+/// the head was seen when fewer than asked came back and all of them fit in
+/// the answer; else every match up to the last one sent.
+void set_covered(event_batch& batch, std::size_t matches, std::uint64_t limit,
+                 global_position from) {
+  if (batch.events.size() < matches || matches == limit)
+    batch.covered = batch.events.empty() ? 0 : batch.events.back().position;
+  else
+    batch.covered = std::max(batch.head, from == 0 ? 0 : from - 1);
+}
+
 caf::result<event_batch> answer(result<event_batch>&& r) {
   if (!r) return to_caf(r.err());
   return std::move(r).value();
@@ -107,13 +119,24 @@ service_actor::behavior_type service_behavior(service_actor::stateful_pointer<se
         if (!views) return to_caf(views.err());
         auto batch = to_batch(*txn, *views);
         if (!batch) return to_caf(batch.err());
-        // Every match up to the head was seen when fewer than asked came
-        // back and all of them fit in the answer; else up to the last sent.
-        if (batch->events.size() < views->size() || views->size() == lim)
-          batch->covered = batch->events.empty() ? 0 : batch->events.back().position;
-        else
-          batch->covered = std::max(batch->head, from == 0 ? 0 : from - 1);
+        set_covered(*batch, views->size(), lim, from);
         return std::move(*batch);
+      },
+      [self](read_query_atom, const query& q, std::uint64_t from, bool backward,
+             std::uint64_t limit) -> caf::result<event_batch> {
+        auto txn = self->state.store->read();
+        if (!txn) return to_caf(txn.err());
+        const std::uint64_t lim = std::min(limit, max_batch_events);
+        auto views =
+            txn->read_query(q, from, backward ? direction::backward : direction::forward, lim);
+        if (!views) return to_caf(views.err());
+        auto batch = to_batch(*txn, *views);
+        if (!batch) return to_caf(batch.err());
+        if (!backward) set_covered(*batch, views->size(), lim, from);
+        return std::move(*batch);
+      },
+      [self](write_atom a, write_request& r) {
+        return self->delegate(self->state.storage, a, std::move(r));
       },
       [self](subscribe_atom a, head_subscriber& subscriber) {
         return self->delegate(self->state.storage, a, std::move(subscriber));

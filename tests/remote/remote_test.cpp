@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
 #include <tuple>
 #include <varve/remote/client.hpp>
@@ -142,6 +143,22 @@ remote::remote_projection_options host_options(std::uint16_t port) {
 std::uint64_t percentile(std::vector<std::uint64_t> v, double p) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+/// One event of `type` carrying `tags`.
+new_event tagged(std::string type, std::vector<std::string> tags, std::string payload = "x") {
+  new_event e;
+  e.type = std::move(type);
+  e.payload = std::move(payload);
+  e.tags = std::move(tags);
+  return e;
+}
+
+std::vector<global_position> positions_of(const std::vector<recorded_event>& events) {
+  std::vector<global_position> out;
+  for (const auto& e : events)
+    out.push_back(e.position);
+  return out;
 }
 
 }  // namespace
@@ -565,6 +582,144 @@ BOOST_AUTO_TEST_CASE(a_failed_store_gives_the_same_errors_as_in_process) {
   auto stats = c.stats();
   BOOST_REQUIRE(stats.ok());
   BOOST_TEST(stats->failed);
+}
+
+BOOST_AUTO_TEST_CASE(queries_and_conditional_appends_across_processes_answer_as_in_process) {
+  service.start(VARVE_SERVE, service_dir());
+  auto c = client();
+  // Courses and subscriptions, with tags; and untagged noise between them.
+  for (int i = 0; i < 60; ++i) {
+    const std::string course = "course:c" + std::to_string(i % 3);
+    const std::string student = "student:s" + std::to_string(i % 7);
+    std::vector<new_event> evs{tagged("subscribed", {course, student}),
+                               tagged("noted", {}, "noise")};
+    BOOST_REQUIRE(
+        c.append("subscription-" + std::to_string(i), expected_version::no_stream(), std::move(evs))
+            .ok());
+  }
+  query q;
+  q.items.push_back(query_item{{"subscribed"}, {"course:c1"}, {}});
+  q.items.push_back(query_item{{}, {"student:s3"}, {}});
+
+  // The same answer as a reader of the service's store in this process.
+  auto local_reader = varve_test::open_store(varve_test::test_options(service_dir()));
+  auto expected = local_reader->read_query(q, 1, direction::forward, SIZE_MAX);
+  BOOST_REQUIRE(expected.ok());
+  BOOST_REQUIRE(!expected->empty());
+  auto remote = c.read_query(q);
+  BOOST_REQUIRE_MESSAGE(remote.ok(), varve_test::describe(remote));
+  BOOST_TEST(positions_of(*remote) == positions_of(*expected), boost::test_tools::per_element());
+  BOOST_TEST(remote->front().tags == expected->front().tags, boost::test_tools::per_element());
+  BOOST_TEST(remote->front().stream == expected->front().stream);
+  auto newest = c.read_query(q, from_end, direction::backward, 2);
+  BOOST_REQUIRE(newest.ok());
+  BOOST_REQUIRE_EQUAL(newest->size(), 2u);
+  BOOST_TEST(newest->front().position == expected->back().position);
+  auto page = c.read_query(q, (*expected)[2].position, direction::forward, 3);
+  BOOST_REQUIRE(page.ok());
+  BOOST_REQUIRE_EQUAL(page->size(), 3u);
+  BOOST_TEST(page->front().position == (*expected)[2].position);
+
+  // A decision: read its boundary, append under it.
+  auto seen = c.read_query_batch(q);
+  BOOST_REQUIRE(seen.ok());
+  BOOST_TEST(seen->covered == seen->head);
+  BOOST_TEST(seen->events.size() == expected->size());
+  auto won = c.append({append_request{"subscription-x",
+                                      expected_version::no_stream(),
+                                      {tagged("subscribed", {"course:c1", "student:s9"})}}},
+                      append_condition{q, seen->covered});
+  BOOST_REQUIRE_MESSAGE(won.ok(), varve_test::describe(won));
+  const global_position winner = won->front().first_position;
+  // The same decision again, on what it read before: the event just written
+  // matches, so it fails, names it, and writes nothing.
+  auto lost = c.append({append_request{"subscription-y",
+                                       expected_version::no_stream(),
+                                       {tagged("subscribed", {"course:c1", "student:s8"})}}},
+                       append_condition{q, seen->covered});
+  BOOST_REQUIRE(!lost.ok());
+  BOOST_TEST(lost.err().code() == errc::wrong_expected_version);
+  BOOST_TEST_MESSAGE("conflict: " << lost.err().message());
+  BOOST_TEST(lost.err().message().find(std::to_string(winner)) != std::string::npos);
+  auto stats = c.stats();
+  BOOST_REQUIRE(stats.ok());
+  BOOST_TEST(stats->head == winner);
+  // An event that does not match the query does not stand in the way.
+  query other;
+  other.items.push_back(query_item{{"subscribed"}, {"course:c2"}, {}});
+  auto free = c.append({append_request{"subscription-z",
+                                       expected_version::no_stream(),
+                                       {tagged("subscribed", {"course:c2", "student:s8"})}}},
+                       append_condition{other, winner});
+  BOOST_REQUIRE_MESSAGE(free.ok(), varve_test::describe(free));
+
+  // A query term over its limit, or empty: invalid_argument, as in process.
+  query bad;
+  bad.items.push_back(query_item{{}, {""}, {}});
+  auto refused = c.read_query(bad);
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.err().code() == errc::invalid_argument);
+  auto refused_append =
+      c.append({append_request{"subscription-w", expected_version::any(), make_events(1)}},
+               append_condition{bad, {}});
+  BOOST_REQUIRE(!refused_append.ok());
+  BOOST_TEST(refused_append.err().code() == errc::invalid_argument);
+  auto after = c.stats();
+  BOOST_REQUIRE(after.ok());
+  BOOST_TEST(after->head == free->front().last_position);
+}
+
+BOOST_AUTO_TEST_CASE(remote_decisions_racing_for_one_user_name_let_exactly_one_win) {
+  service.start(VARVE_SERVE, service_dir());
+  constexpr int clients = 8, names = 25;
+  std::vector<remote::client> cs;
+  for (int i = 0; i < clients; ++i)
+    cs.push_back(client());
+  for (int n = 0; n < names; ++n) {
+    const std::string name = "name:user" + std::to_string(n);
+    query q;
+    q.items.push_back(query_item{{"name-claimed"}, {name}, {}});
+    // Each client reads the boundary, waits until all have read, then
+    // claims the name under "nothing matching after what I read".
+    std::atomic<int> read{0};
+    std::vector<std::optional<error>> outcome(clients);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < clients; ++i)
+      threads.emplace_back([&, i] {
+        auto seen = cs[i].read_query_batch(q);
+        ++read;
+        while (read < clients)
+          std::this_thread::yield();
+        if (!seen.ok()) {
+          outcome[i] = seen.err();
+          return;
+        }
+        if (!seen->events.empty()) {
+          outcome[i] = error{errc::invalid_argument, "the name was taken before any claim"};
+          return;
+        }
+        auto r =
+            cs[i].append({append_request{"account-" + std::to_string(n) + "-" + std::to_string(i),
+                                         expected_version::no_stream(),
+                                         {tagged("name-claimed", {name})}}},
+                         append_condition{q, seen->covered});
+        if (!r.ok()) outcome[i] = r.err();
+      });
+    for (auto& t : threads)
+      t.join();
+    int winners = 0;
+    for (const auto& o : outcome) {
+      if (!o) {
+        ++winners;
+        continue;
+      }
+      BOOST_TEST(o->code() == errc::wrong_expected_version, o->to_string());
+    }
+    BOOST_TEST(winners == 1, "name " << n << ": " << winners << " winners");
+    auto claims = cs[0].read_query(q);
+    BOOST_REQUIRE(claims.ok());
+    BOOST_TEST(claims->size() == 1u, "name " << n);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

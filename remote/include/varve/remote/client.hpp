@@ -49,6 +49,16 @@ class client {
                                std::vector<new_event> events);
   /// Several streams, atomically.
   result<std::vector<append_result>> append(std::vector<append_request> requests);
+  /// Several streams, atomically, under a DCB condition (query.hpp): fails
+  /// with errc::wrong_expected_version, naming the first matching position
+  /// and writing nothing, when an event matching `condition`'s query is in
+  /// the service's log after its position (see event_store::append).
+  result<std::vector<append_result>> append(std::vector<append_request> requests,
+                                            append_condition condition);
+  /// Appends, cursors, snapshots and view changes in one transaction of the
+  /// service's store, with an optional condition: as the storage actor's
+  /// write_atom.
+  result<std::vector<append_result>> write(write_request request);
 
   /// Up to `limit` events of `stream` from version `from` (at most
   /// max_batch_events per call).
@@ -62,6 +72,21 @@ class client {
                                                std::uint64_t limit = max_batch_events);
   /// The raw batch (with the head when it was read).
   result<event_batch> read_log_batch(global_position from, std::uint64_t limit);
+
+  /// Up to `limit` events that match `q` (at most max_batch_events per
+  /// call), from position `from` (forward: 0 or 1 = the first; backward:
+  /// from_end = the newest), read through the service's indexes, as
+  /// read_transaction::read_query. Errors: invalid_argument (a query term
+  /// that is empty or over its limit), and the service's read errors.
+  result<std::vector<recorded_event>> read_query(const query& q, global_position from = 1,
+                                                 direction dir = direction::forward,
+                                                 std::uint64_t limit = max_batch_events);
+  /// The forward batch, with `covered`: every event matching `q` up to that
+  /// position is in this batch or was before `from`. A decision reads from
+  /// position 1 (or on from covered + 1 while a batch comes back full) and
+  /// appends under append_condition{q, covered}.
+  result<event_batch> read_query_batch(const query& q, global_position from = 1,
+                                       std::uint64_t limit = max_batch_events);
 
   result<stream_version> shred(const std::string& stream);
   result<commit_stats> stats();

@@ -24,6 +24,17 @@
 //   the same bounds; `covered` says how far the answer covers the log (0:
 //   the filter's terms are not for the indexes, and the events are the log
 //   itself from `from`, as read_log_atom gives).
+// - (read_query_atom, query, from, backward, limit) -> event_batch: the
+//   events that match a query (query.hpp: types, tags, categories), read by
+//   the service through its indexes, in either direction, with the same
+//   bounds; forward, `covered` is the position through which every match is
+//   in this answer or an earlier one (the `after` of an append condition
+//   that decides on them); backward, 0.
+// - (write_atom, write_request) -> vector<append_result>: forwarded to the
+//   storage actor as it is; with a condition (append_condition), a DCB
+//   conditional append, checked in the storage actor's transaction as in
+//   process (a conflict is errc::wrong_expected_version naming the first
+//   matching position).
 // - (subscribe_atom, head_subscriber) -> head, (unsubscribe_atom,
 //   head_subscriber): the storage actor sends the subscriber (committed_atom,
 //   head) after every commit that wrote events, over the network; a
@@ -55,8 +66,9 @@ namespace varve::remote {
 /// 3: the handshake has its own atom, subscribers are typed handles
 /// (head_subscriber), event_batch carries the head's time and no separate
 /// shredded flags. 4: read_query_atom; event_batch carries `covered`, and
-/// its events their tags.
-inline constexpr std::uint32_t protocol_version = 4;
+/// its events their tags. 5: queries (read_query_atom with a query) and
+/// write_atom (conditional appends).
+inline constexpr std::uint32_t protocol_version = 5;
 
 /// Upper bounds of one read answer.
 inline constexpr std::uint64_t max_batch_events = 10000;
@@ -68,8 +80,9 @@ struct event_batch {
   std::vector<recorded_event> events;
   global_position head = 0;
   timestamp_us head_time = 0;  ///< the head event's time (0: an empty log)
-  /// read_query_atom: every event up to here that the filter passes is in
-  /// `events` (see log_batch::covered); 0 for the other reads.
+  /// read_query_atom, forward: every event up to here that the filter or
+  /// query matches is in `events` or in an answer before (see
+  /// log_batch::covered); 0 for the other reads.
   global_position covered = 0;
 };
 
@@ -100,6 +113,8 @@ using service_actor = caf::typed_actor<
     caf::replies_to<read_atom, std::string, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
     caf::replies_to<read_log_atom, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
     caf::replies_to<read_query_atom, filter_terms, std::uint64_t, std::uint64_t>::with<event_batch>,
+    caf::replies_to<read_query_atom, query, std::uint64_t, bool, std::uint64_t>::with<event_batch>,
+    caf::replies_to<write_atom, write_request>::with<std::vector<append_result>>,
     caf::replies_to<subscribe_atom, head_subscriber>::with<std::uint64_t>,
     caf::reacts_to<unsubscribe_atom, head_subscriber>,
     caf::replies_to<shred_atom, std::string>::with<std::uint64_t>,

@@ -12,6 +12,7 @@
 
 namespace varve {
 struct command_reply;
+struct query;
 struct registry_stats;
 }  // namespace varve
 
@@ -29,5 +30,6 @@ CAF_ADD_TYPE_ID(varve_remote, (varve::remote::event_batch))
 CAF_ADD_TYPE_ID(varve_remote, (varve::command_reply))
 CAF_ADD_TYPE_ID(varve_remote, (varve::registry_stats))
 CAF_ADD_TYPE_ID(varve_remote, (varve::remote::filter_terms))
+CAF_ADD_TYPE_ID(varve_remote, (varve::query))
 
 CAF_END_TYPE_ID_BLOCK(varve_remote)
