@@ -36,9 +36,9 @@ result<std::uint64_t> check_snapshot(batch_txn& b, const std::vector<plan>& plan
   return (*head)->info.id;
 }
 
-result<void> check_view(const store_impl& s, const view_update& u) {
-  if (u.view.empty() || u.view.size() > 200 || !utf8::valid(u.view) ||
-      u.view.find('\0') != std::string::npos)
+result<void> check_view(const store_impl& s, const view_update& u, bool check_name) {
+  if (check_name && (u.view.empty() || u.view.size() > 200 || !utf8::valid(u.view) ||
+                     u.view.find('\0') != std::string::npos))
     return error{errc::invalid_argument,
                  "view name must be 1 to 200 bytes of UTF-8 without NUL: '" + u.view + "'"};
   if (u.kind != view_update::op::clear && (u.key.empty() || u.key.size() > s.max_key_size))
@@ -83,13 +83,32 @@ int view_for_write(batch_txn& b, const std::string& name, MDB_dbi& dbi) {
   return 0;
 }
 
-int apply_view(batch_txn& b, const view_update& u) {
+/// The view a request's updates are writing to: the table of the last
+/// update's view, and a cursor on it for the puts (rows written in key
+/// order land on the page the cursor is on, where LMDB looks first).
+struct view_writer {
+  const std::string* name = nullptr;
   MDB_dbi dbi = 0;
-  if (int rc = view_for_write(b, u.view, dbi); rc != 0) return rc;
+  MDB_cursor* cursor = nullptr;
+  ~view_writer() {
+    if (cursor) mdb_cursor_close(cursor);
+  }
+};
+
+int apply_view(batch_txn& b, const view_update& u, view_writer& w) {
+  if (!w.name || *w.name != u.view) {
+    if (w.cursor) mdb_cursor_close(w.cursor);
+    w = view_writer{};
+    if (int rc = view_for_write(b, u.view, w.dbi); rc != 0) return rc;
+    w.name = &u.view;
+  }
+  const MDB_dbi dbi = w.dbi;
   MDB_val k = lmdb::to_val(u.key), v = lmdb::to_val(u.value);
   switch (u.kind) {
     case view_update::op::put:
-      return b.txn.put(dbi, k, v, 0);
+      if (!w.cursor)
+        if (int rc = b.txn.cursor_open(dbi, w.cursor); rc != 0) return rc;
+      return b.txn.cursor_put(w.cursor, k, v, 0);
     case view_update::op::erase: {
       int rc = b.txn.del(dbi, k);
       return rc == MDB_NOTFOUND ? 0 : rc;
@@ -151,8 +170,9 @@ result<void> write_side_tables(batch_txn& b, const write_request& req,
       return lmdb::to_error(rc, "writing a snapshot");
     b.wrote = true;
   }
+  view_writer w;
   for (const view_update& u : req.views) {
-    if (int rc = apply_view(b, u); rc != 0) return lmdb::to_error(rc, "writing view " + u.view);
+    if (int rc = apply_view(b, u, w); rc != 0) return lmdb::to_error(rc, "writing view " + u.view);
     b.wrote = true;
   }
   return {};

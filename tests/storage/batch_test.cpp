@@ -4,6 +4,7 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -313,6 +314,58 @@ BOOST_FIXTURE_TEST_CASE(a_store_holds_max_views_views_and_refuses_one_more_by_na
   auto ok = store->write({&again, 1});
   BOOST_REQUIRE(ok.ok());
   BOOST_TEST((*ok)[0].ok());
+}
+
+BOOST_FIXTURE_TEST_CASE(one_request_writing_several_views_in_turn_leaves_each_as_written,
+                        store_fixture) {
+  // Runs of updates to one view, back and forth between views, with a clear
+  // and erases between the puts, and puts out of key order.
+  write_request r;
+  auto add = [&](std::string view, view_update::op op, std::string key, std::string value = "") {
+    r.views.push_back(view_update{std::move(view), op, std::move(key), std::move(value)});
+  };
+  using op = view_update::op;
+  for (int i = 0; i < 300; ++i)
+    add("a", op::put, "k" + std::to_string(1000 + (i * 7) % 300), "a" + std::to_string(i));
+  add("b", op::put, "x", "b1");
+  add("a", op::erase, "k1001");
+  add("a", op::put, "k0", "first");
+  add("b", op::clear, "");
+  add("b", op::put, "y", "b2");
+  add("a", op::erase_if_equal, "k0", "first");
+  add("a", op::put, "k9999", "last");
+  auto out = store->write({&r, 1});
+  BOOST_REQUIRE(out.ok());
+  BOOST_REQUIRE_MESSAGE((*out)[0].ok(), varve_test::describe((*out)[0]));
+  auto rows = [&](const std::string& view) {
+    std::map<std::string, std::string> m;
+    auto tx = read();
+    VARVE_REQUIRE_OK(tx.scan_view(view, "", [&](std::string_view k, std::string_view v) {
+      m.emplace(k, v);
+      return true;
+    }));
+    return m;
+  };
+  auto a = rows("a");
+  BOOST_TEST(a.size() == 300u);  // 300 puts, one erased, one added
+  BOOST_TEST(!a.contains("k1001"));
+  BOOST_TEST(!a.contains("k0"));
+  BOOST_TEST(a["k9999"] == "last");
+  BOOST_TEST(a["k1000"] == "a0");
+  BOOST_TEST(a["k1007"] == "a1");
+  auto b = rows("b");
+  BOOST_TEST(b.size() == 1u);
+  BOOST_TEST(b["y"] == "b2");
+
+  // A bad key deep in a run of one view fails the request whole.
+  write_request bad;
+  for (int i = 0; i < 10; ++i)
+    bad.views.push_back(view_update{"a", op::put, "z" + std::to_string(i), "v"});
+  bad.views.push_back(view_update{"a", op::put, "", "v"});
+  auto refused = store->write({&bad, 1});
+  BOOST_REQUIRE(refused.ok());
+  VARVE_CHECK_ERRC((*refused)[0], errc::invalid_argument);
+  BOOST_TEST(rows("a").size() == 300u);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_cursor_update_with_a_stale_expected_position_fails_its_request,
