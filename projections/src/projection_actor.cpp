@@ -67,8 +67,19 @@ projection_actor::behavior_type projection_behavior(pointer self,
   st.storage = std::move(storage);
   st.source = std::move(source);
   st.engine.emplace(std::move(spec), std::move(store), st, st.source->where());
-  st.engine->start();
-  st.source->start(self, *st.engine);
+  // The checkpoint is read once the storage actor has committed what came
+  // before: the last writes of an instance that stopped just now (a commit
+  // in flight, its stored state) land first, and this one starts from
+  // them. Other messages wait meanwhile.
+  self->request(st.storage, caf::infinite, stats_atom_v)
+      .await(
+          [self](const commit_stats&) {
+            self->state.engine->start();
+            self->state.source->start(self, *self->state.engine);
+          },
+          [self](caf::error& e) {
+            self->state.engine->fail("reading the checkpoint: " + error_from(e).to_string());
+          });
   // Stopping: the engine's last write (its stored state, at-least-once its
   // cursor) goes to the storage actor, which commits it before it stops.
   self->set_exit_handler([self](caf::exit_msg& msg) {
