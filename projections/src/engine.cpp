@@ -3,6 +3,7 @@
 // engine_batch.cpp.
 #include <algorithm>
 #include <iterator>
+#include <utility>
 
 #include "varve/projections/engine.hpp"
 
@@ -72,6 +73,14 @@ projection_state projection_engine::reading_state(global_position at) const {
 void projection_engine::on_timer(engine_timer timer, std::uint64_t ticket) {
   switch (timer) {
     case engine_timer::read:
+      if (ticket != 0 && ticket == ahead_ticket_) {  // the batch after the commit in flight
+        if (state_ != projection_state::committing || !commit_) {
+          ahead_ticket_ = 0;
+          return;
+        }
+        head_at_read_ = head_;
+        return io_.read(commit_->to, spec_.batch_events, ticket);
+      }
       if (state_ != projection_state::catching_up || ticket != wait_ticket_) return;
       head_at_read_ = head_;
       return io_.read(position_, spec_.batch_events, ticket);
@@ -87,7 +96,18 @@ void projection_engine::on_timer(engine_timer timer, std::uint64_t ticket) {
 }
 
 void projection_engine::on_batch(std::uint64_t ticket, const log_batch& batch) {
-  if (state_ != projection_state::catching_up || ticket != wait_ticket_) return;
+  const bool ahead = ticket != 0 && ticket == ahead_ticket_;
+  if (ahead) {
+    ahead_ticket_ = 0;
+    // Handled while the commit before it is in flight; a batch with nothing
+    // to handle is read again once that commit is done.
+    if (state_ != projection_state::committing || !commit_ || next_ || batch.events.empty()) return;
+  } else if (state_ != projection_state::catching_up || ticket != wait_ticket_) {
+    return;
+  }
+  // The last position before this batch: committed, or where the commit in
+  // flight moves the cursor.
+  const global_position position = ahead ? commit_->to : position_;
   head_ = std::max(head_, batch.head);
   head_time_ = std::max(head_time_, batch.head_time);
   if (batch.events.empty()) {
@@ -106,7 +126,7 @@ void projection_engine::on_batch(std::uint64_t ticket, const log_batch& batch) {
     return read_on();
   }
   if (batch.covered == 0) {  // consecutive events
-    global_position expect = position_ + 1;
+    global_position expect = position + 1;
     for (const auto& d : batch.events) {
       if (d.event.position != expect)
         return fail("the log jumps from position " + std::to_string(expect - 1) + " to " +
@@ -114,7 +134,7 @@ void projection_engine::on_batch(std::uint64_t ticket, const log_batch& batch) {
       ++expect;
     }
   } else {  // a filtered read: increasing, after the position, up to `covered`
-    global_position after = position_;
+    global_position after = position;
     for (const auto& d : batch.events) {
       if (d.event.position <= after || d.event.position > batch.covered)
         return fail("a filtered read gave position " + std::to_string(d.event.position) +
@@ -131,11 +151,20 @@ void projection_engine::on_batch(std::uint64_t ticket, const log_batch& batch) {
     if (!own) return fail("reading the view: " + own.err().to_string());
     txn = &*own;
   }
-  view_batch view(view_name(), txn);
-  settle(handle(batch, view));
+  view_batch view(view_name(), txn, ahead ? in_flight_view_.get() : nullptr);
+  batch_outcome o = handle(batch, view, position);
+  if (!ahead) return settle(std::move(o));
+  handled_ += o.handled;
+  if (o.last > position) handled_time_ = o.last_time;
+  const next_step step = next_after(o.failure);
+  next_ = commit_of(std::move(o), step);
 }
 
 void projection_engine::on_read_failed(std::uint64_t ticket, const error& e) {
+  if (ticket != 0 && ticket == ahead_ticket_) {  // read again once the commit is done
+    ahead_ticket_ = 0;
+    return;
+  }
   if (state_ != projection_state::catching_up || ticket != wait_ticket_) return;
   fail("reading the log: " + e.to_string());
 }
@@ -195,6 +224,13 @@ void projection_engine::settle(batch_outcome o) {
     read_on();
     return maybe_checkpoint();  // stores the state read_on has just set
   }
+  begin_commit(commit_of(std::move(o), step));
+}
+
+/// The commit of a handled batch: its view writes (at-least-once, with
+/// those that waited for a checkpoint), a dead letter when it skips, the
+/// cursor's move and the state it leads to.
+projection_engine::pending_commit projection_engine::commit_of(batch_outcome o, next_step step) {
   pending_commit c;
   c.views = take_unsaved();  // at-least-once: what waited for a checkpoint
   if (c.views.empty())
@@ -214,7 +250,7 @@ void projection_engine::settle(batch_outcome o) {
   c.then = step == next_step::retry  ? projection_state::retrying
            : step == next_step::fail ? projection_state::failed
                                      : reading_state(c.to);
-  begin_commit(std::move(c));
+  return c;
 }
 
 void projection_engine::begin_commit(pending_commit c) {
@@ -225,12 +261,29 @@ void projection_engine::begin_commit(pending_commit c) {
   if (background_ticket_ == 0) send_commit();  // else once the checkpoint is written
 }
 
+/// Exactly-once catching up: the next batch is read and handled while this
+/// commit is in flight (not when a control request waits for it).
+bool projection_engine::may_read_ahead(const pending_commit& c) const {
+  return spec_.mode == delivery::exactly_once && !c.control && c.step == next_step::read_on &&
+         c.then == projection_state::catching_up && deferred_.empty() && !next_;
+}
+
 void projection_engine::send_commit() {
   commit_ticket_ = ++tickets_;
+  const bool ahead = may_read_ahead(*commit_);
+  if (ahead) {  // the next batch's reads see these writes, which the store has not yet
+    in_flight_view_ = std::make_unique<view_batch>(view_name(), nullptr);
+    for (const view_update& u : commit_->views)
+      if (u.view == view_name()) in_flight_view_->updates().push_back(u);
+  }
   write_request w;
   w.views = std::move(commit_->views);
   w.cursors.push_back(cursor_update{spec_.name, commit_->to, stored_state(commit_->then), stored_});
   io_.write(std::move(w), commit_ticket_);
+  if (ahead) {
+    ahead_ticket_ = ++tickets_;
+    io_.wake(engine_timer::read, std::chrono::milliseconds(0), ahead_ticket_);
+  }
 }
 
 void projection_engine::on_written(std::uint64_t ticket, const std::optional<error>& failure) {
@@ -253,6 +306,11 @@ void projection_engine::commit_done(const std::optional<error>& failure) {
     position_ = stored_ = c.to;
     since_checkpoint_ = 0;
   }
+  // The batch handled meanwhile, or the read of it in flight.
+  std::optional<pending_commit> next = std::move(next_);
+  next_.reset();
+  in_flight_view_.reset();
+  const std::uint64_t ahead = std::exchange(ahead_ticket_, 0);
   if (state_ != projection_state::committing) {  // failed meanwhile: it stays failed
     if (c.done) c.done(status());
     return;
@@ -274,6 +332,12 @@ void projection_engine::commit_done(const std::optional<error>& failure) {
       error_.clear();
       return read_on();
     case next_step::read_on:
+      if (next) return begin_commit(std::move(*next));
+      if (ahead != 0 && head_ > position_) {  // that read is now the read
+        state_ = projection_state::catching_up;
+        wait_ticket_ = ahead;
+        return;
+      }
       return read_on();
     case next_step::retry:
       state_ = projection_state::retrying;
@@ -289,6 +353,8 @@ void projection_engine::commit_done(const std::optional<error>& failure) {
 void projection_engine::fail(std::string why) {
   state_ = projection_state::failed;
   wait_ticket_ = 0;
+  ahead_ticket_ = 0;
+  next_.reset();
   error_ = std::move(why);
   save_checkpoint();  // where varvectl sees it
 }

@@ -24,10 +24,10 @@ result<void> call(F&& f) {
 
 }  // namespace
 
-projection_engine::batch_outcome projection_engine::handle(const log_batch& batch,
-                                                           view_batch& view) {
+projection_engine::batch_outcome projection_engine::handle(const log_batch& batch, view_batch& view,
+                                                           global_position after) {
   batch_outcome o;
-  o.last = position_;
+  o.last = after;
   auto failed_at = [&](const delivered_event& d, error err) {
     o.failure = handler_failure{d.event.position, std::string(d.stream), std::string(d.event.type),
                                 d.event.version, std::move(err)};

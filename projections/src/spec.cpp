@@ -107,7 +107,9 @@ const view_update* view_batch::latest(std::string_view key) const {
 }
 
 result<std::optional<std::string>> view_batch::get(std::string_view key) const {
-  if (const view_update* u = latest(key))
+  const view_update* u = latest(key);
+  if (!u && base_) u = base_->latest(key);
+  if (u)
     return u->kind == view_update::op::put ? std::optional<std::string>{u->value}
                                            : std::optional<std::string>{};
   if (!txn_) return std::optional<std::string>{};

@@ -283,4 +283,147 @@ BOOST_AUTO_TEST_CASE(a_batch_handler_reads_its_own_writes_through_its_index) {
   BOOST_CHECK_EQUAL(v.updates().size(), 300004u);
 }
 
+/// Exactly-once, batches of 3 over a log of 12: a counter of events whose
+/// handler reads the count its batch before wrote.
+struct pipeline_fixture : engine_fixture {
+  std::vector<std::string> seen_counts;  ///< the count each event read
+  log_of log{1, 12};
+
+  projection_spec counting() {
+    projection_spec s = spec();
+    s.batch_events = 3;
+    s.handle = [this](const delivered_event& d, view_batch& v) -> result<void> {
+      auto n = v.get("count");
+      if (!n) return n.err();
+      seen_counts.push_back(n->value_or("0"));
+      v.put("count", std::to_string(std::stoi(n->value_or("0")) + 1));
+      handled.push_back(d.event.position);
+      return {};
+    };
+    return s;
+  }
+  /// Answers the oldest read with the events after its position (up to 3).
+  void answer_read(projection_engine& e) {
+    BOOST_REQUIRE(!io.reads.empty());
+    auto r = io.reads.front();
+    io.reads.pop_front();
+    const auto first = log.events.begin() + static_cast<std::ptrdiff_t>(r.after);
+    const auto n = std::min<std::size_t>(r.limit, log.events.size() - r.after);
+    std::vector<delivered_event> part(first, first + static_cast<std::ptrdiff_t>(n));
+    e.on_batch(r.ticket, log_batch{part, 12, 0, nullptr});
+  }
+  std::string count() {
+    auto txn = store->read();
+    BOOST_REQUIRE(txn.ok());
+    auto v = txn->view_get("p", "count");
+    BOOST_REQUIRE(v.ok());
+    return *v ? std::string(**v) : "0";
+  }
+};
+
+BOOST_FIXTURE_TEST_CASE(
+    exactly_once_handles_the_next_batch_while_a_commit_is_in_flight_and_commits_it_after,
+    pipeline_fixture) {
+  projection_engine e(counting(), store, io);
+  e.on_head(12);
+  e.start();
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);  // 1..3: its commit goes out, and the read of 4..6
+  BOOST_REQUIRE_EQUAL(io.writes.size(), 1u);
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  BOOST_REQUIRE_EQUAL(io.reads.size(), 1u);
+  BOOST_CHECK_EQUAL(io.reads.front().after, 3u);
+  answer_read(e);  // 4..6, handled while 1..3 commits
+  BOOST_CHECK_EQUAL(handled.size(), 6u);
+  BOOST_CHECK_EQUAL(io.writes.size(), 1u);  // its commit waits for the one in flight
+  BOOST_CHECK(io.reads.empty());            // and nothing more is read meanwhile
+  BOOST_CHECK_EQUAL(e.status().position, 0u);
+  commit_next(e);  // 1..3 committed: 4..6 goes out
+  BOOST_CHECK_EQUAL(cursor(), 3u);
+  BOOST_CHECK_EQUAL(e.status().position, 3u);
+  BOOST_REQUIRE_EQUAL(io.writes.size(), 1u);
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);  // 7..9
+  commit_next(e);
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);  // 10..12: the head, nothing after it to read ahead
+  commit_next(e);
+  BOOST_CHECK(io.wakes.empty() || io.wakes.front().timer != engine_timer::read);
+  commit_next(e);
+  BOOST_CHECK_EQUAL(cursor(), 12u);
+  BOOST_CHECK(e.state() == projection_state::live);
+  // Each event read the count the one before it wrote, across commits in flight.
+  std::vector<std::string> expected;
+  for (int i = 0; i < 12; ++i)
+    expected.push_back(std::to_string(i));
+  BOOST_TEST(seen_counts == expected, boost::test_tools::per_element());
+  BOOST_CHECK_EQUAL(count(), "12");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_failed_commit_drops_the_batch_handled_after_it, pipeline_fixture) {
+  projection_engine e(counting(), store, io);
+  e.on_head(12);
+  e.start();
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);  // 4..6 waits for 1..3
+  auto w = std::move(io.writes.front());
+  io.writes.pop_front();
+  e.on_written(w.ticket, error{errc::io_error, "the disk is gone"});
+  BOOST_CHECK(e.state() == projection_state::failed);
+  BOOST_CHECK_EQUAL(e.status().position, 0u);
+  // Only the note of the failure is written: not the batch handled ahead.
+  BOOST_REQUIRE_EQUAL(io.writes.size(), 1u);
+  BOOST_CHECK(io.writes.front().request.views.empty());
+  BOOST_CHECK_EQUAL(io.writes.front().request.cursors.front().position, 0u);
+  commit_next(e);
+  BOOST_CHECK_EQUAL(cursor(), 0u);
+  BOOST_CHECK_EQUAL(count(), "0");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_pause_while_a_batch_is_handled_ahead_commits_it_then_pauses,
+                        pipeline_fixture) {
+  projection_engine e(counting(), store, io);
+  e.on_head(12);
+  e.start();
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);
+  std::optional<projection_status> replied;
+  e.pause([&](const projection_status& s) { replied = s; });
+  commit_next(e);  // 1..3, then 4..6 goes out: no read ahead of it, a request waits
+  BOOST_CHECK(io.wakes.empty());
+  commit_next(e);  // 4..6, then the pause
+  BOOST_CHECK_EQUAL(cursor(), 6u);
+  BOOST_CHECK(!replied);
+  commit_next(e);
+  BOOST_REQUIRE(replied);
+  BOOST_CHECK(e.state() == projection_state::paused);
+  BOOST_CHECK_EQUAL(count(), "6");
+  BOOST_CHECK(stored().state == projection_state::paused);
+}
+
+BOOST_FIXTURE_TEST_CASE(
+    stopping_with_a_batch_handled_ahead_keeps_the_cursor_of_the_commit_in_flight,
+    pipeline_fixture) {
+  projection_engine e(counting(), store, io);
+  e.on_head(12);
+  e.start();
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);
+  write_request last = e.stop();
+  BOOST_REQUIRE_EQUAL(last.cursors.size(), 1u);
+  BOOST_CHECK_EQUAL(last.cursors[0].position, 3u);  // 4..6 was never sent
+  BOOST_CHECK(last.views.empty());
+  commit_next(e);  // the commit in flight lands
+  auto out = store->write({&last, 1});
+  BOOST_REQUIRE(out.ok() && out->front().ok());
+  BOOST_CHECK_EQUAL(cursor(), 3u);
+  BOOST_CHECK_EQUAL(count(), "3");  // the view matches the cursor
+}
+
 BOOST_AUTO_TEST_SUITE_END()

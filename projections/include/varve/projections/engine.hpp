@@ -192,13 +192,16 @@ class projection_engine {
     reply done;                                      ///< control: the requester
   };
 
-  batch_outcome handle(const log_batch& batch, view_batch& view);
+  /// Hands `batch` (its events after `after`) to the handler.
+  batch_outcome handle(const log_batch& batch, view_batch& view, global_position after);
   next_step next_after(const std::optional<handler_failure>& failure);
   void settle(batch_outcome outcome);
+  pending_commit commit_of(batch_outcome o, next_step step);
   void read_on();
   void start_reading();
   void begin_commit(pending_commit c);
   void send_commit();
+  bool may_read_ahead(const pending_commit& c) const;
   void commit_done(const std::optional<error>& failure);
   void control_commit(global_position to, std::vector<view_update> views, projection_state then,
                       reply done);
@@ -233,7 +236,13 @@ class projection_engine {
   std::uint64_t wait_ticket_ = 0;         ///< catching_up: the read; retrying: the timer
   std::optional<pending_commit> commit_;  ///< state "committing": sent, or waiting for
   std::uint64_t commit_ticket_ = 0;       ///<   the background write (ticket 0)
-  std::uint64_t background_ticket_ = 0;   ///< a checkpoint or a state note in flight
+  // Exactly-once catching up, the batch after the commit in flight is read
+  // and handled meanwhile (its reads see the writes in flight, kept in
+  // in_flight_view_); its commit waits in next_ for the one in flight.
+  std::uint64_t ahead_ticket_ = 0;  ///< the read of that batch
+  std::unique_ptr<view_batch> in_flight_view_;
+  std::optional<pending_commit> next_;
+  std::uint64_t background_ticket_ = 0;  ///< a checkpoint or a state note in flight
   global_position background_to_ = 0;
   bool note_wanted_ = false;  ///< store the state once the write in flight is done
   std::deque<std::function<void()>> deferred_;  ///< control requests waiting for a write

@@ -86,9 +86,15 @@ struct delivered_event {
 /// as committed plus this batch's own writes: a get looks at the newest few
 /// writes, then in an index of the others (brought up to date when needed),
 /// so it never scans the whole batch.
+///
+/// `base`, when given, is the batch before this one while its commit is in
+/// flight (the engine handles the next batch meanwhile): reads see its
+/// writes under this batch's own, above the committed view. It must
+/// outlive this batch.
 class view_batch {
  public:
-  view_batch(std::string view, const read_transaction* txn) : view_(std::move(view)), txn_(txn) {}
+  view_batch(std::string view, const read_transaction* txn, const view_batch* base = nullptr)
+      : view_(std::move(view)), txn_(txn), base_(base) {}
 
   void put(std::string_view key, std::string_view value);
   void erase(std::string_view key);
@@ -112,6 +118,7 @@ class view_batch {
 
   std::string view_;
   const read_transaction* txn_;
+  const view_batch* base_;
   std::vector<view_update> updates_;
   /// The index of updates_[0, indexed_): an open-addressing table of the
   /// last write of each key (its place in updates_ + 1; 0: a free slot).
