@@ -132,7 +132,12 @@ service_actor::behavior_type service_behavior(service_actor::stateful_pointer<se
         if (!views) return to_caf(views.err());
         auto batch = to_batch(*txn, *views);
         if (!batch) return to_caf(batch.err());
-        if (!backward) set_covered(*batch, views->size(), lim, from);
+        if (!backward) {
+          set_covered(*batch, views->size(), lim, from);
+          // A position past the head was not seen: a decision that appended
+          // under it would pass over matches written there later.
+          batch->covered = std::min(batch->covered, batch->head);
+        }
         return std::move(*batch);
       },
       [self](write_atom a, write_request& r) {

@@ -3,6 +3,7 @@
 #include "indexes.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "bytes.hpp"
 #include "lmdb.hpp"
@@ -196,11 +197,20 @@ bool recent_each(std::string_view entry, global_position first,
 
 result<void> validate(const query& q) {
   auto bad = [](std::string what) { return error{errc::invalid_argument, "query: " + what}; };
+  if (q.items.size() > max_query_items)
+    return bad("has " + std::to_string(q.items.size()) + " items (at most " +
+               std::to_string(max_query_items) + ")");
+  std::size_t terms = 0;
+  for (const query_item& item : q.items)
+    terms += item.types.size() + item.tags.size() + item.categories.size();
+  if (terms > max_query_terms)
+    return bad("has " + std::to_string(terms) + " types, tags and categories (at most " +
+               std::to_string(max_query_terms) + ")");
   for (std::size_t i = 0; i < q.items.size(); ++i) {
     const query_item& item = q.items[i];
     const std::string at = "item " + std::to_string(i) + " ";
     for (const std::string& t : item.types)
-      if (t.empty() || t.size() > 0xFFFF) return bad(at + "has an empty or over-long type");
+      if (t.empty() || t.size() > max_type_bytes) return bad(at + "has an empty or over-long type");
     for (const std::string& t : item.tags) {
       if (t.empty() || t.size() > max_tag_bytes)
         return bad(at + "has a tag of " + std::to_string(t.size()) + " bytes (1.." +
@@ -484,17 +494,23 @@ result<void> scan_candidates(const query_source& src, const query& q, global_pos
   if (q.items.empty() || src.head == 0) return {};
   std::vector<std::unique_ptr<position_stream>> streams;
   bool everything = false;
+  // One stream per distinct key: items that share a key (a query of many
+  // items naming one tag) would otherwise each merge the same list again.
+  std::set<std::pair<char, std::string_view>> keys;
+  auto add = [&](char kind, std::string_view text) -> result<void> {
+    if (!keys.emplace(kind, text).second) return {};
+    return add_key(src, kind, text, from, dir, streams);
+  };
   for (const query_item& item : q.items) {
     if (!item.tags.empty()) {
       // Every tag must be there: one tag's list is a superset of the matches.
-      if (auto added = add_key(src, kind_tag, item.tags.front(), from, dir, streams); !added)
-        return added;
+      if (auto added = add(kind_tag, item.tags.front()); !added) return added;
     } else if (!item.types.empty()) {
       for (const std::string& t : item.types)
-        if (auto added = add_key(src, kind_type, t, from, dir, streams); !added) return added;
+        if (auto added = add(kind_type, t); !added) return added;
     } else if (!item.categories.empty()) {
       for (const std::string& c : item.categories)
-        if (auto added = add_key(src, kind_category, c, from, dir, streams); !added) return added;
+        if (auto added = add(kind_category, c); !added) return added;
     } else {
       everything = true;
     }

@@ -44,7 +44,7 @@ inline constexpr std::uint8_t flag_sealed = 1;
 inline constexpr std::uint8_t flag_shredded = 2;
 /// The header of format 1 and 2 records.
 inline constexpr std::size_t header_size = 60;
-inline constexpr std::size_t max_type_size = 0xFFFF;
+inline constexpr std::size_t max_type_size = varve::max_type_bytes;
 /// What sealing adds to a body: a 12-byte nonce and a 16-byte tag.
 inline constexpr std::size_t crypto_overhead = 28;
 /// The CRC32C at the end of an unsealed format 2 record.

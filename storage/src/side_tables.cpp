@@ -41,6 +41,16 @@ result<void> check_view(const store_impl& s, const view_update& u, bool check_na
                      u.view.find('\0') != std::string::npos))
     return error{errc::invalid_argument,
                  "view name must be 1 to 200 bytes of UTF-8 without NUL: '" + u.view + "'"};
+  switch (u.kind) {
+    case view_update::op::put:
+    case view_update::op::erase:
+    case view_update::op::clear:
+    case view_update::op::erase_if_equal:
+      break;
+    default:
+      return error{errc::invalid_argument, "view '" + u.view + "': unknown kind of update " +
+                                               std::to_string(static_cast<unsigned>(u.kind))};
+  }
   if (u.kind != view_update::op::clear && (u.key.empty() || u.key.size() > s.max_key_size))
     return error{errc::invalid_argument, "view '" + u.view + "': keys must be 1 to " +
                                              std::to_string(s.max_key_size) + " bytes"};

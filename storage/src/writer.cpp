@@ -80,7 +80,11 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
     checked_view = &u.view;
   }
   // A retried request whose events are all in place already is answered
-  // with their places, whatever its condition says now.
+  // with their places, whatever its condition says now (a condition that is
+  // not a valid query is refused either way).
+  if (req.condition)
+    if (auto valid = index::validate(req.condition->fail_if_events_match); !valid)
+      return std::move(valid).err();
   const bool all_in_place =
       !plans.empty() && std::all_of(plans.begin(), plans.end(),
                                     [](const plan& p) { return p.idempotent.has_value(); });

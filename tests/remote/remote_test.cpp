@@ -620,6 +620,13 @@ BOOST_AUTO_TEST_CASE(queries_and_conditional_appends_across_processes_answer_as_
   BOOST_REQUIRE_EQUAL(page->size(), 3u);
   BOOST_TEST(page->front().position == (*expected)[2].position);
 
+  // A read from past the head covers nothing past the head: positions that
+  // do not exist yet were not seen.
+  auto beyond = c.read_query_batch(q, 100000, 5);
+  BOOST_REQUIRE(beyond.ok());
+  BOOST_TEST(beyond->events.empty());
+  BOOST_TEST(beyond->covered <= beyond->head);
+
   // A decision: read its boundary, append under it.
   auto seen = c.read_query_batch(q);
   BOOST_REQUIRE(seen.ok());

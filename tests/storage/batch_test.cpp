@@ -366,6 +366,16 @@ BOOST_FIXTURE_TEST_CASE(one_request_writing_several_views_in_turn_leaves_each_as
   BOOST_REQUIRE(refused.ok());
   VARVE_CHECK_ERRC((*refused)[0], errc::invalid_argument);
   BOOST_TEST(rows("a").size() == 300u);
+
+  // So does an update of a kind that does not exist (bytes off the wire).
+  write_request unknown;
+  unknown.views.push_back(view_update{"a", op::put, "z", "v"});
+  unknown.views.push_back(view_update{"a", static_cast<op>(7), "z", "v"});
+  auto odd = store->write({&unknown, 1});
+  BOOST_REQUIRE(odd.ok());
+  VARVE_CHECK_ERRC((*odd)[0], errc::invalid_argument);
+  BOOST_TEST((*odd)[0].err().message().find("kind") != std::string::npos);
+  BOOST_TEST(rows("a").size() == 300u);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_cursor_update_with_a_stale_expected_position_fails_its_request,

@@ -284,6 +284,48 @@ BOOST_AUTO_TEST_CASE(bad_tags_and_bad_queries_are_refused_and_write_nothing) {
   BOOST_TEST(store->read_query(query::of_tags({most[31]})).value().size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_query_over_its_bounds_is_refused_in_reads_conditions_and_retries) {
+  fill_courses(*store);
+  const auto before = head();
+  query too_many_items;
+  for (std::size_t i = 0; i <= max_query_items; ++i)
+    too_many_items.items.push_back(query_item{{}, {"course:c1"}, {}});
+  query too_many_terms;
+  too_many_terms.items.push_back(query_item{{}, {}, {}});
+  for (std::size_t i = 0; i <= max_query_terms; ++i)
+    too_many_terms.items[0].types.push_back("type" + std::to_string(i));
+  for (const query* q : {&too_many_items, &too_many_terms}) {
+    auto read = store->read_query(*q);
+    BOOST_REQUIRE(!read.ok());
+    BOOST_TEST(read.err().code() == errc::invalid_argument);
+    BOOST_TEST_MESSAGE(read.err().message());
+    auto cond = store->append(
+        std::vector<append_request>{{"s-1", expected_version::any(), {tagged("t", {})}}},
+        append_condition{*q, {}});
+    BOOST_REQUIRE(!cond.ok());
+    BOOST_TEST(cond.err().code() == errc::invalid_argument);
+  }
+  BOOST_TEST(head() == before);
+  // At the bounds: the same answer as one item (items that share a key
+  // read its list once).
+  query most;
+  for (std::size_t i = 0; i < max_query_items; ++i)
+    most.items.push_back(query_item{{"student_subscribed"}, {"course:c1"}, {}});
+  BOOST_TEST(queried(*store, most) == queried(*store, query{{most.items[0]}}),
+             boost::test_tools::per_element());
+  BOOST_TEST(queried(*store, most) == scanned(*store, most), boost::test_tools::per_element());
+
+  // A retry whose events are all in place still has its condition checked
+  // for being a query at all.
+  std::vector<append_request> with_id{
+      {"username-1", expected_version::any(), {tagged("username_claimed", {"username:al"})}}};
+  with_id[0].events[0].id = event_id::generate();
+  BOOST_REQUIRE(store->append(with_id, append_condition{query::of_tags({"username:al"}), {}}).ok());
+  auto bad_retry = store->append(with_id, append_condition{query::of_tags({""}), {}});
+  BOOST_REQUIRE(!bad_retry.ok());
+  BOOST_TEST(bad_retry.err().code() == errc::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(the_indexes_equal_a_filtered_scan_after_random_appends_shreds_and_reopen) {
   std::mt19937 rng(42);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };

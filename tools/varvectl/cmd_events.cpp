@@ -24,9 +24,6 @@ namespace varvectl {
 
 namespace {
 
-/// The store's limit on a type's length (the record's type length field).
-constexpr std::size_t max_type_bytes = 0xFFFF;
-
 struct append_args {
   std::string stream;
   std::optional<std::string> type;
@@ -140,9 +137,9 @@ varve::result<std::vector<varve::new_event>> read_events(const std::string& path
     auto e = new_event_from_line(line);
     if (!e) return usage_error(where + e.err().message());
     if (e->type.empty()) return usage_error(where + "empty type");
-    if (e->type.size() > max_type_bytes)
+    if (e->type.size() > varve::max_type_bytes)
       return usage_error(where + "the type is " + std::to_string(e->type.size()) +
-                         " bytes, over the limit of " + std::to_string(max_type_bytes));
+                         " bytes, over the limit of " + std::to_string(varve::max_type_bytes));
     const std::uint64_t size = e->type.size() + e->metadata.size() + e->payload.size();
     if (size > max_event_bytes)
       return usage_error(where + "the event is " + std::to_string(size) +

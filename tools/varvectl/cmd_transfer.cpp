@@ -146,7 +146,6 @@ struct stream_check {
 /// valid UTF-8, types of 1 to 65535 bytes (the record's type length), and
 /// type + metadata + payload at most options::max_event_bytes.
 constexpr std::size_t max_stream_bytes = 511;
-constexpr std::size_t max_type_bytes = 0xFFFF;
 
 /// Whether the store would take `e` (an event of an import, whose versions
 /// and positions the caller checks). Errors: invalid_argument saying why not.
@@ -158,9 +157,9 @@ varve::result<void> storable(const parsed_event& e, std::uint64_t max_event_byte
   if (!valid_utf8(e.stream)) return usage_error("the stream name is not valid UTF-8");
   const varve::new_event& ev = e.event;
   if (ev.type.empty()) return usage_error("empty type");
-  if (ev.type.size() > max_type_bytes)
+  if (ev.type.size() > varve::max_type_bytes)
     return usage_error("the type is " + std::to_string(ev.type.size()) +
-                       " bytes, over the limit of " + std::to_string(max_type_bytes));
+                       " bytes, over the limit of " + std::to_string(varve::max_type_bytes));
   const std::uint64_t size = ev.type.size() + ev.metadata.size() + ev.payload.size();
   if (size > max_event_bytes)
     return usage_error("the event is " + std::to_string(size) +

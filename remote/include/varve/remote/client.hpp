@@ -82,9 +82,10 @@ class client {
                                                  direction dir = direction::forward,
                                                  std::uint64_t limit = max_batch_events);
   /// The forward batch, with `covered`: every event matching `q` up to that
-  /// position is in this batch or was before `from`. A decision reads from
-  /// position 1 (or on from covered + 1 while a batch comes back full) and
-  /// appends under append_condition{q, covered}.
+  /// position is in this batch or was before `from`; never past `head`. A
+  /// decision reads from position 1 (and on from covered + 1 while covered <
+  /// head: a batch may be cut by max_batch_bytes with fewer than `limit`
+  /// events) and appends under append_condition{q, covered}.
   result<event_batch> read_query_batch(const query& q, global_position from = 1,
                                        std::uint64_t limit = max_batch_events);
 

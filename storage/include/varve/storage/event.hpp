@@ -76,6 +76,8 @@ class expected_version {
   stream_version version_ = 0;
 };
 
+/// An event type is 1..max_type_bytes bytes.
+inline constexpr std::size_t max_type_bytes = 0xFFFF;
 /// At most this many tags on one event.
 inline constexpr std::size_t max_tags = 32;
 /// A tag is 1..max_tag_bytes bytes of UTF-8.

@@ -9,6 +9,11 @@
 // An item with nothing in it matches every event (query::all()); a query
 // with no items matches no event.
 //
+// A query has at most max_query_items items and max_query_terms types,
+// tags and categories in all (a read or condition over more is refused with
+// invalid_argument): conditions are checked in the single writer's
+// transaction, and their cost grows with the items.
+//
 // The category of a stream is its name up to the first '-' ("account-42"
 // is in "account"); a name without '-' has no category (EventStoreDB's
 // $ce rule).
@@ -27,6 +32,10 @@
 #include "varve/storage/event.hpp"
 
 namespace varve {
+
+/// Bounds of one query (see above).
+inline constexpr std::size_t max_query_items = 256;
+inline constexpr std::size_t max_query_terms = 1024;
 
 /// One alternative of a query (see above).
 struct query_item {
