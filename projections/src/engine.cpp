@@ -18,6 +18,12 @@ projection_engine::projection_engine(projection_spec spec, std::shared_ptr<const
 void projection_engine::start() {
   if (!spec_.handle && !spec_.handle_batch)
     return fail("projection '" + spec_.name + "' has no handler");
+  load_checkpoint();
+}
+
+/// Goes on from the cursor as stored (or stays paused).
+void projection_engine::load_checkpoint() {
+  attempt_ = 0;
   auto txn = store_->read();
   if (!txn) return fail("reading the checkpoint: " + txn.err().to_string());
   auto cur = txn->cursor_state(spec_.name);
@@ -322,6 +328,15 @@ void projection_engine::commit_done(const std::optional<error>& failure) {
     else
       read_on();
     return c.done(status());
+  }
+  if (failure && failure->code() == errc::wrong_expected_version) {
+    // The cursor is not where this instance left it: another instance of
+    // the projection committed meanwhile (one told to stop just before this
+    // one started, whose last commit landed after this one read the
+    // checkpoint). Nothing of this commit was written: go on from the
+    // cursor as stored.
+    error_ = "another instance moved the cursor (" + failure->message() + "): going on from it";
+    return load_checkpoint();
   }
   if (failure)
     return fail((c.step == next_step::skip ? "writing a dead letter: " : "committing the view: ") +

@@ -426,4 +426,41 @@ BOOST_FIXTURE_TEST_CASE(
   BOOST_CHECK_EQUAL(count(), "3");  // the view matches the cursor
 }
 
+BOOST_FIXTURE_TEST_CASE(a_commit_that_finds_the_cursor_moved_by_another_instance_goes_on_from_it,
+                        pipeline_fixture) {
+  projection_engine e(counting(), store, io);
+  e.on_head(12);
+  e.start();
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);  // 1..3 in flight
+  // Another instance (told to stop as this one started) commits 1..6.
+  write_request other;
+  other.views.push_back(view_update{"p", view_update::op::put, "count", "6"});
+  other.cursors.push_back(cursor_update{"p", 6, "", 0});
+  auto landed = store->write({&other, 1});
+  BOOST_REQUIRE(landed.ok() && landed->front().ok());
+  auto w = std::move(io.writes.front());
+  io.writes.pop_front();
+  auto refused = store->write({&w.request, 1});
+  BOOST_REQUIRE(refused.ok() && !refused->front().ok());
+  e.on_written(w.ticket, refused->front().err());
+  BOOST_CHECK(e.state() == projection_state::catching_up);
+  BOOST_CHECK_EQUAL(e.status().position, 6u);
+  BOOST_CHECK(!e.status().error.empty());
+  // It reads on from 6; the batch read ahead of the refused commit is gone.
+  for (;;) {
+    auto t = take_wake(engine_timer::read);
+    e.on_timer(engine_timer::read, t);
+    if (!io.reads.empty()) break;
+  }
+  BOOST_CHECK_EQUAL(io.reads.front().after, 6u);
+  answer_read(e);
+  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+  answer_read(e);
+  commit_next(e);
+  commit_next(e);
+  BOOST_CHECK_EQUAL(cursor(), 12u);
+  BOOST_CHECK_EQUAL(count(), "12");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -197,6 +197,7 @@ class projection_engine {
   next_step next_after(const std::optional<handler_failure>& failure);
   void settle(batch_outcome outcome);
   pending_commit commit_of(batch_outcome o, next_step step);
+  void load_checkpoint();
   void read_on();
   void start_reading();
   void begin_commit(pending_commit c);
