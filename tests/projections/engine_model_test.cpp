@@ -475,8 +475,6 @@ void fuzz(cfg c, int seeds, int steps) {
       for (int i = 0; i < steps; ++i)
         r.step();
       r.drain();
-      if (boost::unit_test::framework::current_test_case().p_id) {
-      }
     }
   }
 }

@@ -312,6 +312,16 @@ struct pipeline_fixture : engine_fixture {
     std::vector<delivered_event> part(first, first + static_cast<std::ptrdiff_t>(n));
     e.on_batch(r.ticket, log_batch{part, 12, 0, nullptr});
   }
+  /// Starts `e` on a log of 12 and has it handle 4..6 while the commit of
+  /// 1..3 is in flight (neither answered).
+  void handle_one_ahead(projection_engine& e) {
+    e.on_head(12);
+    e.start();
+    e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+    answer_read(e);
+    e.on_timer(engine_timer::read, take_wake(engine_timer::read));
+    answer_read(e);
+  }
   std::string count() {
     auto txn = store->read();
     BOOST_REQUIRE(txn.ok());
@@ -362,12 +372,7 @@ BOOST_FIXTURE_TEST_CASE(
 
 BOOST_FIXTURE_TEST_CASE(a_failed_commit_drops_the_batch_handled_after_it, pipeline_fixture) {
   projection_engine e(counting(), store, io);
-  e.on_head(12);
-  e.start();
-  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
-  answer_read(e);
-  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
-  answer_read(e);  // 4..6 waits for 1..3
+  handle_one_ahead(e);  // 4..6 waits for 1..3
   auto w = std::move(io.writes.front());
   io.writes.pop_front();
   e.on_written(w.ticket, error{errc::io_error, "the disk is gone"});
@@ -385,12 +390,7 @@ BOOST_FIXTURE_TEST_CASE(a_failed_commit_drops_the_batch_handled_after_it, pipeli
 BOOST_FIXTURE_TEST_CASE(a_pause_while_a_batch_is_handled_ahead_commits_it_then_pauses,
                         pipeline_fixture) {
   projection_engine e(counting(), store, io);
-  e.on_head(12);
-  e.start();
-  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
-  answer_read(e);
-  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
-  answer_read(e);
+  handle_one_ahead(e);
   std::optional<projection_status> replied;
   e.pause([&](const projection_status& s) { replied = s; });
   commit_next(e);  // 1..3, then 4..6 goes out: no read ahead of it, a request waits
@@ -409,12 +409,7 @@ BOOST_FIXTURE_TEST_CASE(
     stopping_with_a_batch_handled_ahead_keeps_the_cursor_of_the_commit_in_flight,
     pipeline_fixture) {
   projection_engine e(counting(), store, io);
-  e.on_head(12);
-  e.start();
-  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
-  answer_read(e);
-  e.on_timer(engine_timer::read, take_wake(engine_timer::read));
-  answer_read(e);
+  handle_one_ahead(e);
   write_request last = e.stop();
   BOOST_REQUIRE_EQUAL(last.cursors.size(), 1u);
   BOOST_CHECK_EQUAL(last.cursors[0].position, 3u);  // 4..6 was never sent

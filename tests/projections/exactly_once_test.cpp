@@ -123,12 +123,6 @@ struct fx : actor_fixture {
     BOOST_REQUIRE(
         store->append("s-" + std::to_string(rng() % 7), expected_version::any(), evs).ok());
   }
-  void stop(const caf::actor_addr& a, const caf::actor& p) {
-    (void)a;
-    caf::scoped_actor self{sys};
-    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
-    self->wait_for(p);
-  }
   void stop(const projection_actor& p) {
     caf::scoped_actor self{sys};
     caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
@@ -372,7 +366,9 @@ BOOST_AUTO_TEST_CASE(a_child_process_catching_up_until_it_is_killed) {
 BOOST_AUTO_TEST_CASE(a_process_killed_while_catching_up_leaves_view_and_cursor_in_agreement) {
   if (std::getenv("EXACTLY_ONCE_CHILD_DIR")) return;
   int bad = 0;
-  const int rounds = std::getenv("EXACTLY_ONCE_KILL_ROUNDS") ? std::atoi(std::getenv("EXACTLY_ONCE_KILL_ROUNDS")) : 16;
+  const int rounds = std::getenv("EXACTLY_ONCE_KILL_ROUNDS")
+                         ? std::atoi(std::getenv("EXACTLY_ONCE_KILL_ROUNDS"))
+                         : 16;
   for (int round = 0; round < rounds; ++round) {
     varve_test::temp_dir d;
     const auto path = (d / "store").string();
