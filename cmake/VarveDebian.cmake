@@ -32,6 +32,9 @@ if(VARVE_BUILD_ACTORS)
 endif()
 list(JOIN _varve_deb_depends ", " CPACK_DEBIAN_PACKAGE_DEPENDS)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS cmake)
+# The libraries go without their debug information (VarveDebianStrip.cmake).
+set(CPACK_VARVE_STRIP "${CMAKE_STRIP}")
+set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_CURRENT_LIST_DIR}/VarveDebianStrip.cmake)
 # `cpack --config CPackSourceConfig.cmake` (package_source): what git tracks.
 set(CPACK_SOURCE_IGNORE_FILES "/\\.git/" "/build[^/]*/" "/var/" "/bench/results/")
 include(CPack)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Uses Varve the ways a user's project does and runs what it built: the
 # programs of tests/package (storage_roundtrip: Varve::storage;
+# plugin_roundtrip: Varve::storage inside a shared library of the user's;
 # actors_roundtrip: Varve::actors; runtime_roundtrip: Varve::runtime;
 # testkit_roundtrip: Varve::testkit) must
 # print "... roundtrip: ok".
@@ -67,15 +68,18 @@ step "install $build into $prefix" cmake --install "$build" --prefix "$prefix"
 consumer "$work/installed" tests/package/installed -DCMAKE_PREFIX_PATH="$prefix" \
   -DVARVE_EXPECTED_PREFIX="$prefix"
 run "$work/installed/storage_roundtrip" "storage roundtrip: ok"
+run "$work/installed/plugin_roundtrip" "plugin roundtrip: ok"
 run "$work/installed/actors_roundtrip" "actors roundtrip: ok"
 run "$work/installed/runtime_roundtrip" "runtime roundtrip: ok"
 run "$work/installed/testkit_roundtrip" "testkit roundtrip: ok"
 consumer "$work/installed-storage" tests/package/installed -DCMAKE_PREFIX_PATH="$prefix" \
   -DVARVE_EXPECTED_PREFIX="$prefix" -DVARVE_STORAGE_ONLY=ON -DCMAKE_DISABLE_FIND_PACKAGE_CAF=ON
 run "$work/installed-storage/storage_roundtrip" "storage roundtrip: ok"
+run "$work/installed-storage/plugin_roundtrip" "plugin roundtrip: ok"
 consumer "$work/build-tree" tests/package/installed -DVarve_DIR="$build" \
   -DVARVE_EXPECTED_PREFIX="$build" -DVARVE_STORAGE_ONLY=ON -DCMAKE_DISABLE_FIND_PACKAGE_CAF=ON
 run "$work/build-tree/storage_roundtrip" "storage roundtrip: ok"
+run "$work/build-tree/plugin_roundtrip" "plugin roundtrip: ok"
 
 # ------------------------------------------------------------ fetch
 for variant in fetch fetch-storage; do
@@ -88,6 +92,7 @@ for variant in fetch fetch-storage; do
     "${launcher[@]}" "${args[@]}"
   step "build $variant" cmake --build "$work/$variant" -j2
   run "$work/$variant/storage_roundtrip" "storage roundtrip: ok"
+  run "$work/$variant/plugin_roundtrip" "plugin roundtrip: ok"
 done
 run "$work/fetch/actors_roundtrip" "actors roundtrip: ok"
 run "$work/fetch/runtime_roundtrip" "runtime roundtrip: ok"
@@ -116,9 +121,17 @@ for file in '\./usr/include/varve/storage/event_store\.hpp' \
 done
 echo "package: $(basename "$deb"): $(grep -F 'Depends:' <<<"$info" | sed 's/^ *//')"
 step "unpack $(basename "$deb")" dpkg-deb -x "$deb" "$work/deb-root"
+# The libraries ship without debug information, as Debian's -dev packages do.
+while IFS= read -r -d '' a; do
+  if objdump -h "$a" | grep -q ' \.debug_info'; then
+    echo "package: FAILED: ${a#"$work/deb-root"} carries debug information" >&2
+    exit 1
+  fi
+done < <(find "$work/deb-root" -name 'libvarve_*.a' -print0)
 consumer "$work/deb-consumer" tests/package/installed -DCMAKE_PREFIX_PATH="$work/deb-root/usr" \
   -DVARVE_EXPECTED_PREFIX="$work/deb-root/usr"
 run "$work/deb-consumer/storage_roundtrip" "storage roundtrip: ok"
+run "$work/deb-consumer/plugin_roundtrip" "plugin roundtrip: ok"
 run "$work/deb-consumer/actors_roundtrip" "actors roundtrip: ok"
 run "$work/deb-consumer/runtime_roundtrip" "runtime roundtrip: ok"
 run "$work/deb-consumer/testkit_roundtrip" "testkit roundtrip: ok"

@@ -1,0 +1,27 @@
+# Run by cpack (CPACK_PRE_BUILD_SCRIPTS) on the files staged for varve-dev:
+# takes the debug information out of its libraries, as Debian's -dev
+# packages ship them (a RelWithDebInfo build's static libraries are ~90 MB,
+# mostly DWARF). The symbol tables stay: the libraries link as before.
+if(NOT CPACK_VARVE_STRIP)
+  message(STATUS "varve-dev: no strip program; the libraries keep their debug information")
+  return()
+endif()
+set(_staged "")
+foreach(dir IN ITEMS "${CPACK_TEMPORARY_INSTALL_DIRECTORY}" "${CPACK_TEMPORARY_DIRECTORY}")
+  if(dir AND IS_DIRECTORY "${dir}")
+    file(GLOB_RECURSE _found "${dir}/*.a" "${dir}/*.so" "${dir}/*.so.*")
+    list(APPEND _staged ${_found})
+  endif()
+endforeach()
+list(REMOVE_DUPLICATES _staged)
+foreach(lib IN LISTS _staged)
+  if(IS_SYMLINK "${lib}")
+    continue()
+  endif()
+  execute_process(COMMAND "${CPACK_VARVE_STRIP}" --strip-debug "${lib}" RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "varve-dev: ${CPACK_VARVE_STRIP} --strip-debug ${lib} failed (${rc})")
+  endif()
+endforeach()
+list(LENGTH _staged _count)
+message(STATUS "varve-dev: debug information taken out of ${_count} libraries")
