@@ -153,12 +153,18 @@ struct projection_status {
   std::string name;
   std::string mode;   ///< "exactly_once" | "at_least_once"
   std::string state;  ///< a projection_state by name: "catching_up", "live", "retrying", ...
-  std::string error;  ///< the last error, empty when none
+  /// The last error, empty when none. It stays after the projection
+  /// recovers (a retry that succeeds, a cursor taken over from another
+  /// instance) until resume, reset or rebuild clears it; a skipped event's
+  /// error is cleared once its dead letter is written.
+  std::string error;
   global_position position = 0;
   global_position head = 0;
   std::uint64_t lag_events = 0;
-  double lag_seconds = 0;          ///< time between the newest event and the last one handled
-  std::uint64_t handled = 0;       ///< events handed to the handler since start
+  double lag_seconds = 0;  ///< time between the newest event and the last one handled
+  /// Events handed to the handler since start; an event handed again (a
+  /// retry, or a batch handled again after a failed commit) counts again.
+  std::uint64_t handled = 0;
   std::uint64_t wakeups = 0;       ///< times it woke up from idle to read
   std::uint64_t dead_letters = 0;  ///< events skipped since start
   std::uint32_t attempt = 0;       ///< retrying: the attempt that comes next
