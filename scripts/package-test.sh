@@ -123,7 +123,8 @@ echo "package: $(basename "$deb"): $(grep -F 'Depends:' <<<"$info" | sed 's/^ */
 step "unpack $(basename "$deb")" dpkg-deb -x "$deb" "$work/deb-root"
 # The libraries ship without debug information, as Debian's -dev packages do.
 while IFS= read -r -d '' a; do
-  if objdump -h "$a" | grep -q ' \.debug_info'; then
+  sections=$(objdump -h "$a")  # not piped into grep -q: objdump would die of SIGPIPE
+  if grep -qF ' .debug_info' <<<"$sections"; then
     echo "package: FAILED: ${a#"$work/deb-root"} carries debug information" >&2
     exit 1
   fi
