@@ -57,7 +57,25 @@ result<append_result> apply(batch_txn& b, plan& p) {
     if (!created) return std::move(created).err();
     h = *created;
   } else {
-    h = &b.touched.insert_or_assign(p.head->info.id, std::move(*p.head)).first->second;
+    const std::uint64_t id = p.head->info.id;
+    auto t = b.touched.find(id);
+    if (t == b.touched.end()) {
+      head_state fresh = std::move(*p.head);  // checked: its info and key, no open chunk
+      // The open chunk moves over from the writer cache rather than being
+      // copied: the cache holds what is committed, and this stream's entry
+      // is replaced when the transaction commits; should it abort, the
+      // entry is left with its chunk unknown (read again from the log).
+      writer_cache& cache = b.store.cache;
+      if (auto c = cache.heads.find(id); c != cache.heads.end() && c->second.chunk_known &&
+                                         c->second.info.version == fresh.info.version) {
+        fresh.open_chunk = std::move(c->second.open_chunk);
+        fresh.chunk_known = true;
+        c->second.open_chunk.clear();
+        c->second.chunk_known = false;
+      }
+      t = b.touched.emplace(id, std::move(fresh)).first;
+    }
+    h = &t->second;
   }
 
   append_result out;

@@ -108,10 +108,13 @@ result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name)
     id = *decoded;
     cache.names.emplace(std::string(name), id);
   }
-  if (auto t = b.touched.find(id); t != b.touched.end())
-    return std::optional<head_state>{t->second};
-  if (auto c = cache.heads.find(id); c != cache.heads.end())
-    return std::optional<head_state>{c->second};
+  // A copy without the open chunk, which apply() takes over from where the
+  // head is kept (no copy of up to chunk_size positions per request).
+  auto checked = [](const head_state& h) {
+    return std::optional<head_state>{head_state{h.info, {}, false, h.key}};
+  };
+  if (auto t = b.touched.find(id); t != b.touched.end()) return checked(t->second);
+  if (auto c = cache.heads.find(id); c != cache.heads.end()) return checked(c->second);
   auto h = read_head(b, id, name);
   if (!h) return std::move(h).err();
   cache.heads.emplace(id, *h);

@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,43 @@ BOOST_AUTO_TEST_CASE(disk_full_at_commit_is_storage_full_and_the_store_stays_usa
   const auto events = stream_events("s");
   BOOST_REQUIRE_EQUAL(events.size(), 4u);
   BOOST_TEST(events[2].payload == "kept-0");
+}
+
+BOOST_AUTO_TEST_CASE(a_stream_index_chunk_written_by_a_rerun_transaction_lists_the_right_events) {
+  // The writer keeps each stream's positions since its last stream-index
+  // chunk (64 versions) between transactions and hands them to the
+  // transaction that appends to it. When that transaction is run again (a
+  // full map, grown in between), the positions must still be whole, or the
+  // chunk it writes lists wrong events.
+  append("s", expected_version::any(), make_events(58));
+  append("other", expected_version::any(), make_events(3));  // the positions of s are not dense
+  append("s", expected_version::exact(58), make_events(2));
+  // The first put of the next transaction is the chunk of versions 1..64.
+  struct first_put_is_map_full final : fault_injector {
+    bool fired = false;
+    int before(lmdb_call call) override {
+      if (call != lmdb_call::put || fired) return 0;
+      fired = true;
+      return lmdb_map_full;
+    }
+  };
+  auto faults = std::make_shared<first_put_is_map_full>();
+  testing_inject_faults(*store, faults);
+  const auto crossing = append("s", expected_version::exact(60), make_events(6, "crossing"));
+  testing_inject_faults(*store, nullptr);
+  BOOST_TEST(faults->fired);
+  BOOST_TEST(crossing.first_version == 61u);
+  append("s", expected_version::exact(66), make_events(2, "after"));
+
+  const auto events = stream_events("s");
+  BOOST_REQUIRE_EQUAL(events.size(), 68u);
+  for (std::size_t i = 0; i < events.size(); ++i)
+    BOOST_TEST_REQUIRE(events[i].version == i + 1);
+  BOOST_TEST(events[60].payload == "crossing-0");
+  BOOST_TEST(events[66].payload == "after-0");
+  auto report = store->verify();
+  BOOST_REQUIRE(report);
+  BOOST_TEST(report->faults_total == 0u, (report->faults.empty() ? "" : report->faults.front()));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
