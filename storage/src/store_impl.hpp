@@ -68,7 +68,10 @@ struct request_ref {
 /// between: `expected_txn_id` is the id the next write transaction gets when
 /// this process was the last writer; any other id clears the caches. They
 /// hold only what is committed: a transaction's own changes join them after
-/// its commit.
+/// its commit. A transaction that appends to a stream takes the open chunk
+/// of its cached head (apply(), no copy), leaving the entry's chunk unknown
+/// until the commit replaces the entry; after an abort it is walked back
+/// from the log again.
 struct writer_cache {
   /// Heads cached beyond this many are dropped (and read again).
   static constexpr std::size_t max_streams = std::size_t{1} << 20;

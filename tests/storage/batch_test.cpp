@@ -435,3 +435,44 @@ BOOST_FIXTURE_TEST_CASE(a_request_that_fails_after_writing_leaves_no_trace, stor
     BOOST_CHECK(e->payload.find("kept") == 0);
   }
 }
+
+BOOST_FIXTURE_TEST_CASE(a_batch_run_again_without_a_failed_request_writes_the_right_chunks,
+                        store_fixture) {
+  // "s" has 60 events appended by this handle, whose writer keeps the
+  // positions of its open stream-index chunk; the first request of the
+  // batch takes them over and crosses the chunk boundary at 64. The second
+  // fails after writing ("damaged" is walked back over a damaged record),
+  // and the batch runs again without it: the first request's chunk must
+  // list the right events all the same.
+  append("damaged", expected_version::any(), make_events(63, "d"));
+  store.reset();
+  {
+    varve_test::raw_env raw(opts.directory);
+    auto record = raw.get_event(10);
+    BOOST_REQUIRE(record);
+    (*record)[0] = static_cast<char>(99);  // an unknown record format
+    raw.put_event(10, *record);
+  }
+  store = varve_test::open_store(opts);  // no cached chunk for "damaged"
+  append("s", expected_version::any(), make_events(60, "s"));
+  std::vector<write_request> batch(2);
+  batch[0].appends.push_back({"s", expected_version::exact(60), make_events(6, "crossing")});
+  batch[1].appends.push_back({"damaged", expected_version::exact(63), make_events(1, "lost")});
+  auto out = store->write(batch);
+  BOOST_REQUIRE_MESSAGE(out.ok(), varve_test::describe(out));
+  VARVE_REQUIRE_OK((*out)[0]);
+  VARVE_CHECK_ERRC((*out)[1], errc::corruption);
+  append("s", expected_version::exact(66), make_events(2, "after"));
+  for (int reopened = 0; reopened < 2; ++reopened) {
+    if (reopened) {
+      store.reset();
+      store = varve_test::open_store(opts);
+    }
+    const auto events = stream_events("s");
+    BOOST_REQUIRE_EQUAL(events.size(), 68u);
+    for (std::size_t i = 0; i < events.size(); ++i)
+      BOOST_TEST_REQUIRE(events[i].version == i + 1);
+    BOOST_TEST(events[60].payload.find("crossing") == 0);
+    BOOST_TEST(events[66].payload.find("after") == 0);
+  }
+}
