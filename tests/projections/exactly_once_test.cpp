@@ -22,6 +22,7 @@
 #include <varve/storage/testing.hpp>
 
 #include "../actors/actor_fixture.hpp"
+#include "counting_handler.hpp"
 
 using namespace varve;
 using varve_test::actor_fixture;
@@ -33,22 +34,7 @@ projection_spec counting(std::string name, std::size_t batch, bool filtered, boo
   spec.name = std::move(name);
   spec.batch_events = batch;
   if (filtered) spec.filter.event_types = {"a"};
-  auto one = [](const delivered_event& d, view_batch& v) -> result<void> {
-    const std::string k = "e" + std::to_string(d.event.position);
-    auto c = v.get(k);
-    if (!c) return c.err();
-    v.put(k, std::to_string((*c ? std::stoll(**c) : 0) + 1));
-    auto t = v.get("total");
-    if (!t) return t.err();
-    v.put("total", std::to_string((*t ? std::stoll(**t) : 0) + 1));
-    auto z = v.get("z");
-    if (!z) return z.err();
-    if (*z)
-      v.erase("z");
-    else
-      v.put("z", "1");
-    return {};
-  };
+  auto one = varve_test::count_in_view;
   if (batch_handler)
     spec.handle_batch = [one](std::span<const delivered_event> g, view_batch& v) -> result<void> {
       for (auto& d : g) {

@@ -28,6 +28,20 @@ write_request single(std::string stream, expected_version expected, std::vector<
   return w;
 }
 
+/// Closes the store, gives the record at `position` an unknown format (the
+/// writer fails on it when a walk back reads it) and opens the store again.
+void damage_record_and_reopen(store_fixture& f, global_position position) {
+  f.store.reset();
+  {
+    varve_test::raw_env raw(f.opts.directory);
+    auto record = raw.get_event(position);
+    BOOST_REQUIRE(record);
+    (*record)[0] = static_cast<char>(99);
+    raw.put_event(position, *record);
+  }
+  f.store = varve_test::open_store(f.opts);
+}
+
 }  // namespace
 
 struct batch_fixture : store_fixture {
@@ -408,15 +422,7 @@ BOOST_FIXTURE_TEST_CASE(a_request_that_fails_after_writing_leaves_no_trace, stor
   // must fail whole, and the other request of the batch commit alone.
   append("damaged", expected_version::any(), make_events(63, "d"));
   append("other", expected_version::any(), make_events(1, "o"));
-  store.reset();
-  {
-    varve_test::raw_env raw(opts.directory);
-    auto record = raw.get_event(10);
-    BOOST_REQUIRE(record);
-    (*record)[0] = static_cast<char>(99);  // an unknown record format
-    raw.put_event(10, *record);
-  }
-  store = varve_test::open_store(opts);  // a fresh handle: no cached chunk
+  damage_record_and_reopen(*this, 10);  // a fresh handle: no cached chunk
   std::vector<write_request> batch(2);
   batch[0].appends.push_back({"damaged", expected_version::exact(63), make_events(1, "lost")});
   batch[1].appends.push_back({"other", expected_version::exact(1), make_events(2, "kept")});
@@ -445,15 +451,7 @@ BOOST_FIXTURE_TEST_CASE(a_batch_run_again_without_a_failed_request_writes_the_ri
   // and the batch runs again without it: the first request's chunk must
   // list the right events all the same.
   append("damaged", expected_version::any(), make_events(63, "d"));
-  store.reset();
-  {
-    varve_test::raw_env raw(opts.directory);
-    auto record = raw.get_event(10);
-    BOOST_REQUIRE(record);
-    (*record)[0] = static_cast<char>(99);  // an unknown record format
-    raw.put_event(10, *record);
-  }
-  store = varve_test::open_store(opts);  // no cached chunk for "damaged"
+  damage_record_and_reopen(*this, 10);  // no cached chunk for "damaged"
   append("s", expected_version::any(), make_events(60, "s"));
   std::vector<write_request> batch(2);
   batch[0].appends.push_back({"s", expected_version::exact(60), make_events(6, "crossing")});
