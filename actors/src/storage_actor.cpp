@@ -10,6 +10,9 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
+#include <thread>
 #include <variant>
 
 #include "varve/actors/error.hpp"
@@ -46,10 +49,29 @@ class latency_window {
 /// What a requester is owed: the result of one stream, or of all.
 enum class answer_kind { single, all };
 
-struct pending_request {
-  write_request request;
+/// Who waits for a queued request, and for what.
+struct pending_answer {
   caf::response_promise promise;
   answer_kind answer;
+};
+
+/// The requests of one commit and their requesters, index by index. Two of
+/// them take turns (one fills while the other commits) and keep their
+/// capacity, so that a batch costs no allocation of its own.
+struct request_batch {
+  std::vector<write_request> requests;
+  std::vector<pending_answer> answers;
+
+  bool empty() const { return requests.empty(); }
+  std::size_t size() const { return requests.size(); }
+  void clear() {
+    requests.clear();
+    answers.clear();
+  }
+  void swap(request_batch& o) noexcept {
+    requests.swap(o.requests);
+    answers.swap(o.answers);
+  }
 };
 
 struct storage_state {
@@ -58,10 +80,16 @@ struct storage_state {
   std::shared_ptr<event_store> store;
   storage_config cfg;
 
-  std::vector<pending_request> batch;
+  request_batch batch;
+  request_batch committing;  // the batch flush() commits; empty between flushes
   std::size_t batch_events = 0;
   std::size_t batch_bytes = 0;
   bool flush_scheduled = false;
+  // Group commit: how many requests the last commit answered, and since when
+  // the flush has been waiting for them to come back (see wait_for_more).
+  std::size_t last_requests = 0;
+  bool batch_has_condition = false;  // a request of the batch has an append condition
+  std::optional<std::chrono::steady_clock::time_point> waiting_since;
 
   std::vector<head_subscriber> subscribers;
 
@@ -102,19 +130,21 @@ std::size_t bucket_of(std::size_t n) {
 void flush(storage_pointer self) {
   auto& st = self->state;
   if (st.batch.empty()) return;
-  std::vector<pending_request> batch;
+  request_batch& batch = st.committing;
   batch.swap(st.batch);
+  st.last_requests = batch.size();
+  st.waiting_since.reset();
+  st.batch_has_condition = false;
   st.batch_events = 0;
   st.batch_bytes = 0;
-
-  std::vector<write_request> requests;
-  requests.reserve(batch.size());
-  for (auto& p : batch)
-    requests.push_back(std::move(p.request));
+  struct done_with_batch {
+    request_batch& b;
+    ~done_with_batch() { b.clear(); }
+  } done{batch};
 
   const auto started = std::chrono::steady_clock::now();
   write_timing timing;
-  auto outcomes = st.store->write(requests, &timing);
+  auto outcomes = st.store->write(batch.requests, &timing);
   const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - started)
                         .count();
@@ -122,16 +152,17 @@ void flush(storage_pointer self) {
   st.stats.requests += batch.size();
   if (!outcomes) {
     const caf::error err = to_caf(outcomes.err());
-    for (auto& p : batch)
-      p.promise.deliver(err);
+    for (auto& a : batch.answers)
+      a.promise.deliver(err);
     st.stats.failed = st.store->failed();
     return;
   }
   std::uint64_t head = 0, events = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     write_outcome& o = (*outcomes)[i];
+    pending_answer& a = batch.answers[i];
     if (!o) {
-      batch[i].promise.deliver(to_caf(o.err()));
+      a.promise.deliver(to_caf(o.err()));
       continue;
     }
     for (const append_result& r : *o) {
@@ -139,10 +170,10 @@ void flush(storage_pointer self) {
       head = std::max(head, r.last_position);
       events += r.last_position - r.first_position + 1;
     }
-    if (batch[i].answer == answer_kind::single)
-      batch[i].promise.deliver(o->front());
+    if (a.answer == answer_kind::single)
+      a.promise.deliver(o->front());
     else
-      batch[i].promise.deliver(std::move(*o));
+      a.promise.deliver(std::move(*o));
   }
   ++st.stats.commits;
   st.stats.events += events;
@@ -170,7 +201,9 @@ caf::response_promise enqueue(storage_pointer self, write_request&& request, ans
     flush(self);
   st.batch_events += events;
   st.batch_bytes += bytes;
-  st.batch.push_back(pending_request{std::move(request), promise, answer});
+  st.batch_has_condition = st.batch_has_condition || request.condition.has_value();
+  st.batch.requests.push_back(std::move(request));
+  st.batch.answers.push_back(pending_answer{promise, answer});
   if (st.batch_events >= st.cfg.max_batch_events || st.batch_bytes >= st.cfg.max_batch_bytes) {
     flush(self);
   } else if (!st.flush_scheduled) {
@@ -178,6 +211,24 @@ caf::response_promise enqueue(storage_pointer self, write_request&& request, ans
     self->send(self, flush_atom_v);
   }
   return promise;
+}
+
+/// True when the flush should wait for more requests: fewer have come than
+/// the last commit answered (its requesters are still sending their next
+/// ones), and the wait began less than `max_wait` ago. The flush then goes
+/// to the back of the mailbox again, behind the requests that came
+/// meanwhile. A batch with an append condition commits
+/// at once: a decision read what was committed, and every microsecond its
+/// append waits is one in which another decision over the same boundary
+/// can commit first and make it conflict.
+bool wait_for_more(storage_state& st) {
+  // (An empty batch: a bound already flushed it; nothing to wait for.)
+  if (st.cfg.max_wait.count() <= 0 || st.batch.empty() || st.batch_has_condition ||
+      st.batch.size() >= st.last_requests)
+    return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (!st.waiting_since) st.waiting_since = now;
+  return now - *st.waiting_since < st.cfg.max_wait;
 }
 
 global_position current_head(const event_store& store) {
@@ -263,6 +314,12 @@ storage_actor::behavior_type storage_behavior(storage_pointer self,
         return out;
       },
       [self](flush_atom) {
+        if (wait_for_more(self->state)) {
+          // Lets the writers' threads run on this core meanwhile.
+          std::this_thread::yield();
+          self->send(self, flush_atom_v);
+          return;
+        }
         self->state.flush_scheduled = false;
         flush(self);
       },

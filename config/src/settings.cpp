@@ -39,6 +39,8 @@ const option_row option_rows[] = {
     {"max-event-bytes", &settings::max_event_bytes, "largest event (type + metadata + payload)"},
     {"batch-max-events", &settings::batch_max_events, "most events in one group commit"},
     {"batch-max-bytes", &settings::batch_max_bytes, "most bytes in one group commit"},
+    {"batch-max-wait-us", &settings::batch_max_wait_us,
+     "group commit: wait this long for the last commit's writers; 0: never"},
     {"snapshot-every", &settings::snapshot_every, "aggregate snapshot every N versions; 0: never"},
     {"aggregate-idle-timeout-ms", &settings::aggregate_idle_timeout_ms,
      "passivate an aggregate actor idle this long"},
@@ -72,6 +74,9 @@ result<void> settings::check() const {
     return bad("varve.max-event-bytes must be 1 to 4294967295");
   if (batch_max_events == 0) return bad("varve.batch-max-events is 0");
   if (batch_max_bytes == 0) return bad("varve.batch-max-bytes is 0");
+  if (batch_max_wait_us > 1000000)
+    return bad("varve.batch-max-wait-us is " + std::to_string(batch_max_wait_us) +
+               "; at most 1000000 (one second)");
   if (aggregate_idle_timeout_ms == 0) return bad("varve.aggregate-idle-timeout-ms is 0");
   if (aggregate_max_alive == 0) return bad("varve.aggregate-max-alive is 0");
   if (decision_max_retries > 1000)

@@ -24,7 +24,8 @@ varve_config::varve_config() {
 }
 
 storage_config varve_config::storage() const {
-  return {batch_max_events, batch_max_bytes};
+  return {batch_max_events, batch_max_bytes,
+          std::chrono::microseconds(static_cast<std::int64_t>(batch_max_wait_us))};
 }
 
 aggregate_options varve_config::aggregates() const {

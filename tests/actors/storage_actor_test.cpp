@@ -6,6 +6,8 @@
 
 #include <caf/event_based_actor.hpp>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <varve/storage/testing.hpp>
@@ -105,6 +107,109 @@ BOOST_AUTO_TEST_CASE(batches_stay_within_the_configured_number_of_events) {
   // Bucket i counts commits of [2^i, 2^(i+1)) requests: none past 8..15.
   for (std::size_t i = 4; i < stats.batch_histogram.size(); ++i)
     BOOST_CHECK_EQUAL(stats.batch_histogram[i], 0u);
+}
+
+namespace {
+
+/// Appends `rounds` events to `stream` one after the other: each append is
+/// sent `think` after the answer to the one before (under an append
+/// condition that nothing matches when `conditional`), then `done` gets
+/// the stream's last version (or the error).
+void append_in_rounds(caf::event_based_actor* a, storage_actor storage, caf::actor done,
+                      std::string stream, int rounds, std::chrono::microseconds think,
+                      bool conditional) {
+  struct state {
+    std::string stream;
+    int left;
+    std::uint64_t version = 0;
+  };
+  auto st = std::make_shared<state>(state{std::move(stream), rounds});
+  auto next = std::make_shared<std::function<void()>>();
+  *next = [a, storage, done, st, next, think, conditional] {
+    write_request w;
+    w.appends.push_back(one_event(st->stream, expected_version::exact(st->version)));
+    if (conditional)
+      w.condition = append_condition{query{{query_item{{}, {"nothing:matches"}, {}}}}, {}};
+    a->request(storage, caf::infinite, write_atom_v, std::move(w))
+        .then(
+            [=](const std::vector<append_result>& r) {
+              st->version = r.at(0).last_version;
+              if (--st->left == 0) {
+                a->send(done, st->stream, st->version);
+                *next = nullptr;  // breaks the cycle next -> lambda -> next
+                return a->quit();
+              }
+              a->delayed_send(a, think, caf::tick_atom_v);
+            },
+            [=](caf::error& e) {
+              a->send(done, st->stream, e);
+              *next = nullptr;
+              a->quit();
+            });
+  };
+  a->become([next](caf::tick_atom) {
+    if (*next) (*next)();
+  });
+  (*next)();
+}
+
+/// Eight writers, writer i appending again i * 0.5 ms after each answer,
+/// writer i stopping after 30 - i appends (`staggered_stop`) or all after
+/// 30: the commits the storage actor made for them.
+std::uint64_t commits_of_staggered_writers(storage_config cfg, bool conditional,
+                                           bool staggered_stop) {
+  actor_fixture f{durability::no_sync, cfg};
+  caf::scoped_actor self{f.sys};
+  const caf::actor done = caf::actor_cast<caf::actor>(self);
+  constexpr int writers = 8, rounds = 30;
+  std::uint64_t appends = 0;
+  for (int i = 0; i < writers; ++i) {
+    const int mine = staggered_stop ? rounds - i : rounds;
+    appends += static_cast<std::uint64_t>(mine);
+    f.sys.spawn(append_in_rounds, f.storage, done, "w-" + std::to_string(i), mine,
+                std::chrono::microseconds(500 * i), conditional);
+  }
+  for (int i = 0; i < writers; ++i)
+    self->receive(
+        [&](const std::string& stream, std::uint64_t version) {
+          const int writer = std::stoi(stream.substr(2));
+          BOOST_CHECK_EQUAL(version,
+                            static_cast<std::uint64_t>(staggered_stop ? rounds - writer : rounds));
+        },
+        [&](const std::string& stream, const caf::error& e) {
+          BOOST_ERROR(stream << ": " << error_from(e).to_string());
+        });
+  auto stats = f.stats();
+  BOOST_TEST_MESSAGE(appends << " appends of " << writers << " writers in " << stats.commits
+                             << " commits");
+  BOOST_CHECK_EQUAL(stats.events, appends);
+  return stats.commits;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(writers_that_append_again_after_each_answer_keep_sharing_commits) {
+  // Committing as soon as the first writer is back would give about one
+  // commit per writer and round; waiting for the writers the last commit
+  // answered gives about one per round. The writers that stop early end
+  // waits that nobody answers: each ends after max_wait.
+  storage_config waiting;
+  waiting.max_wait = std::chrono::milliseconds(50);
+  BOOST_CHECK_LE(commits_of_staggered_writers(waiting, false, true), 30u + 8u + 5u);
+}
+
+BOOST_AUTO_TEST_CASE(a_commit_waits_for_no_one_when_waiting_is_off) {
+  storage_config at_once;
+  at_once.max_wait = std::chrono::microseconds(0);
+  BOOST_CHECK_GT(commits_of_staggered_writers(at_once, false, false), 2u * 30u);
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_with_an_append_condition_commits_without_waiting) {
+  // A decision's append waits for no one: while it waited, another
+  // decision over its boundary could commit first.
+  storage_config waiting;
+  waiting.max_wait = std::chrono::milliseconds(50);
+  BOOST_CHECK_GT(commits_of_staggered_writers(waiting, true, false), 2u * 30u);
 }
 
 BOOST_AUTO_TEST_CASE(a_conflicting_request_in_a_batch_fails_alone) {

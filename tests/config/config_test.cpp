@@ -39,6 +39,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_valid_and_map_to_store_options) {
   BOOST_CHECK_EQUAL(o.directory, "var/app");
   BOOST_CHECK(o.sync == varve::durability::sync);
   BOOST_CHECK_EQUAL(cfg.storage().max_batch_events, 8192u);
+  BOOST_CHECK_EQUAL(cfg.storage().max_wait.count(), 200);
 }
 
 BOOST_AUTO_TEST_CASE(the_command_line_overrides_options) {
@@ -62,6 +63,19 @@ BOOST_AUTO_TEST_CASE(decision_retries_come_from_the_configuration_and_are_bounde
       configure_with({"--varve.decision-max-retries=5000"}, too_many, {.data_dir = "d"});
   BOOST_CHECK_NE(bad_code, 0);
   BOOST_CHECK(bad_out.find("decision-max-retries") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_group_commit_wait_comes_from_the_configuration_and_is_bounded) {
+  varve::varve_config cfg;
+  BOOST_CHECK_EQUAL(cfg.storage().max_wait.count(), varve::storage_config{}.max_wait.count());
+  auto [code, out] = configure_with({"--varve.batch-max-wait-us=0"}, cfg, {.data_dir = "d"});
+  BOOST_REQUIRE_EQUAL(code, 0);
+  BOOST_CHECK_EQUAL(cfg.storage().max_wait.count(), 0);
+  varve::varve_config too_long;
+  auto [bad_code, bad_out] =
+      configure_with({"--varve.batch-max-wait-us=2000000"}, too_long, {.data_dir = "d"});
+  BOOST_CHECK_NE(bad_code, 0);
+  BOOST_CHECK(bad_out.find("batch-max-wait-us") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(an_ini_file_sets_options_and_the_command_line_wins) {

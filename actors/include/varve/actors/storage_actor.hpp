@@ -22,6 +22,8 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -97,6 +99,14 @@ using storage_actor = caf::typed_actor<
 struct storage_config {
   std::size_t max_batch_events = 8192;      ///< events per commit
   std::size_t max_batch_bytes = 64u << 20;  ///< type + payload + metadata bytes per commit
+  /// Group commit: when fewer requests have come than the last commit
+  /// answered, the commit waits up to this long for the others (writers that
+  /// append again as soon as they are answered), so that they share one
+  /// commit instead of splitting into two. A batch that holds a request
+  /// with an append condition never waits (a decision's append that waits
+  /// gives other decisions over its boundary time to commit first). 0:
+  /// commit what has come at once.
+  std::chrono::microseconds max_wait{200};
 };
 
 /// Spawns the storage actor of `store`, detached: the one writer of the

@@ -34,6 +34,7 @@ struct settings {
   // Storage actor.
   std::size_t batch_max_events = 8192;
   std::size_t batch_max_bytes = 64 << 20;
+  std::size_t batch_max_wait_us = 200;  ///< as storage_config's max_wait; 0: never wait
   // Aggregates.
   std::size_t snapshot_every = 100;  ///< as aggregate_options' default; 0: never
   std::size_t aggregate_idle_timeout_ms = 60000;
