@@ -189,13 +189,21 @@ std::uint64_t commits_of_staggered_writers(storage_config cfg, bool conditional,
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(writers_that_append_again_after_each_answer_keep_sharing_commits) {
-  // Committing as soon as the first writer is back would give about one
-  // commit per writer and round; waiting for the writers the last commit
-  // answered gives about one per round. The writers that stop early end
-  // waits that nobody answers: each ends after max_wait.
+  // Committing as soon as the first writer is back gives about one commit
+  // per writer and round (170-200 here, also under load); waiting for the
+  // writers the last commit answered gives one per round (30).
   storage_config waiting;
-  waiting.max_wait = std::chrono::milliseconds(50);
-  BOOST_CHECK_LE(commits_of_staggered_writers(waiting, false, true), 30u + 8u + 5u);
+  waiting.max_wait = std::chrono::seconds(1);
+  BOOST_CHECK_LE(commits_of_staggered_writers(waiting, false, false), 2u * 30u);
+}
+
+BOOST_AUTO_TEST_CASE(a_commit_stops_waiting_after_max_wait_when_writers_stop) {
+  // Writers stop one round apart: the commit after each stop waits for a
+  // writer that never comes back, until max_wait (without the bound, the
+  // test never ends). Every append is committed and answered.
+  storage_config waiting;
+  waiting.max_wait = std::chrono::milliseconds(20);
+  commits_of_staggered_writers(waiting, false, true);
 }
 
 BOOST_AUTO_TEST_CASE(a_commit_waits_for_no_one_when_waiting_is_off) {
