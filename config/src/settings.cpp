@@ -74,9 +74,9 @@ result<void> settings::check() const {
     return bad("varve.max-event-bytes must be 1 to 4294967295");
   if (batch_max_events == 0) return bad("varve.batch-max-events is 0");
   if (batch_max_bytes == 0) return bad("varve.batch-max-bytes is 0");
-  if (batch_max_wait_us > 1000000)
+  if (batch_max_wait_us > 10000)
     return bad("varve.batch-max-wait-us is " + std::to_string(batch_max_wait_us) +
-               "; at most 1000000 (one second)");
+               "; at most 10000 (10 ms: the storage actor's thread is busy while it waits)");
   if (aggregate_idle_timeout_ms == 0) return bad("varve.aggregate-idle-timeout-ms is 0");
   if (aggregate_max_alive == 0) return bad("varve.aggregate-max-alive is 0");
   if (decision_max_retries > 1000)

@@ -45,6 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   take(*group, "max-event-bytes", cfg.max_event_bytes);
   take(*group, "batch-max-events", cfg.batch_max_events);
   take(*group, "batch-max-bytes", cfg.batch_max_bytes);
+  take(*group, "batch-max-wait-us", cfg.batch_max_wait_us);
   take(*group, "serve-host", cfg.serve_host);
   take(*group, "serve-port", cfg.serve_port);
   take(*group, "checkpoint-every", cfg.checkpoint_every);

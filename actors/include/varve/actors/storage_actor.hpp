@@ -94,18 +94,33 @@ using storage_actor = caf::typed_actor<
     caf::replies_to<stats_atom>::with<commit_stats>, caf::reacts_to<flush_atom>>;
 
 /// How the storage actor batches. A commit takes every request waiting in
-/// the mailbox, up to these bounds; a single request larger than a bound is
-/// committed alone.
+/// the mailbox, up to the bounds below (a single request larger than a
+/// bound is committed alone), after waiting for more as `max_wait` says.
 struct storage_config {
   std::size_t max_batch_events = 8192;      ///< events per commit
   std::size_t max_batch_bytes = 64u << 20;  ///< type + payload + metadata bytes per commit
   /// Group commit: when fewer requests have come than the last commit
   /// answered, the commit waits up to this long for the others (writers that
   /// append again as soon as they are answered), so that they share one
-  /// commit instead of splitting into two. A batch that holds a request
-  /// with an append condition never waits (a decision's append that waits
-  /// gives other decisions over its boundary time to commit first). 0:
-  /// commit what has come at once.
+  /// commit instead of splitting into two; it stops waiting as soon as as
+  /// many have come, or a bound above is reached. A single writer never
+  /// waits (its last commit answered one request).
+  ///
+  /// A batch that holds a request with an append condition never waits: a
+  /// decision read what was committed, and while its append waits another
+  /// decision over the same boundary can commit first. Appends with
+  /// `expected_version::exact` do wait; in one process an aggregate actor
+  /// is its stream's only writer, but writers in other processes (or
+  /// remote clients) on the same streams meet more conflicts the longer a
+  /// batch waits.
+  ///
+  /// The wait keeps the actor's thread busy (it re-queues its flush behind
+  /// the requests that come meanwhile, yielding the thread each time). Set
+  /// 0 to commit what has come at once: for clients that pause between
+  /// requests and care more for each answer's latency than for commits per
+  /// second, on hosts without a core to spare, and in tests that count
+  /// commits. The configuration option `batch-max-wait-us` allows at most
+  /// 10 ms.
   std::chrono::microseconds max_wait{200};
 };
 
