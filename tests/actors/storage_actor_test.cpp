@@ -231,37 +231,42 @@ void burst(caf::scoped_actor& self, const storage_actor& storage, const std::str
 constexpr auto long_wait = std::chrono::seconds(30);
 constexpr auto waited = std::chrono::seconds(10);
 
+storage_config waiting_long() {
+  storage_config c;
+  c.max_wait = long_wait;
+  return c;
+}
+
+/// A storage actor that waits up to long_wait, after a commit of 16
+/// appends sent at once (mostly one commit: see stats()).
+struct after_a_burst : actor_fixture {
+  caf::scoped_actor self{sys};
+  after_a_burst() : actor_fixture{durability::no_sync, waiting_long()} {
+    burst(self, storage, "burst", 16);
+  }
+};
+
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(a_batch_with_an_append_condition_commits_without_waiting) {
+BOOST_FIXTURE_TEST_CASE(a_batch_with_an_append_condition_commits_without_waiting, after_a_burst) {
   // After a commit of several requests, one conditional append alone: were
   // it to wait for the others, its answer would take max_wait (30 s).
   // (When the burst happened to end in a commit of one, the append would
   // not wait anyway; the burst of 16 from one sender makes that rare.)
-  storage_config waiting;
-  waiting.max_wait = long_wait;
-  actor_fixture f{durability::no_sync, waiting};
-  caf::scoped_actor self{f.sys};
-  burst(self, f.storage, "burst", 16);
   write_request w;
   w.appends.push_back(one_event("decision", expected_version::no_stream()));
   w.condition = append_condition{query{{query_item{{}, {"nothing:matches"}, {}}}}, {}};
-  self->send(f.storage, write_atom_v, std::move(w));
+  self->send(storage, write_atom_v, std::move(w));
   self->receive([](const std::vector<append_result>& r) { BOOST_CHECK_EQUAL(r.size(), 1u); },
                 [](const caf::error& e) { BOOST_ERROR(error_from(e).to_string()); },
                 caf::after(waited) >>
                     [] { BOOST_ERROR("the conditional append waited for other requests"); });
 }
 
-BOOST_AUTO_TEST_CASE(a_wait_ends_as_soon_as_the_last_commits_writers_are_back) {
+BOOST_FIXTURE_TEST_CASE(a_wait_ends_as_soon_as_the_last_commits_writers_are_back, after_a_burst) {
   // A commit of 16, then 16 appends 5 ms apart: the commit waits for the
   // sixteenth, not for max_wait (30 s), and takes them all.
-  storage_config waiting;
-  waiting.max_wait = long_wait;
-  actor_fixture f{durability::no_sync, waiting};
-  caf::scoped_actor self{f.sys};
-  burst(self, f.storage, "burst", 16);
-  const std::uint64_t before = f.stats().commits;
+  const std::uint64_t before = stats().commits;
   if (before != 1) {
     // The burst was split: how many the last commit answered is unknown.
     BOOST_TEST_MESSAGE("the burst took " << before << " commits; nothing to check");
@@ -269,7 +274,7 @@ BOOST_AUTO_TEST_CASE(a_wait_ends_as_soon_as_the_last_commits_writers_are_back) {
   }
   for (int i = 0; i < 16; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    self->send(f.storage, append_atom_v,
+    self->send(storage, append_atom_v,
                one_event("again-" + std::to_string(i), expected_version::no_stream()));
   }
   for (int i = 0; i < 16; ++i)
@@ -277,7 +282,7 @@ BOOST_AUTO_TEST_CASE(a_wait_ends_as_soon_as_the_last_commits_writers_are_back) {
                   [](const caf::error& e) { BOOST_ERROR(error_from(e).to_string()); },
                   caf::after(waited) >>
                       [] { BOOST_ERROR("the commit waited past the last commit's writers"); });
-  BOOST_CHECK_EQUAL(f.stats().commits, before + 1);
+  BOOST_CHECK_EQUAL(stats().commits, before + 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_conflicting_request_in_a_batch_fails_alone) {
