@@ -2,7 +2,9 @@
 // events of the log and of streams (side tables: reader_tables.cpp).
 #include <algorithm>
 #include <memory>
+#include <optional>
 
+#include "log_leaf.hpp"
 #include "record.hpp"
 #include "store_impl.hpp"
 
@@ -334,33 +336,64 @@ result<std::size_t> read_transaction::scan_log(global_position from, direction d
   }
   if (!found) return std::move(found).err();
   if (!*found) return std::size_t{0};
-  // The walk: one cursor step, one decode, one visit per event, nothing
-  // built on the way but on failure.
+  // The walk: the cursor reads the first record of each leaf page and the
+  // page itself the others (log_leaf.hpp), while the next page is read
+  // ahead; one decode, one visit per event, nothing built on the way but on
+  // failure.
   std::size_t visited = 0;
   const MDB_cursor_op step = forward ? MDB_NEXT : MDB_PREV;
   const bool keep = state_->keep_bodies;
   MDB_cursor* cursor = c->get();
+  const std::size_t page_size = detail::leaf_page_size(state_->txn.get());
+  detail::page_guess guess(page_size, forward);
+  guess.arrive(v);
   global_position expected = bytes::get_native_u64(lmdb::to_view(k));
   event_view ev;
-  for (;;) {
-    const global_position position = bytes::get_native_u64(lmdb::to_view(k));
+  std::optional<error> failed;
+  // Visits the event at `position`; false when the scan ends (an error in
+  // `failed`, or the visitor or the limit).
+  auto one = [&](global_position position, std::string_view record) {
     // The log is gapless: a walk that skips or repeats a position went
     // through a damaged tree (LMDB does not check its own pages).
-    if (position != expected) [[unlikely]]
-      return error{errc::corruption, "the log goes from position " +
-                                         std::to_string(forward ? expected - 1 : expected + 1) +
-                                         " to " + std::to_string(position) +
-                                         ": its pages are damaged (run verify)"};
-    if (auto failed = state_->event_into(position, lmdb::to_view(v), keep, ev)) [[unlikely]]
-      return std::move(*failed);
+    if (position != expected) [[unlikely]] {
+      failed = error{errc::corruption, "the log goes from position " +
+                                           std::to_string(forward ? expected - 1 : expected + 1) +
+                                           " to " + std::to_string(position) +
+                                           ": its pages are damaged (run verify)"};
+      return false;
+    }
+    guess.tick(record.size());
+    if ((failed = state_->event_into(position, record, keep, ev))) [[unlikely]]
+      return false;
     ++visited;
-    if (!visit(ev) || visited == limit) return visited;
+    if (!visit(ev) || visited == limit) return false;
     expected = forward ? position + 1 : position - 1;
+    return true;
+  };
+  for (;;) {
+    const global_position position = bytes::get_native_u64(lmdb::to_view(k));
+    if (!one(position, lmdb::to_view(v))) break;
+    // The rest of the page, then the cursor again from the last record the
+    // page gave (found on the cursor's page without a descent), one step on.
+    detail::log_leaf leaf(page_size, v);
+    global_position at = position;
+    bool going = true;
+    for (std::string_view next; going && leaf.step(forward, at, next);)
+      going = one(at, next);
+    if (!going) break;
+    if (at != position) {
+      k = MDB_val{sizeof at, &at};
+      if (int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET); rc != 0)
+        return lmdb::to_error(rc, "finding position " + std::to_string(at) + " in the log again");
+    }
     if (int rc = mdb_cursor_get(cursor, &k, &v, step); rc != 0) {
-      if (rc == MDB_NOTFOUND) return visited;
+      if (rc == MDB_NOTFOUND) break;
       return lmdb::to_error(rc, "mdb_cursor_get");
     }
+    guess.arrive(v);
   }
+  if (failed) return std::move(*failed);
+  return visited;
 }
 
 result<std::vector<event_view>> read_transaction::read_stream(std::string_view name,
