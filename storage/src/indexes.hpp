@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "log_finder.hpp"
 #include "tables.hpp"
 #include "text_map.hpp"
 #include "varve/storage/error.hpp"
@@ -175,6 +176,9 @@ struct query_source {
   /// key_text), which cover every position after indexed_through; null for
   /// readers.
   const pending_map* pending = nullptr;
+  /// Finds the candidates' records a group at a time (read transactions);
+  /// null: one mdb_get each.
+  const log_finder* finder = nullptr;
 };
 
 /// Visits, in log order from `from` in `dir`, every position that may match

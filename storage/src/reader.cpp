@@ -241,26 +241,11 @@ result<std::size_t> read_transaction::scan_stream(
   // The records read while walking back from the head (versions after the
   // last full chunk), decoded from there rather than looked up again.
   std::vector<std::string_view> walked;
-  // The records are found with one cursor: a position that follows the one
-  // before it (a stream written in a burst) is the cursor's next entry, and
-  // another one is looked up from where the cursor is (LMDB searches the
-  // current page first) instead of from the root.
-  auto cursor = lmdb::cursor::open(raw, state_->store->dbs.events);
-  if (!cursor) return std::move(cursor).err();
-  global_position at_cursor = 0;  // the position the cursor is on (0: none)
-  auto record_at = [&](global_position p, std::string_view& out) -> int {
-    MDB_val k{sizeof p, &p}, v{};
-    int rc = 0;
-    if (at_cursor != 0 && p == at_cursor + 1) {
-      rc = mdb_cursor_get(cursor->get(), &k, &v, MDB_NEXT);
-      if (rc == 0 && bytes::get_native_u64(lmdb::to_view(k)) != p) rc = MDB_NOTFOUND;
-    } else {
-      rc = mdb_cursor_get(cursor->get(), &k, &v, MDB_SET_KEY);
-    }
-    at_cursor = rc == 0 ? p : 0;
-    if (rc == 0) out = lmdb::to_view(v);
-    return rc;
-  };
+  // The chunk's records not read on the walk back from the head, found
+  // together (log_finder.hpp).
+  std::vector<global_position> wanted;
+  std::vector<std::string_view> found_records;
+  std::vector<std::size_t> wanted_at;
   // One stream-index chunk (or the tail after the last full one) at a time.
   stream_version lo =
       forward ? first : std::max(first, (last - 1) / detail::chunk_size * detail::chunk_size + 1);
@@ -274,20 +259,24 @@ result<std::size_t> read_transaction::scan_stream(
     auto found = detail::stream_positions(lookup, state_->store->dbs, head.id, head.version,
                                           head.last_position, lo, hi, positions, &walked);
     if (!found) return std::move(found).err();
-    // Look the chunk's records up first, then decode them: the lookups and
-    // the first touches of the records (prefetched) overlap instead of
-    // waiting for memory one event at a time.
+    // Look the chunk's records up first, then decode them: the lookups
+    // misses overlap instead of waiting for memory one event at a time.
+    wanted.clear();
+    wanted_at.clear();
     for (std::size_t at = 0; at < positions.size(); ++at) {
       if (!walked[at].empty()) continue;
-      if (int rc = record_at(positions[at], walked[at]); rc != 0) {
-        if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the log");
-        return error{errc::corruption, "stream '" + std::string(name) +
-                                           "' points at a missing event " +
-                                           std::to_string(positions[at])};
-      }
-      __builtin_prefetch(walked[at].data());
-      __builtin_prefetch(walked[at].data() + 63);
+      wanted.push_back(positions[at]);
+      wanted_at.push_back(at);
     }
+    found_records.resize(wanted.size());
+    global_position missing = 0;
+    if (int rc = state_->finder().find(wanted, found_records, missing); rc != 0) {
+      if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the log");
+      return error{errc::corruption, "stream '" + std::string(name) +
+                                         "' points at a missing event " + std::to_string(missing)};
+    }
+    for (std::size_t i = 0; i < wanted.size(); ++i)
+      walked[wanted_at[i]] = found_records[i];
     event_view ev;
     for (std::size_t i = 0; i < positions.size(); ++i) {
       const std::size_t at = forward ? i : positions.size() - 1 - i;

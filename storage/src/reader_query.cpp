@@ -16,7 +16,7 @@ result<std::size_t> read_transaction::scan_query(
   if (!covered) return std::move(covered).err();
   const detail::index::query_source src{
       s.txn.get(), &s.store->dbs, head(), covered->indexed_through, covered->segmented_through,
-      nullptr};
+      nullptr,     &s.finder()};
   const bool any_category = std::any_of(q.items.begin(), q.items.end(),
                                         [](const query_item& i) { return !i.categories.empty(); });
   const bool keep = s.keep_bodies;

@@ -18,6 +18,7 @@
 #include "crypto.hpp"
 #include "indexes.hpp"
 #include "lmdb.hpp"
+#include "log_finder.hpp"
 #include "record.hpp"
 #include "store_files.hpp"
 #include "tables.hpp"
@@ -256,6 +257,13 @@ struct read_state {
   mutable std::deque<crypto::key_bytes> kept;
   mutable crypto::key_bytes scratch;
   mutable bool keep_bodies = false;  // while read_stream / read_log collect views
+  mutable std::optional<log_finder> finder_;
+
+  /// Finds records of the log by position, many at a time (made on first use).
+  const log_finder& finder() const {
+    if (!finder_) finder_.emplace(txn.get(), store->main_table, store->dbs.events);
+    return *finder_;
+  }
 
   /// The name of stream `stream_id` in this snapshot (cached). Errors:
   /// not_found.
