@@ -9,9 +9,12 @@
 #include <caf/settings.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
+#include <sstream>
 #include <variant>
 #include <vector>
 
@@ -57,6 +60,21 @@ const option_row option_rows[] = {
     {"serve-host", &settings::serve_host, "address the store service listens on"},
     {"serve-port", &settings::serve_port, "port of the store service"},
 };
+
+/// What is wrong with `value` of size option `name` (a whole number from
+/// 0 up, as CAF stores integers: int64), or "" when nothing is.
+std::string size_problem(const std::string& name, const caf::config_value& value) {
+  const auto* number = caf::get_if<caf::config_value::integer>(&value);
+  if (number && *number >= 0) return {};
+  return "varve." + name + " is " + caf::to_string(value) + "; a whole number from 0 to " +
+         std::to_string(std::numeric_limits<std::int64_t>::max()) + " is expected";
+}
+
+const option_row* row_named(const std::string& name) {
+  for (const auto& row : option_rows)
+    if (name == row.name) return &row;
+  return nullptr;
+}
 
 }  // namespace
 
@@ -137,14 +155,53 @@ result<std::string> find_config_file(int argc, const char* const* argv,
   return std::string();
 }
 
+result<void> check_config_text(std::string_view text, const std::string& file) {
+  // Parsed without the options, the values keep the types they were written
+  // with; parsed with them, CAF drops a value it cannot convert.
+  std::istringstream in{std::string(text)};
+  auto raw = caf::actor_system_config::parse_config(in);
+  if (!raw) {
+    // CAF names the line; the line names the option.
+    std::string where = caf::to_string(raw.error());
+    static constexpr std::string_view line_is = "\"line\" = ";
+    if (const auto at = where.find(line_is); at != std::string::npos) {
+      const long line = std::strtol(where.c_str() + at + line_is.size(), nullptr, 10);
+      std::istringstream lines{std::string(text)};
+      std::string content;
+      for (long i = 0; i < line && std::getline(lines, content); ++i) {
+      }
+      if (line > 0) where = "line " + std::to_string(line) + " (" + content + "): " + where;
+    }
+    return bad("config file " + file + ": " + where);
+  }
+  if (auto group = caf::get_if<caf::settings>(&*raw, "varve")) {
+    for (const auto& [key, value] : *group) {
+      const option_row* row = row_named(key);
+      if (!row) return bad("config file " + file + ": unknown option varve." + key);
+      if (std::holds_alternative<std::size_t settings::*>(row->field))
+        if (auto problem = size_problem(key, value); !problem.empty())
+          return bad("config file " + file + ": " + problem);
+    }
+  }
+  return {};
+}
+
+result<void> check_config_file(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return bad("cannot read config file " + file);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return check_config_text(text, file);
+}
+
 result<void> finish_settings(settings& s, const caf::settings& parsed, program_defaults defaults) {
-  // CAF keeps unknown keys of a known group; Varve refuses them.
+  // CAF keeps unknown keys of a known group; Varve refuses them. A number
+  // past the largest int64 on the command line reaches here negative.
   if (auto group = caf::get_if<caf::settings>(&parsed, "varve")) {
-    for (const auto& entry : *group) {
-      const std::string& key = entry.first;  // not a structured binding: lambdas capture it
-      auto named = [&](const option_row& row) { return key == row.name; };
-      if (std::none_of(std::begin(option_rows), std::end(option_rows), named))
-        return bad("unknown option varve." + key);
+    for (const auto& [key, value] : *group) {
+      const option_row* row = row_named(key);
+      if (!row) return bad("unknown option varve." + key);
+      if (std::holds_alternative<std::size_t settings::*>(row->field))
+        if (auto problem = size_problem(key, value); !problem.empty()) return bad(problem);
     }
   }
   if (s.data_dir.empty()) s.data_dir = std::string(defaults.data_dir);
@@ -159,6 +216,7 @@ result<settings> read_settings(int argc, const char* const* argv, program_defaul
   declare_options(set, s);
   caf::settings parsed;
   if (!file->empty()) {
+    if (auto ok = check_config_file(*file); !ok) return ok.err();
     std::ifstream in(*file);
     if (auto err = caf::actor_system_config::parse_config(in, set, parsed))
       return bad("config file " + *file + ": " + caf::to_string(err));

@@ -124,6 +124,8 @@ int configure(varve_config& cfg, int argc, char** argv, program_defaults default
   add_varve_types(cfg);
   auto ini = find_config_file(argc, argv, defaults.config_file);
   if (!ini) return fail(ini.err().message());
+  if (!ini->empty())
+    if (auto ok = check_config_file(*ini); !ok) return fail(ok.err().message());
   std::vector<std::string> args(argv, argv + argc);
   if (auto problem = cfg.normalize_arguments(args)) return fail(*problem);
   std::vector<char*> pointers;

@@ -186,6 +186,57 @@ BOOST_AUTO_TEST_CASE(bad_configuration_stops_with_one_line_and_exit_code_2) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_size_option_that_is_not_a_whole_number_is_refused_naming_it) {
+  // CAF's parser drops a file's value it cannot convert (the default stayed
+  // silently) and wraps a command-line number past int64 to -1 (it became 0).
+  varve_test::temp_dir dir;
+  std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"--varve.batch-max-wait-us=18446744073709551615"}, "varve.batch-max-wait-us is -1"},
+      {{"--varve.snapshot-every=-1"}, "--varve.snapshot-every=-1"},
+  };
+  int n = 0;
+  for (const auto& [value, expected] :
+       std::vector<std::pair<std::string, std::string>>{{"-1", "varve.snapshot-every is -1"},
+                                                        {"2.5", "varve.snapshot-every is 2.5"},
+                                                        {"\"300\"", "varve.snapshot-every is"},
+                                                        {"abc", "line 2 (snapshot-every=abc)"}}) {
+    const auto ini = (dir / ("bad" + std::to_string(n++) + ".ini")).string();
+    std::ofstream(ini) << "[varve]\nsnapshot-every=" << value << "\n";
+    cases.push_back({{"--config-file=" + ini}, expected});
+  }
+  for (const auto& [args, expected] : cases) {
+    varve::varve_config cfg;
+    auto [code, out] = configure_with(args, cfg, {.data_dir = "d"});
+    BOOST_TEST_CONTEXT(args.front()) {
+      BOOST_CHECK_EQUAL(code, 2);
+      BOOST_CHECK_MESSAGE(out.find(expected) != std::string::npos, out);
+      BOOST_CHECK_EQUAL(std::count(out.begin(), out.end(), '\n'), 1);
+    }
+    // The programs that read the settings without an actor system.
+    std::vector<std::string> argv{"varve_test"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<const char*> pointers;
+    for (const auto& a : argv)
+      pointers.push_back(a.c_str());
+    auto read =
+        varve::read_settings(static_cast<int>(pointers.size()), pointers.data(), {.data_dir = "d"});
+    BOOST_TEST_CONTEXT("read_settings " << args.front()) {
+      BOOST_REQUIRE(!read.ok());
+      BOOST_CHECK_MESSAGE(read.err().message().find(expected.substr(0, 20)) != std::string::npos ||
+                              read.err().message().find("snapshot-every") != std::string::npos,
+                          read.err().message());
+    }
+  }
+  // A whole number in range still reads.
+  const auto good = (dir / "good.ini").string();
+  std::ofstream(good) << "[varve]\nsnapshot-every=0\nbatch-max-wait-us=10000\n";
+  varve::varve_config cfg;
+  auto [code, out] = configure_with({"--config-file=" + good}, cfg, {.data_dir = "d"});
+  BOOST_REQUIRE_MESSAGE(code == 0, out);
+  BOOST_CHECK_EQUAL(cfg.snapshot_every, 0u);
+  BOOST_CHECK_EQUAL(cfg.batch_max_wait_us, 10000u);
+}
+
 BOOST_AUTO_TEST_CASE(the_shipped_ini_file_is_valid) {
   varve::varve_config cfg;
   auto [code, out] = configure_with({"--config-file=" VARVE_SOURCE_DIR "/config/varve.ini"}, cfg,

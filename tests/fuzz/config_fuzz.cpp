@@ -31,7 +31,11 @@ void take(const caf::settings& group, const char* key, std::size_t& field) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  std::istringstream ini(std::string(reinterpret_cast<const char*>(data), size));
+  // The check of the file as written: refused or accepted, one line.
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  if (auto checked = varve::check_config_text(text, "fuzz.ini"); !checked)
+    if (checked.err().message().find('\n') != std::string::npos) __builtin_trap();
+  std::istringstream ini{std::string(text)};
   auto parsed = caf::actor_system_config::parse_config(ini);
   if (!parsed) return 0;
   auto group = caf::get_if<caf::settings>(&*parsed, "varve");

@@ -86,9 +86,22 @@ void declare_options(caf::config_option_set& set, settings& s);
 result<std::string> find_config_file(int argc, const char* const* argv,
                                      std::string_view default_file = {});
 
+/// Checks the "varve" group of configuration file `file` as written, before
+/// CAF's parser (which drops a value it cannot convert to its option's
+/// type): every key names an option, and every size option holds a whole
+/// number from 0 up (not -1, 2.5 or "300"). Failure:
+/// errc::invalid_argument, one line naming the file and the option, or the
+/// line of a syntax error and its text.
+result<void> check_config_file(const std::string& file);
+
+/// check_config_file on the text of a configuration file, named `file` in
+/// the messages.
+result<void> check_config_text(std::string_view text, const std::string& file);
+
 /// Finishes settings that a parser filled in from `parsed` (the parser's
 /// settings, all groups): refuses a key of the "varve" group that names no
-/// option ("unknown option varve.<key>"); gives an unnamed data directory
+/// option ("unknown option varve.<key>") and a size option that is not a
+/// whole number from 0 up; gives an unnamed data directory
 /// the program's default (`defaults.data_dir`); then checks every value
 /// (see settings::check). Failure: errc::invalid_argument, one line; `s`
 /// may be changed then.
