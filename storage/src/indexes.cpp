@@ -539,29 +539,37 @@ result<void> scan_candidates(const query_source& src, const query& q, global_pos
     if (auto a = advance(i); !a) return a;
   // The candidates' records are looked up a group at a time (4, 8, then up
   // to 32: a query with a small limit reads few more than it visits), and
-  // visited in order. A group whose lookup fails is visited one candidate at
-  // a time, so that the visitor sees what comes before the failure.
+  // visited in order. The visitor sees what a lookup one candidate at a
+  // time would have shown it before an error: the candidates before a
+  // failed lookup, before a failed read of the index.
   std::vector<global_position> group;
   std::vector<std::string_view> records;
   std::size_t group_size = src.finder ? 4 : 1;
   auto visit_group = [&]() -> result<bool> {
     records.resize(group.size());
-    global_position missing = 0;
-    const bool found = src.finder && src.finder->find(group, records, missing) == 0;
-    for (std::size_t i = 0; i < group.size(); ++i) {
-      if (!found) {
+    std::size_t failed = group.size();
+    int rc = 0;
+    if (src.finder) {
+      rc = src.finder->find(group, records, failed);
+    } else {
+      for (std::size_t i = 0; i < group.size() && rc == 0; ++i) {
         bytes::u64_key key(group[i]);
         MDB_val k = lmdb::to_val(key.view()), v{};
-        const int rc = mdb_get(src.txn, src.dbs->events, &k, &v);
-        if (rc == MDB_NOTFOUND)
-          return error{errc::corruption, "the index lists position " + std::to_string(group[i]) +
-                                             ", which is not in the log"};
-        if (rc != 0) return lmdb::to_error(rc, "reading the log");
-        records[i] = lmdb::to_view(v);
+        if ((rc = mdb_get(src.txn, src.dbs->events, &k, &v)) == 0)
+          records[i] = lmdb::to_view(v);
+        else
+          failed = i;
       }
+    }
+    if (rc == 0) failed = group.size();
+    for (std::size_t i = 0; i < failed; ++i) {
       auto go_on = visit(group[i], records[i]);
       if (!go_on || !*go_on) return go_on;
     }
+    if (rc == MDB_NOTFOUND)
+      return error{errc::corruption, "the index lists position " + std::to_string(group[failed]) +
+                                         ", which is not in the log"};
+    if (rc != 0) return lmdb::to_error(rc, "reading the log");
     group.clear();
     group_size = std::min<std::size_t>(group_size * 2, 32);
     return true;
@@ -570,18 +578,21 @@ result<void> scan_candidates(const query_source& src, const query& q, global_pos
     global_position best = 0;
     for (global_position h : heads)
       if (h != 0 && (best == 0 || (forward ? h < best : h > best))) best = h;
+    result<void> advanced;
     if (best != 0) {
-      for (std::size_t i = 0; i < streams.size(); ++i)
-        if (heads[i] == best)
-          if (auto a = advance(i); !a) return a;
-      group.push_back(best);
-      if (group.size() < group_size) continue;
+      for (std::size_t i = 0; i < streams.size() && advanced; ++i)
+        if (heads[i] == best) advanced = advance(i);
+      if (advanced) {
+        group.push_back(best);
+        if (group.size() < group_size) continue;
+      }
     }
     if (!group.empty()) {
       auto go_on = visit_group();
       if (!go_on) return std::move(go_on).err();
       if (!*go_on) return {};
     }
+    if (!advanced) return advanced;
     if (best == 0) return {};
   }
 }

@@ -2,6 +2,7 @@
 // at a time (see log_finder.hpp; the layout is in page_format.hpp).
 #include "log_finder.hpp"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,32 +24,72 @@ std::size_t count_of(const char* page) {
 
 }  // namespace
 
+namespace {
+
+/// The first page of the map, as the page that holds `value` (a value LMDB
+/// read from the map) places it by its page number; nullptr when that
+/// number is past `last`.
+const char* map_start(const MDB_val& value, std::size_t page_size, std::uint64_t last) {
+  const char* data = static_cast<const char*>(value.mv_data);
+  const char* home = data - reinterpret_cast<std::uintptr_t>(data) % page_size;
+  const auto pgno = pg::load<std::uint64_t>(home);
+  if (pgno > last || reinterpret_cast<std::uintptr_t>(home) < pgno * page_size) return nullptr;
+  return home - pgno * page_size;
+}
+
+}  // namespace
+
 log_finder::log_finder(MDB_txn* txn, MDB_dbi main, MDB_dbi events) : txn_(txn), events_(events) {
   MDB_env* env = mdb_txn_env(txn);
   MDB_stat stat{};
   MDB_envinfo info{};
   const long system = ::sysconf(_SC_PAGESIZE);
-  if (mdb_env_stat(env, &stat) != 0 || mdb_env_info(env, &info) != 0 || system <= 0 ||
-      stat.ms_psize != static_cast<unsigned long>(system))
+  if (!pg::layout_known() || mdb_env_stat(env, &stat) != 0 || mdb_env_info(env, &info) != 0 ||
+      system <= 0 || stat.ms_psize != static_cast<unsigned long>(system))
     return;
-  // The log table's record (MDB_db) in the main table: its root. The
-  // record lies in a leaf page of the map whose header holds its number,
-  // which places page 0.
+  const std::size_t size = stat.ms_psize;
+  const std::uint64_t mapped = info.me_mapsize / size;  // pages this process maps
+  if (mapped <= pg::meta_pages) return;
+  // The log table's record (MDB_db) in the main table: its root.
   static constexpr std::string_view name = "events";
-  MDB_val k{name.size(), const_cast<char*>(name.data())}, v{};
-  if (mdb_get(txn, main, &k, &v) != 0 || v.mv_size != pg::table_size) return;
-  const pg::table_record table = pg::decode_table(static_cast<const char*>(v.mv_data));
-  const char* data = static_cast<const char*>(v.mv_data);
-  const char* home = data - reinterpret_cast<std::uintptr_t>(data) % stat.ms_psize;
-  const auto home_pgno = pg::load<std::uint64_t>(home);
-  if (pg::load<std::uint16_t>(home + 10) != pg::p_leaf || home_pgno > info.me_last_pgno ||
-      table.root == pg::no_page || table.root > info.me_last_pgno ||
-      reinterpret_cast<std::uintptr_t>(home) < home_pgno * stat.ms_psize)
+  MDB_val k{name.size(), const_cast<char*>(name.data())}, record{};
+  if (mdb_get(txn, main, &k, &record) != 0 || record.mv_size != pg::table_size) return;
+  const pg::table_record table = pg::decode_table(static_cast<const char*>(record.mv_data));
+  // Where the map begins, from the page numbers of two pages LMDB read (the
+  // record's and the log's first record's): they must agree, the first two
+  // pages there must be mapped (msync checks the range) and be meta pages.
+  MDB_cursor* c = nullptr;
+  if (mdb_cursor_open(txn, events, &c) != 0) return;
+  MDB_val first_key{}, first{};
+  const int rc = mdb_cursor_get(c, &first_key, &first, MDB_FIRST);
+  mdb_cursor_close(c);
+  if (rc != 0) return;
+  const char* base = map_start(record, size, mapped - 1);
+  if (!base || base != map_start(first, size, mapped - 1) ||
+      ::msync(const_cast<char*>(base), pg::meta_pages * size, MS_ASYNC) != 0)
     return;
-  page_size_ = stat.ms_psize;
-  last_page_ = info.me_last_pgno;
+  // The snapshot's last page, from its meta page (or, when a later commit
+  // wrote over it, the smaller of the two: pages past it go to mdb_get).
+  std::uint64_t last = mapped - 1, smallest = last;
+  bool found = false;
+  for (std::uint64_t m = 0; m < pg::meta_pages; ++m) {
+    const char* meta = base + m * size;
+    if ((pg::load<std::uint16_t>(meta + 10) & pg::p_meta) == 0 ||
+        pg::load<std::uint32_t>(meta + pg::meta_magic_at) != pg::lmdb_magic)
+      return;
+    const auto meta_last = pg::load<std::uint64_t>(meta + pg::meta_last_page_at);
+    smallest = std::min(smallest, meta_last);
+    if (pg::load<std::uint64_t>(meta + pg::meta_txnid_at) == mdb_txn_id(txn)) {
+      last = std::min(last, meta_last);
+      found = true;
+    }
+  }
+  if (!found) last = smallest;
+  if (table.root == pg::no_page || table.root < pg::meta_pages || table.root > last) return;
+  page_size_ = size;
+  last_page_ = last;
   root_ = table.root;
-  base_ = home - home_pgno * page_size_;
+  base_ = base;
 }
 
 const char* log_finder::page(std::uint64_t pgno) const {
@@ -154,15 +195,17 @@ bool log_finder::value_of(const char* node, std::string_view& out) const {
 }
 
 int log_finder::find(std::span<const global_position> positions, std::span<std::string_view> out,
-                     global_position& missing) const {
+                     std::size_t& failed) const {
   // Positions the finder does not resolve: mdb_get.
   auto get = [&](std::size_t i) {
     global_position p = positions[i];
     ++asked_lmdb_;
     MDB_val k{sizeof p, &p}, v{};
     const int rc = mdb_get(txn_, events_, &k, &v);
-    if (rc == 0) out[i] = {static_cast<const char*>(v.mv_data), v.mv_size};
-    if (rc == MDB_NOTFOUND) missing = p;
+    if (rc == 0)
+      out[i] = {static_cast<const char*>(v.mv_data), v.mv_size};
+    else
+      failed = i;
     return rc;
   };
   if (!base_) {

@@ -10,12 +10,15 @@
 // together, then every record's. The log is gapless, so a leaf whose first
 // key is k holds position p at node p - k: no binary search in the leaf.
 //
-// The page layout is LMDB 0.9.x's (page_format.hpp). The finder trusts
-// nothing it reads: a page outside the snapshot's pages, of the wrong kind,
-// a node outside its page, a key that is not 8 bytes or that is not the
-// position sought sends that position to mdb_get, which answers as before.
-// Only for read-only transactions: a write transaction's own pages are not
-// in the map.
+// The page layout is LMDB 0.9.x's (page_format.hpp); with another LMDB, or
+// pages not of the system's size, every lookup goes to mdb_get. Where the
+// map begins comes from the page numbers of two pages LMDB itself read,
+// which must agree and place two meta pages at the map's start; pages are
+// bounded by the snapshot's last page (its meta page's) and the map. A page
+// out of those bounds or of the wrong kind, a node outside its page, a key
+// that is not 8 bytes or not the position sought sends that position to
+// mdb_get: LMDB's answer, as the reads had before. Only for read-only
+// transactions: a write transaction's own pages are not in the map.
 #pragma once
 
 #include <lmdb.h>
@@ -38,11 +41,14 @@ class log_finder {
   log_finder(MDB_txn* txn, MDB_dbi main, MDB_dbi events);
 
   /// The records at `positions` (any order) into `out`, which has as many
-  /// elements; views into the map, valid for the transaction. Returns 0,
-  /// MDB_NOTFOUND with `missing` set to the first position not in the log,
-  /// or another LMDB error code.
+  /// elements; views into the map, valid for the transaction. Returns 0, or
+  /// LMDB's error for positions[failed] (MDB_NOTFOUND: not in the log;
+  /// MDB_PAGE_NOTFOUND, MDB_CORRUPTED: a damaged tree), with out[0, failed)
+  /// found: what a lookup one position at a time would have given before
+  /// failing. After an error other than MDB_NOTFOUND, LMDB refuses the
+  /// transaction's further reads.
   int find(std::span<const global_position> positions, std::span<std::string_view> out,
-           global_position& missing) const;
+           std::size_t& failed) const;
 
   /// Whether lookups descend the tree here (false: all go to mdb_get).
   bool descends() const { return base_ != nullptr; }

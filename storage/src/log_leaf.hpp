@@ -24,10 +24,11 @@
 namespace varve::detail {
 
 /// The size of the pages of `txn`'s environment when a value's page can be
-/// found from the value's address, 0 when not. The map begins on a page of
-/// the system, so LMDB's pages are aligned when they are the system's size
-/// (LMDB's default); a page of that size lies wholly in the map.
+/// found from the value's address and read (LMDB 0.9's layout), 0 when not. The map begins on a
+/// page of the system, so LMDB's pages are aligned when they are the system's size (LMDB's
+/// default); a page of that size lies wholly in the map.
 inline std::size_t leaf_page_size(MDB_txn* txn) {
+  if (!lmdb_pages::layout_known()) return 0;
   MDB_stat stat{};
   if (mdb_env_stat(mdb_txn_env(txn), &stat) != 0) return 0;
   const long system = ::sysconf(_SC_PAGESIZE);

@@ -1,6 +1,9 @@
-// The on-disk format of LMDB 0.9.x as page_check reads it (private to
+// The on-disk format of LMDB 0.9.x as Varve reads it itself (private to
 // varve::storage): its constants, records and helpers. page_check.cpp picks
-// the meta page, page_walker.{hpp,cpp} and page_nodes.cpp walk the trees.
+// the meta page, page_walker.{hpp,cpp} and page_nodes.cpp walk the trees
+// (verify); the read path's log_leaf.hpp walks the log's leaf pages and
+// log_finder.cpp descends its tree (only with an LMDB of this layout:
+// layout_known()).
 //
 // The format is LMDB 0.9.x's (libraries/liblmdb/mdb.c at tag LMDB_0.9.24, the
 // version Debian 12 ships), on a 64-bit host, integers in native byte order:
@@ -115,6 +118,13 @@ inline constexpr std::size_t max_faults_kept = 1000;
 // Pages at most this far apart are read with one pread, of at most max_read.
 inline constexpr std::uint64_t max_gap_pages = 4;
 inline constexpr std::uint64_t max_read = std::uint64_t{1} << 20;
+
+/// Whether the LMDB this process runs has the layout below (0.9.x).
+inline bool layout_known() {
+  int major = 0, minor = 0, patch = 0;
+  mdb_version(&major, &minor, &patch);
+  return major == 0 && minor == 9;
+}
 
 template <class T>
 inline T load(const char* p) {

@@ -269,11 +269,12 @@ result<std::size_t> read_transaction::scan_stream(
       wanted_at.push_back(at);
     }
     found_records.resize(wanted.size());
-    global_position missing = 0;
-    if (int rc = state_->finder().find(wanted, found_records, missing); rc != 0) {
+    std::size_t failed = 0;
+    if (int rc = state_->finder().find(wanted, found_records, failed); rc != 0) {
       if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the log");
       return error{errc::corruption, "stream '" + std::string(name) +
-                                         "' points at a missing event " + std::to_string(missing)};
+                                         "' points at a missing event " +
+                                         std::to_string(wanted[failed])};
     }
     for (std::size_t i = 0; i < wanted.size(); ++i)
       walked[wanted_at[i]] = found_records[i];
@@ -373,7 +374,9 @@ result<std::size_t> read_transaction::scan_log(global_position from, direction d
     if (at != position) {
       k = MDB_val{sizeof at, &at};
       if (int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET); rc != 0)
-        return lmdb::to_error(rc, "finding position " + std::to_string(at) + " in the log again");
+        return error{errc::corruption, "the log's page holding position " + std::to_string(at) +
+                                           " does not read back (" + mdb_strerror(rc) +
+                                           "): its pages are damaged (run verify)"};
     }
     if (int rc = mdb_cursor_get(cursor, &k, &v, step); rc != 0) {
       if (rc == MDB_NOTFOUND) break;

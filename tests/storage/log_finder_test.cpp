@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -207,8 +208,8 @@ BOOST_AUTO_TEST_CASE(every_position_of_the_log_is_found_by_descending_without_as
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937_64(5));
   for (const auto* order : {&positions, &shuffled}) {
     std::vector<std::string_view> found(order->size());
-    global_position missing = 0;
-    BOOST_REQUIRE_EQUAL(finder.find(*order, found, missing), 0);
+    std::size_t failed = 0;
+    BOOST_REQUIRE_EQUAL(finder.find(*order, found, failed), 0);
     for (std::size_t i = 0; i < order->size(); ++i) {
       global_position p = (*order)[i];
       MDB_val k{sizeof p, &p}, v{};
@@ -221,9 +222,14 @@ BOOST_AUTO_TEST_CASE(every_position_of_the_log_is_found_by_descending_without_as
   // A position past the log: LMDB's answer, and which one it was.
   const std::vector<global_position> past{3, head() + 1, 4};
   std::vector<std::string_view> found(past.size());
-  global_position missing = 0;
-  BOOST_TEST(finder.find(past, found, missing) == MDB_NOTFOUND);
-  BOOST_TEST(missing == head() + 1);
+  std::size_t failed = 0;
+  BOOST_TEST(finder.find(past, found, failed) == MDB_NOTFOUND);
+  BOOST_TEST(failed == 1u);
+  // What came before the failure was found.
+  global_position three = 3;
+  MDB_val k3{sizeof three, &three}, v3{};
+  BOOST_REQUIRE_EQUAL(mdb_get(raw, events, &k3, &v3), 0);
+  BOOST_TEST(found[0].data() == v3.mv_data);
   mdb_txn_abort(raw);
 }
 
@@ -247,6 +253,127 @@ BOOST_AUTO_TEST_CASE(a_transaction_begun_before_a_shred_still_reads_the_shredded
   BOOST_REQUIRE(now_read.ok());
   for (const event_view& e : *now_read)
     BOOST_TEST(e.shredded);
+}
+
+BOOST_AUTO_TEST_CASE(a_damaged_page_number_in_the_main_tables_leaf_misplaces_no_read) {
+  // LMDB never reads a page's own number; the finder places the map with it
+  // only when a second page LMDB read agrees.
+  store.reset();
+  std::uint64_t home = 0, last = 0, root = 0;
+  {
+    varve_test::raw_env env(opts.directory);
+    home = env.page_of(nullptr, "events");
+    MDB_envinfo info{};
+    BOOST_REQUIRE_EQUAL(mdb_env_info(env.get(), &info), 0);
+    last = info.me_last_pgno;
+    MDB_txn* raw = nullptr;
+    BOOST_REQUIRE_EQUAL(mdb_txn_begin(env.get(), nullptr, MDB_RDONLY, &raw), 0);
+    MDB_dbi main = 0;
+    BOOST_REQUIRE_EQUAL(mdb_dbi_open(raw, nullptr, 0, &main), 0);
+    MDB_val k{6, const_cast<char*>("events")}, table{};
+    BOOST_REQUIRE_EQUAL(mdb_get(raw, main, &k, &table), 0);
+    BOOST_REQUIRE_EQUAL(table.mv_size, 48u);  // MDB_db: the root at byte 40
+    std::memcpy(&root, static_cast<const char*>(table.mv_data) + 40, 8);
+    mdb_txn_abort(raw);
+  }
+  // Taken for true, the wrong number would place the log's root 100 pages
+  // past the end of the file.
+  BOOST_REQUIRE_GT(home + root, last + 102);
+  const std::uint64_t wrong = home + root - (last + 100);
+  varve_test::patch_page(opts.directory, home, 0,
+                         std::string_view(reinterpret_cast<const char*>(&wrong), sizeof wrong));
+  store = varve_test::open_store(opts);
+  auto tx = store->read();
+  BOOST_REQUIRE(tx.ok());
+  check_streams(now, *tx);
+  check_query(now, *tx);
+}
+
+BOOST_AUTO_TEST_CASE(a_query_meeting_a_damaged_node_visits_what_precedes_it_then_names_corruption) {
+  // A node flagged as held in overflow pages (F_BIGDATA) whose value is a
+  // record: LMDB answers MDB_PAGE_NOTFOUND and refuses the transaction's
+  // further reads; the query must still have visited every event before it.
+  const global_position damaged = head() / 2;
+  BOOST_REQUIRE(log[damaged].payload.size() < 2000);  // in its page
+  store.reset();
+  std::uint64_t pgno = 0;
+  {
+    varve_test::raw_env env(opts.directory);
+    pgno = env.page_of_event(damaged);
+  }
+  const std::string page = varve_test::read_page(opts.directory, pgno);
+  std::uint16_t lower = 0;
+  std::memcpy(&lower, page.data() + 12, 2);
+  std::size_t node = 0;
+  for (std::size_t i = 0; i < (lower - 16u) / 2; ++i) {
+    std::uint16_t at = 0;
+    global_position key = 0;
+    std::memcpy(&at, page.data() + 16 + 2 * i, 2);
+    std::memcpy(&key, page.data() + at + 8, 8);
+    if (key == damaged) node = at;
+  }
+  BOOST_REQUIRE(node != 0);
+  const std::uint16_t bigdata = 1;
+  varve_test::patch_page(opts.directory, pgno, node + 4,
+                         std::string_view(reinterpret_cast<const char*>(&bigdata), 2));
+  store = varve_test::open_store(opts);
+  auto tx = store->read();
+  BOOST_REQUIRE(tx.ok());
+  std::vector<global_position> seen;
+  auto r = tx->scan_query(query::of_types({"common", "rare"}), 1, direction::forward, SIZE_MAX,
+                          [&](const event_view& e) {
+                            seen.push_back(e.position);
+                            return true;
+                          });
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.err().code() == errc::corruption, r.err().to_string());
+  BOOST_TEST_MESSAGE(r.err().to_string());
+  BOOST_REQUIRE_EQUAL(seen.size(), damaged - 1);
+  for (std::size_t i = 0; i < seen.size(); ++i)
+    BOOST_TEST(seen[i] == i + 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_query_with_a_limit_reads_no_index_entry_past_what_it_visits) {
+  // Two events of a type in one transaction, a third in the next; the
+  // next transaction's recent index entry is damaged. A query for the
+  // first event with a limit of 1 does not need that entry.
+  std::vector<global_position> marked;
+  for (std::size_t n : {2, 1}) {
+    auto r = store->append("marked", expected_version::any(),
+                           std::vector<new_event>(n, make_event("marker", "m")));
+    BOOST_REQUIRE(r.ok());
+    for (global_position p = r->first_position; p <= r->last_position; ++p)
+      marked.push_back(p);
+  }
+  store.reset();
+  {
+    varve_test::raw_env env(opts.directory);
+    MDB_txn* raw = nullptr;
+    BOOST_REQUIRE_EQUAL(mdb_txn_begin(env.get(), nullptr, 0, &raw), 0);
+    MDB_dbi recent = 0;
+    BOOST_REQUIRE_EQUAL(mdb_dbi_open(raw, "index_recent", MDB_INTEGERKEY, &recent), 0);
+    MDB_cursor* c = nullptr;
+    BOOST_REQUIRE_EQUAL(mdb_cursor_open(raw, recent, &c), 0);
+    MDB_val k{}, v{};
+    BOOST_REQUIRE_EQUAL(mdb_cursor_get(c, &k, &v, MDB_LAST), 0);
+    global_position first = 0;
+    std::memcpy(&first, k.mv_data, 8);
+    BOOST_REQUIRE_EQUAL(first, marked[2]);  // the last transaction's own entry
+    std::string garbage(v.mv_size / 2, '\x7f');
+    mdb_cursor_close(c);
+    MDB_val value{garbage.size(), garbage.data()};
+    BOOST_REQUIRE_EQUAL(mdb_put(raw, recent, &k, &value, 0), 0);
+    BOOST_REQUIRE_EQUAL(mdb_txn_commit(raw), 0);
+  }
+  store = varve_test::open_store(opts);
+  auto tx = store->read();
+  BOOST_REQUIRE(tx.ok());
+  auto one = tx->read_query(query::of_types({"marker"}), 1, direction::forward, 1);
+  BOOST_REQUIRE_MESSAGE(one.ok(), varve_test::describe(one));
+  BOOST_REQUIRE_EQUAL(one->size(), 1u);
+  BOOST_TEST(one->front().position == marked[0]);
+  VARVE_CHECK_ERRC(tx->read_query(query::of_types({"marker"}), 1, direction::forward, SIZE_MAX),
+                   errc::corruption);
 }
 
 BOOST_AUTO_TEST_CASE(query_reads_give_every_listed_event_in_log_order) {

@@ -10,10 +10,12 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "raw_lmdb.hpp"
 #include "temp_dir.hpp"
 
 using namespace varve;
@@ -174,6 +176,61 @@ BOOST_AUTO_TEST_CASE(scans_read_the_pages_a_later_transaction_appended_to) {
   });
   BOOST_REQUIRE(old.ok());
   BOOST_TEST(seen == old_head);
+}
+
+BOOST_AUTO_TEST_CASE(a_node_that_ends_the_walk_inside_a_damaged_page_reads_as_corruption) {
+  // A node whose key is 9 bytes of zeros: the walk stops before it. The
+  // nodes after it have keys of 0 too, so the cursor, sent back to the last
+  // record the page gave, does not find it in the page (its keys are out of
+  // order). The scan says corruption, as a cursor stepping through the
+  // page did.
+  // A page of more than 8 records whose first 4 are in the page.
+  store.reset();
+  std::uint64_t pgno = 0;
+  std::string page;
+  std::size_t nodes = 0;
+  for (global_position target = head() / 2; target < head() && nodes == 0; ++target) {
+    {
+      varve_test::raw_env env(opts.directory);
+      pgno = env.page_of_event(target);
+    }
+    page = varve_test::read_page(opts.directory, pgno);
+    std::uint16_t lower = 0;
+    std::memcpy(&lower, page.data() + 12, 2);
+    const std::size_t n = (lower - 16u) / 2;
+    bool plain = n > 8;
+    for (std::size_t i = 0; plain && i < 4; ++i) {
+      std::uint16_t node = 0, flags = 0;
+      std::memcpy(&node, page.data() + 16 + 2 * i, 2);
+      std::memcpy(&flags, page.data() + node + 4, 2);
+      plain = flags == 0;
+    }
+    if (plain) nodes = n;
+  }
+  BOOST_REQUIRE_GT(nodes, 8u);
+  const std::uint16_t nine = 9;
+  const global_position zero = 0;
+  for (std::size_t i = 3; i < nodes; ++i) {
+    std::uint16_t node = 0;
+    std::memcpy(&node, page.data() + 16 + 2 * i, 2);
+    if (i == 3)
+      varve_test::patch_page(opts.directory, pgno, node + 6,
+                             std::string_view(reinterpret_cast<const char*>(&nine), 2));
+    varve_test::patch_page(opts.directory, pgno, node + 8,
+                           std::string_view(reinterpret_cast<const char*>(&zero), 8));
+  }
+  store = varve_test::open_store(opts);
+  auto tx = store->read();
+  BOOST_REQUIRE(tx.ok());
+  std::size_t seen = 0;
+  auto r = tx->scan_log(1, direction::forward, SIZE_MAX, [&](const event_view&) {
+    ++seen;
+    return true;
+  });
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.err().code() == errc::corruption, r.err().to_string());
+  BOOST_TEST_MESSAGE(r.err().to_string());
+  BOOST_TEST(seen < head());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -9,7 +9,9 @@
 #include <boost/crc.hpp>
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,6 +98,37 @@ class raw_env {
     if (rc != MDB_SUCCESS) mdb_txn_abort(txn);
     check(rc, std::string("changing ") + db);
     check(mdb_txn_commit(txn), "mdb_txn_commit");
+  }
+
+  /// The number of the page of data.mdb that holds the value under `key`
+  /// in table `db` (a value in its leaf page; the page header's first 8
+  /// bytes are its number), or of the "events" record in the main table
+  /// when `db` is null.
+  std::uint64_t page_of(const char* db, std::string_view key, unsigned flags = 0) {
+    MDB_txn* txn = nullptr;
+    check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn), "mdb_txn_begin");
+    MDB_dbi dbi = 0;
+    int rc = mdb_dbi_open(txn, db, flags, &dbi);
+    if (rc == MDB_SUCCESS) {
+      MDB_val k{key.size(), const_cast<char*>(key.data())}, v{};
+      rc = mdb_get(txn, dbi, &k, &v);
+      if (rc == MDB_SUCCESS) {
+        MDB_stat st{};
+        mdb_env_stat(env_, &st);
+        const char* data = static_cast<const char*>(v.mv_data);
+        std::uint64_t pgno = 0;
+        std::memcpy(&pgno, data - reinterpret_cast<std::uintptr_t>(data) % st.ms_psize,
+                    sizeof pgno);
+        mdb_txn_abort(txn);
+        return pgno;
+      }
+    }
+    mdb_txn_abort(txn);
+    check(rc, "page_of");
+    return 0;
+  }
+  std::uint64_t page_of_event(std::uint64_t position) {
+    return page_of("events", as_key(position), MDB_INTEGERKEY);
   }
 
  private:
@@ -206,6 +239,27 @@ inline std::string le64(std::uint64_t v) {
   for (int i = 0; i < 8; ++i)
     out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
   return out;
+}
+
+/// Overwrites `bytes` at `offset` of page `pgno` of `dir`/data.mdb (4 KiB
+/// pages), with no LMDB handle open on it.
+inline void patch_page(const std::filesystem::path& dir, std::uint64_t pgno, std::size_t offset,
+                       std::string_view bytes) {
+  std::fstream f(dir / "data.mdb", std::ios::in | std::ios::out | std::ios::binary);
+  BOOST_REQUIRE(f);
+  f.seekp(static_cast<std::streamoff>(pgno * 4096 + offset));
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  BOOST_REQUIRE(f);
+}
+
+/// The bytes of page `pgno` of `dir`/data.mdb.
+inline std::string read_page(const std::filesystem::path& dir, std::uint64_t pgno) {
+  std::ifstream f(dir / "data.mdb", std::ios::binary);
+  std::string page(4096, '\0');
+  f.seekg(static_cast<std::streamoff>(pgno * 4096));
+  f.read(page.data(), static_cast<std::streamsize>(page.size()));
+  BOOST_REQUIRE(f);
+  return page;
 }
 
 }  // namespace varve_test
