@@ -189,13 +189,18 @@ std::uint64_t commits_of_staggered_writers(storage_config cfg, bool conditional,
 
 }  // namespace
 
+/// Between the commits of the 240 appends with waiting and without.
+/// Committing as soon as the first writer is back gives about one commit per
+/// writer and round (163-203 here, also under load); waiting for the writers
+/// the last commit answered gives one per round on a quiet machine (30). Under
+/// load (another test running on the other core) the writers can split into
+/// groups that each wait for their own: up to 62 were seen.
+constexpr std::uint64_t sharing_bound = 100;
+
 BOOST_AUTO_TEST_CASE(writers_that_append_again_after_each_answer_keep_sharing_commits) {
-  // Committing as soon as the first writer is back gives about one commit
-  // per writer and round (170-200 here, also under load); waiting for the
-  // writers the last commit answered gives one per round (30).
   storage_config waiting;
   waiting.max_wait = std::chrono::seconds(1);
-  BOOST_CHECK_LE(commits_of_staggered_writers(waiting, false, false), 2u * 30u);
+  BOOST_CHECK_LE(commits_of_staggered_writers(waiting, false, false), sharing_bound);
 }
 
 BOOST_AUTO_TEST_CASE(a_commit_stops_waiting_after_max_wait_when_writers_stop) {
@@ -210,7 +215,7 @@ BOOST_AUTO_TEST_CASE(a_commit_stops_waiting_after_max_wait_when_writers_stop) {
 BOOST_AUTO_TEST_CASE(a_commit_waits_for_no_one_when_waiting_is_off) {
   storage_config at_once;
   at_once.max_wait = std::chrono::microseconds(0);
-  BOOST_CHECK_GT(commits_of_staggered_writers(at_once, false, false), 2u * 30u);
+  BOOST_CHECK_GT(commits_of_staggered_writers(at_once, false, false), sharing_bound);
 }
 
 namespace {
