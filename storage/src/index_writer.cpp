@@ -395,8 +395,9 @@ result<void> check_condition(batch_txn& b, const append_condition& c) {
   const global_position head = b.next_position - 1;
   const global_position after = c.after.value_or(0);
   if (after >= head) return {};
-  const index::query_source src{b.txn.raw(),       &b.store.dbs,        head,
-                                b.indexed_through, b.segmented_through, &b.pending};
+  const log_finder lookups(b.txn.raw(), b.store.dbs.events);  // this transaction's own pages
+  const index::query_source src{b.txn.raw(),         &b.store.dbs, head,    b.indexed_through,
+                                b.segmented_through, &b.pending,   &lookups};
   std::optional<error> conflict;
   event_view e;
   record::body body;

@@ -544,23 +544,11 @@ result<void> scan_candidates(const query_source& src, const query& q, global_pos
   // failed lookup, before a failed read of the index.
   std::vector<global_position> group;
   std::vector<std::string_view> records;
-  std::size_t group_size = src.finder ? 4 : 1;
+  std::size_t group_size = src.finder->descends() ? 4 : 1;
   auto visit_group = [&]() -> result<bool> {
     records.resize(group.size());
-    std::size_t failed = group.size();
-    int rc = 0;
-    if (src.finder) {
-      rc = src.finder->find(group, records, failed);
-    } else {
-      for (std::size_t i = 0; i < group.size() && rc == 0; ++i) {
-        bytes::u64_key key(group[i]);
-        MDB_val k = lmdb::to_val(key.view()), v{};
-        if ((rc = mdb_get(src.txn, src.dbs->events, &k, &v)) == 0)
-          records[i] = lmdb::to_view(v);
-        else
-          failed = i;
-      }
-    }
+    std::size_t failed = 0;
+    const int rc = src.finder->find(group, records, failed);
     if (rc == 0) failed = group.size();
     for (std::size_t i = 0; i < failed; ++i) {
       auto go_on = visit(group[i], records[i]);

@@ -176,8 +176,8 @@ struct query_source {
   /// key_text), which cover every position after indexed_through; null for
   /// readers.
   const pending_map* pending = nullptr;
-  /// Finds the candidates' records a group at a time (read transactions);
-  /// null: one mdb_get each.
+  /// Finds the candidates' records (not null): a group at a time in read
+  /// transactions, through mdb_get in write transactions.
   const log_finder* finder = nullptr;
 };
 

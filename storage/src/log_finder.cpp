@@ -39,7 +39,9 @@ const char* map_start(const MDB_val& value, std::size_t page_size, std::uint64_t
 
 }  // namespace
 
-log_finder::log_finder(MDB_txn* txn, MDB_dbi main, MDB_dbi events) : txn_(txn), events_(events) {
+log_finder::log_finder(MDB_txn* txn, MDB_dbi main, MDB_dbi events,
+                       std::atomic<const char*>& checked_start)
+    : txn_(txn), events_(events) {
   MDB_env* env = mdb_txn_env(txn);
   MDB_stat stat{};
   MDB_envinfo info{};
@@ -58,25 +60,33 @@ log_finder::log_finder(MDB_txn* txn, MDB_dbi main, MDB_dbi events) : txn_(txn), 
   // Where the map begins, from the page numbers of two pages LMDB read (the
   // record's and the log's first record's): they must agree, the first two
   // pages there must be mapped (msync checks the range) and be meta pages.
-  MDB_cursor* c = nullptr;
-  if (mdb_cursor_open(txn, events, &c) != 0) return;
-  MDB_val first_key{}, first{};
-  const int rc = mdb_cursor_get(c, &first_key, &first, MDB_FIRST);
-  mdb_cursor_close(c);
-  if (rc != 0) return;
+  // A start checked so for an earlier transaction of this map
+  // (`checked_start`) needs only the record's page to agree with it.
   const char* base = map_start(record, size, mapped - 1);
-  if (!base || base != map_start(first, size, mapped - 1) ||
-      ::msync(const_cast<char*>(base), pg::meta_pages * size, MS_ASYNC) != 0)
-    return;
+  if (!base) return;
+  if (base != checked_start.load(std::memory_order_acquire)) {
+    MDB_cursor* c = nullptr;
+    if (mdb_cursor_open(txn, events, &c) != 0) return;
+    MDB_val first_key{}, first{};
+    const int rc = mdb_cursor_get(c, &first_key, &first, MDB_FIRST);
+    mdb_cursor_close(c);
+    if (rc != 0 || base != map_start(first, size, mapped - 1) ||
+        ::msync(const_cast<char*>(base), pg::meta_pages * size, MS_ASYNC) != 0)
+      return;
+    for (std::uint64_t m = 0; m < pg::meta_pages; ++m) {
+      const char* meta = base + m * size;
+      if ((pg::load<std::uint16_t>(meta + 10) & pg::p_meta) == 0 ||
+          pg::load<std::uint32_t>(meta + pg::meta_magic_at) != pg::lmdb_magic)
+        return;
+    }
+    checked_start.store(base, std::memory_order_release);
+  }
   // The snapshot's last page, from its meta page (or, when a later commit
   // wrote over it, the smaller of the two: pages past it go to mdb_get).
   std::uint64_t last = mapped - 1, smallest = last;
   bool found = false;
   for (std::uint64_t m = 0; m < pg::meta_pages; ++m) {
     const char* meta = base + m * size;
-    if ((pg::load<std::uint16_t>(meta + 10) & pg::p_meta) == 0 ||
-        pg::load<std::uint32_t>(meta + pg::meta_magic_at) != pg::lmdb_magic)
-      return;
     const auto meta_last = pg::load<std::uint64_t>(meta + pg::meta_last_page_at);
     smallest = std::min(smallest, meta_last);
     if (pg::load<std::uint64_t>(meta + pg::meta_txnid_at) == mdb_txn_id(txn)) {

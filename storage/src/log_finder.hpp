@@ -23,6 +23,7 @@
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -37,8 +38,14 @@ class log_finder {
   /// A finder over the log table `events` of the read-only `txn`, whose
   /// main table is `main`. When the snapshot cannot be read this way (pages
   /// not of the system's size, a record of the table it cannot decode),
-  /// every position goes to mdb_get.
-  log_finder(MDB_txn* txn, MDB_dbi main, MDB_dbi events);
+  /// every position goes to mdb_get. `checked_start` is where a finder of
+  /// this environment found the map to begin, after checking it (nullptr:
+  /// none yet): read, and set when it was not; whoever remaps the map
+  /// resets it (under the store's map lock).
+  log_finder(MDB_txn* txn, MDB_dbi main, MDB_dbi events, std::atomic<const char*>& checked_start);
+
+  /// A finder whose lookups all go to mdb_get: for write transactions.
+  log_finder(MDB_txn* txn, MDB_dbi events) : txn_(txn), events_(events) {}
 
   /// The records at `positions` (any order) into `out`, which has as many
   /// elements; views into the map, valid for the transaction. Returns 0, or

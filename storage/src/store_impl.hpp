@@ -160,6 +160,9 @@ struct store_impl {
   // Open read transactions hold this shared; growing the map (which remaps
   // it) takes it exclusively.
   mutable std::shared_timed_mutex map_lock;
+  // Where the map begins, as a log_finder checked it (nullptr: not yet, or
+  // the map was remapped since; reset under map_lock held exclusively).
+  mutable std::atomic<const char*> map_start{nullptr};
 
   // The write path.
   mutable std::mutex write_mutex;
@@ -261,7 +264,8 @@ struct read_state {
 
   /// Finds records of the log by position, many at a time (made on first use).
   const log_finder& finder() const {
-    if (!finder_) finder_.emplace(txn.get(), store->main_table, store->dbs.events);
+    if (!finder_)
+      finder_.emplace(txn.get(), store->main_table, store->dbs.events, store->map_start);
     return *finder_;
   }
 

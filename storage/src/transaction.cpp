@@ -38,6 +38,7 @@ result<void> store_impl::adopt_map_size(bool writer) const {
                  "process's open read transactions, which stayed open"};
   int rc = writer ? injected(faults.get(), lmdb_call::set_mapsize, where::current()) : 0;
   if (rc == 0) rc = mdb_env_set_mapsize(env.get(), 0);
+  map_start.store(nullptr, std::memory_order_release);  // the map may have moved
   if (rc != 0) return lmdb::to_error(rc, "adopting the new map size");
   return {};
 }
@@ -55,6 +56,7 @@ result<void> store_impl::grow_map() {
                  "transactions to end, and they stayed open"};
   int rc = injected(faults.get(), lmdb_call::set_mapsize, where::current());
   if (rc == 0) rc = mdb_env_set_mapsize(env.get(), next);
+  map_start.store(nullptr, std::memory_order_release);  // the map may have moved
   if (rc != 0) return lmdb::to_error(rc, "growing the map");
   return {};
 }

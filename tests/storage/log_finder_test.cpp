@@ -59,12 +59,7 @@ struct finder_fixture {
 
   explicit finder_fixture(bool encrypted = false, std::size_t events = 12000)
       : opts(varve_test::test_options(dir / "store")) {
-    if (encrypted) {
-      std::array<std::uint8_t, 32> key{};
-      for (std::size_t i = 0; i < key.size(); ++i)
-        key[i] = static_cast<std::uint8_t>(3 * i + 5);
-      opts.master_key = key;
-    }
+    if (encrypted) opts.master_key = varve_test::test_key(5);
     store = varve_test::open_store(opts);
     append_events(events, 20261130);
   }
@@ -198,7 +193,8 @@ BOOST_AUTO_TEST_CASE(every_position_of_the_log_is_found_by_descending_without_as
   MDB_dbi main = 0, events = 0;
   BOOST_REQUIRE_EQUAL(mdb_dbi_open(raw, nullptr, 0, &main), 0);
   BOOST_REQUIRE_EQUAL(mdb_dbi_open(raw, "events", MDB_INTEGERKEY, &events), 0);
-  const detail::log_finder finder(raw, main, events);
+  std::atomic<const char*> checked{nullptr};
+  const detail::log_finder finder(raw, main, events, checked);
   BOOST_TEST(finder.descends());
   // In log order, in a shuffled order, and what mdb_get gives for each.
   std::vector<global_position> positions;
@@ -302,13 +298,9 @@ BOOST_AUTO_TEST_CASE(a_query_meeting_a_damaged_node_visits_what_precedes_it_then
     pgno = env.page_of_event(damaged);
   }
   const std::string page = varve_test::read_page(opts.directory, pgno);
-  std::uint16_t lower = 0;
-  std::memcpy(&lower, page.data() + 12, 2);
   std::size_t node = 0;
-  for (std::size_t i = 0; i < (lower - 16u) / 2; ++i) {
-    std::uint16_t at = 0;
+  for (std::uint16_t at : varve_test::node_offsets(page)) {
     global_position key = 0;
-    std::memcpy(&at, page.data() + 16 + 2 * i, 2);
     std::memcpy(&key, page.data() + at + 8, 8);
     if (key == damaged) node = at;
   }

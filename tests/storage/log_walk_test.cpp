@@ -48,12 +48,7 @@ struct walk_fixture {
   std::vector<expected_event> log{{}};  // index = position
 
   explicit walk_fixture(bool encrypted = false) : opts(varve_test::test_options(dir / "store")) {
-    if (encrypted) {
-      std::array<std::uint8_t, 32> key{};
-      for (std::size_t i = 0; i < key.size(); ++i)
-        key[i] = static_cast<std::uint8_t>(7 * i + 1);
-      opts.master_key = key;
-    }
+    if (encrypted) opts.master_key = varve_test::test_key(1);
     store = varve_test::open_store(opts);
     // Commits of 1 to 90 events over five streams: pages that commits
     // share, pages that one commit fills, overflow runs between them.
@@ -187,36 +182,30 @@ BOOST_AUTO_TEST_CASE(a_node_that_ends_the_walk_inside_a_damaged_page_reads_as_co
   // A page of more than 8 records whose first 4 are in the page.
   store.reset();
   std::uint64_t pgno = 0;
-  std::string page;
-  std::size_t nodes = 0;
-  for (global_position target = head() / 2; target < head() && nodes == 0; ++target) {
+  std::vector<std::uint16_t> nodes;
+  for (global_position target = head() / 2; target < head() && nodes.empty(); ++target) {
     {
       varve_test::raw_env env(opts.directory);
       pgno = env.page_of_event(target);
     }
-    page = varve_test::read_page(opts.directory, pgno);
-    std::uint16_t lower = 0;
-    std::memcpy(&lower, page.data() + 12, 2);
-    const std::size_t n = (lower - 16u) / 2;
-    bool plain = n > 8;
+    const std::string page = varve_test::read_page(opts.directory, pgno);
+    const auto offsets = varve_test::node_offsets(page);
+    bool plain = offsets.size() > 8;
     for (std::size_t i = 0; plain && i < 4; ++i) {
-      std::uint16_t node = 0, flags = 0;
-      std::memcpy(&node, page.data() + 16 + 2 * i, 2);
-      std::memcpy(&flags, page.data() + node + 4, 2);
+      std::uint16_t flags = 0;
+      std::memcpy(&flags, page.data() + offsets[i] + 4, 2);
       plain = flags == 0;
     }
-    if (plain) nodes = n;
+    if (plain) nodes = offsets;
   }
-  BOOST_REQUIRE_GT(nodes, 8u);
+  BOOST_REQUIRE_GT(nodes.size(), 8u);
   const std::uint16_t nine = 9;
   const global_position zero = 0;
-  for (std::size_t i = 3; i < nodes; ++i) {
-    std::uint16_t node = 0;
-    std::memcpy(&node, page.data() + 16 + 2 * i, 2);
+  for (std::size_t i = 3; i < nodes.size(); ++i) {
     if (i == 3)
-      varve_test::patch_page(opts.directory, pgno, node + 6,
+      varve_test::patch_page(opts.directory, pgno, nodes[i] + 6,
                              std::string_view(reinterpret_cast<const char*>(&nine), 2));
-    varve_test::patch_page(opts.directory, pgno, node + 8,
+    varve_test::patch_page(opts.directory, pgno, nodes[i] + 8,
                            std::string_view(reinterpret_cast<const char*>(&zero), 8));
   }
   store = varve_test::open_store(opts);

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace varve_test {
 
@@ -250,6 +251,19 @@ inline void patch_page(const std::filesystem::path& dir, std::uint64_t pgno, std
   f.seekp(static_cast<std::streamoff>(pgno * 4096 + offset));
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   BOOST_REQUIRE(f);
+}
+
+/// The offsets of the nodes of a leaf page's bytes (its pointer array:
+/// (lower - 16) / 2 u16 entries after the 16-byte header), in key order;
+/// none when the page is not a leaf (an overflow page).
+inline std::vector<std::uint16_t> node_offsets(const std::string& page) {
+  std::uint16_t flags = 0, lower = 0;
+  std::memcpy(&flags, page.data() + 10, 2);
+  std::memcpy(&lower, page.data() + 12, 2);
+  if (flags != 2 || lower < 16 || lower > page.size()) return {};
+  std::vector<std::uint16_t> out((lower - 16u) / 2);
+  std::memcpy(out.data(), page.data() + 16, out.size() * 2);
+  return out;
 }
 
 /// The bytes of page `pgno` of `dir`/data.mdb.

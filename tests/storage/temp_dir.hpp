@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/test/unit_test.hpp>
 #include <cerrno>
 #include <cstdint>
@@ -85,6 +86,14 @@ class temp_dir {
 template <class T>
 std::string describe(const varve::result<T>& r) {
   return r.ok() ? std::string("ok") : r.err().to_string();
+}
+
+/// A master key for encrypted test stores, different for each seed.
+inline std::array<std::uint8_t, 32> test_key(std::uint8_t seed) {
+  std::array<std::uint8_t, 32> key{};
+  for (std::size_t i = 0; i < key.size(); ++i)
+    key[i] = static_cast<std::uint8_t>(seed + 7 * i);
+  return key;
 }
 
 /// Options for a test store in `dir`: defaults, but no fsync (fast).
