@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "batch.hpp"
 #include "record.hpp"
@@ -87,7 +88,7 @@ result<void> read_recent(batch_txn& b, index::postings& out, global_position& ol
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
     if (at_first) oldest = first;
     if (!at_first) runs.push_back(out.size());
-    if (first == 0 || !index::recent_postings(lmdb::to_view(v), first, out)) {
+    if (first == 0 || !index::list_postings(lmdb::to_view(v), first, out)) {
       mdb_cursor_close(c);
       return error{errc::corruption, "the recent index entry at position " + std::to_string(first) +
                                          " does not decode"};
@@ -98,71 +99,63 @@ result<void> read_recent(batch_txn& b, index::postings& out, global_position& ol
   return {};
 }
 
-/// Writes one segment per key of span `s` from postings sorted by key id
-/// then position, all in `s`.
-result<void> put_segments(batch_txn& b, const index::span& s, const index::postings& sorted,
-                          unsigned flags) {
-  std::vector<global_position> positions;
-  for (std::size_t i = 0; i < sorted.size();) {
-    const std::uint64_t id = sorted[i].first;
-    positions.clear();
-    for (; i < sorted.size() && sorted[i].first == id; ++i)
-      positions.push_back(sorted[i].second);
-    if (int rc =
-            b.txn.put(b.store.dbs.index, index::segment_key(s, id),
-                      index::encode_positions(s.first, positions.data(), positions.size()), flags);
-        rc != 0)
-      return lmdb::to_error(rc, "writing the index");
-  }
+/// Writes the segment of span `s` from postings sorted by key id then
+/// position, all in `s` (none: no segment).
+result<void> put_segment(batch_txn& b, const index::span& s, const index::postings& sorted,
+                         unsigned flags) {
+  if (sorted.empty()) return {};
+  if (int rc = b.txn.put(b.store.dbs.index, index::segment_key(s),
+                         index::encode_lists(s.first, sorted), flags);
+      rc != 0)
+    return lmdb::to_error(rc, "writing the index");
   return {};
 }
 
 /// Replaces the segments of tier `from` in `into` (a span of the tier
-/// above) by one segment per key of `into`.
+/// above) by one segment of `into`.
 result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& into) {
-  // Each key's positions in span order are in log order: gathered per key,
-  // then written in key order (no sort of the positions).
-  std::unordered_map<std::uint64_t, std::vector<global_position>> by_key;
+  // The segments are read in place and merged before any is deleted: a
+  // delete may reuse the pages they are on.
+  std::vector<index::list_part> parts;
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index, c); rc != 0)
     return lmdb::to_error(rc, "opening the index");
-  const std::string start =
-      index::segment_key(index::span{from, into.first, index::segment_span}, 0);
+  const std::string start = index::segment_key(index::span{from, into.first, index::segment_span});
   MDB_val k = lmdb::to_val(start), v{};
   int rc = b.txn.cursor_get(c, k, v, MDB_SET_RANGE);
-  // After a delete the cursor is on the next entry: MDB_GET_CURRENT reads it
-  // (MDB_NOTFOUND past the last one, EINVAL once the table is empty).
-  for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT)) {
+  for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT)) {
     index::span s;
-    std::uint64_t id = 0;
-    if (!index::decode_segment_key(lmdb::to_view(k), s, id)) {
+    if (!index::decode_segment_key(lmdb::to_view(k), s)) {
       mdb_cursor_close(c);
       return damaged_index("an index segment has a bad key");
     }
     if (s.tier != from || s.first > into.last()) break;
-    if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), by_key[id])) {
-      mdb_cursor_close(c);
-      return damaged_index("the index segment of key id " + std::to_string(id) + " at position " +
-                           std::to_string(s.first) + " does not decode");
-    }
-    if (rc = b.txn.cursor_del(c); rc != 0) {
-      mdb_cursor_close(c);
-      return lmdb::to_error(rc, "merging the index");
+    parts.push_back(index::list_part{lmdb::to_view(v), s.first, s.last()});
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) {
+    mdb_cursor_close(c);
+    return lmdb::to_error(rc, "merging the index");
+  }
+  std::string merged;
+  if (!index::merge_lists(parts, into.first, merged)) {
+    mdb_cursor_close(c);
+    return damaged_index("an index segment of tier " + std::to_string(from) + " in positions " +
+                         std::to_string(into.first) + ".." + std::to_string(into.last()) +
+                         " does not decode");
+  }
+  // Delete them: from the first, each delete leaves the cursor on the next.
+  if (!parts.empty()) {
+    k = lmdb::to_val(start);
+    rc = b.txn.cursor_get(c, k, v, MDB_SET_RANGE);
+    for (std::size_t i = 0; i < parts.size() && rc == 0; ++i) {
+      rc = b.txn.cursor_del(c);
+      if (rc == 0 && i + 1 < parts.size()) rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
     }
   }
   mdb_cursor_close(c);
-  if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) return lmdb::to_error(rc, "merging the index");
-  std::vector<std::uint64_t> ids;
-  ids.reserve(by_key.size());
-  for (const auto& [id, positions] : by_key)
-    ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
-  for (std::uint64_t id : ids) {
-    const auto& positions = by_key[id];
-    if (int put =
-            b.txn.put(b.store.dbs.index, index::segment_key(into, id),
-                      index::encode_positions(into.first, positions.data(), positions.size()));
-        put != 0)
+  if (rc != 0) return lmdb::to_error(rc, "merging the index");
+  if (merged.size() > 8) {  // some key (an empty merge is a count and one offset)
+    if (int put = b.txn.put(b.store.dbs.index, index::segment_key(into), merged); put != 0)
       return lmdb::to_error(put, "writing the index");
   }
   return {};
@@ -181,7 +174,7 @@ result<void> write_segments(batch_txn& b, index::postings& sorted, global_positi
     for (const auto& posting : sorted)
       if (posting.second >= s.first && posting.second <= s.last()) span_postings.push_back(posting);
     // Tier 2 sorts last: each new span goes at the end of the table.
-    if (auto put = put_segments(b, s, span_postings, MDB_APPEND); !put) return put;
+    if (auto put = put_segment(b, s, span_postings, MDB_APPEND); !put) return put;
     // A span end of a larger tier: its spans of the tier below become one.
     for (int tier = index::tiers - 2; tier >= 0; --tier) {
       const global_position size = global_position{1} << index::tier_bits[tier];
@@ -380,7 +373,7 @@ result<void> write_index(batch_txn& b) {
                            ", which the index does not list");
     bytes::u64_key key(recent_first);
     if (int rc = b.txn.put(b.store.dbs.index_recent, key.view(),
-                           index::encode_recent(recent_first, added), MDB_APPEND);
+                           index::encode_lists(recent_first, added), MDB_APPEND);
         rc != 0)
       return lmdb::to_error(rc, "writing the recent index");
   }

@@ -38,20 +38,18 @@ span span_at(global_position segmented_through, global_position p) {
   return {};  // not reached
 }
 
-std::string segment_key(const span& s, std::uint64_t id) {
-  std::string key(17, '\0');
+std::string segment_key(const span& s) {
+  std::string key(segment_key_size, '\0');
   key[0] = static_cast<char>(s.tier);
   bytes::put_be<std::uint64_t>(key.data() + 1, s.first);
-  bytes::put_be<std::uint64_t>(key.data() + 9, id);
   return key;
 }
 
-bool decode_segment_key(std::string_view key, span& s, std::uint64_t& id) {
-  if (key.size() != 17 || static_cast<std::uint8_t>(key[0]) >= tiers) return false;
+bool decode_segment_key(std::string_view key, span& s) {
+  if (key.size() != segment_key_size || static_cast<std::uint8_t>(key[0]) >= tiers) return false;
   s.tier = static_cast<std::uint8_t>(key[0]);
   s.size = global_position{1} << tier_bits[s.tier];
   s.first = bytes::get_be<std::uint64_t>(key.data() + 1);
-  id = bytes::get_be<std::uint64_t>(key.data() + 9);
   return s.first % s.size == 1;
 }
 
@@ -84,7 +82,7 @@ bool decode_positions(std::string_view value, global_position base, global_posit
   return !value.empty();
 }
 
-std::string encode_recent(global_position first, const postings& sorted) {
+std::string encode_lists(global_position first, const postings& sorted) {
   std::size_t n = 0;
   for (std::size_t i = 0; i < sorted.size(); ++i)
     if (i == 0 || sorted[i].first != sorted[i - 1].first) ++n;
@@ -113,8 +111,8 @@ std::string encode_recent(global_position first, const postings& sorted) {
 
 namespace {
 
-/// The parts of a recent entry; false when its sizes do not add up.
-struct recent_parts {
+/// The parts of key lists; false when their sizes do not add up.
+struct list_parts {
   std::size_t n = 0;
   const char* ids = nullptr;
   const char* offsets = nullptr;
@@ -142,10 +140,10 @@ constexpr global_position no_limit = ~global_position{0};
 
 }  // namespace
 
-bool recent_lookup(std::string_view entry, global_position first, std::uint64_t id,
-                   std::vector<global_position>& out) {
-  recent_parts r;
-  if (!r.read(entry)) return false;
+bool lookup_list(std::string_view lists, global_position first, global_position limit,
+                 std::uint64_t id, std::vector<global_position>& out) {
+  list_parts r;
+  if (!r.read(lists)) return false;
   std::size_t lo = 0, hi = r.n;
   while (lo < hi) {
     const std::size_t mid = lo + (hi - lo) / 2;
@@ -155,12 +153,12 @@ bool recent_lookup(std::string_view entry, global_position first, std::uint64_t 
       hi = mid;
   }
   if (lo == r.n || r.id(lo) != id) return true;
-  return decode_positions(r.list(lo), first, no_limit, out);
+  return decode_positions(r.list(lo), first, limit, out);
 }
 
-bool recent_postings(std::string_view entry, global_position first, postings& out) {
-  recent_parts r;
-  if (!r.read(entry)) return false;
+bool list_postings(std::string_view lists, global_position first, postings& out) {
+  list_parts r;
+  if (!r.read(lists)) return false;
   for (std::size_t i = 0; i < r.n; ++i) {
     const std::uint64_t id = r.id(i);
     if (i > 0 && id <= r.id(i - 1)) return false;
@@ -180,18 +178,86 @@ bool recent_postings(std::string_view entry, global_position first, postings& ou
   return true;
 }
 
-bool recent_each(std::string_view entry, global_position first,
-                 function_ref<void(std::uint64_t, const std::vector<global_position>&)> visit) {
-  recent_parts r;
-  if (!r.read(entry)) return false;
+bool each_list(std::string_view lists, global_position first, global_position limit,
+               function_ref<void(std::uint64_t, const std::vector<global_position>&)> visit) {
+  list_parts r;
+  if (!r.read(lists)) return false;
   std::vector<global_position> positions;
   for (std::size_t i = 0; i < r.n; ++i) {
     positions.clear();
-    if ((i > 0 && r.id(i) <= r.id(i - 1)) ||
-        !decode_positions(r.list(i), first, no_limit, positions))
+    if ((i > 0 && r.id(i) <= r.id(i - 1)) || !decode_positions(r.list(i), first, limit, positions))
       return false;
     visit(r.id(i), positions);
   }
+  return true;
+}
+
+bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out) {
+  std::vector<list_parts> in(parts.size());
+  std::vector<std::size_t> at(parts.size(), 0);  // each part's next key
+  std::size_t keys = 0, bytes_in = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (!in[i].read(parts[i].lists) || parts[i].first < first ||
+        (i > 0 && parts[i].first <= parts[i - 1].last))
+      return false;
+    keys += in[i].n;
+    bytes_in += in[i].lists.size();
+  }
+  // The ids and offsets are written once the number of distinct keys is
+  // known: gather them apart, then assemble.
+  std::vector<std::uint64_t> ids;
+  std::vector<std::uint32_t> offsets;
+  ids.reserve(keys);
+  offsets.reserve(keys + 1);
+  std::string lists;
+  lists.reserve(bytes_in + bytes_in / 8);
+  char buf[10];
+  for (;;) {
+    // The smallest next id of all parts (a few parts: a linear pass).
+    std::uint64_t id = 0;
+    bool any = false;
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      if (at[i] < in[i].n && (!any || in[i].id(at[i]) < id)) {
+        id = in[i].id(at[i]);
+        any = true;
+      }
+    if (!any) break;
+    ids.push_back(id);
+    offsets.push_back(static_cast<std::uint32_t>(lists.size()));
+    global_position prev = first;
+    bool head = true;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (at[i] >= in[i].n || in[i].id(at[i]) != id) continue;
+      const std::size_t k = at[i]++;
+      if (at[i] < in[i].n && in[i].id(at[i]) <= id) return false;  // ids out of order
+      const std::string_view list = in[i].list(k);
+      const char* p = list.data();
+      const char* end = p + list.size();
+      if (p == end) return false;
+      global_position pos = parts[i].first;
+      for (bool part_head = true; p < end; part_head = false) {
+        std::uint64_t delta = 0;
+        p = bytes::get_varint(p, end, delta);
+        if (!p || (delta == 0 && !part_head) || pos + delta < pos || pos + delta > parts[i].last)
+          return false;
+        pos += delta;
+        if (!head && pos <= prev) return false;
+        char* e = bytes::put_varint(buf, pos - prev);
+        lists.append(buf, static_cast<std::size_t>(e - buf));
+        prev = pos;
+        head = false;
+      }
+    }
+  }
+  offsets.push_back(static_cast<std::uint32_t>(lists.size()));
+  const std::size_t n = ids.size();
+  out.assign(4 + n * 12 + 4, '\0');
+  bytes::put_le<std::uint32_t>(out.data(), static_cast<std::uint32_t>(n));
+  for (std::size_t k = 0; k < n; ++k)
+    bytes::put_le<std::uint64_t>(out.data() + 4 + k * 8, ids[k]);
+  for (std::size_t k = 0; k <= n; ++k)
+    bytes::put_le<std::uint32_t>(out.data() + 4 + n * 8 + k * 4, offsets[k]);
+  out.append(lists);
   return true;
 }
 
@@ -374,16 +440,15 @@ class segment_stream final : public batched_stream {
         more_ = s.first > 1;
         if (more_) span_ = span_at(through_, s.first - 1);
       }
-      const std::string key = segment_key(s, id_);
+      const std::string key = segment_key(s);
       MDB_val k = lmdb::to_val(key), v{};
       const int rc = mdb_get(txn_, dbi_, &k, &v);
       if (rc == MDB_NOTFOUND) continue;
       if (rc != 0) return lmdb::to_error(rc, "reading the index");
-      if (!decode_positions(lmdb::to_view(v), s.first, s.last(), out))
-        return error{errc::corruption, "the index segment of key id " + std::to_string(id_) +
-                                           " at position " + std::to_string(s.first) +
+      if (!lookup_list(lmdb::to_view(v), s.first, s.last(), id_, out))
+        return error{errc::corruption, "the index segment at position " + std::to_string(s.first) +
                                            " does not decode"};
-      return true;
+      if (!out.empty()) return true;  // else the key has nothing in this span
     }
     return false;
   }
@@ -439,7 +504,7 @@ class recent_stream final : public batched_stream {
       if (rc != 0) return lmdb::to_error(rc, "reading the recent index");
       if (k.mv_size != 8) return error{errc::corruption, "a recent index entry has a bad key"};
       const global_position first = bytes::get_native_u64(lmdb::to_view(k));
-      if (!recent_lookup(lmdb::to_view(v), first, id_, out))
+      if (!lookup_list(lmdb::to_view(v), first, no_limit, id_, out))
         return error{errc::corruption, "the recent index entry at position " +
                                            std::to_string(first) + " does not decode"};
       if (!out.empty()) return true;

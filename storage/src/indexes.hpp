@@ -3,16 +3,17 @@
 //
 //   index_keys    kind:u8 text                 -> key id u64 LE
 //   index_names   key id (INTEGERKEY)          -> kind:u8 text
-//   index_recent  first position (INTEGERKEY)  -> one transaction's positions, by key id
-//   index         tier:u8 ‖ span first BE ‖ key id BE -> the key's positions in the span
+//   index_recent  first position (INTEGERKEY)  -> one transaction's key lists
+//   index         tier:u8 ‖ span first BE      -> the span's key lists
 //
 // Written like a log, not like a tree of keys: a transaction appends one
 // `index_recent` entry (a page or two, however many keys its events have).
 // When the indexed log passes a multiple of 4096 positions, the recent
-// entries become one segment per key of that 4096-position span (tier 2),
-// appended in key-id order at the end of `index`; 16 such spans become one
-// span of 65536 (tier 1), and 16 of those one span of 2^20 (tier 0), each
-// merge written in key-id order too. Small transactions would leave many
+// entries up to it become one segment of that 4096-position span (tier 2),
+// appended at the end of `index`; 16 such spans become one span of 65536
+// (tier 1), and 16 of those one span of 2^20 (tier 0). A recent entry and a
+// segment hold the same thing, every key's positions in a range, in the
+// same encoding (key lists, below). Small transactions would leave many
 // recent entries: at max_recent_entries they are folded into one. Which
 // spans exist follows from meta
 // "segmented_through" alone (span_at). meta "indexed_through": the log is
@@ -63,11 +64,15 @@ struct span {
 /// after that.
 span span_at(global_position segmented_through, global_position p);
 
-/// The key of key id `id`'s segment of span `s` (17 bytes).
-std::string segment_key(const span& s, std::uint64_t id);
+/// The key of span `s`'s segment (9 bytes: tier, first position BE).
+std::string segment_key(const span& s);
+
+/// The size of a segment key; `index` entries of other sizes are of an
+/// older layout.
+inline constexpr std::size_t segment_key_size = 9;
 
 /// Splits a segment key; false when it is not one.
-bool decode_segment_key(std::string_view key, span& s, std::uint64_t& id);
+bool decode_segment_key(std::string_view key, span& s);
 
 /// A segment's value: the positions (ascending, all in `s`) as varints, the
 /// first as its distance from s.first, then the gaps.
@@ -82,26 +87,41 @@ bool decode_positions(std::string_view value, global_position base, global_posit
 /// Index entries as (key id, position) pairs.
 using postings = std::vector<std::pair<std::uint64_t, global_position>>;
 
-/// A recent entry from postings sorted by key id then position, every
-/// position >= `first`: u32 LE count n of keys, their n u64 LE ids, n+1 u32
-/// LE offsets into the lists, then each key's positions (encode_positions
-/// from `first`).
-std::string encode_recent(global_position first, const postings& sorted);
+/// Key lists (a recent entry, a segment) from postings sorted by key id
+/// then position, every position >= `first`: u32 LE count n of keys, their
+/// n u64 LE ids, n+1 u32 LE offsets into the lists, then each key's
+/// positions (encode_positions from `first`).
+std::string encode_lists(global_position first, const postings& sorted);
 
-/// The positions of key `id` in a recent entry that begins at `first`,
-/// appended to `out` (binary search on the ids). false when the entry does
-/// not decode.
-bool recent_lookup(std::string_view entry, global_position first, std::uint64_t id,
-                   std::vector<global_position>& out);
+/// The positions of key `id` in key lists that begin at `first`, appended
+/// to `out` (binary search on the ids; nothing when the key is not there).
+/// false when the lists do not decode or leave [first, limit].
+bool lookup_list(std::string_view lists, global_position first, global_position limit,
+                 std::uint64_t id, std::vector<global_position>& out);
 
-/// Calls visit(id, positions) for each key of a recent entry, in id order;
-/// false when the entry does not decode.
-bool recent_each(std::string_view entry, global_position first,
-                 function_ref<void(std::uint64_t, const std::vector<global_position>&)> visit);
+/// Calls visit(id, positions) for each key of key lists that begin at
+/// `first`, in id order; false when they do not decode or leave
+/// [first, limit].
+bool each_list(std::string_view lists, global_position first, global_position limit,
+               function_ref<void(std::uint64_t, const std::vector<global_position>&)> visit);
 
-/// Appends each (key id, position) of a recent entry to `out`; false when
-/// the entry does not decode.
-bool recent_postings(std::string_view entry, global_position first, postings& out);
+/// Appends each (key id, position) of key lists that begin at `first` to
+/// `out`; false when they do not decode.
+bool list_postings(std::string_view lists, global_position first, postings& out);
+
+/// Key lists of consecutive ranges, in log order: each part's lists and the
+/// position they begin at.
+struct list_part {
+  std::string_view lists;
+  global_position first = 0;
+  global_position last = 0;
+};
+
+/// Merges the key lists of `parts` (ranges in ascending order, within
+/// [first, last]) into one, beginning at `first`, into `out`: each key's
+/// positions from every part, in log order. false when a part does not
+/// decode or leaves its range.
+bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out);
 
 /// The kinds of keys: the first byte of a key's text.
 inline constexpr char kind_type = 't';

@@ -306,9 +306,10 @@ result<std::pair<global_position, global_position>> index_and_head(store_impl& s
 
 namespace {
 
-/// Whether `index` holds entries of the layout before segments (16-byte
-/// keys: key id, first position), which a development build of format 3
-/// wrote: such indexes are dropped and built again.
+/// Whether `index` holds entries of an older layout, which earlier builds of
+/// format 3 wrote: per-key chunks (16-byte keys: key id, first position) or
+/// per-key segments (17-byte keys: tier, first position, key id). Such
+/// indexes are dropped and built again.
 result<bool> index_of_an_older_layout(store_impl& s) {
   auto t = begin_read_at_open(s);
   if (!t) return std::move(t).err();
@@ -317,7 +318,7 @@ result<bool> index_of_an_older_layout(store_impl& s) {
   MDB_val k{}, v{};
   auto found = c->get(k, v, MDB_FIRST);
   if (!found) return std::move(found).err();
-  return *found && k.mv_size == 16;
+  return *found && k.mv_size != index::segment_key_size;
 }
 
 }  // namespace

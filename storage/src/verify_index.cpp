@@ -63,7 +63,6 @@ std::uint64_t index_checker::finish() {
     list.insert(list.end(), positions.begin(), positions.end());
     entries += positions.size();
   };
-  std::vector<global_position> positions;
   {
     auto c = lmdb::cursor::open(txn_, dbs.index);
     if (!c) {
@@ -74,26 +73,19 @@ std::uint64_t index_checker::finish() {
     auto found = c->get(k, v, MDB_FIRST);
     for (; found && *found; found = c->get(k, v, MDB_NEXT)) {
       index::span s;
-      std::uint64_t id = 0;
-      positions.clear();
-      if (!index::decode_segment_key(lmdb::to_view(k), s, id)) {
+      if (!index::decode_segment_key(lmdb::to_view(k), s)) {
         fault_("an index segment has a bad key");
         continue;
       }
       const index::span live = index::span_at(segmented_through_, s.first);
       if (s.last() > segmented_through_ || live.tier != s.tier || live.first != s.first) {
-        fault_("the index has a segment of key id " + std::to_string(id) + " for positions " +
-               std::to_string(s.first) + ".." + std::to_string(s.last()) +
-               ", which are not a span of its tier (segmented through " +
+        fault_("the index has a segment for positions " + std::to_string(s.first) + ".." +
+               std::to_string(s.last()) + ", which are not a span of its tier (segmented through " +
                std::to_string(segmented_through_) + ")");
         continue;
       }
-      if (!index::decode_positions(lmdb::to_view(v), s.first, s.last(), positions)) {
-        fault_("the index segment of key id " + std::to_string(id) + " at position " +
-               std::to_string(s.first) + " does not decode");
-        continue;
-      }
-      add(id, positions);
+      if (!index::each_list(lmdb::to_view(v), s.first, s.last(), add))
+        fault_("the index segment at position " + std::to_string(s.first) + " does not decode");
     }
     if (!found) fault_("the index does not read: " + found.err().to_string());
   }
@@ -113,11 +105,11 @@ std::uint64_t index_checker::finish() {
         continue;
       }
       bool beyond = false;
-      if (!index::recent_each(lmdb::to_view(v), first,
-                              [&](std::uint64_t id, const std::vector<global_position>& p) {
-                                beyond = beyond || p.back() > indexed_through_;
-                                add(id, p);
-                              }))
+      if (!index::each_list(lmdb::to_view(v), first, ~global_position{0},
+                            [&](std::uint64_t id, const std::vector<global_position>& p) {
+                              beyond = beyond || p.back() > indexed_through_;
+                              add(id, p);
+                            }))
         fault_("the recent index entry at position " + std::to_string(first) + " does not decode");
       else if (beyond)
         fault_("the recent index entry at position " + std::to_string(first) +

@@ -588,6 +588,30 @@ BOOST_AUTO_TEST_CASE(indexes_of_the_older_chunk_layout_are_built_again_when_open
   BOOST_TEST(!(*out)[0].ok());
 }
 
+BOOST_AUTO_TEST_CASE(indexes_of_the_older_per_key_segment_layout_are_built_again_when_opened) {
+  fill_courses(*store);
+  const auto before = scanned(*store, query::of_tags({"student:s2"}));
+  const global_position at = head();
+  store.reset();
+  {
+    // What a build with one segment per key and span left: 17-byte keys
+    // (tier, span's first position, key id) in `index`, a span segmented.
+    varve_test::raw_env raw(dir / "store");
+    raw.remove_indexes();
+    std::string key(17, '\0');
+    key[0] = '\2';
+    key[8] = '\1';   // span first position 1
+    key[16] = '\1';  // key id 1
+    raw.put("index", key, std::string("\1", 1));
+    raw.put("meta", "indexed_through", varve_test::le64(at));
+  }
+  reopen();
+  BOOST_TEST(queried(*store, query::of_tags({"student:s2"})) == before);
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+}
+
 BOOST_AUTO_TEST_CASE(an_index_position_past_the_log_is_reported_refused_and_rebuilt) {
   fill_courses(*store);
   const global_position at = head();
