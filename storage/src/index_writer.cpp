@@ -144,6 +144,7 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
                          " does not decode");
   }
   // Delete them: from the first, each delete leaves the cursor on the next.
+  rc = 0;  // none: nothing to delete
   if (!parts.empty()) {
     k = lmdb::to_val(start);
     rc = b.txn.cursor_get(c, k, v, MDB_SET_RANGE);

@@ -124,7 +124,8 @@ struct list_parts {
     ids = entry.data() + 4;
     offsets = ids + n * 8;
     lists = entry.substr(4 + n * 12 + 4);
-    return bytes::get_le<std::uint32_t>(offsets + n * 4) == lists.size();
+    return bytes::get_le<std::uint32_t>(offsets) == 0 &&
+           bytes::get_le<std::uint32_t>(offsets + n * 4) == lists.size();
   }
   std::uint64_t id(std::size_t i) const { return bytes::get_le<std::uint64_t>(ids + i * 8); }
   /// The list of key i; empty when its offsets are out of order.

@@ -306,19 +306,23 @@ result<std::pair<global_position, global_position>> index_and_head(store_impl& s
 
 namespace {
 
-/// Whether `index` holds entries of an older layout, which earlier builds of
-/// format 3 wrote: per-key chunks (16-byte keys: key id, first position) or
-/// per-key segments (17-byte keys: tier, first position, key id). Such
-/// indexes are dropped and built again.
+/// Whether the indexes may be of an older layout, to be dropped and built
+/// again: the store is of an older format (format 3 wrote per-key chunks,
+/// 16-byte keys, or per-key segments, 17-byte keys), or `index` has a key
+/// of another size first or last (segments sort by tier, tier 2 last).
 result<bool> index_of_an_older_layout(store_impl& s) {
+  if (s.stored_format < format_version) return true;
   auto t = begin_read_at_open(s);
   if (!t) return std::move(t).err();
   auto c = lmdb::cursor::open(t->get(), s.dbs.index);
   if (!c) return std::move(c).err();
-  MDB_val k{}, v{};
-  auto found = c->get(k, v, MDB_FIRST);
-  if (!found) return std::move(found).err();
-  return *found && k.mv_size != index::segment_key_size;
+  for (MDB_cursor_op op : {MDB_FIRST, MDB_LAST}) {
+    MDB_val k{}, v{};
+    auto found = c->get(k, v, op);
+    if (!found) return std::move(found).err();
+    if (*found && k.mv_size != index::segment_key_size) return true;
+  }
+  return false;
 }
 
 }  // namespace

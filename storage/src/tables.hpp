@@ -18,10 +18,11 @@ namespace varve::detail {
 
 /// The store's format version, kept in `meta` under "format_version":
 /// 3 since records have a header of variable-length integers and tags,
-/// and the log has type, category and tag indexes (a store of version 1 or
-/// 2 is upgraded by the first transaction that writes to it, which builds
-/// its indexes; see storage/FORMAT.md).
-inline constexpr std::uint32_t format_version = 3;
+/// and the log has type, category and tag indexes; 4 since an index
+/// segment holds every key of its span. A store of version 1, 2 or 3 is
+/// upgraded when it opens: its indexes are (re)built by write transactions,
+/// the first of which sets the version (see storage/FORMAT.md).
+inline constexpr std::uint32_t format_version = 4;
 
 /// LMDB name of the table that holds view `name`.
 inline std::string view_table(std::string_view name) {

@@ -404,9 +404,9 @@ BOOST_AUTO_TEST_CASE(records_of_format_1_still_read) {
   VARVE_REQUIRE_OK(report);
   BOOST_TEST(report->faults_total == 0u);
   store.reset();
-  {  // Building them made it a store of format 3, which older builds refuse.
+  {  // Building them made it a store of format 4, which older builds refuse.
     varve_test::raw_env env(opts.directory);
-    BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(3));
+    BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(4));
     BOOST_TEST(env.get_event(1)->at(0) == 1);  // the old records stay as they were
   }
   // New events are written in format 3, after the old ones.
@@ -416,7 +416,7 @@ BOOST_AUTO_TEST_CASE(records_of_format_1_still_read) {
   store.reset();
   varve_test::raw_env env(opts.directory);
   BOOST_TEST(env.get_event(events_in_store + 1)->at(0) == 3);
-  BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(3));
+  BOOST_TEST(*env.get("meta", "format_version") == varve_test::le32(4));
 }
 
 BOOST_AUTO_TEST_CASE(a_log_walk_that_skips_a_position_is_corruption) {

@@ -168,7 +168,7 @@ BOOST_AUTO_TEST_CASE(newer_format_version_is_refused_and_the_data_left_untouched
     varve_test::raw_env env(path);
     const auto version = env.get("meta", "format_version");
     BOOST_REQUIRE_MESSAGE(version.has_value(), "meta has format_version");
-    BOOST_TEST(*version == varve_test::le32(3), "format_version is u32 LE 3");
+    BOOST_TEST(*version == varve_test::le32(4), "format_version is u32 LE 4");
     env.put("meta", "format_version", varve_test::le32(99));
   }
   const auto data_before = slurp(path / "data.mdb");

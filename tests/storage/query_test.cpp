@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <iterator>
 #include <random>
 #include <string>
@@ -530,7 +531,7 @@ BOOST_AUTO_TEST_CASE(a_store_without_indexes_gets_them_built_once_when_opened) {
   BOOST_TEST(report->faults.empty());
   store.reset();
   varve_test::raw_env raw(dir / "store");
-  BOOST_TEST(raw.get("meta", "format_version").value_or("") == varve_test::le32(3));
+  BOOST_TEST(raw.get("meta", "format_version").value_or("") == varve_test::le32(4));
   BOOST_TEST(raw.entries("index_keys") > 0u);
 }
 
@@ -607,6 +608,102 @@ BOOST_AUTO_TEST_CASE(indexes_of_the_older_per_key_segment_layout_are_built_again
   }
   reopen();
   BOOST_TEST(queried(*store, query::of_tags({"student:s2"})) == before);
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_store_of_format_3_gets_its_indexes_built_again_and_becomes_format_4) {
+  // 9000 events: segments (2, 1) and (2, 4097). A build of format 3 may have
+  // left a per-key segment anywhere among them (here between the two, so
+  // that the first and last keys look right): format 3 alone means rebuild.
+  for (int t = 0; t < 9; ++t) {
+    std::vector<new_event> events;
+    for (int i = 0; i < 1000; ++i)
+      events.push_back(tagged("e", {"k:" + std::to_string((t * 1000 + i) % 5)}));
+    BOOST_REQUIRE(store->append("three-1", expected_version::any(), events).ok());
+  }
+  const auto before = scanned(*store, query::of_tags({"k:3"}));
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    std::string key(17, '\0');
+    key[0] = '\2';
+    key[8] = '\1';   // span first position 1
+    key[16] = '\1';  // key id 1
+    raw.put("index", key, std::string("\1", 1));
+    raw.put("meta", "format_version", varve_test::le32(3));
+  }
+  reopen();
+  BOOST_TEST(queried(*store, query::of_tags({"k:3"})) == before);
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  store.reset();
+  {
+    // Builds of format 3, which would write and read per-key segments,
+    // now refuse the store.
+    varve_test::raw_env raw(dir / "store");
+    BOOST_TEST(raw.get("meta", "format_version").value_or("") == varve_test::le32(4));
+  }
+  reopen();
+}
+
+BOOST_AUTO_TEST_CASE(a_segment_whose_first_list_does_not_start_at_its_lists_is_corruption) {
+  std::vector<new_event> events;
+  for (int i = 0; i < 5000; ++i)
+    events.push_back(tagged("e", {"k:" + std::to_string(i % 5)}));
+  BOOST_REQUIRE(store->append("offset-1", expected_version::any(), events).ok());
+  store.reset();
+  {
+    // The segment of span (2, 1): u32 n, n ids, then n + 1 offsets; the
+    // first offset made 1 leaves a byte before the first list.
+    varve_test::raw_env raw(dir / "store");
+    std::string key(9, '\0');
+    key[0] = '\2';
+    key[8] = '\1';
+    auto value = raw.get("index", key);
+    BOOST_REQUIRE(value.has_value());
+    std::uint32_t n = 0;
+    std::memcpy(&n, value->data(), sizeof n);
+    (*value)[4 + n * 8] = '\1';
+    raw.put("index", key, *value);
+  }
+  reopen();
+  auto read = store->read_query(query::of_tags({"k:1"}));
+  BOOST_REQUIRE(!read.ok());
+  BOOST_TEST(read.err().code() == errc::corruption);
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  bool named = false;
+  for (const auto& f : report->faults)
+    named = named || f.find("does not decode") != std::string::npos;
+  BOOST_TEST(named);
+}
+
+BOOST_AUTO_TEST_CASE(a_segment_of_another_layout_after_this_layouts_ones_is_rebuilt_when_opened) {
+  // A 9-byte segment first, a 17-byte one (the per-key layout) after it,
+  // as a build of format 3 appending to this layout's store would leave:
+  // opening rebuilds the indexes; queries miss nothing.
+  for (int t = 0; t < 6; ++t) {
+    std::vector<new_event> events;
+    for (int i = 0; i < 1000; ++i)
+      events.push_back(tagged("e", {"k:" + std::to_string((t * 1000 + i) % 5)}));
+    BOOST_REQUIRE(store->append("mixed-1", expected_version::any(), events).ok());
+  }
+  const auto before = scanned(*store, query::of_tags({"k:3"}));
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    std::string key(17, '\0');
+    key[0] = '\2';
+    key[7] = '\x10';  // span first position 4097 (0x1001)
+    key[8] = '\1';
+    key[16] = '\1';
+    raw.put("index", key, std::string("\1", 1));
+  }
+  reopen();
+  BOOST_TEST(queried(*store, query::of_tags({"k:3"})) == before);
   auto report = store->verify();
   BOOST_REQUIRE(report.ok());
   BOOST_TEST(report->faults.empty());
