@@ -53,20 +53,6 @@ bool decode_segment_key(std::string_view key, span& s) {
   return s.first % s.size == 1;
 }
 
-std::string encode_positions(global_position base, const global_position* positions,
-                             std::size_t count) {
-  std::string out;
-  out.reserve(count * 2);
-  char buf[10];
-  global_position prev = base;
-  for (std::size_t i = 0; i < count; ++i) {
-    char* end = bytes::put_varint(buf, positions[i] - prev);
-    out.append(buf, static_cast<std::size_t>(end - buf));
-    prev = positions[i];
-  }
-  return out;
-}
-
 bool decode_positions(std::string_view value, global_position base, global_position limit,
                       std::vector<global_position>& out) {
   const char* in = value.data();
@@ -213,6 +199,7 @@ bool merge_lists(const std::vector<list_part>& parts, global_position first, std
   std::string lists;
   lists.reserve(bytes_in + bytes_in / 8);
   char buf[10];
+  std::vector<global_position> positions;  // one part's list of a key
   for (;;) {
     // The smallest next id of all parts (a few parts: a linear pass).
     std::uint64_t id = 0;
@@ -231,17 +218,9 @@ bool merge_lists(const std::vector<list_part>& parts, global_position first, std
       if (at[i] >= in[i].n || in[i].id(at[i]) != id) continue;
       const std::size_t k = at[i]++;
       if (at[i] < in[i].n && in[i].id(at[i]) <= id) return false;  // ids out of order
-      const std::string_view list = in[i].list(k);
-      const char* p = list.data();
-      const char* end = p + list.size();
-      if (p == end) return false;
-      global_position pos = parts[i].first;
-      for (bool part_head = true; p < end; part_head = false) {
-        std::uint64_t delta = 0;
-        p = bytes::get_varint(p, end, delta);
-        if (!p || (delta == 0 && !part_head) || pos + delta < pos || pos + delta > parts[i].last)
-          return false;
-        pos += delta;
+      positions.clear();
+      if (!decode_positions(in[i].list(k), parts[i].first, parts[i].last, positions)) return false;
+      for (global_position pos : positions) {
         if (!head && pos <= prev) return false;
         char* e = bytes::put_varint(buf, pos - prev);
         lists.append(buf, static_cast<std::size_t>(e - buf));

@@ -74,13 +74,9 @@ inline constexpr std::size_t segment_key_size = 9;
 /// Splits a segment key; false when it is not one.
 bool decode_segment_key(std::string_view key, span& s);
 
-/// A segment's value: the positions (ascending, all in `s`) as varints, the
-/// first as its distance from s.first, then the gaps.
-std::string encode_positions(global_position base, const global_position* positions,
-                             std::size_t count);
-
-/// Appends the positions of an encoded list (see encode_positions) to
-/// `out`; false when it does not decode or leaves [base, limit].
+/// Appends the positions of one key's list (varints: the first as its
+/// distance from `base`, then the gaps) to `out`; false when it is empty,
+/// does not decode or leaves [base, limit].
 bool decode_positions(std::string_view value, global_position base, global_position limit,
                       std::vector<global_position>& out);
 
@@ -90,7 +86,7 @@ using postings = std::vector<std::pair<std::uint64_t, global_position>>;
 /// Key lists (a recent entry, a segment) from postings sorted by key id
 /// then position, every position >= `first`: u32 LE count n of keys, their
 /// n u64 LE ids, n+1 u32 LE offsets into the lists, then each key's
-/// positions (encode_positions from `first`).
+/// positions (see decode_positions, from `first`).
 std::string encode_lists(global_position first, const postings& sorted);
 
 /// The positions of key `id` in key lists that begin at `first`, appended

@@ -87,6 +87,35 @@ void fill_courses(event_store& store) {
                           .ok());
 }
 
+/// `count` events of type "e" to `stream`, 1000 a transaction, event i
+/// tagged "k:<i % 5>".
+void fill_five_tags(event_store& store, const std::string& stream, int count) {
+  for (int t = 0; t < count; t += 1000) {
+    std::vector<new_event> events;
+    for (int i = t; i < std::min(count, t + 1000); ++i)
+      events.push_back(tagged("e", {"k:" + std::to_string(i % 5)}));
+    BOOST_REQUIRE(store.append(stream, expected_version::any(), events).ok());
+  }
+}
+
+/// A key of the per-key segment layout of format 3 (17 bytes: tier 2, the
+/// span's first position BE, key id 1 BE), the span beginning at `first`.
+std::string per_key_segment_key(global_position first) {
+  std::string key(17, '\0');
+  key[0] = '\2';
+  for (int b = 0; b < 8; ++b)
+    key[8 - b] = static_cast<char>((first >> (8 * b)) & 0xff);
+  key[16] = '\1';
+  return key;
+}
+
+/// verify() reports no fault.
+void require_verified(event_store& store) {
+  auto report = store.verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+}
+
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(dcb, store_fixture)
@@ -599,46 +628,29 @@ BOOST_AUTO_TEST_CASE(indexes_of_the_older_per_key_segment_layout_are_built_again
     // (tier, span's first position, key id) in `index`, a span segmented.
     varve_test::raw_env raw(dir / "store");
     raw.remove_indexes();
-    std::string key(17, '\0');
-    key[0] = '\2';
-    key[8] = '\1';   // span first position 1
-    key[16] = '\1';  // key id 1
-    raw.put("index", key, std::string("\1", 1));
+    raw.put("index", per_key_segment_key(1), std::string("\1", 1));
     raw.put("meta", "indexed_through", varve_test::le64(at));
   }
   reopen();
   BOOST_TEST(queried(*store, query::of_tags({"student:s2"})) == before);
-  auto report = store->verify();
-  BOOST_REQUIRE(report.ok());
-  BOOST_TEST(report->faults.empty());
+  require_verified(*store);
 }
 
 BOOST_AUTO_TEST_CASE(a_store_of_format_3_gets_its_indexes_built_again_and_becomes_format_4) {
   // 9000 events: segments (2, 1) and (2, 4097). A build of format 3 may have
   // left a per-key segment anywhere among them (here between the two, so
   // that the first and last keys look right): format 3 alone means rebuild.
-  for (int t = 0; t < 9; ++t) {
-    std::vector<new_event> events;
-    for (int i = 0; i < 1000; ++i)
-      events.push_back(tagged("e", {"k:" + std::to_string((t * 1000 + i) % 5)}));
-    BOOST_REQUIRE(store->append("three-1", expected_version::any(), events).ok());
-  }
+  fill_five_tags(*store, "three-1", 9000);
   const auto before = scanned(*store, query::of_tags({"k:3"}));
   store.reset();
   {
     varve_test::raw_env raw(dir / "store");
-    std::string key(17, '\0');
-    key[0] = '\2';
-    key[8] = '\1';   // span first position 1
-    key[16] = '\1';  // key id 1
-    raw.put("index", key, std::string("\1", 1));
+    raw.put("index", per_key_segment_key(1), std::string("\1", 1));
     raw.put("meta", "format_version", varve_test::le32(3));
   }
   reopen();
   BOOST_TEST(queried(*store, query::of_tags({"k:3"})) == before);
-  auto report = store->verify();
-  BOOST_REQUIRE(report.ok());
-  BOOST_TEST(report->faults.empty());
+  require_verified(*store);
   store.reset();
   {
     // Builds of format 3, which would write and read per-key segments,
@@ -650,10 +662,7 @@ BOOST_AUTO_TEST_CASE(a_store_of_format_3_gets_its_indexes_built_again_and_become
 }
 
 BOOST_AUTO_TEST_CASE(a_segment_whose_first_list_does_not_start_at_its_lists_is_corruption) {
-  std::vector<new_event> events;
-  for (int i = 0; i < 5000; ++i)
-    events.push_back(tagged("e", {"k:" + std::to_string(i % 5)}));
-  BOOST_REQUIRE(store->append("offset-1", expected_version::any(), events).ok());
+  fill_five_tags(*store, "offset-1", 5000);
   store.reset();
   {
     // The segment of span (2, 1): u32 n, n ids, then n + 1 offsets; the
@@ -685,28 +694,16 @@ BOOST_AUTO_TEST_CASE(a_segment_of_another_layout_after_this_layouts_ones_is_rebu
   // A 9-byte segment first, a 17-byte one (the per-key layout) after it,
   // as a build of format 3 appending to this layout's store would leave:
   // opening rebuilds the indexes; queries miss nothing.
-  for (int t = 0; t < 6; ++t) {
-    std::vector<new_event> events;
-    for (int i = 0; i < 1000; ++i)
-      events.push_back(tagged("e", {"k:" + std::to_string((t * 1000 + i) % 5)}));
-    BOOST_REQUIRE(store->append("mixed-1", expected_version::any(), events).ok());
-  }
+  fill_five_tags(*store, "mixed-1", 6000);
   const auto before = scanned(*store, query::of_tags({"k:3"}));
   store.reset();
   {
     varve_test::raw_env raw(dir / "store");
-    std::string key(17, '\0');
-    key[0] = '\2';
-    key[7] = '\x10';  // span first position 4097 (0x1001)
-    key[8] = '\1';
-    key[16] = '\1';
-    raw.put("index", key, std::string("\1", 1));
+    raw.put("index", per_key_segment_key(4097), std::string("\1", 1));
   }
   reopen();
   BOOST_TEST(queried(*store, query::of_tags({"k:3"})) == before);
-  auto report = store->verify();
-  BOOST_REQUIRE(report.ok());
-  BOOST_TEST(report->faults.empty());
+  require_verified(*store);
 }
 
 BOOST_AUTO_TEST_CASE(an_index_position_past_the_log_is_reported_refused_and_rebuilt) {
