@@ -8,6 +8,7 @@
 
 #include <varve/actors/error.hpp>
 
+#include "handshake.hpp"
 #include "varve/remote/detail/ask.hpp"
 
 namespace varve::remote {
@@ -25,28 +26,42 @@ error error_from_remote(const caf::error& e) {
 
 using detail::ask;
 
+namespace detail {
+
+error interface_mismatch(const std::string& where, std::uint32_t protocol) {
+  return error{errc::invalid_argument, "protocol version mismatch: client speaks " +
+                                           std::to_string(protocol) + ", the service at " + where +
+                                           " offers another interface (another protocol version)"};
+}
+
+error connect_failed(caf::actor_system& sys, const std::string& where, const caf::error& e,
+                     std::uint32_t protocol) {
+  if (e == caf::sec::unexpected_actor_messaging_interface)
+    return interface_mismatch(where, protocol);
+  return error{errc::unavailable,
+               "cannot connect to the store service at " + where + ": " + sys.render(e)};
+}
+
+error handshake_failed(const std::string& where, const error& e) {
+  return error{e.code(), "store service at " + where + ": " + e.message()};
+}
+
+error version_mismatch(const std::string& where, std::uint32_t ours, std::uint32_t theirs) {
+  return error{errc::invalid_argument, "protocol version mismatch: client speaks " +
+                                           std::to_string(ours) + ", service at " + where +
+                                           " speaks " + std::to_string(theirs)};
+}
+
+}  // namespace detail
+
 result<service_actor> connect(caf::actor_system& sys, const std::string& host, std::uint16_t port,
                               client_options opts) {
   const std::string where = host + ":" + std::to_string(port);
   auto raw = sys.middleman().remote_actor<service_actor>(host, port);
-  if (!raw) {
-    if (raw.error() == caf::sec::unexpected_actor_messaging_interface)
-      return error{errc::invalid_argument,
-                   "protocol version mismatch: client speaks " + std::to_string(opts.protocol) +
-                       ", the service at " + where +
-                       " offers another interface (another protocol version)"};
-    return error{errc::unavailable, "cannot connect to the store service at " + where + ": " +
-                                        sys.render(raw.error())};
-  }
+  if (!raw) return detail::connect_failed(sys, where, raw.error(), opts.protocol);
   auto hello = ask<std::uint32_t>(sys, *raw, opts.timeout, hello_atom_v, opts.protocol);
-  if (!hello) {
-    auto e = std::move(hello).err();
-    return error{e.code(), "store service at " + where + ": " + e.message()};
-  }
-  if (*hello != opts.protocol)
-    return error{errc::invalid_argument, "protocol version mismatch: client speaks " +
-                                             std::to_string(opts.protocol) + ", service at " +
-                                             where + " speaks " + std::to_string(*hello)};
+  if (!hello) return detail::handshake_failed(where, hello.err());
+  if (*hello != opts.protocol) return detail::version_mismatch(where, opts.protocol, *hello);
   return std::move(*raw);
 }
 

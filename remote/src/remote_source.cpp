@@ -8,17 +8,21 @@
 // checks each event it is handed against the filter all the same.
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <varve/projections/source.hpp>
 
+#include "handshake.hpp"
+#include "varve/remote/client.hpp"
 #include "varve/remote/projection_host.hpp"
 
 namespace varve::remote {
@@ -99,16 +103,58 @@ class remote_source final : public log_source {
     std::uint64_t ticket = 0;
   };
 
-  /// Blocking (the actor is detached): the handshake, then the subscription.
+  /// Asynchronous, as every step of the source: the middleman's connect,
+  /// the handshake, then the subscription. Each failure is reported to the
+  /// engine and retried after the backoff.
   void connect() {
-    client_options co;
-    co.timeout = opts_.request_timeout;
-    auto h = remote::connect(self_->system(), opts_.host, opts_.port, co);
-    if (!h) {
-      engine_->source_unavailable(h.err().message());
-      return reconnect_later();
-    }
-    service_ = std::move(*h);
+    if (connecting_) return;
+    connecting_ = true;
+    const auto g = generation_;
+    const std::string at = where();
+    auto& sys = self_->system();
+    self_
+        ->request(sys.middleman().actor_handle(), opts_.request_timeout, caf::connect_atom_v,
+                  opts_.host, opts_.port)
+        .then(
+            [this, g, at](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                          const std::set<std::string>& ifs) {
+              if (g != generation_) return;
+              auto& sys = self_->system();
+              if (!ptr)
+                return unreachable(
+                    error{errc::unavailable, "cannot connect to the store service at " + at +
+                                                 ": nothing is published there"});
+              if (!sys.assignable(ifs, sys.message_types<service_actor>()))
+                return unreachable(detail::interface_mismatch(at, protocol_version));
+              hello(caf::actor_cast<service_actor>(std::move(ptr)));
+            },
+            [this, g, at](caf::error& e) {
+              if (g != generation_) return;
+              unreachable(detail::connect_failed(self_->system(), at, e, protocol_version));
+            });
+  }
+
+  /// The handshake with the service just reached, then the subscription.
+  void hello(service_actor service) {
+    const auto g = generation_;
+    const std::string at = where();
+    self_->request(service, opts_.request_timeout, hello_atom_v, protocol_version)
+        .then(
+            [this, g, at, service](std::uint32_t theirs) {
+              if (g != generation_) return;
+              if (theirs != protocol_version)
+                return unreachable(detail::version_mismatch(at, protocol_version, theirs));
+              subscribe(service);
+            },
+            [this, g, at](caf::error& e) {
+              if (g != generation_) return;
+              unreachable(detail::handshake_failed(at, error_from_remote(e)));
+            });
+  }
+
+  void subscribe(service_actor service) {
+    connecting_ = false;
+    service_ = std::move(service);
     self_->monitor(service_);
     const auto g = generation_;
     self_
@@ -124,6 +170,13 @@ class remote_source final : public log_source {
               if (wanted_) ask(*wanted_);
             },
             [this, g](caf::error& e) { lost(g, error_from_remote(e).message()); });
+  }
+
+  /// Connecting failed: say why, and try again later.
+  void unreachable(const error& why) {
+    connecting_ = false;
+    engine_->source_unavailable(why.message());
+    reconnect_later();
   }
 
   void ask(read_request r) {
@@ -178,6 +231,7 @@ class remote_source final : public log_source {
   projection_actor::pointer self_ = nullptr;
   projection_engine* engine_ = nullptr;
   service_actor service_;
+  bool connecting_ = false;  ///< a connect or handshake is in flight
   bool subscribed_ = false;
   std::uint64_t generation_ = 0;  ///< bumped when a connection is lost
   std::chrono::milliseconds backoff_{0};
@@ -194,7 +248,7 @@ projection_actor spawn_remote_projection(caf::actor_system& sys,
                                          storage_actor local_storage, projection_spec spec,
                                          remote_projection_options opts) {
   return spawn_projection(sys, std::make_shared<remote_source>(std::move(opts)),
-                          std::move(local_store), std::move(local_storage), std::move(spec), true);
+                          std::move(local_store), std::move(local_storage), std::move(spec));
 }
 
 projection_spawner remote_projections(std::shared_ptr<const event_store> local_store,

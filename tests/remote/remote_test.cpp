@@ -5,7 +5,10 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -410,6 +413,52 @@ BOOST_AUTO_TEST_CASE(service_killed_mid_stream_and_restarted) {
     BOOST_TEST((rebuilt == remote_view));
   }
   BOOST_TEST(remote_view.size() == head->head + 25);
+}
+
+// A port where the kernel completes TCP connections (the backlog) and no
+// one ever speaks: the middleman's connect there never finishes.
+struct silent_port {
+  int fd = -1;
+  std::uint16_t port = 0;
+  silent_port() {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    BOOST_REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    BOOST_REQUIRE(::listen(fd, 16) == 0);
+    socklen_t n = sizeof a;
+    BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0);
+    port = ntohs(a.sin_port);
+  }
+  ~silent_port() { ::close(fd); }
+};
+
+BOOST_AUTO_TEST_CASE(a_host_whose_service_never_answers_reports_it_and_stops_when_told) {
+  silent_port silent;
+  auto o = host_options(silent.port);
+  o.request_timeout = 300ms;
+  auto host =
+      remote::spawn_remote_projection(sys, local, local_storage, tally::counting("orders"), o);
+  // The host answers while it connects, and its status says why it waits.
+  caf::scoped_actor self{sys};
+  projection_status s;
+  for (int i = 0; i < 200 && s.error.empty(); ++i) {
+    bool answered = false;
+    self->request(host, caf::duration{10s}, status_atom_v)
+        .receive(
+            [&](projection_status& x) {
+              s = std::move(x);
+              answered = true;
+            },
+            [&](caf::error& e) { BOOST_TEST_MESSAGE("status: " << sys.render(e)); });
+    BOOST_REQUIRE_MESSAGE(answered, "the host does not answer while it connects");
+    if (s.error.empty()) std::this_thread::sleep_for(20ms);
+  }
+  BOOST_TEST(s.error.find(std::to_string(silent.port)) != std::string::npos, s.error);
+  BOOST_TEST(s.position == 0u);
+  stop(host);
 }
 
 BOOST_AUTO_TEST_CASE(host_restart_resumes_from_checkpoint) {

@@ -44,11 +44,12 @@ struct remote_projection_options {
 /// A projection host is a projection actor.
 using remote_projection_actor = projection_actor;
 
-/// Spawns a host (detached: connecting blocks its thread) of `spec` (either
-/// mode) over the service at opts.host:opts.port, writing through
-/// `local_storage` into `local_store`. A service that is not there yet is
-/// retried with backoff. Stop it with caf::anon_send_exit(h,
-/// caf::exit_reason::user_shutdown), before the local storage actor.
+/// Spawns a host of `spec` (either mode) over the service at
+/// opts.host:opts.port, writing through `local_storage` into `local_store`:
+/// an event-based actor on the scheduler, which connects, shakes hands and
+/// subscribes without blocking a thread. A service that is not there yet
+/// is retried with backoff; each failed attempt is its status's error. Stop it with
+/// caf::anon_send_exit(h, caf::exit_reason::user_shutdown), before the local storage actor.
 projection_actor spawn_remote_projection(caf::actor_system& sys,
                                          std::shared_ptr<const event_store> local_store,
                                          storage_actor local_storage, projection_spec spec,
