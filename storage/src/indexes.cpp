@@ -2,6 +2,8 @@
 // a query merged from them in log order (see indexes.hpp).
 #include "indexes.hpp"
 
+#include "interpolation.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -131,14 +133,8 @@ bool lookup_list(std::string_view lists, global_position first, global_position 
                  std::uint64_t id, std::vector<global_position>& out) {
   list_parts r;
   if (!r.read(lists)) return false;
-  std::size_t lo = 0, hi = r.n;
-  while (lo < hi) {
-    const std::size_t mid = lo + (hi - lo) / 2;
-    if (r.id(mid) < id)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+  const std::size_t lo =
+      interpolated_lower_bound(0, r.n, id, [&](std::size_t i) { return r.id(i); });
   if (lo == r.n || r.id(lo) != id) return true;
   return decode_positions(r.list(lo), first, limit, out);
 }

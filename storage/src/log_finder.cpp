@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "interpolation.hpp"
 #include "page_format.hpp"
 
 namespace varve::detail {
@@ -95,7 +96,10 @@ log_finder::log_finder(MDB_txn* txn, MDB_dbi main, MDB_dbi events,
     }
   }
   if (!found) last = smallest;
-  if (table.root == pg::no_page || table.root < pg::meta_pages || table.root > last) return;
+  if (table.root == pg::no_page || table.root < pg::meta_pages || table.root > last ||
+      table.counts.depth == 0 || table.counts.depth > pg::max_depth)
+    return;
+  depth_ = table.counts.depth;
   page_size_ = size;
   last_page_ = last;
   root_ = table.root;
@@ -109,10 +113,13 @@ const char* log_finder::page(std::uint64_t pgno) const {
 
 log_finder::leaf log_finder::descend(global_position p) const {
   leaf out{page(root_), 0, no_key};
-  for (std::uint64_t level = 0; out.page && level < pg::max_depth; ++level) {
+  for (std::uint64_t level = 0; out.page && level < depth_; ++level) {
+    // The tree's last level is its leaves: the leaf is returned unread
+    // (node_in_leaf checks it), so that the lookups of a group wait for
+    // their leaves together, not one after the other.
+    if (level + 1 == depth_) return out;
     const char* at = out.page;
     const auto flags = pg::load<std::uint16_t>(at + 10);
-    if (flags == pg::p_leaf) return out;
     const auto lower = pg::load<std::uint16_t>(at + 12);
     const auto upper = pg::load<std::uint16_t>(at + 14);
     if (flags != pg::p_branch || lower < pg::header_size + 2 || lower > upper || upper > page_size_)
@@ -126,21 +133,14 @@ log_finder::leaf log_finder::descend(global_position p) const {
         return no_key;
       return pg::load<global_position>(at + o + pg::node_header_size);
     };
-    // The last node whose key is at most p (node 0 has no key).
-    std::size_t lo = 1, hi = n, chosen = 0;
-    while (lo < hi) {
-      const std::size_t mid = lo + (hi - lo) / 2;
-      const global_position k = key(mid);
-      if (k == no_key) return {};
-      if (k <= p) {
-        chosen = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
+    // The last node whose key is at most p (node 0 has no key; an
+    // unreadable key reads as no_key, past every position). Keys out of
+    // order (a damaged page) only lead to a wrong page, which node_in_leaf
+    // refuses.
+    const std::size_t chosen = interpolated_lower_bound(1, n, p + 1, key) - 1;
     if (chosen != 0) out.lo = key(chosen);
     if (chosen + 1 < n) out.hi = std::min(out.hi, key(chosen + 1));
+    if (out.lo == no_key) return {};
     const std::size_t o = pg::load<std::uint16_t>(at + pg::header_size + 2 * chosen);
     if (o < upper || o + pg::node_header_size > page_size_) return {};
     const char* node = at + o;

@@ -65,7 +65,8 @@ class log_finder {
   std::size_t asked_lmdb() const { return asked_lmdb_; }
 
  private:
-  /// A leaf page and the keys its parents give it: lo <= key < hi.
+  /// A leaf page (not read yet: only prefetched) and the keys its parents
+  /// give it: lo <= key < hi.
   struct leaf {
     const char* page = nullptr;
     global_position lo = 0, hi = 0;
@@ -82,6 +83,7 @@ class log_finder {
   std::size_t page_size_ = 0;
   std::uint64_t last_page_ = 0;
   std::uint64_t root_ = 0;
+  std::uint64_t depth_ = 0;  // of the log's tree; its last level holds the leaves
   mutable std::size_t asked_lmdb_ = 0;
 };
 
