@@ -334,10 +334,13 @@ result<void> write_index(batch_txn& b) {
     if (auto read = read_recent(b, all, recent_first, runs); !read) return read;
     runs.push_back(all.size());
     all.insert(all.end(), added.begin(), added.end());
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-      const std::size_t end = i + 1 < runs.size() ? runs[i + 1] : all.size();
-      std::inplace_merge(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(runs[i]),
-                         all.begin() + static_cast<std::ptrdiff_t>(end));
+    // From the newest run back, so that the oldest (an entry folded
+    // before, the largest by far) is merged once, last: each merge takes
+    // one run into the sorted rest.
+    for (std::size_t i = runs.size(); i-- > 0;) {
+      const std::size_t begin = i == 0 ? 0 : runs[i - 1];
+      std::inplace_merge(all.begin() + static_cast<std::ptrdiff_t>(begin),
+                         all.begin() + static_cast<std::ptrdiff_t>(runs[i]), all.end());
     }
     added = std::move(all);
     if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
