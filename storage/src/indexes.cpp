@@ -419,7 +419,14 @@ class segment_stream final : public batched_stream {
       const std::string key = segment_key(s);
       MDB_val k = lmdb::to_val(key), v{};
       const int rc = mdb_get(txn_, dbi_, &k, &v);
-      if (rc == MDB_NOTFOUND) continue;
+      // Every sealed span has a segment (each event has a type key): one
+      // missing is damage, or a build of another layout sealing it.
+      if (rc == MDB_NOTFOUND)
+        return error{errc::corruption,
+                     "the index has no segment for positions " + std::to_string(s.first) + " to " +
+                         std::to_string(s.last()) +
+                         "; the indexes are derived from the log: rebuild them "
+                         "(event_store::rebuild_indexes, varvectl rebuild-indexes)"};
       if (rc != 0) return lmdb::to_error(rc, "reading the index");
       if (!lookup_list(lmdb::to_view(v), s.first, s.last(), id_, out))
         return error{errc::corruption, "the index segment at position " + std::to_string(s.first) +
