@@ -105,20 +105,19 @@ class remote_source final : public log_source {
 
   /// Asynchronous, as every step of the source: the middleman's connect,
   /// the handshake, then the subscription. Each failure is reported to the
-  /// engine and retried after the backoff.
+  /// engine and retried after the backoff. One attempt at a time; the
+  /// connection's generation only moves once it is subscribed (lost()).
   void connect() {
     if (connecting_) return;
     connecting_ = true;
-    const auto g = generation_;
     const std::string at = where();
     auto& sys = self_->system();
     self_
         ->request(sys.middleman().actor_handle(), opts_.request_timeout, caf::connect_atom_v,
                   opts_.host, opts_.port)
         .then(
-            [this, g, at](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                          const std::set<std::string>& ifs) {
-              if (g != generation_) return;
+            [this, at](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                       const std::set<std::string>& ifs) {
               auto& sys = self_->system();
               if (!ptr)
                 return unreachable(
@@ -128,26 +127,22 @@ class remote_source final : public log_source {
                 return unreachable(detail::interface_mismatch(at, protocol_version));
               hello(caf::actor_cast<service_actor>(std::move(ptr)));
             },
-            [this, g, at](caf::error& e) {
-              if (g != generation_) return;
+            [this, at](caf::error& e) {
               unreachable(detail::connect_failed(self_->system(), at, e, protocol_version));
             });
   }
 
   /// The handshake with the service just reached, then the subscription.
   void hello(service_actor service) {
-    const auto g = generation_;
     const std::string at = where();
     self_->request(service, opts_.request_timeout, hello_atom_v, protocol_version)
         .then(
-            [this, g, at, service](std::uint32_t theirs) {
-              if (g != generation_) return;
+            [this, at, service](std::uint32_t theirs) {
               if (theirs != protocol_version)
                 return unreachable(detail::version_mismatch(at, protocol_version, theirs));
               subscribe(service);
             },
-            [this, g, at](caf::error& e) {
-              if (g != generation_) return;
+            [this, at](caf::error& e) {
               unreachable(detail::handshake_failed(at, error_from_remote(e)));
             });
   }
