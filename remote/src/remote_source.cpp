@@ -90,8 +90,17 @@ class remote_source final : public log_source {
     if (subscribed_) ask(*wanted_);
   }
 
-  void on_timer(std::uint64_t generation) override {
-    if (generation == generation_ && !service_) connect();
+  void on_timer(std::uint64_t tag) override {
+    if (tag & slow_connect) {
+      // The middleman has not answered this attempt's connect yet: say so
+      // (it goes on waiting; see connect()).
+      if (connecting_ && !service_ && (tag & ~slow_connect) == attempt_)
+        engine_->source_unavailable(
+            "cannot connect to the store service at " + where() + ": no answer in " +
+            std::to_string(opts_.request_timeout.count()) + " ms, still trying");
+      return;
+    }
+    if (tag == generation_ && !service_) connect();
   }
 
   std::string where() const override { return opts_.host + ":" + std::to_string(opts_.port); }
@@ -107,14 +116,24 @@ class remote_source final : public log_source {
   /// the handshake, then the subscription. Each failure is reported to the
   /// engine and retried after the backoff. One attempt at a time; the
   /// connection's generation only moves once it is subscribed (lost()).
+  ///
+  /// The connect waits for the middleman's answer however long it takes:
+  /// CAF 0.17's middleman connects one address at a time, blocking its
+  /// thread until the kernel gives up on an address that drops the
+  /// connection (about two minutes). Asking again after a timeout would
+  /// queue connect after connect behind that one, each blocking in turn
+  /// (and the actor system's shutdown waits for them). After
+  /// request_timeout the status says that it is still trying.
   void connect() {
     if (connecting_) return;
     connecting_ = true;
+    ++attempt_;
     const std::string at = where();
     auto& sys = self_->system();
+    self_->delayed_send(self_, opts_.request_timeout, source_timer_atom_v, slow_connect | attempt_);
     self_
-        ->request(sys.middleman().actor_handle(), opts_.request_timeout, caf::connect_atom_v,
-                  opts_.host, opts_.port)
+        ->request(sys.middleman().actor_handle(), caf::infinite, caf::connect_atom_v, opts_.host,
+                  opts_.port)
         .then(
             [this, at](const caf::node_id&, caf::strong_actor_ptr& ptr,
                        const std::set<std::string>& ifs) {
@@ -226,7 +245,10 @@ class remote_source final : public log_source {
   projection_actor::pointer self_ = nullptr;
   projection_engine* engine_ = nullptr;
   service_actor service_;
-  bool connecting_ = false;  ///< a connect or handshake is in flight
+  bool connecting_ = false;    ///< a connect or handshake is in flight
+  std::uint64_t attempt_ = 0;  ///< connects asked for so far
+  /// Marks a timer of an attempt's connect (the others carry a generation).
+  static constexpr std::uint64_t slow_connect = std::uint64_t{1} << 63;
   bool subscribed_ = false;
   std::uint64_t generation_ = 0;  ///< bumped when a connection is lost
   std::chrono::milliseconds backoff_{0};

@@ -427,7 +427,7 @@ struct silent_port {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    BOOST_REQUIRE(::listen(fd, 16) == 0);
+    BOOST_REQUIRE(::listen(fd, 64) == 0);
     socklen_t n = sizeof a;
     BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0);
     port = ntohs(a.sin_port);
@@ -435,10 +435,11 @@ struct silent_port {
   ~silent_port() { ::close(fd); }
 };
 
-BOOST_AUTO_TEST_CASE(a_host_whose_service_never_answers_reports_it_and_stops_when_told) {
+BOOST_AUTO_TEST_CASE(
+    a_host_whose_service_never_answers_says_it_is_still_trying_and_stops_when_told) {
   silent_port silent;
   auto o = host_options(silent.port);
-  o.request_timeout = 300ms;
+  o.request_timeout = 100ms;
   auto host =
       remote::spawn_remote_projection(sys, local, local_storage, tally::counting("orders"), o);
   // The host answers while it connects, and its status says why it waits.
@@ -457,6 +458,7 @@ BOOST_AUTO_TEST_CASE(a_host_whose_service_never_answers_reports_it_and_stops_whe
     if (s.error.empty()) std::this_thread::sleep_for(20ms);
   }
   BOOST_TEST(s.error.find(std::to_string(silent.port)) != std::string::npos, s.error);
+  BOOST_TEST(s.error.find("still trying") != std::string::npos, s.error);
   BOOST_TEST(s.position == 0u);
   stop(host);
 }

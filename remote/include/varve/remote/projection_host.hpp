@@ -48,7 +48,14 @@ using remote_projection_actor = projection_actor;
 /// opts.host:opts.port, writing through `local_storage` into `local_store`:
 /// an event-based actor on the scheduler, which connects, shakes hands and
 /// subscribes without blocking a thread. A service that is not there yet
-/// is retried with backoff; each failed attempt is its status's error. Stop it with
+/// is retried with backoff; each failed attempt is its status's error, and
+/// a connect not answered within opts.request_timeout says "still trying".
+/// A host has one connect in flight at a time: CAF 0.17's middleman makes
+/// TCP connections one after the other, blocking, so an address that drops
+/// connection attempts (a firewall, a hung service) holds up every host of
+/// the actor system that connects meanwhile, and the actor system's
+/// shutdown, until the kernel gives up on it (about two minutes by
+/// default). Give such hosts an actor system (a process) of their own. Stop it with
 /// caf::anon_send_exit(h, caf::exit_reason::user_shutdown), before the local storage actor.
 projection_actor spawn_remote_projection(caf::actor_system& sys,
                                          std::shared_ptr<const event_store> local_store,
