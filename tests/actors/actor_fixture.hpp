@@ -78,6 +78,18 @@ struct actor_fixture {
   }
 };
 
+/// The status of projection `p` (anything answering status_atom with a
+/// projection_status); fails the test on an error.
+template <class Handle>
+varve::projection_status projection_status_of(caf::actor_system& sys, const Handle& p) {
+  caf::scoped_actor self{sys};
+  varve::projection_status out;
+  self->request(p, caf::infinite, varve::status_atom_v)
+      .receive([&](varve::projection_status& s) { out = std::move(s); },
+               [&](caf::error& e) { BOOST_FAIL("status: " << sys.render(e)); });
+  return out;
+}
+
 /// A request for one event appended to `stream` under `expected`.
 inline varve::append_request one_event(std::string stream, varve::expected_version expected,
                                        std::string payload = "x") {

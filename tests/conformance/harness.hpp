@@ -69,12 +69,7 @@ struct harness : Source {
   using Source::sys;
 
   projection_status status(const projection_actor& p) {
-    caf::scoped_actor self{sys};
-    projection_status out;
-    self->request(p, caf::infinite, status_atom_v)
-        .receive([&](const projection_status& s) { out = s; },
-                 [&](caf::error& e) { BOOST_FAIL("status: " << sys.render(e)); });
-    return out;
+    return varve_test::projection_status_of(sys, p);
   }
 
   /// Waits until `pred` holds for the projection's status (60 s at most).

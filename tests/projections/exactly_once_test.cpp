@@ -115,12 +115,7 @@ struct fx : actor_fixture {
     self->wait_for(p);
   }
   projection_status status(const projection_actor& p) {
-    caf::scoped_actor self{sys};
-    projection_status out;
-    self->request(p, caf::infinite, status_atom_v)
-        .receive([&](const projection_status& s) { out = s; },
-                 [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
-    return out;
+    return varve_test::projection_status_of(sys, p);
   }
   projection_status control(const projection_actor& p, int which) {
     caf::scoped_actor self{sys};

@@ -70,12 +70,7 @@ struct projection_fixture : actor_fixture {
   }
 
   projection_status status(const projection_actor& p) {
-    caf::scoped_actor self{sys};
-    projection_status out;
-    self->request(p, caf::infinite, status_atom_v)
-        .receive([&](const projection_status& s) { out = s; },
-                 [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
-    return out;
+    return varve_test::projection_status_of(sys, p);
   }
 
   /// Waits until the projection has handled everything up to the head (or

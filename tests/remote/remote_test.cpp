@@ -79,12 +79,7 @@ struct fixture {
 
   template <class Handle>
   projection_status status(const Handle& h) {
-    caf::scoped_actor self{sys};
-    projection_status out;
-    self->request(h, caf::infinite, status_atom_v)
-        .receive([&](projection_status& s) { out = std::move(s); },
-                 [&](caf::error& e) { BOOST_FAIL("status: " << sys.render(e)); });
-    return out;
+    return varve_test::projection_status_of(sys, h);
   }
 
   /// Waits until the host has handled the log up to `head`.
