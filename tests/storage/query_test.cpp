@@ -98,15 +98,34 @@ void fill_five_tags(event_store& store, const std::string& stream, int count) {
   }
 }
 
-/// A key of the per-key segment layout of format 3 (17 bytes: tier 2, the
-/// span's first position BE, key id 1 BE), the span beginning at `first`.
-std::string per_key_segment_key(global_position first) {
-  std::string key(17, '\0');
+/// The key of the segment of the 4096-position span (tier 2) beginning at
+/// `first`: tier, then the first position BE (9 bytes).
+std::string segment_key_of(global_position first) {
+  std::string key(9, '\0');
   key[0] = '\2';
   for (int b = 0; b < 8; ++b)
     key[8 - b] = static_cast<char>((first >> (8 * b)) & 0xff);
+  return key;
+}
+
+/// A key of the per-key segment layout of format 3 (17 bytes: tier 2, the
+/// span's first position BE, key id 1 BE), the span beginning at `first`.
+std::string per_key_segment_key(global_position first) {
+  std::string key = segment_key_of(first) + std::string(8, '\0');
   key[16] = '\1';
   return key;
+}
+
+/// Closes the fixture's store, lets `edit` change its tables, and opens it
+/// again.
+template <class Edit>
+void edit_closed(varve_test::store_fixture& f, Edit&& edit) {
+  f.store.reset();
+  {
+    varve_test::raw_env raw(f.dir / "store");
+    edit(raw);
+  }
+  f.reopen();
 }
 
 /// verify() reports no fault.
@@ -642,13 +661,10 @@ BOOST_AUTO_TEST_CASE(a_store_of_format_3_gets_its_indexes_built_again_and_become
   // that the first and last keys look right): format 3 alone means rebuild.
   fill_five_tags(*store, "three-1", 9000);
   const auto before = scanned(*store, query::of_tags({"k:3"}));
-  store.reset();
-  {
-    varve_test::raw_env raw(dir / "store");
+  edit_closed(*this, [](varve_test::raw_env& raw) {
     raw.put("index", per_key_segment_key(1), std::string("\1", 1));
     raw.put("meta", "format_version", varve_test::le32(3));
-  }
-  reopen();
+  });
   BOOST_TEST(queried(*store, query::of_tags({"k:3"})) == before);
   require_verified(*store);
   store.reset();
@@ -663,22 +679,16 @@ BOOST_AUTO_TEST_CASE(a_store_of_format_3_gets_its_indexes_built_again_and_become
 
 BOOST_AUTO_TEST_CASE(a_segment_whose_first_list_does_not_start_at_its_lists_is_corruption) {
   fill_five_tags(*store, "offset-1", 5000);
-  store.reset();
-  {
+  edit_closed(*this, [](varve_test::raw_env& raw) {
     // The segment of span (2, 1): u32 n, n ids, then n + 1 offsets; the
     // first offset made 1 leaves a byte before the first list.
-    varve_test::raw_env raw(dir / "store");
-    std::string key(9, '\0');
-    key[0] = '\2';
-    key[8] = '\1';
-    auto value = raw.get("index", key);
+    auto value = raw.get("index", segment_key_of(1));
     BOOST_REQUIRE(value.has_value());
     std::uint32_t n = 0;
     std::memcpy(&n, value->data(), sizeof n);
     (*value)[4 + n * 8] = '\1';
-    raw.put("index", key, *value);
-  }
-  reopen();
+    raw.put("index", segment_key_of(1), *value);
+  });
   auto read = store->read_query(query::of_tags({"k:1"}));
   BOOST_REQUIRE(!read.ok());
   BOOST_TEST(read.err().code() == errc::corruption);
@@ -696,12 +706,9 @@ BOOST_AUTO_TEST_CASE(a_segment_of_another_layout_after_this_layouts_ones_is_rebu
   // opening rebuilds the indexes; queries miss nothing.
   fill_five_tags(*store, "mixed-1", 6000);
   const auto before = scanned(*store, query::of_tags({"k:3"}));
-  store.reset();
-  {
-    varve_test::raw_env raw(dir / "store");
+  edit_closed(*this, [](varve_test::raw_env& raw) {
     raw.put("index", per_key_segment_key(4097), std::string("\1", 1));
-  }
-  reopen();
+  });
   BOOST_TEST(queried(*store, query::of_tags({"k:3"})) == before);
   require_verified(*store);
 }
@@ -716,14 +723,10 @@ BOOST_AUTO_TEST_CASE(a_sealed_span_without_its_segment_is_corruption_not_an_empt
   fill_five_tags(*store, "gap-1", 13000);
   const auto before = scanned(*store, query::of_tags({"k:3"}));
   const global_position at = head();
-  store.reset();
-  {
-    varve_test::raw_env raw(dir / "store");
-    std::string nine = per_key_segment_key(4097).substr(0, 9);
-    raw.erase("index", nine);
+  edit_closed(*this, [](varve_test::raw_env& raw) {
+    raw.erase("index", segment_key_of(4097));
     raw.put("index", per_key_segment_key(4097), std::string("\1", 1));
-  }
-  reopen();
+  });
   auto q = store->read_query(query::of_tags({"k:3"}), 1, direction::forward, SIZE_MAX);
   BOOST_REQUIRE(!q.ok());
   BOOST_TEST(q.err().code() == errc::corruption);
