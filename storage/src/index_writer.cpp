@@ -136,6 +136,18 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
     mdb_cursor_close(c);
     return lmdb::to_error(rc, "merging the index");
   }
+  // Every span below has its segment (each event has a type key): a merge
+  // over a missing one would hide the hole a reader reports.
+  const global_position below = global_position{1} << index::tier_bits[from];
+  bool whole = parts.size() == into.size / below;
+  for (std::size_t i = 0; whole && i < parts.size(); ++i)
+    whole = parts[i].first == into.first + i * below;
+  if (!whole) {
+    mdb_cursor_close(c);
+    return damaged_index("the index lacks a segment of tier " + std::to_string(from) +
+                         " in positions " + std::to_string(into.first) + ".." +
+                         std::to_string(into.last()));
+  }
   std::string merged;
   if (!index::merge_lists(parts, into.first, merged)) {
     mdb_cursor_close(c);
@@ -144,21 +156,16 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
                          " does not decode");
   }
   // Delete them: from the first, each delete leaves the cursor on the next.
-  rc = 0;  // none: nothing to delete
-  if (!parts.empty()) {
-    k = lmdb::to_val(start);
-    rc = b.txn.cursor_get(c, k, v, MDB_SET_RANGE);
-    for (std::size_t i = 0; i < parts.size() && rc == 0; ++i) {
-      rc = b.txn.cursor_del(c);
-      if (rc == 0 && i + 1 < parts.size()) rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
-    }
+  k = lmdb::to_val(start);
+  rc = b.txn.cursor_get(c, k, v, MDB_SET_RANGE);
+  for (std::size_t i = 0; i < parts.size() && rc == 0; ++i) {
+    rc = b.txn.cursor_del(c);
+    if (rc == 0 && i + 1 < parts.size()) rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
   }
   mdb_cursor_close(c);
   if (rc != 0) return lmdb::to_error(rc, "merging the index");
-  if (merged.size() > 8) {  // some key (an empty merge is a count and one offset)
-    if (int put = b.txn.put(b.store.dbs.index, index::segment_key(into), merged); put != 0)
-      return lmdb::to_error(put, "writing the index");
-  }
+  if (int put = b.txn.put(b.store.dbs.index, index::segment_key(into), merged); put != 0)
+    return lmdb::to_error(put, "writing the index");
   return {};
 }
 

@@ -746,6 +746,27 @@ BOOST_AUTO_TEST_CASE(a_sealed_span_without_its_segment_is_corruption_not_an_empt
   require_verified(*store);
 }
 
+BOOST_AUTO_TEST_CASE(a_merge_over_a_span_without_its_segment_is_refused_not_made) {
+  // 15 spans of 4096 sealed, span 4097's segment gone: the append that
+  // passes 65536 would merge the 16 spans into one and hide the hole. It
+  // is refused, nothing written; rebuilding repairs it.
+  fill_five_tags(*store, "merge-1", 65000);
+  const global_position at = head();
+  edit_closed(*this, [](varve_test::raw_env& raw) { raw.erase("index", segment_key_of(4097)); });
+  std::vector<new_event> more;
+  for (int i = 0; i < 1000; ++i)
+    more.push_back(tagged("e", {"k:" + std::to_string(i % 5)}));
+  auto refused = store->append("merge-1", expected_version::any(), more);
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.err().code() == errc::corruption);
+  BOOST_TEST(refused.err().message().find("rebuild") != std::string::npos, refused.err().message());
+  BOOST_TEST(head() == at);
+  BOOST_REQUIRE(store->rebuild_indexes().ok());
+  BOOST_REQUIRE(store->append("merge-1", expected_version::any(), more).ok());
+  BOOST_TEST(queried(*store, query::of_tags({"k:3"})) == scanned(*store, query::of_tags({"k:3"})));
+  require_verified(*store);
+}
+
 BOOST_AUTO_TEST_CASE(an_index_position_past_the_log_is_reported_refused_and_rebuilt) {
   fill_courses(*store);
   const global_position at = head();
