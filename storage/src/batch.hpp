@@ -33,6 +33,14 @@ struct created_key {
   std::shared_ptr<const crypto::key_bytes> key;
 };
 
+/// One stream of a request, after its checks.
+struct plan {
+  const append_ref* request;
+  std::optional<head_state> head;  // empty: the stream does not exist yet
+  std::optional<append_result> idempotent;
+  std::shared_ptr<const crypto::key_bytes> key;  // encrypted stores
+};
+
 /// The state of one write transaction of a batch.
 struct batch_txn {
   batch_txn(store_impl& s, write_txn& t);
@@ -45,7 +53,8 @@ struct batch_txn {
   std::uint64_t next_stream_id = 0;
   std::unordered_map<std::uint64_t, head_state> touched;
   text_map<std::uint64_t> created;
-  timestamp_us now = 0;  // the clock when the transaction began: the time of its events
+  std::vector<plan> plans;  // the request being applied (kept: no allocation per request)
+  timestamp_us now = 0;     // the clock when the transaction began: the time of its events
   std::uint64_t events = 0;
   bool wrote = false;
   /// Set when the request being applied failed after it began writing: this
@@ -90,14 +99,6 @@ struct batch_txn {
     write_txn* t;
     int operator()(MDB_dbi dbi, MDB_val& k, MDB_val& v) const { return t->get(dbi, k, v); }
   } lookup_in;
-};
-
-/// One stream of a request, after its checks.
-struct plan {
-  const append_ref* request;
-  std::optional<head_state> head;  // empty: the stream does not exist yet
-  std::optional<append_result> idempotent;
-  std::shared_ptr<const crypto::key_bytes> key;  // encrypted stores
 };
 
 /// Checks one stream of a request: input, state, key, expectation,

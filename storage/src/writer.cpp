@@ -48,14 +48,22 @@ namespace {
 /// the checks poisons the transaction (b.poisoned).
 write_outcome apply_request(batch_txn& b, const request_ref& ref) {
   const write_request& req = *ref.rest;
-  std::vector<plan> plans;
-  plans.reserve(ref.appends.size());
+  std::vector<plan>& plans = b.plans;
+  plans.clear();
+  // A stream named twice is refused when it comes up, after the checks of
+  // the appends before it. Most requests name one stream or a few: those
+  // are compared pairwise, without allocating.
   std::unordered_set<std::string_view> seen;
-  for (const append_ref& r : ref.appends) {
-    if (!seen.insert(r.stream).second)
+  const bool many = ref.appends.size() > 8;
+  for (auto r = ref.appends.begin(); r != ref.appends.end(); ++r) {
+    const bool twice = many ? !seen.insert(r->stream).second
+                            : std::any_of(ref.appends.begin(), r, [&](const append_ref& o) {
+                                return o.stream == r->stream;
+                              });
+    if (twice)
       return error{errc::invalid_argument,
-                   stream_label(r.stream) + " appears twice in one request"};
-    auto p = check(b, r);
+                   stream_label(r->stream) + " appears twice in one request"};
+    auto p = check(b, *r);
     if (!p) return std::move(p).err();
     plans.push_back(std::move(*p));
   }
@@ -111,6 +119,32 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
   if (auto sides = write_side_tables(b, req, snapshot_ids); !sides)
     return poison(std::move(sides).err());
   return results;
+}
+
+/// Writes the heads of the streams the transaction appended to, in id
+/// order through one cursor: LMDB looks for a key in the page its cursor is
+/// on first, so the heads of a batch over many streams cost few descents
+/// from the root. False when a write failed (the transaction is broken).
+bool write_heads(batch_txn& b) {
+  std::vector<const std::pair<const std::uint64_t, head_state>*> heads;
+  heads.reserve(b.touched.size());
+  for (const auto& entry : b.touched)
+    heads.push_back(&entry);
+  std::sort(heads.begin(), heads.end(), [](auto* x, auto* y) { return x->first < y->first; });
+  MDB_cursor* c = nullptr;
+  if (b.txn.cursor_open(b.store.dbs.stream_heads, c) != 0) return false;
+  bool ok = true;
+  for (const auto* entry : heads) {
+    std::uint64_t id = entry->first;
+    const std::string value = encode_head(entry->second.info);
+    MDB_val k{sizeof id, &id}, v = lmdb::to_val(value);
+    if (b.txn.cursor_put(c, k, v, 0) != 0) {
+      ok = false;
+      break;
+    }
+  }
+  mdb_cursor_close(c);
+  return ok;
 }
 
 /// Adds this transaction to the counts kept in meta under "counts":
@@ -171,6 +205,9 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref
                                                      global_position catch_up_limit) {
   using steady = std::chrono::steady_clock;
   std::lock_guard<std::mutex> lock(write_mutex);
+  std::size_t appends = 0;
+  for (const request_ref& r : batch)
+    appends += r.appends.size();
   // Requests that failed after they began writing, with their errors: the
   // batch runs again without them.
   std::vector<std::optional<error>> dropped(batch.size());
@@ -180,6 +217,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref
   auto run = [&](write_txn& t) -> result<txn_decision> {
     const auto started = steady::now();
     b.emplace(*this, t);
+    b->touched.reserve(appends);  // no rehash while the batch touches its streams
     if (cache.next_position == 0) {
       auto last = last_key(t, dbs.events);
       if (!last) return std::move(last).err();
@@ -216,10 +254,7 @@ result<std::vector<write_outcome>> store_impl::write(std::span<const request_ref
       if (t.broken()) return txn_decision::rerun;
       return std::move(indexed).err();
     }
-    for (const auto& [id, h] : b->touched) {
-      bytes::u64_key key(id);
-      if (t.put(dbs.stream_heads, key.view(), encode_head(h.info)) != 0) return txn_decision::rerun;
-    }
+    if (!write_heads(*b)) return txn_decision::rerun;
     if (!b->wrote) return txn_decision::discard;
     // The store's own count of commits and events, for every process.
     if (auto counted = count_commit(*b); !counted) return std::move(counted).err();

@@ -317,6 +317,34 @@ BOOST_AUTO_TEST_CASE(multi_stream_append_naming_a_stream_twice_is_refused) {
   BOOST_TEST(head() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(an_append_to_many_streams_naming_one_twice_is_refused_naming_it) {
+  // Few streams are compared pairwise, many through a set: both ways, with
+  // the repeated stream first and last.
+  for (std::size_t n : {3u, 8u, 9u, 40u}) {
+    for (bool last : {false, true}) {
+      std::vector<append_request> requests;
+      for (std::size_t i = 0; i < n; ++i)
+        requests.push_back({"s-" + std::to_string(i), expected_version::any(), make_events(1)});
+      if (last)
+        requests.back().stream = requests[n - 2].stream;
+      else
+        requests[1].stream = requests[0].stream;
+      auto r = store->append(requests);
+      VARVE_REQUIRE_ERRC(r, errc::invalid_argument);
+      BOOST_TEST(r.err().message().find("'" + requests[last ? n - 1 : 1].stream +
+                                        "' appears twice") != std::string::npos,
+                 r.err().message());
+      BOOST_TEST(head() == 0u);
+    }
+  }
+  // Distinct streams, as many, are appended.
+  std::vector<append_request> distinct;
+  for (std::size_t i = 0; i < 40; ++i)
+    distinct.push_back({"s-" + std::to_string(i), expected_version::any(), make_events(1)});
+  BOOST_REQUIRE(store->append(distinct).ok());
+  BOOST_TEST(head() == 40u);
+}
+
 BOOST_AUTO_TEST_CASE(idempotent_reappend_with_exact_version_returns_the_original_places) {
   const auto events = events_with_ids(3, "idem");
   const auto first = append("orders", expected_version::exact(0), events);
