@@ -54,12 +54,16 @@ struct tables {
 /// The stored head of a stream: version, last position, state (17 bytes).
 inline constexpr std::size_t head_value_size = 17;
 
-inline std::string encode_head(const stream_info& h) {
-  std::string out(head_value_size, '\0');
-  bytes::put_le<std::uint64_t>(out.data(), h.version);
-  bytes::put_le<std::uint64_t>(out.data() + 8, h.last_position);
+inline void encode_head_into(const stream_info& h, char (&out)[head_value_size]) {
+  bytes::put_le<std::uint64_t>(out, h.version);
+  bytes::put_le<std::uint64_t>(out + 8, h.last_position);
   out[16] = static_cast<char>(h.state);
-  return out;
+}
+
+inline std::string encode_head(const stream_info& h) {
+  char out[head_value_size];
+  encode_head_into(h, out);
+  return std::string(out, sizeof out);
 }
 
 inline result<stream_info> decode_head(std::uint64_t id, std::string_view v) {

@@ -122,9 +122,11 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
 }
 
 /// Writes the heads of the streams the transaction appended to, in id
-/// order through one cursor: LMDB looks for a key in the page its cursor is
-/// on first, so the heads of a batch over many streams cost few descents
-/// from the root. False when a write failed (the transaction is broken).
+/// order through one cursor. A head whose stream comes next in the table
+/// (streams appended to together were mostly created together) is
+/// replaced where the cursor stands, without a search; any other is put
+/// by key, and LMDB looks for it in the page the cursor is on first. False
+/// when a call failed (the transaction is broken).
 bool write_heads(batch_txn& b) {
   std::vector<const std::pair<const std::uint64_t, head_state>*> heads;
   heads.reserve(b.touched.size());
@@ -133,15 +135,28 @@ bool write_heads(batch_txn& b) {
   std::sort(heads.begin(), heads.end(), [](auto* x, auto* y) { return x->first < y->first; });
   MDB_cursor* c = nullptr;
   if (b.txn.cursor_open(b.store.dbs.stream_heads, c) != 0) return false;
-  bool ok = true;
+  bool ok = true, positioned = false;
+  char value[head_value_size];
   for (const auto* entry : heads) {
     std::uint64_t id = entry->first;
-    const std::string value = encode_head(entry->second.info);
-    MDB_val k{sizeof id, &id}, v = lmdb::to_val(value);
-    if (b.txn.cursor_put(c, k, v, 0) != 0) {
+    encode_head_into(entry->second.info, value);
+    MDB_val k{sizeof id, &id}, v{sizeof value, value};
+    bool here = false;
+    if (positioned) {
+      MDB_val nk{}, nv{};
+      const int rc = b.txn.cursor_get(c, nk, nv, MDB_NEXT);
+      if (rc != 0 && rc != MDB_NOTFOUND) {
+        ok = false;
+        break;
+      }
+      here = rc == 0 && nk.mv_size == sizeof id && bytes::get_native_u64(lmdb::to_view(nk)) == id &&
+             nv.mv_size == sizeof value;
+    }
+    if (b.txn.cursor_put(c, k, v, here ? MDB_CURRENT : 0) != 0) {
       ok = false;
       break;
     }
+    positioned = true;
   }
   mdb_cursor_close(c);
   return ok;
