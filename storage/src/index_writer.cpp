@@ -400,8 +400,9 @@ result<void> check_condition(batch_txn& b, const append_condition& c) {
   const global_position after = c.after.value_or(0);
   if (after >= head) return {};
   const log_finder lookups(b.txn.raw(), b.store.dbs.events);  // this transaction's own pages
-  const index::query_source src{b.txn.raw(),         &b.store.dbs, head,    b.indexed_through,
-                                b.segmented_through, &b.pending,   &lookups};
+  const index::query_source src{
+      b.txn.raw(),         &b.store.dbs, head,     b.indexed_through,
+      b.segmented_through, &b.pending,   &lookups, &b.store.cache.index_ids};
   std::optional<error> conflict;
   event_view e;
   record::body body;

@@ -517,7 +517,11 @@ result<void> add_key(const query_source& src, char kind, std::string_view text,
                      global_position from, direction dir,
                      std::vector<std::unique_ptr<position_stream>>& out) {
   const std::string k = key_text(kind, text);
-  auto id = key_id(src.txn, *src.dbs, k);
+  result<std::optional<std::uint64_t>> id = std::optional<std::uint64_t>{};
+  if (src.known_ids)
+    if (auto known = src.known_ids->find(k); known != src.known_ids->end())
+      id = std::optional<std::uint64_t>{known->second};
+  if (!*id) id = key_id(src.txn, *src.dbs, k);
   if (!id) return std::move(id).err();
   if (*id) {
     if (src.segmented_through > 0)

@@ -195,6 +195,9 @@ struct query_source {
   /// Finds the candidates' records (not null): a group at a time in read
   /// transactions, through mdb_get in write transactions.
   const log_finder* finder = nullptr;
+  /// Ids of stored keys by key text, looked up before the index_keys table:
+  /// the writer's cache (write transactions); null for readers.
+  const text_map<std::uint64_t>* known_ids = nullptr;
 };
 
 /// Visits, in log order from `from` in `dir`, every position that may match
