@@ -148,10 +148,11 @@ result<void> catch_up_index(batch_txn& b);
 /// indexed position to meta. Errors: corruption, and LMDB's.
 result<void> write_index(batch_txn& b);
 
-/// Checks a request's append condition against the log as this
-/// transaction sees it (earlier requests of the batch included).
-/// Errors: wrong_expected_version (a matching event; the message names
-/// it), invalid_argument (a bad query), corruption, io_error.
+/// Checks a request's append condition, whose query the caller validated
+/// (index::validate), against the log as this transaction sees it
+/// (earlier requests of the batch included). Errors:
+/// wrong_expected_version (a matching event; the message names it),
+/// corruption, io_error.
 result<void> check_condition(batch_txn& b, const append_condition& c);
 
 /// Checks a request's cursor update, snapshot or view change; writes nothing.

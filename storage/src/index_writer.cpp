@@ -395,7 +395,6 @@ result<void> write_index(batch_txn& b) {
 
 result<void> check_condition(batch_txn& b, const append_condition& c) {
   const query& q = c.fail_if_events_match;
-  if (auto valid = index::validate(q); !valid) return valid;
   const global_position head = b.next_position - 1;
   const global_position after = c.after.value_or(0);
   if (after >= head) return {};
