@@ -78,7 +78,8 @@ result<void> store_impl::shred(std::string_view stream) {
     rc = t.del(dbs.snapshots, k);
     if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "deleting the snapshot");
     head->state = stream_state::shredded;
-    if (rc = t.put(dbs.stream_heads, key.view(), encode_head(*head)); rc != 0)
+    char value[head_value_size];
+    if (rc = t.put(dbs.stream_heads, key.view(), encode_head(*head, value)); rc != 0)
       return lmdb::to_error(rc, "marking the stream shredded");
     return txn_decision::commit;
   };

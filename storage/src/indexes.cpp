@@ -517,18 +517,20 @@ result<void> add_key(const query_source& src, char kind, std::string_view text,
                      global_position from, direction dir,
                      std::vector<std::unique_ptr<position_stream>>& out) {
   const std::string k = key_text(kind, text);
-  result<std::optional<std::uint64_t>> id = std::optional<std::uint64_t>{};
+  std::optional<std::uint64_t> id;
   if (src.known_ids)
-    if (auto known = src.known_ids->find(k); known != src.known_ids->end())
-      id = std::optional<std::uint64_t>{known->second};
-  if (!*id) id = key_id(src.txn, *src.dbs, k);
-  if (!id) return std::move(id).err();
-  if (*id) {
+    if (auto known = src.known_ids->find(k); known != src.known_ids->end()) id = known->second;
+  if (!id) {
+    auto stored = key_id(src.txn, *src.dbs, k);
+    if (!stored) return std::move(stored).err();
+    id = *stored;
+  }
+  if (id) {
     if (src.segmented_through > 0)
       out.push_back(std::make_unique<segment_stream>(
-          src.txn, src.dbs->index, **id, src.segmented_through, from, src.segmented_through, dir));
+          src.txn, src.dbs->index, *id, src.segmented_through, from, src.segmented_through, dir));
     if (src.indexed_through > src.segmented_through)
-      out.push_back(std::make_unique<recent_stream>(src.txn, src.dbs->index_recent, **id, from,
+      out.push_back(std::make_unique<recent_stream>(src.txn, src.dbs->index_recent, *id, from,
                                                     src.indexed_through, dir));
   }
   if (src.pending) {

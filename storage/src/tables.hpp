@@ -54,16 +54,12 @@ struct tables {
 /// The stored head of a stream: version, last position, state (17 bytes).
 inline constexpr std::size_t head_value_size = 17;
 
-inline void encode_head_into(const stream_info& h, char (&out)[head_value_size]) {
+/// The stored value of head `h`, into `out`.
+inline std::string_view encode_head(const stream_info& h, char (&out)[head_value_size]) {
   bytes::put_le<std::uint64_t>(out, h.version);
   bytes::put_le<std::uint64_t>(out + 8, h.last_position);
   out[16] = static_cast<char>(h.state);
-}
-
-inline std::string encode_head(const stream_info& h) {
-  char out[head_value_size];
-  encode_head_into(h, out);
-  return std::string(out, sizeof out);
+  return {out, head_value_size};
 }
 
 inline result<stream_info> decode_head(std::uint64_t id, std::string_view v) {

@@ -139,8 +139,7 @@ bool write_heads(batch_txn& b) {
   char value[head_value_size];
   for (const auto* entry : heads) {
     std::uint64_t id = entry->first;
-    encode_head_into(entry->second.info, value);
-    MDB_val k{sizeof id, &id}, v{sizeof value, value};
+    MDB_val k{sizeof id, &id}, v = lmdb::to_val(encode_head(entry->second.info, value));
     bool here = false;
     if (positioned) {
       MDB_val nk{}, nv{};
