@@ -284,3 +284,81 @@ BOOST_AUTO_TEST_CASE(bytes_at_the_very_end_of_a_page_are_read_without_reading_pa
   BOOST_REQUIRE(back);
   BOOST_TEST(back->lines == 4);
 }
+
+BOOST_AUTO_TEST_CASE(decoding_into_an_earlier_event_reads_as_decoding_afresh) {
+  // The fast reader: what an object lacks reads as in Type{}, not as the
+  // earlier event's value.
+  using codec = varve::json_codec<order_placed>;
+  const std::vector<std::string> texts{
+      R"({"lines":2,"total_cents":1999,"weight":1.5,"gift":true,"note":"long enough to allocate",)"
+      R"("skus":[1,2,3],"labels":{"a":"b"},"ship_to":{"city":"Bern","zip":3000},)"
+      R"("stops":[{"city":"Thun"},{"zip":1}]})",
+      R"({})",
+      R"({"ship_to":{"city":"Chur"},"stops":[{"zip":7}]})",
+      R"({"note":"again","labels":{"c":"d"}})",
+      R"({"lines":1,"ship_to":{"zip":4}})",
+  };
+  order_placed into;
+  for (std::size_t round = 0; round < 2; ++round)
+    for (const auto& text : texts) {
+      BOOST_TEST_CONTEXT(text) {
+        BOOST_REQUIRE(codec::decode_into("order_placed", text, into));
+        auto afresh = codec::decode("order_placed", text);
+        BOOST_REQUIRE(afresh);
+        BOOST_TEST(nlohmann::json(into) == nlohmann::json(*afresh));
+      }
+    }
+  BOOST_TEST(!codec::decode_into("order_placed", R"({"lines":"two"})", into));
+  BOOST_TEST(!codec::decode_into("item_added", "{}", into));
+
+  // A field added later, after an event that had it.
+  item_added_v2 v2;
+  BOOST_REQUIRE(varve::json_codec<item_added_v2>::decode_into(
+      "item_added", R"({"sku":"fig","quantity":1,"currency":"CHF"})", v2));
+  BOOST_TEST(v2.currency == "CHF");
+  BOOST_REQUIRE(varve::json_codec<item_added_v2>::decode_into(
+      "item_added", R"({"sku":"pear","quantity":2,"tags":[]})", v2));
+  BOOST_TEST(v2.currency == "EUR");
+  BOOST_TEST(v2.sku == "pear");
+}
+
+BOOST_AUTO_TEST_CASE(decoding_into_an_event_of_another_alternative_switches_to_it) {
+  for (auto codec_name : {"json", "binary"}) {
+    BOOST_TEST_CONTEXT(codec_name) {
+      const bool json = std::string_view(codec_name) == "json";
+      auto encode = [&](const cart_event& e) {
+        std::string bytes;
+        BOOST_REQUIRE(json ? json_codec::encode(e, bytes) : binary_codec::encode(e, bytes));
+        return bytes;
+      };
+      auto decode_into = [&](std::string_view type, const std::string& bytes, cart_event& out) {
+        return json ? json_codec::decode_into(type, bytes, out)
+                    : binary_codec::decode_into(type, bytes, out);
+      };
+      cart_event e = item_added{"apple", 3, {"fruit", "red", "round"}};
+      BOOST_REQUIRE(decode_into("item_added", encode(item_added{"kiwi", 1, {"green"}}), e));
+      BOOST_TEST(std::get<item_added>(e).tags == (std::vector<std::string>{"green"}));
+      BOOST_TEST(std::get<item_added>(e).sku == "kiwi");
+      BOOST_REQUIRE(decode_into("cart_checked_out", encode(cart_checked_out{}), e));
+      BOOST_TEST(std::holds_alternative<cart_checked_out>(e));
+      BOOST_REQUIRE(decode_into("item_added", encode(item_added{"fig", 2, {}}), e));
+      BOOST_TEST(std::get<item_added>(e).quantity == 2);
+      BOOST_TEST(std::get<item_added>(e).tags.empty());
+      BOOST_TEST(!decode_into("item_removed", encode(item_added{"fig", 2, {}}), e));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_event_decoder_hands_out_each_event_as_decoded_afresh) {
+  // What hydrations and decisions fold with: one event object, reused.
+  varve::detail::event_decoder<varve::json_codec<item_added_v2>, item_added_v2> decode;
+  auto* first = decode("item_added", R"({"sku":"fig","quantity":1,"currency":"CHF"})");
+  BOOST_REQUIRE(first);
+  BOOST_TEST(first->currency == "CHF");
+  auto* second = decode("item_added", R"({"sku":"pear"})");
+  BOOST_REQUIRE(second);
+  BOOST_TEST(second->currency == "EUR");
+  BOOST_TEST(second->quantity == 0);
+  BOOST_TEST(!decode("item_added", R"({"sku":1})"));
+  BOOST_TEST(!decode("cart_checked_out", "{}"));
+}

@@ -98,6 +98,40 @@ struct gauge {
   }
 };
 
+/// A reading; `unit` was added later, so older readings have none stored.
+struct read_out {
+  static constexpr std::string_view type_name = "read_out";
+  std::int64_t value = 0;
+  std::string unit = "kWh";
+};
+VARVE_JSON(read_out, value, unit)
+
+/// Refused unless the meter has seen exactly `kwh` readings in kWh and
+/// `other` in other units.
+struct count_units {
+  std::uint64_t kwh = 0, other = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, count_units& x) {
+  return f(caf::meta::type_name("count_units"), x.kwh, x.other);
+}
+
+struct meter {
+  static constexpr std::string_view category = "meter";
+  struct state {
+    std::uint64_t kwh = 0, other = 0;
+  };
+  using event = read_out;
+  using command = count_units;
+
+  static void apply(state& s, const event& e) { ++(e.unit == "kWh" ? s.kwh : s.other); }
+  static decision<event> decide(const state& s, const command& c) {
+    if (c.kwh != s.kwh || c.other != s.other)
+      return error{errc::rejected, std::to_string(s.kwh) + " kWh, " + std::to_string(s.other)};
+    return std::vector<event>{read_out{}};
+  }
+};
+
 struct one_thread_config : caf::actor_system_config {
   one_thread_config() {
     set("scheduler.policy", caf::atom("sharing"));
@@ -324,6 +358,39 @@ BOOST_AUTO_TEST_CASE(every_caller_is_answered_when_a_busy_aggregate_stops) {
   const std::uint64_t stored = *info ? (*info)->version : 0;
   BOOST_CHECK_GE(stored, replies);  // the one in flight may have landed
   BOOST_CHECK_LE(stored, replies + unavailable);
+}
+
+BOOST_AUTO_TEST_CASE(readings_without_a_field_added_later_hydrate_with_its_default) {
+  // Older readings (no "unit" stored) after newer ones, in a stream short
+  // enough to hydrate in the actor's turn and in one long enough for the
+  // helper: each older one reads as kWh, whatever the reading before it.
+  for (std::uint64_t n : {10u, 200u}) {
+    BOOST_TEST_CONTEXT(n << " readings") {
+      const std::string id = "m" + std::to_string(n);
+      std::vector<new_event> events;
+      std::uint64_t other = 0;
+      for (std::uint64_t i = 0; i < n; ++i) {
+        const bool older = i % 3 == 2;
+        other += older ? 0 : 1;
+        events.push_back(new_event{
+            "read_out",
+            older ? R"({"value":)" + std::to_string(i) + "}" : R"({"value":1,"unit":"MWh"})",
+            {},
+            {},
+            {}});
+      }
+      BOOST_REQUIRE(
+          store->append(stream_of<meter>(id), expected_version::no_stream(), events).ok());
+      auto registry = spawn_registry<meter>(sys, aggregate_context{store, storage, {}});
+      caf::scoped_actor self{sys};
+      result<command_reply> out = error{errc::unavailable, "no answer"};
+      self->request(registry, caf::infinite, command_atom_v, id, count_units{n - other, other})
+          .receive([&](const command_reply& reply) { out = reply; },
+                   [&](caf::error& e) { out = error_from(e); });
+      BOOST_CHECK_MESSAGE(out.ok(), (out ? "" : out.err().to_string()));
+      caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

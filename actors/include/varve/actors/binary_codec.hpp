@@ -53,6 +53,15 @@ std::optional<T> caf_load(std::string_view bytes) {
   return x;
 }
 
+/// The T in `bytes` into `out`, which may hold an earlier value: CAF's
+/// loading inspectors write every field that inspect() names (strings are
+/// assigned, containers cleared and refilled). False when they do not decode.
+template <class T>
+bool caf_load_into(std::string_view bytes, T& out) {
+  caf::binary_deserializer source{nullptr, bytes.data(), bytes.size()};
+  return !source(out) && source.remaining() == 0;
+}
+
 struct caf_format {
   template <class T>
   static bool save(const T& x, std::string& out) {
@@ -61,6 +70,10 @@ struct caf_format {
   template <class T>
   static std::optional<T> load(std::string_view bytes) {
     return caf_load<T>(bytes);
+  }
+  template <class T>
+  static bool load_into(std::string_view bytes, T& out) {
+    return caf_load_into(bytes, out);
   }
 };
 

@@ -34,8 +34,9 @@
 //
 // Other codecs: `using codec = varve::binary_codec<event>;` in the
 // aggregate stores CAF's binary form instead (varve/actors/binary_codec.hpp),
-// and any type with the three static functions of json_codec below is a
-// codec.
+// and any type with the three static functions of json_codec below (type_of,
+// encode, decode) is a codec. A fourth, decode_into, lets a hydration reuse
+// one event object for all the events it folds.
 //
 // Commands need neither a codec nor CAF: in one process they travel inside
 // messages as they are (varve::runtime, spawn_registry). Only commands sent
@@ -45,6 +46,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <concepts>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -132,6 +134,19 @@ struct json_format {
       return std::nullopt;
     }
   }
+  /// load() into `out`, which may hold an earlier value: the fast reader
+  /// reuses its storage; nlohmann's path assigns a new value.
+  template <class T>
+  static bool load_into(std::string_view bytes, T& out) {
+    if constexpr (json_fields_declared<T> && fast_json_v<T>) {
+      return read_json_fast(bytes, out);
+    } else {
+      auto x = load<T>(bytes);
+      if (!x) return false;
+      out = std::move(*x);
+      return true;
+    }
+  }
 };
 
 /// A codec over a storage format: the stored type is the event's
@@ -172,7 +187,33 @@ struct named_codec {
     }
   }
 
+  /// decode() into `out`, which may hold an earlier event: what decodes is
+  /// the same, and `out`'s strings and containers keep their storage (the
+  /// fold of a long stream allocates once, not once per event). False on an
+  /// unknown type or bytes that do not decode; `out` then holds some valid
+  /// event.
+  static bool decode_into(std::string_view type, std::string_view bytes, Event& out) {
+    if constexpr (is_variant<Event>::value) {
+      return decode_alternative_into(type, bytes, out);
+    } else {
+      if (type != Event::type_name) return false;
+      return Format::template load_into<Event>(bytes, out);
+    }
+  }
+
  private:
+  template <std::size_t I = 0>
+  static bool decode_alternative_into(std::string_view type, std::string_view bytes, Event& out) {
+    if constexpr (I == std::variant_size_v<Event>) {
+      return false;
+    } else {
+      using alt = std::variant_alternative_t<I, Event>;
+      if (type != alt::type_name) return decode_alternative_into<I + 1>(type, bytes, out);
+      if (out.index() != I) out.template emplace<I>();
+      return Format::template load_into<alt>(bytes, std::get<I>(out));
+    }
+  }
+
   template <std::size_t I = 0>
   static std::optional<Event> decode_alternative(std::string_view type, std::string_view bytes) {
     if constexpr (I == std::variant_size_v<Event>) {
@@ -198,6 +239,10 @@ struct no_format {
   static std::optional<T> load(std::string_view) {
     return std::nullopt;
   }
+  template <class T>
+  static bool load_into(std::string_view, T&) {
+    return false;
+  }
 };
 
 }  // namespace detail
@@ -220,6 +265,32 @@ template <class Event>
 using default_codec = json_codec<Event>;
 
 namespace detail {
+
+/// Decodes a stream of events with `Codec`, one at a time, into one event
+/// object when the codec can decode into an existing one (decode_into) and
+/// the event is default-constructible; otherwise with decode().
+template <class Codec, class Event>
+class event_decoder {
+  static constexpr bool reuses =
+      std::is_default_constructible_v<Event> && requires(std::string_view s, Event& e) {
+    { Codec::decode_into(s, s, e) } -> std::same_as<bool>;
+  };
+
+ public:
+  /// The event stored as `type` and `bytes`, valid until the next call;
+  /// nullptr when it does not decode.
+  Event* operator()(std::string_view type, std::string_view bytes) {
+    if constexpr (reuses) {
+      return Codec::decode_into(type, bytes, event_) ? &event_ : nullptr;
+    } else {
+      event_ = Codec::decode(type, bytes);
+      return event_ ? &*event_ : nullptr;
+    }
+  }
+
+ private:
+  std::conditional_t<reuses, Event, std::optional<Event>> event_{};
+};
 
 /// The codec of an aggregate or a decision model: its `codec` when it
 /// declares one, else the default codec of its events.

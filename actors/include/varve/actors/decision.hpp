@@ -177,9 +177,9 @@ result<boundary_state<D>> fold_boundary(const event_store& store, const typename
   if (!txn) return std::move(txn).err();
   out.read_at = txn->head();
   std::optional<error> failure;
+  detail::event_decoder<codec, typename D::event> decode;
   auto n = txn->scan_query(out.boundary, 1, direction::forward, SIZE_MAX, [&](const event_view& v) {
-    std::optional<typename D::event> e;
-    if (!v.shredded) e = codec::decode(v.type, v.payload);
+    auto* e = v.shredded ? nullptr : decode(v.type, v.payload);
     if (!e) {
       failure = detail::unreadable_in_boundary(v);
       return false;

@@ -87,13 +87,14 @@ result<void> catch_up(aggregate_state<A>& st, std::uint64_t* applied = nullptr) 
   auto txn = st.ctx.store->read();
   if (!txn) return std::move(txn).err();
   std::optional<error> failure;
+  event_decoder<codec, typename A::event> decode;
   auto apply = [&](const event_view& v) {
     if (v.shredded) {  // the stream's data is gone: no state to rebuild
       st.shredded = true;
       st.version = v.version;
       return true;
     }
-    auto e = codec::decode(v.type, v.payload);
+    auto* e = decode(v.type, v.payload);
     if (!e) {
       failure = undecodable(st.stream, v);
       return false;

@@ -91,9 +91,26 @@ namespace json_read {
 template <class T>
 bool value(simdjson::ondemand::value v, T& out);
 
+/// Sets each field of `out` that `seen` (a bit per field, in declaration
+/// order) does not have to its value in T{}.
+template <class T, class Fields>
+void reset_unseen(T& out, const Fields& fields, std::uint64_t seen) {
+  static const T defaults{};  // read only once built
+  std::size_t i = 0;
+  std::apply(
+      [&](const auto&... f) {
+        ((((seen >> i) & 1u) == 0 ? void(out.*(f.member) = defaults.*(f.member)) : void(), ++i),
+         ...);
+      },
+      fields);
+}
+
 template <class T>
 bool object(simdjson::ondemand::object obj, T& out) {
   const auto fields = varve_json_fields(static_cast<const T*>(nullptr));
+  constexpr std::size_t count = std::tuple_size_v<decltype(fields)>;
+  static_assert(count <= 64);
+  std::uint64_t seen = 0;
   for (auto field : obj) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return false;
@@ -101,11 +118,19 @@ bool object(simdjson::ondemand::object obj, T& out) {
     std::apply(
         [&](const auto&... f) {
           // The first field of that name (VARVE_JSON names each once).
-          (void)((key == f.name ? (ok = value(field.value(), out.*(f.member)), true) : false) ||
+          std::size_t i = 0;
+          (void)((key == f.name ? (ok = value(field.value(), out.*(f.member)),
+                                   seen |= std::uint64_t{1} << i, true)
+                                : (++i, false)) ||
                  ...);
         },
         fields);
     if (!ok) return false;
+  }
+  // `out` may hold an earlier value: what the object does not have reads as in T{}.
+  if constexpr (count > 0) {
+    constexpr std::uint64_t all = count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << count) - 1;
+    if (seen != all) reset_unseen(out, fields, seen);
   }
   return true;
 }
@@ -171,8 +196,11 @@ bool value(simdjson::ondemand::value v, T& out) {
 
 }  // namespace json_read
 
-/// `out` (a default-constructed T) read from `bytes`, a JSON object; false
-/// when the bytes are not what the reader expects (see the top).
+/// `out` read from `bytes`, a JSON object; false when the bytes are not
+/// what the reader expects (see the top). `out` may hold an earlier value:
+/// every field is overwritten (a field the object does not have with its
+/// value in T{}), and strings, vectors and maps keep their storage. On
+/// false, `out` holds a valid value made of some fields read and some old.
 template <class T>
 requires fast_json_v<T> && json_fields_declared<T>
 bool read_json_fast(std::string_view bytes, T& out) {
