@@ -158,7 +158,9 @@ void projection_engine::on_batch(std::uint64_t ticket, const log_batch& batch) {
     txn = &*own;
   }
   view_batch view(view_name(), txn, ahead ? in_flight_view_.get() : nullptr);
+  view.updates().reserve(last_updates_);
   batch_outcome o = handle(batch, view, position);
+  last_updates_ = o.updates.size();
   if (!ahead) return settle(std::move(o));
   handled_ += o.handled;
   if (o.last > position) handled_time_ = o.last_time;
@@ -279,8 +281,11 @@ void projection_engine::send_commit() {
   const bool ahead = may_read_ahead(*commit_);
   if (ahead) {  // the next batch's reads see these writes, which the store has not yet
     in_flight_view_ = std::make_unique<view_batch>(view_name(), nullptr);
-    for (const view_update& u : commit_->views)
-      if (u.view == view_name()) in_flight_view_->updates().push_back(u);
+    auto& copy = in_flight_view_->updates();
+    copy.reserve(commit_->views.size());
+    const std::string& name = in_flight_view_->view();
+    for (const view_update& u : commit_->views)  // its reads look keys up: no view name kept
+      if (u.view == name) copy.push_back(view_update{{}, u.kind, u.key, u.value});
   }
   write_request w;
   w.views = std::move(commit_->views);

@@ -228,6 +228,7 @@ class projection_engine {
   projection_state state_ = projection_state::catching_up;
   global_position position_ = 0;  ///< last event handled (exactly-once: committed)
   global_position stored_ = 0;    ///< the cursor as stored: the guard of the next write
+  std::size_t last_updates_ = 0;  ///< view writes of the last batch: room made for the next
   global_position head_ = 0, head_at_read_ = 0;
   timestamp_us head_time_ = 0, handled_time_ = 0;
   std::string error_, source_problem_;
