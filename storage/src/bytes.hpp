@@ -87,6 +87,19 @@ inline const char* get_varint(const char* in, const char* end, std::uint64_t& v)
     v = static_cast<std::uint8_t>(*in);
     return in + 1;
   }
+  if (end - in >= 3) {  // two or three bytes (versions, ids, links): no loop
+    const std::uint64_t b0 = static_cast<std::uint8_t>(in[0]) & 0x7Fu;
+    const auto b1 = static_cast<std::uint8_t>(in[1]);
+    if (b1 < 0x80) {
+      v = b0 | std::uint64_t{b1} << 7;
+      return in + 2;
+    }
+    const auto b2 = static_cast<std::uint8_t>(in[2]);
+    if (b2 < 0x80) {
+      v = b0 | std::uint64_t{b1 & 0x7Fu} << 7 | std::uint64_t{b2} << 14;
+      return in + 3;
+    }
+  }
   std::uint64_t out = 0;
   for (unsigned shift = 0; in < end && shift < 64; shift += 7) {
     const auto b = static_cast<std::uint8_t>(*in++);
