@@ -53,15 +53,6 @@ std::optional<T> caf_load(std::string_view bytes) {
   return x;
 }
 
-/// The T in `bytes` into `out`, which may hold an earlier value: CAF's
-/// loading inspectors write every field that inspect() names (strings are
-/// assigned, containers cleared and refilled). False when they do not decode.
-template <class T>
-bool caf_load_into(std::string_view bytes, T& out) {
-  caf::binary_deserializer source{nullptr, bytes.data(), bytes.size()};
-  return !source(out) && source.remaining() == 0;
-}
-
 struct caf_format {
   template <class T>
   static bool save(const T& x, std::string& out) {
@@ -71,9 +62,16 @@ struct caf_format {
   static std::optional<T> load(std::string_view bytes) {
     return caf_load<T>(bytes);
   }
+  /// load() assigned to `out`: CAF's loaders do not all overwrite what
+  /// they load into (an empty std::vector<bool> keeps the bits it had, and
+  /// an inspect overload may rely on a fresh object), so each event is
+  /// decoded afresh.
   template <class T>
   static bool load_into(std::string_view bytes, T& out) {
-    return caf_load_into(bytes, out);
+    auto x = caf_load<T>(bytes);
+    if (!x) return false;
+    out = std::move(*x);
+    return true;
   }
 };
 

@@ -187,11 +187,17 @@ struct named_codec {
     }
   }
 
+  /// The decode() that decode_into() decodes as: a codec derived from this
+  /// one that declares a decode() of its own (an upcaster, say) is decoded
+  /// with that one, not with decode_into() (see event_decoder).
+  static constexpr std::optional<Event> (*decode_into_decodes_as)(
+      std::string_view, std::string_view) = &named_codec::decode;
+
   /// decode() into `out`, which may hold an earlier event: what decodes is
-  /// the same, and `out`'s strings and containers keep their storage (the
-  /// fold of a long stream allocates once, not once per event). False on an
-  /// unknown type or bytes that do not decode; `out` then holds some valid
-  /// event.
+  /// the same, and with the fast JSON reader `out`'s strings and containers
+  /// keep their storage (the fold of a long stream allocates once, not once
+  /// per event). False on an unknown type or bytes that do not decode; `out`
+  /// then holds some valid event.
   static bool decode_into(std::string_view type, std::string_view bytes, Event& out) {
     if constexpr (is_variant<Event>::value) {
       return decode_alternative_into(type, bytes, out);
@@ -266,15 +272,25 @@ using default_codec = json_codec<Event>;
 
 namespace detail {
 
-/// Decodes a stream of events with `Codec`, one at a time, into one event
-/// object when the codec can decode into an existing one (decode_into) and
-/// the event is default-constructible; otherwise with decode().
+/// Decodes a stream of events with `Codec`, one at a time: into one event
+/// object with the codec's decode_into() when it decodes as the codec's own
+/// decode() (a codec derived from json_codec that declares its own decode()
+/// is decoded with that) and the event is default-constructible; otherwise
+/// with decode(), the event constructed afresh.
 template <class Codec, class Event>
 class event_decoder {
-  static constexpr bool reuses =
-      std::is_default_constructible_v<Event> && requires(std::string_view s, Event& e) {
-    { Codec::decode_into(s, s, e) } -> std::same_as<bool>;
-  };
+  using decode_function = std::optional<Event> (*)(std::string_view, std::string_view);
+  static constexpr bool reuses = [] {
+    if constexpr (std::is_default_constructible_v<Event> &&
+                  requires(std::string_view s, Event & e) {
+                    { Codec::decode_into(s, s, e) } -> std::same_as<bool>;
+                    { Codec::decode_into_decodes_as } -> std::convertible_to<decode_function>;
+                    static_cast<decode_function>(&Codec::decode);
+                  })
+      return static_cast<decode_function>(&Codec::decode) == Codec::decode_into_decodes_as;
+    else
+      return false;
+  }();
 
  public:
   /// The event stored as `type` and `bytes`, valid until the next call;
@@ -283,8 +299,9 @@ class event_decoder {
     if constexpr (reuses) {
       return Codec::decode_into(type, bytes, event_) ? &event_ : nullptr;
     } else {
-      event_ = Codec::decode(type, bytes);
-      return event_ ? &*event_ : nullptr;
+      event_.reset();
+      auto e = Codec::decode(type, bytes);
+      return e ? &event_.emplace(std::move(*e)) : nullptr;
     }
   }
 
