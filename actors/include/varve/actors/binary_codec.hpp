@@ -54,6 +54,7 @@ std::optional<T> caf_load(std::string_view bytes) {
 }
 
 struct caf_format {
+  static constexpr bool reuses_storage = false;  // see load_into
   template <class T>
   static bool save(const T& x, std::string& out) {
     return caf_save(x, out);

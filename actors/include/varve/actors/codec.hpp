@@ -110,6 +110,8 @@ struct is_json : std::bool_constant<json_convertible<T>> {};
 
 /// JSON as a storage format.
 struct json_format {
+  /// load_into() keeps the storage of what it loads into (the fast reader).
+  static constexpr bool reuses_storage = true;
   template <class T>
   static bool save(const T& x, std::string& out) {
     try {
@@ -187,11 +189,12 @@ struct named_codec {
     }
   }
 
-  /// The decode() that decode_into() decodes as: a codec derived from this
-  /// one that declares a decode() of its own (an upcaster, say) is decoded
-  /// with that one, not with decode_into() (see event_decoder).
+  /// The decode() that decode_into() decodes as, when decode_into() reuses
+  /// the event's storage (else nullptr): a codec derived from this one that
+  /// declares a decode() of its own (an upcaster, say) is decoded with that
+  /// one, not with decode_into() (see event_decoder).
   static constexpr std::optional<Event> (*decode_into_decodes_as)(
-      std::string_view, std::string_view) = &named_codec::decode;
+      std::string_view, std::string_view) = Format::reuses_storage ? &named_codec::decode : nullptr;
 
   /// decode() into `out`, which may hold an earlier event: what decodes is
   /// the same, and with the fast JSON reader `out`'s strings and containers
@@ -237,6 +240,7 @@ struct named_codec {
 /// A format that refuses everything: what json_codec falls back to after
 /// its static_assert, so that the compiler reports that and little else.
 struct no_format {
+  static constexpr bool reuses_storage = false;
   template <class T>
   static bool save(const T&, std::string&) {
     return false;
@@ -273,9 +277,10 @@ using default_codec = json_codec<Event>;
 namespace detail {
 
 /// Decodes a stream of events with `Codec`, one at a time: into one event
-/// object with the codec's decode_into() when it decodes as the codec's own
+/// object with the codec's decode_into() when that reuses the event's
+/// storage (json_codec's fast reader) and decodes as the codec's own
 /// decode() (a codec derived from json_codec that declares its own decode()
-/// is decoded with that) and the event is default-constructible; otherwise
+/// is decoded with that), and the event is default-constructible; otherwise
 /// with decode(), the event constructed afresh.
 template <class Codec, class Event>
 class event_decoder {
@@ -291,22 +296,27 @@ class event_decoder {
     else
       return false;
   }();
+  struct none {};
 
  public:
-  /// The event stored as `type` and `bytes`, valid until the next call;
-  /// nullptr when it does not decode.
-  Event* operator()(std::string_view type, std::string_view bytes) {
+  /// Calls `use(event)` with the event stored as `type` and `bytes` (an
+  /// lvalue, valid during the call); false, without calling it, when the
+  /// bytes do not decode.
+  template <class F>
+  bool operator()(std::string_view type, std::string_view bytes, F&& use) {
     if constexpr (reuses) {
-      return Codec::decode_into(type, bytes, event_) ? &event_ : nullptr;
+      if (!Codec::decode_into(type, bytes, event_)) return false;
+      use(event_);
     } else {
-      event_.reset();
       auto e = Codec::decode(type, bytes);
-      return e ? &event_.emplace(std::move(*e)) : nullptr;
+      if (!e) return false;
+      use(*e);
     }
+    return true;
   }
 
  private:
-  std::conditional_t<reuses, Event, std::optional<Event>> event_{};
+  [[no_unique_address]] std::conditional_t<reuses, Event, none> event_{};
 };
 
 /// The codec of an aggregate or a decision model: its `codec` when it

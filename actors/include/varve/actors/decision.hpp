@@ -179,12 +179,10 @@ result<boundary_state<D>> fold_boundary(const event_store& store, const typename
   std::optional<error> failure;
   detail::event_decoder<codec, typename D::event> decode;
   auto n = txn->scan_query(out.boundary, 1, direction::forward, SIZE_MAX, [&](const event_view& v) {
-    auto* e = v.shredded ? nullptr : decode(v.type, v.payload);
-    if (!e) {
+    if (v.shredded || !decode(v.type, v.payload, [&](auto& e) { D::apply(out.state, e); })) {
       failure = detail::unreadable_in_boundary(v);
       return false;
     }
-    D::apply(out.state, *e);
     ++out.events;
     return true;
   });

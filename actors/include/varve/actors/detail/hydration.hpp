@@ -94,12 +94,10 @@ result<void> catch_up(aggregate_state<A>& st, std::uint64_t* applied = nullptr) 
       st.version = v.version;
       return true;
     }
-    auto* e = decode(v.type, v.payload);
-    if (!e) {
+    if (!decode(v.type, v.payload, [&](auto& e) { A::apply(st.state, e); })) {
       failure = undecodable(st.stream, v);
       return false;
     }
-    A::apply(st.state, *e);
     st.version = v.version;
     if (applied) ++*applied;
     return true;
