@@ -285,38 +285,44 @@ namespace detail {
 template <class Codec, class Event>
 class event_decoder {
   using decode_function = std::optional<Event> (*)(std::string_view, std::string_view);
-  static constexpr bool reuses = [] {
-    if constexpr (std::is_default_constructible_v<Event> &&
-                  requires(std::string_view s, Event & e) {
-                    { Codec::decode_into(s, s, e) } -> std::same_as<bool>;
-                    { Codec::decode_into_decodes_as } -> std::convertible_to<decode_function>;
-                    static_cast<decode_function>(&Codec::decode);
-                  })
-      return static_cast<decode_function>(&Codec::decode) == Codec::decode_into_decodes_as;
-    else
-      return false;
-  }();
+  static constexpr bool may_reuse =
+      std::is_default_constructible_v<Event> && requires(std::string_view s, Event& e) {
+    { Codec::decode_into(s, s, e) } -> std::same_as<bool>;
+    { Codec::decode_into_decodes_as } -> std::convertible_to<decode_function>;
+    static_cast<decode_function>(&Codec::decode);
+  };
   struct none {};
 
  public:
+  event_decoder() {
+    // Compared when running: not every build (sanitizers) folds function
+    // addresses into constant expressions.
+    if constexpr (may_reuse)
+      reuses_ = Codec::decode_into_decodes_as != nullptr &&
+                static_cast<decode_function>(&Codec::decode) == Codec::decode_into_decodes_as;
+  }
+
   /// Calls `use(event)` with the event stored as `type` and `bytes` (an
   /// lvalue, valid during the call); false, without calling it, when the
   /// bytes do not decode.
   template <class F>
   bool operator()(std::string_view type, std::string_view bytes, F&& use) {
-    if constexpr (reuses) {
-      if (!Codec::decode_into(type, bytes, event_)) return false;
-      use(event_);
-    } else {
-      auto e = Codec::decode(type, bytes);
-      if (!e) return false;
-      use(*e);
+    if constexpr (may_reuse) {
+      if (reuses_) {
+        if (!Codec::decode_into(type, bytes, event_)) return false;
+        use(event_);
+        return true;
+      }
     }
+    auto e = Codec::decode(type, bytes);
+    if (!e) return false;
+    use(*e);
     return true;
   }
 
  private:
-  [[no_unique_address]] std::conditional_t<reuses, Event, none> event_{};
+  bool reuses_ = false;
+  [[no_unique_address]] std::conditional_t<may_reuse, Event, none> event_{};
 };
 
 /// The codec of an aggregate or a decision model: its `codec` when it
