@@ -78,7 +78,7 @@ if [ "$mode" = tsan ]; then
     storage_open_test storage_growth_test storage_corruption_test storage_multiprocess_test \
     storage_failure_test storage_encryption_test storage_verify_test storage_page_check_test \
     storage_bad_input_test storage_compact_test storage_fault_sweep_test storage_model_test \
-    storage_query_test storage_interpolation_test varve_test_appender
+    storage_query_test storage_interpolation_test storage_varint_test varve_test_appender
 else
   cmake --build "$build" -j2
 fi
