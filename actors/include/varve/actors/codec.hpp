@@ -298,8 +298,7 @@ class event_decoder {
     // Compared when running: not every build (sanitizers) folds function
     // addresses into constant expressions.
     if constexpr (may_reuse)
-      reuses_ = Codec::decode_into_decodes_as != nullptr &&
-                static_cast<decode_function>(&Codec::decode) == Codec::decode_into_decodes_as;
+      reuses_ = static_cast<decode_function>(&Codec::decode) == Codec::decode_into_decodes_as;
   }
 
   /// Calls `use(event)` with the event stored as `type` and `bytes` (an
