@@ -11,11 +11,14 @@
 namespace varve::detail {
 
 /// A transparent hash of text.
+///
+/// Its call is not noexcept on purpose: libstdc++ then stores each node's
+/// hash, so a lookup compares hashes before texts and finds a bucket's end
+/// without hashing the next node's text again. A hash it deems cheap (a
+/// noexcept one) is recomputed at every node of the walk.
 struct text_hash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
 template <class V>
