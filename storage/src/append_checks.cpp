@@ -94,7 +94,9 @@ result<head_state> read_head(batch_txn& b, std::uint64_t id, std::string_view na
 result<std::optional<head_state>> find_head(batch_txn& b, std::string_view name) {
   writer_cache& cache = b.store.cache;
   std::uint64_t id = 0;
-  if (auto it = b.created.find(name); it != b.created.end()) {
+  // Most transactions create no stream: the name is hashed once, for the
+  // writer cache.
+  if (auto it = b.created.empty() ? b.created.end() : b.created.find(name); it != b.created.end()) {
     id = it->second;
   } else if (auto c = cache.names.find(name); c != cache.names.end()) {
     id = c->second;

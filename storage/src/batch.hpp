@@ -14,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,7 +52,10 @@ struct batch_txn {
   write_txn& txn;
   global_position next_position = 0;
   std::uint64_t next_stream_id = 0;
-  std::unordered_map<std::uint64_t, head_state> touched;
+  // The transaction's own allocations (the nodes of `touched`) come from
+  // this arena and go with it: none per stream touched reaches malloc.
+  std::pmr::monotonic_buffer_resource arena;
+  std::pmr::unordered_map<std::uint64_t, head_state> touched{&arena};
   text_map<std::uint64_t> created;
   std::vector<plan> plans;  // the request being applied (kept: no allocation per request)
   timestamp_us now = 0;     // the clock when the transaction began: the time of its events

@@ -516,6 +516,14 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_invalid_argument) {
   cases.push_back({"stream name with byte 0xff", "bad\xff\xfe", make_events(1)});
   cases.push_back({"stream name with a truncated sequence", "euro\xe2\x82", make_events(1)});
   cases.push_back({"stream name with a lone continuation byte", "\x80start", make_events(1)});
+  // After whole words of ASCII (validated eight bytes at a time), and at
+  // the end of a word.
+  cases.push_back(
+      {"stream name with byte 0xff after 16 ASCII bytes", "account-12345678\xff", make_events(1)});
+  cases.push_back(
+      {"stream name with a truncated sequence ending a word", "account\xe2", make_events(1)});
+  cases.push_back({"stream name with a lone continuation byte in the third word",
+                   "account-12345678-sub\x80-name", make_events(1)});
   cases.push_back({"no events", "valid", {}});
   cases.push_back({"empty type", "valid", {make_event("", "payload")}});
   cases.push_back(
