@@ -71,29 +71,37 @@ bool decode_positions(std::string_view value, global_position base, global_posit
 }
 
 std::string encode_lists(global_position first, const postings& sorted) {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < sorted.size(); ++i)
-    if (i == 0 || sorted[i].first != sorted[i - 1].first) ++n;
-  std::string out(4 + n * 12 + 4, '\0');
-  out.reserve(out.size() + sorted.size() * 2);
-  bytes::put_le<std::uint32_t>(out.data(), static_cast<std::uint32_t>(n));
-  const std::size_t ids = 4, offsets = 4 + n * 8, lists = 4 + n * 12 + 4;
-  char buf[10];
+  // The keys and the size of their lists first: the value is then written
+  // in place, in one allocation.
+  std::size_t n = 0, list_bytes = 0;
   global_position prev = first;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    if (i == 0 || sorted[i].first != sorted[i - 1].first) {
+      ++n;
+      prev = first;
+    }
+    list_bytes += bytes::varint_size(sorted[i].second - prev);
+    prev = sorted[i].second;
+  }
+  const std::size_t ids = 4, offsets = 4 + n * 8, lists = 4 + n * 12 + 4;
+  std::string out(lists + list_bytes, '\0');
+  char* const base = out.data();
+  char* w = base + lists;
+  bytes::put_le<std::uint32_t>(base, static_cast<std::uint32_t>(n));
+  prev = first;
   for (std::size_t i = 0, k = 0; i < sorted.size(); ++i) {
     if (i == 0 || sorted[i].first != sorted[i - 1].first) {
-      bytes::put_le<std::uint64_t>(out.data() + ids + k * 8, sorted[i].first);
-      bytes::put_le<std::uint32_t>(out.data() + offsets + k * 4,
-                                   static_cast<std::uint32_t>(out.size() - lists));
+      bytes::put_le<std::uint64_t>(base + ids + k * 8, sorted[i].first);
+      bytes::put_le<std::uint32_t>(base + offsets + k * 4,
+                                   static_cast<std::uint32_t>(w - base - lists));
       ++k;
       prev = first;
     }
-    char* end = bytes::put_varint(buf, sorted[i].second - prev);
-    out.append(buf, static_cast<std::size_t>(end - buf));
+    w = bytes::put_varint(w, sorted[i].second - prev);
     prev = sorted[i].second;
   }
-  bytes::put_le<std::uint32_t>(out.data() + offsets + n * 4,
-                               static_cast<std::uint32_t>(out.size() - lists));
+  bytes::put_le<std::uint32_t>(base + offsets + n * 4,
+                               static_cast<std::uint32_t>(w - base - lists));
   return out;
 }
 
@@ -195,7 +203,6 @@ bool merge_lists(const std::vector<list_part>& parts, global_position first, std
   std::string lists;
   lists.reserve(bytes_in + bytes_in / 8);
   char buf[10];
-  std::vector<global_position> positions;  // one part's list of a key
   for (;;) {
     // The smallest next id of all parts (a few parts: a linear pass).
     std::uint64_t id = 0;
@@ -214,15 +221,32 @@ bool merge_lists(const std::vector<list_part>& parts, global_position first, std
       if (at[i] >= in[i].n || in[i].id(at[i]) != id) continue;
       const std::size_t k = at[i]++;
       if (at[i] < in[i].n && in[i].id(at[i]) <= id) return false;  // ids out of order
-      positions.clear();
-      if (!decode_positions(in[i].list(k), parts[i].first, parts[i].last, positions)) return false;
-      for (global_position pos : positions) {
-        if (!head && pos <= prev) return false;
-        char* e = bytes::put_varint(buf, pos - prev);
-        lists.append(buf, static_cast<std::size_t>(e - buf));
-        prev = pos;
-        head = false;
+      // The part's first position is its distance from the part's start:
+      // it is written again, from the position before it in the merged
+      // list. The rest are gaps, the same in the merged list: checked as
+      // decode_positions checks them, and copied as they are.
+      const std::string_view list = in[i].list(k);
+      const char* p = list.data();
+      const char* const end = p + list.size();
+      const global_position limit = parts[i].last;
+      std::uint64_t delta = 0;
+      global_position pos = parts[i].first;
+      if (p == end || !(p = bytes::get_varint(p, end, delta)) || pos + delta < pos ||
+          pos + delta > limit)
+        return false;
+      pos += delta;
+      if (!head && pos <= prev) return false;
+      char* e = bytes::put_varint(buf, pos - prev);
+      lists.append(buf, static_cast<std::size_t>(e - buf));
+      const char* const gaps = p;
+      while (p < end) {
+        p = bytes::get_varint(p, end, delta);
+        if (!p || delta == 0 || pos + delta < pos || pos + delta > limit) return false;
+        pos += delta;
       }
+      lists.append(gaps, static_cast<std::size_t>(end - gaps));
+      prev = pos;
+      head = false;
     }
   }
   offsets.push_back(static_cast<std::uint32_t>(lists.size()));

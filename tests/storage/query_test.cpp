@@ -700,6 +700,29 @@ BOOST_AUTO_TEST_CASE(a_segment_whose_first_list_does_not_start_at_its_lists_is_c
   BOOST_TEST(named);
 }
 
+BOOST_AUTO_TEST_CASE(a_merge_over_a_segment_with_a_zero_gap_is_corruption_and_appends_nothing) {
+  // Merging 16 segments into one copies each list's gaps as they are: a
+  // gap of 0 (two entries at one position) in one of them stops the
+  // append that passes 65536, which writes nothing.
+  fill_five_tags(*store, "merge-1", 65000);
+  edit_closed(*this, [](varve_test::raw_env& raw) {
+    auto value = raw.get("index", segment_key_of(4097));
+    BOOST_REQUIRE(value.has_value());
+    BOOST_REQUIRE(value->back() != '\0');
+    value->back() = '\0';  // the last gap of the last key's list
+    raw.put("index", segment_key_of(4097), *value);
+  });
+  std::vector<new_event> events;
+  for (int i = 0; i < 1000; ++i)
+    events.push_back(tagged("e", {"k:" + std::to_string(i % 5)}));
+  auto refused = store->append("merge-1", expected_version::any(), events);
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.err().code() == errc::corruption);
+  BOOST_TEST(refused.err().message().find("does not decode") != std::string::npos,
+             refused.err().message());
+  BOOST_TEST(head() == 65000u);
+}
+
 BOOST_AUTO_TEST_CASE(a_segment_of_another_layout_after_this_layouts_ones_is_rebuilt_when_opened) {
   // A 9-byte segment first, a 17-byte one (the per-key layout) after it,
   // as a build of format 3 appending to this layout's store would leave:
