@@ -72,18 +72,19 @@ error damaged_index(std::string what) {
                                      "(event_store::rebuild_indexes, varvectl rebuild-indexes)"};
 }
 
-/// Adds every recent entry's postings to `out` (each entry's sorted by key id
-/// then position; `runs` gets where each entry after the first begins),
-/// and sets `oldest` to the position the first entry begins at (unchanged
+/// Adds the postings of every recent entry from the one at position `from`
+/// on (0: from the first) to `out` (each entry's sorted by key id then
+/// position; `runs` gets where each entry after the first begins), and
+/// sets `oldest` to the position the first of them begins at (unchanged
 /// when there is none).
 /// Errors: corruption, and LMDB's.
-result<void> read_recent(batch_txn& b, index::postings& out, global_position& oldest,
-                         std::vector<std::size_t>& runs) {
+result<void> read_recent(batch_txn& b, global_position from, index::postings& out,
+                         global_position& oldest, std::vector<std::size_t>& runs) {
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
-  MDB_val k{}, v{};
-  int rc = b.txn.cursor_get(c, k, v, MDB_FIRST);
+  MDB_val k{sizeof from, &from}, v{};
+  int rc = b.txn.cursor_get(c, k, v, from == 0 ? MDB_FIRST : MDB_SET_KEY);
   for (bool at_first = true; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT), at_first = false) {
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
     if (at_first) oldest = first;
@@ -96,6 +97,59 @@ result<void> read_recent(batch_txn& b, index::postings& out, global_position& ol
   }
   mdb_cursor_close(c);
   if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
+  return {};
+}
+
+/// The recent entries to fold when there are max_recent_entries of them:
+/// the newest ones, each older one joining while it is no larger than
+/// those newer than it together (at least two). Entries then shrink
+/// from the oldest to the newest, and a posting is rewritten a few times
+/// before its span is sealed, not once every max_recent_entries
+/// transactions (a log of single-event transactions rewrote every entry of
+/// a span about 256 times). Errors: corruption (a key that is not a
+/// position), and LMDB's.
+struct fold {
+  global_position from = 0;  ///< the position the oldest of them begins at
+  std::size_t entries = 0;
+};
+result<fold> entries_to_fold(batch_txn& b) {
+  MDB_cursor* c = nullptr;
+  if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
+    return lmdb::to_error(rc, "opening the recent index");
+  MDB_val k{}, v{};
+  std::size_t folded = 0, together = 0;
+  global_position from = 0;
+  int rc = b.txn.cursor_get(c, k, v, MDB_LAST);
+  for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_PREV)) {
+    if (folded >= 2 && v.mv_size > together) break;
+    if (k.mv_size != 8) {
+      mdb_cursor_close(c);
+      return damaged_index("the recent index has a key that is not a position");
+    }
+    from = bytes::get_native_u64(lmdb::to_view(k));
+    together += v.mv_size;
+    ++folded;
+  }
+  mdb_cursor_close(c);
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
+  return fold{from, folded};
+}
+
+/// Deletes the recent entries of fold `f`. Errors: LMDB's.
+result<void> delete_recent(batch_txn& b, const fold& f) {
+  MDB_cursor* c = nullptr;
+  if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
+    return lmdb::to_error(rc, "opening the recent index");
+  global_position from = f.from;
+  MDB_val k{sizeof from, &from}, v{};
+  // From the first, each delete leaves the cursor on the next.
+  int rc = b.txn.cursor_get(c, k, v, MDB_SET_KEY);
+  for (std::size_t i = 0; i < f.entries && rc == 0; ++i) {
+    rc = b.txn.cursor_del(c);
+    if (rc == 0 && i + 1 < f.entries) rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+  }
+  mdb_cursor_close(c);
+  if (rc != 0) return lmdb::to_error(rc, "folding the recent index");
   return {};
 }
 
@@ -333,12 +387,18 @@ result<void> write_index(batch_txn& b) {
   if (seal || recent.ms_entries >= index::max_recent_entries) {
     // The log passed a span end: the recent entries and this transaction's
     // postings become segments, up to the last whole span. Or there are
-    // many recent entries (small transactions): they become one, so that
-    // readers look a key up in a few.
+    // many recent entries (small transactions): the newest become one, so
+    // that readers look a key up in a few.
+    fold folding;  // all of them when sealing
+    if (!seal) {
+      auto newest = entries_to_fold(b);
+      if (!newest) return std::move(newest).err();
+      folding = *newest;
+    }
     // Each recent entry, and this transaction's, is sorted: merge them.
     index::postings all;
     std::vector<std::size_t> runs;
-    if (auto read = read_recent(b, all, recent_first, runs); !read) return read;
+    if (auto read = read_recent(b, folding.from, all, recent_first, runs); !read) return read;
     runs.push_back(all.size());
     all.insert(all.end(), added.begin(), added.end());
     // From the newest run back, so that the oldest (an entry folded
@@ -350,8 +410,12 @@ result<void> write_index(batch_txn& b) {
                          all.begin() + static_cast<std::ptrdiff_t>(runs[i]), all.end());
     }
     added = std::move(all);
-    if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
-      return lmdb::to_error(rc, "emptying the recent index");
+    if (seal) {
+      if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
+        return lmdb::to_error(rc, "emptying the recent index");
+    } else if (auto deleted = delete_recent(b, folding); !deleted) {
+      return deleted;
+    }
   }
   if (seal) {
     if (auto written = write_segments(b, added, segmented); !written) return written;

@@ -14,7 +14,7 @@
 // (tier 1), and 16 of those one span of 2^20 (tier 0). A recent entry and a
 // segment hold the same thing, every key's positions in a range, in the
 // same encoding (key lists, below). Small transactions would leave many
-// recent entries: at max_recent_entries they are folded into one. Which
+// recent entries: at max_recent_entries the newest are folded into one. Which
 // spans exist follows from meta
 // "segmented_through" alone (span_at). meta "indexed_through": the log is
 // indexed up to that position (a store of an older format, or events an
@@ -46,8 +46,9 @@ inline constexpr unsigned tier_bits[tiers] = {20, 16, 12};
 /// Segments cover the log in whole spans of the smallest tier.
 inline constexpr global_position segment_span = global_position{1} << tier_bits[tiers - 1];
 
-/// When a transaction finds this many recent entries, it folds them and its
-/// own positions into one (a reader looks a key up in each entry).
+/// When a transaction finds this many recent entries, it folds the newest of
+/// them and its own positions into one (a reader looks a key up in each
+/// entry; index_writer.cpp says which it folds).
 inline constexpr std::size_t max_recent_entries = 16;
 
 /// A span of positions [first, first + size - 1] of one tier.
