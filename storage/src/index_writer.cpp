@@ -101,8 +101,8 @@ result<void> read_recent(batch_txn& b, global_position from, index::postings& ou
 }
 
 /// The recent entries to fold when there are max_recent_entries of them:
-/// the newest ones, each older one joining while it is no larger than
-/// those newer than it together (at least two). Entries then shrink
+/// the newest ones, each older one joining while it covers no more
+/// positions than those newer than it together (at least two). Entries then shrink
 /// from the oldest to the newest, and a posting is rewritten a few times
 /// before its span is sealed, not once every max_recent_entries
 /// transactions (a log of single-event transactions rewrote every entry of
@@ -117,17 +117,21 @@ result<fold> entries_to_fold(batch_txn& b) {
   if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
   MDB_val k{}, v{};
-  std::size_t folded = 0, together = 0;
-  global_position from = 0;
+  std::size_t folded = 0;
+  global_position from = b.indexed_through + 1;  // where the newest entry ends, + 1
+  global_position together = 0;                  // positions the folded entries cover
   int rc = b.txn.cursor_get(c, k, v, MDB_LAST);
   for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_PREV)) {
-    if (folded >= 2 && v.mv_size > together) break;
-    if (k.mv_size != 8) {
+    const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
+    if (first == 0 || first >= from) {
       mdb_cursor_close(c);
-      return damaged_index("the recent index has a key that is not a position");
+      return damaged_index("the recent index has an entry at position " + std::to_string(first) +
+                           ", out of order or past meta 'indexed_through' (" +
+                           std::to_string(b.indexed_through) + ")");
     }
-    from = bytes::get_native_u64(lmdb::to_view(k));
-    together += v.mv_size;
+    if (folded >= 2 && from - first > together) break;
+    together += from - first;
+    from = first;
     ++folded;
   }
   mdb_cursor_close(c);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "indexes.hpp"
 #include "log_finder.hpp"
 #include "raw_lmdb.hpp"
 #include "temp_dir.hpp"
@@ -328,7 +329,16 @@ BOOST_AUTO_TEST_CASE(a_query_meeting_a_damaged_node_visits_what_precedes_it_then
 BOOST_AUTO_TEST_CASE(a_query_with_a_limit_reads_no_index_entry_past_what_it_visits) {
   // Two events of a type in one transaction, a third in the next; the
   // next transaction's recent index entry is damaged. A query for the
-  // first event with a limit of 1 does not need that entry.
+  // first event with a limit of 1 does not need that entry. Fillers first
+  // take the log past a span end, which turns the recent entries into a
+  // segment: the two transactions then have entries of their own (no fold
+  // joins them).
+  const global_position span = varve::detail::index::segment_span;
+  const std::size_t fillers = static_cast<std::size_t>(span - head() % span + 1);
+  BOOST_REQUIRE(store
+                    ->append("filler", expected_version::any(),
+                             std::vector<new_event>(fillers, make_event("filler", "f")))
+                    .ok());
   std::vector<global_position> marked;
   for (std::size_t n : {2, 1}) {
     auto r = store->append("marked", expected_version::any(),

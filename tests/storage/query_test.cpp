@@ -515,6 +515,27 @@ BOOST_AUTO_TEST_CASE(many_small_transactions_are_read_through_a_few_recent_index
   BOOST_TEST(raw.entries("index_recent", MDB_INTEGERKEY) <= 16u);
 }
 
+BOOST_AUTO_TEST_CASE(a_fold_of_recent_entries_rewrites_the_newest_and_keeps_the_older_larger_one) {
+  // Single-event transactions: the 17th finds 16 entries and folds them all
+  // (each covers one position) into one covering 1..17. The 33rd finds that
+  // one and 15 newer ones (15 positions, fewer than its 17): it folds only
+  // those, into one covering 18..33, and leaves 1..17 as it was.
+  for (int t = 0; t < 33; ++t)
+    BOOST_REQUIRE(store
+                      ->append("fold-1", expected_version::any(),
+                               std::vector<new_event>{tagged("e", {"k:1"})})
+                      .ok());
+  const query q = query::of_tags({"k:1"});
+  BOOST_TEST(queried(*store, q) == scanned(*store, q));
+  BOOST_TEST(queried(*store, q, 33, direction::backward) ==
+             scanned(*store, q, 33, direction::backward));
+  store.reset();
+  varve_test::raw_env raw(dir / "store");
+  BOOST_TEST(raw.entries("index_recent", MDB_INTEGERKEY) == 2u);
+  BOOST_TEST(raw.get_recent_index(1).has_value());
+  BOOST_TEST(raw.get_recent_index(18).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(tags_are_kept_and_bound_in_an_encrypted_store_while_the_map_grows) {
   varve_test::temp_dir d;
   options o = varve_test::test_options(d / "enc");

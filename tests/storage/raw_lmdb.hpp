@@ -42,6 +42,12 @@ class raw_env {
     return get_raw("events", as_key(position), MDB_INTEGERKEY);
   }
 
+  /// The recent index entry that begins at `first` ("index_recent",
+  /// native-endian u64 integer key).
+  std::optional<std::string> get_recent_index(std::uint64_t first) {
+    return get_raw("index_recent", as_key(first), MDB_INTEGERKEY);
+  }
+
   void put(const char* db, std::string_view key, std::string_view value) {
     put_raw(db, key, value, 0);
   }
