@@ -65,13 +65,6 @@ result<std::uint64_t> key_id(batch_txn& b, const std::string& text, bool& stored
   return id;
 }
 
-/// A damaged index: the error says how to repair it.
-error damaged_index(std::string what) {
-  return error{errc::corruption, std::move(what) +
-                                     "; the indexes are derived from the log: rebuild them "
-                                     "(event_store::rebuild_indexes, varvectl rebuild-indexes)"};
-}
-
 /// Adds the postings of every recent entry from the one at position `from`
 /// on (0: from the first) to `out` (each entry's sorted by key id then
 /// position; `runs` gets where each entry after the first begins), and
@@ -91,8 +84,8 @@ result<void> read_recent(batch_txn& b, global_position from, index::postings& ou
     if (!at_first) runs.push_back(out.size());
     if (first == 0 || !index::list_postings(lmdb::to_view(v), first, out)) {
       mdb_cursor_close(c);
-      return error{errc::corruption, "the recent index entry at position " + std::to_string(first) +
-                                         " does not decode"};
+      return index::damaged("the recent index entry at position " + std::to_string(first) +
+                            " does not decode");
     }
   }
   mdb_cursor_close(c);
@@ -125,9 +118,9 @@ result<fold> entries_to_fold(batch_txn& b) {
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
     if (first == 0 || first >= from) {
       mdb_cursor_close(c);
-      return damaged_index("the recent index has an entry at position " + std::to_string(first) +
-                           ", out of order or past meta 'indexed_through' (" +
-                           std::to_string(b.indexed_through) + ")");
+      return index::damaged("the recent index has an entry at position " + std::to_string(first) +
+                            ", out of order or past meta 'indexed_through' (" +
+                            std::to_string(b.indexed_through) + ")");
     }
     if (folded >= 2 && from - first > together) break;
     together += from - first;
@@ -185,7 +178,7 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
     index::span s;
     if (!index::decode_segment_key(lmdb::to_view(k), s)) {
       mdb_cursor_close(c);
-      return damaged_index("an index segment has a bad key");
+      return index::damaged("an index segment has a bad key");
     }
     if (s.tier != from || s.first > into.last()) break;
     parts.push_back(index::list_part{lmdb::to_view(v), s.first, s.last()});
@@ -202,16 +195,16 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
     whole = parts[i].first == into.first + i * below;
   if (!whole) {
     mdb_cursor_close(c);
-    return damaged_index("the index lacks a segment of tier " + std::to_string(from) +
-                         " in positions " + std::to_string(into.first) + ".." +
-                         std::to_string(into.last()));
+    return index::damaged("the index lacks a segment of tier " + std::to_string(from) +
+                          " in positions " + std::to_string(into.first) + ".." +
+                          std::to_string(into.last()));
   }
   std::string merged;
   if (!index::merge_lists(parts, into.first, merged)) {
     mdb_cursor_close(c);
-    return damaged_index("an index segment of tier " + std::to_string(from) + " in positions " +
-                         std::to_string(into.first) + ".." + std::to_string(into.last()) +
-                         " does not decode");
+    return index::damaged("an index segment of tier " + std::to_string(from) + " in positions " +
+                          std::to_string(into.first) + ".." + std::to_string(into.last()) +
+                          " does not decode");
   }
   // Delete them: from the first, each delete leaves the cursor on the next.
   k = lmdb::to_val(start);
@@ -285,9 +278,9 @@ result<void> catch_up_index(batch_txn& b) {
   b.indexed_through = *cache.indexed_through;
   if (b.indexed_through > b.next_position - 1) {
     cache.indexed_through.reset();
-    return damaged_index("meta 'indexed_through' (" + std::to_string(b.indexed_through) +
-                         ") is past the log's last position (" +
-                         std::to_string(b.next_position - 1) + ")");
+    return index::damaged("meta 'indexed_through' (" + std::to_string(b.indexed_through) +
+                          ") is past the log's last position (" +
+                          std::to_string(b.next_position - 1) + ")");
   }
   {
     MDB_val v{};
@@ -297,9 +290,9 @@ result<void> catch_up_index(batch_txn& b) {
       auto at = decode_u64_le(lmdb::to_view(v), "meta 'segmented_through'");
       if (!at) return std::move(at).err();
       if (*at % index::segment_span != 0 || *at > b.indexed_through)
-        return damaged_index("meta 'segmented_through' (" + std::to_string(*at) +
-                             ") is not a whole span at or before 'indexed_through' (" +
-                             std::to_string(b.indexed_through) + ")");
+        return index::damaged("meta 'segmented_through' (" + std::to_string(*at) +
+                              ") is not a whole span at or before 'indexed_through' (" +
+                              std::to_string(b.indexed_through) + ")");
       b.segmented_through = *at;
     }
   }
@@ -413,6 +406,11 @@ result<void> write_index(batch_txn& b) {
       std::inplace_merge(all.begin() + static_cast<std::ptrdiff_t>(begin),
                          all.begin() + static_cast<std::ptrdiff_t>(runs[i]), all.end());
     }
+    // Entries of consecutive ranges list each (key, position) once: one
+    // listed twice (entries that overlap) would be written as a zero gap.
+    if (auto twice = std::adjacent_find(all.begin(), all.end()); twice != all.end())
+      return index::damaged("the recent index lists position " + std::to_string(twice->second) +
+                            " twice under one key");
     added = std::move(all);
     if (seal) {
       if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
@@ -440,16 +438,16 @@ result<void> write_index(batch_txn& b) {
     mdb_cursor_close(c);
     if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
     if (rc == 0 && (lk.mv_size != 8 || bytes::get_native_u64(lmdb::to_view(lk)) >= recent_first))
-      return damaged_index("the recent index has an entry at or after position " +
-                           std::to_string(recent_first) + ", which meta 'indexed_through' (" +
-                           std::to_string(b.indexed_through) + ") does not cover");
+      return index::damaged("the recent index has an entry at or after position " +
+                            std::to_string(recent_first) + ", which meta 'indexed_through' (" +
+                            std::to_string(b.indexed_through) + ") does not cover");
     global_position lowest = added.front().second;
     for (const auto& posting : added)
       lowest = std::min(lowest, posting.second);
     if (lowest < recent_first)
-      return damaged_index("meta 'indexed_through' (" + std::to_string(b.indexed_through) +
-                           ") is past position " + std::to_string(lowest) +
-                           ", which the index does not list");
+      return index::damaged("meta 'indexed_through' (" + std::to_string(b.indexed_through) +
+                            ") is past position " + std::to_string(lowest) +
+                            ", which the index does not list");
     bytes::u64_key key(recent_first);
     if (int rc = b.txn.put(b.store.dbs.index_recent, key.view(),
                            index::encode_lists(recent_first, added), MDB_APPEND);

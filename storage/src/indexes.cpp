@@ -137,6 +137,12 @@ constexpr global_position no_limit = ~global_position{0};
 
 }  // namespace
 
+error damaged(std::string what) {
+  return error{errc::corruption, std::move(what) +
+                                     "; the indexes are derived from the log: rebuild them "
+                                     "(event_store::rebuild_indexes, varvectl rebuild-indexes)"};
+}
+
 bool lookup_list(std::string_view lists, global_position first, global_position limit,
                  std::uint64_t id, std::vector<global_position>& out) {
   list_parts r;
@@ -446,15 +452,12 @@ class segment_stream final : public batched_stream {
       // Every sealed span has a segment (each event has a type key): one
       // missing is damage, or a build of another layout sealing it.
       if (rc == MDB_NOTFOUND)
-        return error{errc::corruption,
-                     "the index has no segment for positions " + std::to_string(s.first) + " to " +
-                         std::to_string(s.last()) +
-                         "; the indexes are derived from the log: rebuild them "
-                         "(event_store::rebuild_indexes, varvectl rebuild-indexes)"};
+        return damaged("the index has no segment for positions " + std::to_string(s.first) +
+                       " to " + std::to_string(s.last()));
       if (rc != 0) return lmdb::to_error(rc, "reading the index");
       if (!lookup_list(lmdb::to_view(v), s.first, s.last(), id_, out))
-        return error{errc::corruption, "the index segment at position " + std::to_string(s.first) +
-                                           " does not decode"};
+        return damaged("the index segment at position " + std::to_string(s.first) +
+                       " does not decode");
       if (!out.empty()) return true;  // else the key has nothing in this span
     }
     return false;
@@ -509,11 +512,11 @@ class recent_stream final : public batched_stream {
       }
       if (rc == MDB_NOTFOUND) return false;
       if (rc != 0) return lmdb::to_error(rc, "reading the recent index");
-      if (k.mv_size != 8) return error{errc::corruption, "a recent index entry has a bad key"};
+      if (k.mv_size != 8) return damaged("a recent index entry has a bad key");
       const global_position first = bytes::get_native_u64(lmdb::to_view(k));
       if (!lookup_list(lmdb::to_view(v), first, no_limit, id_, out))
-        return error{errc::corruption, "the recent index entry at position " +
-                                           std::to_string(first) + " does not decode"};
+        return damaged("the recent index entry at position " + std::to_string(first) +
+                       " does not decode");
       if (!out.empty()) return true;
     }
   }

@@ -120,6 +120,10 @@ struct list_part {
 /// decode or leaves its range.
 bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out);
 
+/// A damaged index, as errc::corruption: `what`, then how to repair it (the
+/// indexes are derived from the log: rebuild them).
+error damaged(std::string what);
+
 /// The kinds of keys: the first byte of a key's text.
 inline constexpr char kind_type = 't';
 inline constexpr char kind_category = 'c';

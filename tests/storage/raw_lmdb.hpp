@@ -48,6 +48,11 @@ class raw_env {
     return get_raw("index_recent", as_key(first), MDB_INTEGERKEY);
   }
 
+  /// Overwrites the recent index entry that begins at `first`.
+  void put_recent_index(std::uint64_t first, std::string_view value) {
+    put_raw("index_recent", as_key(first), value, MDB_INTEGERKEY);
+  }
+
   void put(const char* db, std::string_view key, std::string_view value) {
     put_raw(db, key, value, 0);
   }
