@@ -65,6 +65,20 @@ result<std::uint64_t> key_id(batch_txn& b, const std::string& text, bool& stored
   return id;
 }
 
+/// Deletes `count` entries from the one cursor `c` stands on (each delete
+/// leaves the cursor on the next). Returns LMDB's code.
+int delete_entries(batch_txn& b, MDB_cursor* c, std::size_t count) {
+  int rc = 0;
+  for (std::size_t i = 0; i < count && rc == 0; ++i) {
+    rc = b.txn.cursor_del(c);
+    if (rc == 0 && i + 1 < count) {
+      MDB_val k{}, v{};
+      rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+    }
+  }
+  return rc;
+}
+
 /// Adds the postings of every recent entry from the one at position `from`
 /// on (0: from the first) to `out` (each entry's sorted by key id then
 /// position; `runs` gets where each entry after the first begins), and
@@ -93,18 +107,21 @@ result<void> read_recent(batch_txn& b, global_position from, index::postings& ou
   return {};
 }
 
-/// The recent entries to fold when there are max_recent_entries of them:
-/// the newest ones, each older one joining while it covers no more
-/// positions than those newer than it together (at least two). Entries then shrink
-/// from the oldest to the newest, and a posting is rewritten a few times
-/// before its span is sealed, not once every max_recent_entries
-/// transactions (a log of single-event transactions rewrote every entry of
-/// a span about 256 times). Errors: corruption (a key that is not a
-/// position), and LMDB's.
+/// Recent entries to fold: the newest `entries` of them, the oldest
+/// beginning at position `from`.
 struct fold {
-  global_position from = 0;  ///< the position the oldest of them begins at
+  global_position from = 0;
   std::size_t entries = 0;
 };
+
+/// The recent entries to fold when there are max_recent_entries of them:
+/// the newest ones, each older one joining while it covers no more
+/// positions than those newer than it together (at least two). Entries
+/// then shrink from the oldest to the newest, and a posting is rewritten a
+/// few times before its span is sealed, not once every max_recent_entries
+/// transactions (a log of single-event transactions rewrote every entry of
+/// a span about 256 times). Errors: corruption (a key that is not a
+/// position, or out of order), and LMDB's.
 result<fold> entries_to_fold(batch_txn& b) {
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
@@ -139,12 +156,8 @@ result<void> delete_recent(batch_txn& b, const fold& f) {
     return lmdb::to_error(rc, "opening the recent index");
   global_position from = f.from;
   MDB_val k{sizeof from, &from}, v{};
-  // From the first, each delete leaves the cursor on the next.
   int rc = b.txn.cursor_get(c, k, v, MDB_SET_KEY);
-  for (std::size_t i = 0; i < f.entries && rc == 0; ++i) {
-    rc = b.txn.cursor_del(c);
-    if (rc == 0 && i + 1 < f.entries) rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
-  }
+  if (rc == 0) rc = delete_entries(b, c, f.entries);
   mdb_cursor_close(c);
   if (rc != 0) return lmdb::to_error(rc, "folding the recent index");
   return {};
@@ -206,13 +219,10 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
                           std::to_string(into.first) + ".." + std::to_string(into.last()) +
                           " does not decode");
   }
-  // Delete them: from the first, each delete leaves the cursor on the next.
+  // Delete them, from the first.
   k = lmdb::to_val(start);
   rc = b.txn.cursor_get(c, k, v, MDB_SET_RANGE);
-  for (std::size_t i = 0; i < parts.size() && rc == 0; ++i) {
-    rc = b.txn.cursor_del(c);
-    if (rc == 0 && i + 1 < parts.size()) rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
-  }
+  if (rc == 0) rc = delete_entries(b, c, parts.size());
   mdb_cursor_close(c);
   if (rc != 0) return lmdb::to_error(rc, "merging the index");
   if (int put = b.txn.put(b.store.dbs.index, index::segment_key(into), merged); put != 0)

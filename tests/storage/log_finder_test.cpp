@@ -98,6 +98,18 @@ struct finder_fixture {
 
   global_position head() const { return log.size() - 1; }
 
+  /// Appends fillers (not in `log`) in one transaction that takes the log
+  /// past the next multiple of the segment span: the recent index entries
+  /// become a segment, and one entry is left after it.
+  void pass_a_span_end() {
+    const global_position span = varve::detail::index::segment_span;
+    const std::size_t fillers = static_cast<std::size_t>(span - head() % span + 1);
+    BOOST_REQUIRE(store
+                      ->append("filler", expected_version::any(),
+                               std::vector<new_event>(fillers, make_event("filler", "f")))
+                      .ok());
+  }
+
   static bool same(const event_view& e, const expected_event& x) {
     return e.version == x.version && e.type == x.type && e.payload == x.payload;
   }
@@ -333,12 +345,7 @@ BOOST_AUTO_TEST_CASE(a_query_with_a_limit_reads_no_index_entry_past_what_it_visi
   // take the log past a span end, which turns the recent entries into a
   // segment: the two transactions then have entries of their own (no fold
   // joins them).
-  const global_position span = varve::detail::index::segment_span;
-  const std::size_t fillers = static_cast<std::size_t>(span - head() % span + 1);
-  BOOST_REQUIRE(store
-                    ->append("filler", expected_version::any(),
-                             std::vector<new_event>(fillers, make_event("filler", "f")))
-                    .ok());
+  pass_a_span_end();
   std::vector<global_position> marked;
   for (std::size_t n : {2, 1}) {
     auto r = store->append("marked", expected_version::any(),
@@ -385,12 +392,7 @@ BOOST_AUTO_TEST_CASE(a_fold_over_recent_entries_that_list_one_position_twice_is_
   // lists the next entry's position (damage) would fold into a zero gap,
   // a value no reader decodes: the append that folds them fails, names
   // the position and the rebuild, and appends nothing.
-  const global_position span = varve::detail::index::segment_span;
-  const std::size_t fillers = static_cast<std::size_t>(span - head() % span + 1);
-  BOOST_REQUIRE(store
-                    ->append("filler", expected_version::any(),
-                             std::vector<new_event>(fillers, make_event("filler", "f")))
-                    .ok());
+  pass_a_span_end();
   // One recent entry is left past the span end; 15 more make 16.
   global_position last = 0;
   for (int t = 0; t < 15; ++t) {
