@@ -133,8 +133,6 @@ struct list_parts {
   }
 };
 
-constexpr global_position no_limit = ~global_position{0};
-
 }  // namespace
 
 error damaged(std::string what) {
@@ -514,10 +512,24 @@ class recent_stream final : public batched_stream {
       if (rc != 0) return lmdb::to_error(rc, "reading the recent index");
       if (k.mv_size != 8) return damaged("a recent index entry has a bad key");
       const global_position first = bytes::get_native_u64(lmdb::to_view(k));
-      if (!lookup_list(lmdb::to_view(v), first, no_limit, id_, out))
+      // The entries cover consecutive ranges, each up to the next one's
+      // first position, the last up to the indexed position: an entry that
+      // lists a position outside its range would hand a reader an event
+      // twice, or out of log order.
+      const bool forward = dir_ == direction::forward;
+      if (forward && first <= listed_before_)
         return damaged("the recent index entry at position " + std::to_string(first) +
-                       " does not decode");
-      if (!out.empty()) return true;
+                       " begins at or before position " + std::to_string(listed_before_) +
+                       ", which an older entry lists");
+      const global_position limit = !forward && newer_first_ != 0 ? newer_first_ - 1 : last_;
+      if (!forward) newer_first_ = first;
+      if (!lookup_list(lmdb::to_view(v), first, limit, id_, out))
+        return damaged("the recent index entry at position " + std::to_string(first) +
+                       " does not decode, or lists a position past " + std::to_string(limit));
+      if (!out.empty()) {
+        if (forward) listed_before_ = out.back();
+        return true;
+      }
     }
   }
 
@@ -525,6 +537,8 @@ class recent_stream final : public batched_stream {
   MDB_dbi dbi_;
   std::uint64_t id_;
   MDB_cursor* cursor_ = nullptr;
+  global_position listed_before_ = 0;  // forward: the last position listed so far
+  global_position newer_first_ = 0;    // backward: the first position of the newer entry
 };
 
 result<std::optional<std::uint64_t>> key_id(MDB_txn* txn, const tables& dbs,

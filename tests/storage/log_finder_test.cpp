@@ -427,6 +427,61 @@ BOOST_AUTO_TEST_CASE(a_fold_over_recent_entries_that_list_one_position_twice_is_
   BOOST_TEST(store->read()->head() == last);
 }
 
+BOOST_AUTO_TEST_CASE(a_recent_entry_that_lists_the_next_entrys_position_fails_reads) {
+  // Each recent entry lists positions of its own range only. One that also
+  // lists the first position of the next entry (damage) would hand a query
+  // that event twice; forward and backward, the read fails instead, naming
+  // the entry and the rebuild.
+  pass_a_span_end();
+  std::vector<global_position> at;
+  for (int t = 0; t < 3; ++t) {
+    auto r = store->append("overlap", expected_version::any(),
+                           std::vector<new_event>{make_event("overlap", "o")});
+    BOOST_REQUIRE(r.ok());
+    at.push_back(r->last_position);
+  }
+  {
+    auto before = store->read();
+    BOOST_REQUIRE(before.ok());
+    auto clean = before->read_query(query::of_types({"overlap"}), 1, direction::forward, SIZE_MAX);
+    BOOST_REQUIRE_MESSAGE(clean.ok(), varve_test::describe(clean));
+    BOOST_REQUIRE_EQUAL(clean->size(), 3u);
+  }
+  store.reset();
+  {
+    varve_test::raw_env env(opts.directory);
+    auto entry = env.get_recent_index(at[0]);
+    BOOST_REQUIRE(entry.has_value());  // the first transaction's own entry
+    varve::detail::index::postings listed;
+    BOOST_REQUIRE(varve::detail::index::list_postings(*entry, at[0], listed));
+    const std::size_t n = listed.size();
+    for (std::size_t i = 0; i < n; ++i)  // every key of the entry: the type's too
+      listed.emplace_back(listed[i].first, at[1]);
+    std::sort(listed.begin(), listed.end());
+    env.put_recent_index(at[0], varve::detail::index::encode_lists(at[0], listed));
+  }
+  store = varve_test::open_store(opts);
+  auto tx = store->read();
+  BOOST_REQUIRE(tx.ok());
+  for (direction dir : {direction::forward, direction::backward}) {
+    std::vector<global_position> seen;
+    auto r = tx->scan_query(query::of_types({"overlap"}), dir == direction::forward ? 1 : at[2],
+                            dir, SIZE_MAX, [&](const varve::event_view& e) {
+                              seen.push_back(e.position);
+                              return true;
+                            });
+    VARVE_CHECK_ERRC(r, errc::corruption);
+    if (!r.ok()) {
+      BOOST_TEST(r.err().message().find("rebuild") != std::string::npos, r.err().message());
+      const std::string& m = r.err().message();
+      const bool names_it = m.find(std::to_string(at[0])) != std::string::npos ||
+                            m.find(std::to_string(at[1])) != std::string::npos;
+      BOOST_TEST(names_it, m);
+    }
+    BOOST_TEST((std::adjacent_find(seen.begin(), seen.end()) == seen.end()));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(query_reads_give_every_listed_event_in_log_order) {
   auto tx = store->read();
   BOOST_REQUIRE(tx.ok());
