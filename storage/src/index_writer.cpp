@@ -149,16 +149,68 @@ result<fold> entries_to_fold(batch_txn& b) {
   return fold{from, folded};
 }
 
-/// Deletes the recent entries of fold `f`. Errors: LMDB's.
-result<void> delete_recent(batch_txn& b, const fold& f) {
+/// Corruption when a posting of `added` comes before `first`, the first
+/// position a new recent entry covers: meta's `indexed_through` is past
+/// positions the index does not list.
+result<void> check_after(const batch_txn& b, const index::postings& added, global_position first) {
+  if (added.empty()) return {};
+  global_position lowest = added.front().second;
+  for (const auto& posting : added)
+    lowest = std::min(lowest, posting.second);
+  if (lowest < first)
+    return index::damaged("meta 'indexed_through' (" + std::to_string(b.indexed_through) +
+                          ") is past position " + std::to_string(lowest) +
+                          ", which the index does not list");
+  return {};
+}
+
+/// Merges the recent entries of fold `f` and this transaction's postings
+/// `added` (positions after indexed_through) into `out`, one entry
+/// beginning at `f.from`, and deletes the folded entries. The entries are
+/// merged as stored (each key's gaps copied), not decoded and encoded
+/// again. Errors: corruption (an entry that does not decode, or lists a
+/// position outside its range: up to the next entry's first, the newest
+/// up to indexed_through), and LMDB's.
+result<void> fold_recent(batch_txn& b, const fold& f, const index::postings& added,
+                         std::string& out) {
+  std::vector<index::list_part> parts;
+  parts.reserve(f.entries + 1);
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
+  struct closer {
+    MDB_cursor* c;
+    ~closer() { mdb_cursor_close(c); }
+  } guard{c};
   global_position from = f.from;
   MDB_val k{sizeof from, &from}, v{};
   int rc = b.txn.cursor_get(c, k, v, MDB_SET_KEY);
+  while (rc == 0) {
+    // Keys were checked by entries_to_fold: 8 bytes, ascending, up to
+    // indexed_through.
+    const global_position first = bytes::get_native_u64(lmdb::to_view(k));
+    if (!parts.empty()) parts.back().last = first - 1;
+    parts.push_back(index::list_part{lmdb::to_view(v), first, b.indexed_through});
+    if (parts.size() == f.entries) break;
+    rc = b.txn.cursor_get(c, k, v, MDB_NEXT);
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
+  if (parts.size() != f.entries) return index::damaged("the recent index changed while folding it");
+  // The entries are read in place and merged before any is deleted: a
+  // delete may reuse the pages they are on.
+  std::string own;
+  if (!added.empty()) {
+    if (auto after = check_after(b, added, b.indexed_through + 1); !after) return after;
+    own = index::encode_lists(b.indexed_through + 1, added);
+    parts.push_back(index::list_part{own, b.indexed_through + 1, b.indexed_to()});
+  }
+  if (!index::merge_lists(parts, f.from, out, false))
+    return index::damaged("the recent index entries from position " + std::to_string(f.from) +
+                          " do not fold: one does not decode, or lists a position outside its "
+                          "range");
+  k = MDB_val{sizeof from, &from};
+  rc = b.txn.cursor_get(c, k, v, MDB_SET_KEY);
   if (rc == 0) rc = delete_entries(b, c, f.entries);
-  mdb_cursor_close(c);
   if (rc != 0) return lmdb::to_error(rc, "folding the recent index");
   return {};
 }
@@ -213,7 +265,7 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
                           std::to_string(into.last()));
   }
   std::string merged;
-  if (!index::merge_lists(parts, into.first, merged)) {
+  if (!index::merge_lists(parts, into.first, merged, true)) {
     mdb_cursor_close(c);
     return index::damaged("an index segment of tier " + std::to_string(from) + " in positions " +
                           std::to_string(into.first) + ".." + std::to_string(into.last()) +
@@ -391,21 +443,22 @@ result<void> write_index(batch_txn& b) {
   MDB_stat recent{};
   if (int rc = mdb_stat(b.txn.raw(), b.store.dbs.index_recent, &recent); rc != 0)
     return lmdb::to_error(rc, "reading the recent index");
-  if (seal || recent.ms_entries >= index::max_recent_entries) {
-    // The log passed a span end: the recent entries and this transaction's
-    // postings become segments, up to the last whole span. Or there are
-    // many recent entries (small transactions): the newest become one, so
+  std::string entry;  // the recent entry to write, when a fold merged it already
+  if (!seal && recent.ms_entries >= index::max_recent_entries) {
+    // Many recent entries (small transactions): the newest become one, so
     // that readers look a key up in a few.
-    fold folding;  // all of them when sealing
-    if (!seal) {
-      auto newest = entries_to_fold(b);
-      if (!newest) return std::move(newest).err();
-      folding = *newest;
-    }
+    auto folding = entries_to_fold(b);
+    if (!folding) return std::move(folding).err();
+    auto folded = fold_recent(b, *folding, added, entry);
+    if (!folded) return folded;
+    recent_first = folding->from;
+  } else if (seal) {
+    // The log passed a span end: the recent entries and this transaction's
+    // postings become segments, up to the last whole span.
     // Each recent entry, and this transaction's, is sorted: merge them.
     index::postings all;
     std::vector<std::size_t> runs;
-    if (auto read = read_recent(b, folding.from, all, recent_first, runs); !read) return read;
+    if (auto read = read_recent(b, 0, all, recent_first, runs); !read) return read;
     runs.push_back(all.size());
     all.insert(all.end(), added.begin(), added.end());
     // From the newest run back, so that the oldest (an entry folded
@@ -422,12 +475,8 @@ result<void> write_index(batch_txn& b) {
       return index::damaged("the recent index lists position " + std::to_string(twice->second) +
                             " twice under one key");
     added = std::move(all);
-    if (seal) {
-      if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
-        return lmdb::to_error(rc, "emptying the recent index");
-    } else if (auto deleted = delete_recent(b, folding); !deleted) {
-      return deleted;
-    }
+    if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
+      return lmdb::to_error(rc, "emptying the recent index");
   }
   if (seal) {
     if (auto written = write_segments(b, added, segmented); !written) return written;
@@ -437,7 +486,7 @@ result<void> write_index(batch_txn& b) {
       return lmdb::to_error(rc, "writing the index position");
     b.segmented_through = segmented;
   }
-  if (!added.empty()) {
+  if (!added.empty() || !entry.empty()) {
     // Entries go after every stored one (an entry at or past recent_first
     // means meta's positions are behind the index).
     MDB_cursor* c = nullptr;
@@ -451,17 +500,12 @@ result<void> write_index(batch_txn& b) {
       return index::damaged("the recent index has an entry at or after position " +
                             std::to_string(recent_first) + ", which meta 'indexed_through' (" +
                             std::to_string(b.indexed_through) + ") does not cover");
-    global_position lowest = added.front().second;
-    for (const auto& posting : added)
-      lowest = std::min(lowest, posting.second);
-    if (lowest < recent_first)
-      return index::damaged("meta 'indexed_through' (" + std::to_string(b.indexed_through) +
-                            ") is past position " + std::to_string(lowest) +
-                            ", which the index does not list");
+    if (entry.empty()) {
+      if (auto after = check_after(b, added, recent_first); !after) return after;
+      entry = index::encode_lists(recent_first, added);
+    }
     bytes::u64_key key(recent_first);
-    if (int rc = b.txn.put(b.store.dbs.index_recent, key.view(),
-                           index::encode_lists(recent_first, added), MDB_APPEND);
-        rc != 0)
+    if (int rc = b.txn.put(b.store.dbs.index_recent, key.view(), entry, MDB_APPEND); rc != 0)
       return lmdb::to_error(rc, "writing the recent index");
   }
   if (int rc = b.txn.put(b.store.dbs.meta, "indexed_through", encode_u64_le(last)); rc != 0)

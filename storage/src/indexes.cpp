@@ -5,6 +5,7 @@
 #include "interpolation.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "bytes.hpp"
@@ -187,7 +188,45 @@ bool each_list(std::string_view lists, global_position first, global_position li
   return true;
 }
 
-bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out) {
+namespace {
+
+/// Appends the list of key `k` of `r` (a part's lists, covering `part`) to
+/// a merged list whose last position is `prev` (`head`: it has none yet):
+/// its first position again, from `prev`, then its gaps as stored, after
+/// checking them as decode_positions does. False when the list does not
+/// decode, leaves the part's range, comes before `prev`, or the part's ids
+/// are out of order.
+bool append_list(const list_parts& r, std::size_t k, const list_part& part, bool head,
+                 global_position& prev, std::string& lists) {
+  if (k + 1 < r.n && r.id(k + 1) <= r.id(k)) return false;
+  const std::string_view list = r.list(k);
+  const char* p = list.data();
+  const char* const end = p + list.size();
+  std::uint64_t delta = 0;
+  global_position pos = part.first;
+  if (p == end || !(p = bytes::get_varint(p, end, delta)) || pos + delta < pos ||
+      pos + delta > part.last)
+    return false;
+  pos += delta;
+  if (!head && pos <= prev) return false;
+  char buf[10];
+  char* e = bytes::put_varint(buf, pos - prev);
+  lists.append(buf, static_cast<std::size_t>(e - buf));
+  const char* const gaps = p;
+  while (p < end) {
+    p = bytes::get_varint(p, end, delta);
+    if (!p || delta == 0 || pos + delta < pos || pos + delta > part.last) return false;
+    pos += delta;
+  }
+  lists.append(gaps, static_cast<std::size_t>(end - gaps));
+  prev = pos;
+  return true;
+}
+
+}  // namespace
+
+bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out,
+                 bool shared_keys) {
   std::vector<list_parts> in(parts.size());
   std::vector<std::size_t> at(parts.size(), 0);  // each part's next key
   std::size_t keys = 0, bytes_in = 0;
@@ -206,51 +245,60 @@ bool merge_lists(const std::vector<list_part>& parts, global_position first, std
   offsets.reserve(keys + 1);
   std::string lists;
   lists.reserve(bytes_in + bytes_in / 8);
-  char buf[10];
-  for (;;) {
-    // The smallest next id of all parts (a few parts: a linear pass).
-    std::uint64_t id = 0;
-    bool any = false;
-    for (std::size_t i = 0; i < parts.size(); ++i)
-      if (at[i] < in[i].n && (!any || in[i].id(at[i]) < id)) {
-        id = in[i].id(at[i]);
-        any = true;
-      }
-    if (!any) break;
+  global_position prev = first;  // the last position written for the current key
+  auto begin_key = [&](std::uint64_t id) {
     ids.push_back(id);
     offsets.push_back(static_cast<std::uint32_t>(lists.size()));
-    global_position prev = first;
-    bool head = true;
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-      if (at[i] >= in[i].n || in[i].id(at[i]) != id) continue;
-      const std::size_t k = at[i]++;
-      if (at[i] < in[i].n && in[i].id(at[i]) <= id) return false;  // ids out of order
-      // The part's first position is its distance from the part's start:
-      // it is written again, from the position before it in the merged
-      // list. The rest are gaps, the same in the merged list: checked as
-      // decode_positions checks them, and copied as they are.
-      const std::string_view list = in[i].list(k);
-      const char* p = list.data();
-      const char* const end = p + list.size();
-      const global_position limit = parts[i].last;
-      std::uint64_t delta = 0;
-      global_position pos = parts[i].first;
-      if (p == end || !(p = bytes::get_varint(p, end, delta)) || pos + delta < pos ||
-          pos + delta > limit)
-        return false;
-      pos += delta;
-      if (!head && pos <= prev) return false;
-      char* e = bytes::put_varint(buf, pos - prev);
-      lists.append(buf, static_cast<std::size_t>(e - buf));
-      const char* const gaps = p;
-      while (p < end) {
-        p = bytes::get_varint(p, end, delta);
-        if (!p || delta == 0 || pos + delta < pos || pos + delta > limit) return false;
-        pos += delta;
+    prev = first;
+  };
+  if (shared_keys) {
+    // Parts that share most keys (the segments of a span): each merged key
+    // takes a pass over the parts to find the smallest next id, and one to
+    // take its list from each part that has it, in log order.
+    for (;;) {
+      std::uint64_t id = 0;
+      bool any = false;
+      for (std::size_t i = 0; i < parts.size(); ++i)
+        if (at[i] < in[i].n && (!any || in[i].id(at[i]) < id)) {
+          id = in[i].id(at[i]);
+          any = true;
+        }
+      if (!any) break;
+      begin_key(id);
+      bool head = true;
+      for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (at[i] >= in[i].n || in[i].id(at[i]) != id) continue;
+        if (!append_list(in[i], at[i]++, parts[i], head, prev, lists)) return false;
+        head = false;
       }
-      lists.append(gaps, static_cast<std::size_t>(end - gaps));
-      prev = pos;
-      head = false;
+    }
+  } else {
+    // Parts with few keys in common (recent entries, each a transaction's
+    // keys): the parts' next keys in a heap, smallest id first and, for one
+    // id, the parts in log order. A key costs log(parts), not parts.
+    using next_key = std::pair<std::uint64_t, std::size_t>;  // (id, part)
+    std::vector<next_key> heap;
+    heap.reserve(parts.size());
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      if (in[i].n > 0) heap.emplace_back(in[i].id(0), i);
+    const std::greater<next_key> later;
+    std::make_heap(heap.begin(), heap.end(), later);
+    while (!heap.empty()) {
+      const std::uint64_t id = heap.front().first;
+      begin_key(id);
+      bool head = true;
+      while (!heap.empty() && heap.front().first == id) {
+        std::pop_heap(heap.begin(), heap.end(), later);
+        const std::size_t i = heap.back().second;
+        if (!append_list(in[i], at[i]++, parts[i], head, prev, lists)) return false;
+        head = false;
+        if (at[i] < in[i].n) {
+          heap.back().first = in[i].id(at[i]);
+          std::push_heap(heap.begin(), heap.end(), later);
+        } else {
+          heap.pop_back();
+        }
+      }
     }
   }
   offsets.push_back(static_cast<std::uint32_t>(lists.size()));

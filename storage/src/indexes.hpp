@@ -117,8 +117,11 @@ struct list_part {
 /// Merges the key lists of `parts` (ranges in ascending order, within
 /// [first, last]) into one, beginning at `first`, into `out`: each key's
 /// positions from every part, in log order. false when a part does not
-/// decode or leaves its range.
-bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out);
+/// decode or leaves its range. `shared_keys`: the parts have most keys in
+/// common (the segments of a span), and the merge passes over the parts
+/// once per key; else (recent entries) it keeps their next keys in a heap.
+bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out,
+                 bool shared_keys);
 
 /// A damaged index, as errc::corruption: `what`, then how to repair it (the
 /// indexes are derived from the log: rebuild them).
