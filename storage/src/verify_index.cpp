@@ -95,27 +95,38 @@ std::uint64_t index_checker::finish() {
       fault_("the recent index does not read: " + c.err().to_string());
       return 0;
     }
+    // Each entry covers the positions up to the next one's first (the last
+    // one up to indexed_through), as readers and folds check: the entries
+    // are read first, then each is checked against its range.
+    std::vector<std::pair<global_position, std::string_view>> recent;
     MDB_val k{}, v{};
     auto found = c->get(k, v, MDB_FIRST);
-    for (; found && *found; found = c->get(k, v, MDB_NEXT)) {
-      const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
+    for (; found && *found; found = c->get(k, v, MDB_NEXT))
+      recent.emplace_back(k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0,
+                          lmdb::to_view(v));
+    if (!found) fault_("the recent index does not read: " + found.err().to_string());
+    for (std::size_t i = 0; i < recent.size(); ++i) {
+      const auto [first, value] = recent[i];
       if (first <= segmented_through_ || first > indexed_through_) {
         fault_("the recent index has an entry at position " + std::to_string(first) + ", outside " +
                std::to_string(segmented_through_ + 1) + ".." + std::to_string(indexed_through_));
         continue;
       }
+      const global_position last = i + 1 < recent.size() && recent[i + 1].first > first
+                                       ? recent[i + 1].first - 1
+                                       : indexed_through_;
       bool beyond = false;
-      if (!index::each_list(lmdb::to_view(v), first, ~global_position{0},
+      if (!index::each_list(value, first, ~global_position{0},
                             [&](std::uint64_t id, const std::vector<global_position>& p) {
-                              beyond = beyond || p.back() > indexed_through_;
+                              beyond = beyond || p.back() > last;
                               add(id, p);
                             }))
         fault_("the recent index entry at position " + std::to_string(first) + " does not decode");
       else if (beyond)
         fault_("the recent index entry at position " + std::to_string(first) +
-               " lists positions after the indexed position " + std::to_string(indexed_through_));
+               " lists positions after " + std::to_string(last) +
+               (last == indexed_through_ ? ", the indexed position" : ", the end of its range"));
     }
-    if (!found) fault_("the recent index does not read: " + found.err().to_string());
   }
   auto label = [](std::string_view text) {
     const char* kind = text[0] == index::kind_type       ? "type"

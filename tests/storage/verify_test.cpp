@@ -6,9 +6,11 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
+#include "indexes.hpp"
 #include "raw_lmdb.hpp"
 #include "temp_dir.hpp"
 
@@ -91,6 +93,36 @@ BOOST_AUTO_TEST_CASE(a_wrong_index_chunk_or_head_is_a_fault) {
   BOOST_REQUIRE(report.ok());
   BOOST_CHECK(mentions(*report, "index chunk 0 points at"));
   BOOST_CHECK(mentions(*report, "stream 'a': head says version 151"));
+}
+
+BOOST_AUTO_TEST_CASE(a_recent_index_entry_listing_a_position_past_its_range_is_a_fault) {
+  // Each recent index entry covers the positions up to the next one's
+  // first. Moving the third transaction's postings into the second's entry
+  // keeps the index's postings as they were, but the second entry now
+  // lists a position of the third's range, which reads and folds refuse:
+  // verify reports it too.
+  for (int i = 0; i < 6; ++i)
+    BOOST_REQUIRE(store->append("s", expected_version::any(), make_events(1)).ok());
+  store.reset();
+  {
+    varve_test::raw_env raw(dir / "store");
+    auto second = raw.get_recent_index(2), third = raw.get_recent_index(3);
+    BOOST_REQUIRE(second && third);
+    namespace ix = varve::detail::index;
+    ix::postings moved, kept;
+    BOOST_REQUIRE(ix::list_postings(*second, 2, kept));
+    BOOST_REQUIRE(ix::list_postings(*third, 3, moved));
+    BOOST_REQUIRE(!moved.empty());
+    kept.insert(kept.end(), moved.begin(), moved.end());
+    std::sort(kept.begin(), kept.end());
+    raw.put_recent_index(2, ix::encode_lists(2, kept));
+    raw.put_recent_index(3, ix::encode_lists(3, {}));
+  }
+  reopen();
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_CHECK_MESSAGE(mentions(*report, "entry at position 2 lists positions after 2"),
+                      (report->faults.empty() ? std::string("no fault") : report->faults.front()));
 }
 
 BOOST_AUTO_TEST_CASE(a_backup_taken_while_a_writer_runs_verifies) {
