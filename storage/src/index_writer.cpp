@@ -204,10 +204,11 @@ result<void> fold_recent(batch_txn& b, const fold& f, const index::postings& add
     own = index::encode_lists(b.indexed_through + 1, added);
     parts.push_back(index::list_part{own, b.indexed_through + 1, b.indexed_to()});
   }
-  if (!index::merge_lists(parts, f.from, out, false))
-    return index::damaged("the recent index entries from position " + std::to_string(f.from) +
-                          " do not fold: one does not decode, or lists a position outside its "
-                          "range");
+  if (std::size_t bad = 0; !index::merge_lists(parts, f.from, out, false, &bad))
+    return index::damaged("the recent index entry at position " + std::to_string(parts[bad].first) +
+                          " does not fold: it does not decode, or lists a position outside " +
+                          std::to_string(parts[bad].first) + ".." +
+                          std::to_string(parts[bad].last));
   k = MDB_val{sizeof from, &from};
   rc = b.txn.cursor_get(c, k, v, MDB_SET_KEY);
   if (rc == 0) rc = delete_entries(b, c, f.entries);

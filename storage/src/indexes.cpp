@@ -226,14 +226,18 @@ bool append_list(const list_parts& r, std::size_t k, const list_part& part, bool
 }  // namespace
 
 bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out,
-                 bool shared_keys) {
+                 bool shared_keys, std::size_t* failed) {
+  auto refuse = [&](std::size_t part) {
+    if (failed) *failed = part;
+    return false;
+  };
   std::vector<list_parts> in(parts.size());
   std::vector<std::size_t> at(parts.size(), 0);  // each part's next key
   std::size_t keys = 0, bytes_in = 0;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     if (!in[i].read(parts[i].lists) || parts[i].first < first ||
         (i > 0 && parts[i].first <= parts[i - 1].last))
-      return false;
+      return refuse(i);
     keys += in[i].n;
     bytes_in += in[i].lists.size();
   }
@@ -268,7 +272,7 @@ bool merge_lists(const std::vector<list_part>& parts, global_position first, std
       bool head = true;
       for (std::size_t i = 0; i < parts.size(); ++i) {
         if (at[i] >= in[i].n || in[i].id(at[i]) != id) continue;
-        if (!append_list(in[i], at[i]++, parts[i], head, prev, lists)) return false;
+        if (!append_list(in[i], at[i]++, parts[i], head, prev, lists)) return refuse(i);
         head = false;
       }
     }
@@ -290,7 +294,7 @@ bool merge_lists(const std::vector<list_part>& parts, global_position first, std
       while (!heap.empty() && heap.front().first == id) {
         std::pop_heap(heap.begin(), heap.end(), later);
         const std::size_t i = heap.back().second;
-        if (!append_list(in[i], at[i]++, parts[i], head, prev, lists)) return false;
+        if (!append_list(in[i], at[i]++, parts[i], head, prev, lists)) return refuse(i);
         head = false;
         if (at[i] < in[i].n) {
           heap.back().first = in[i].id(at[i]);

@@ -120,8 +120,9 @@ struct list_part {
 /// decode or leaves its range. `shared_keys`: the parts have most keys in
 /// common (the segments of a span), and the merge passes over the parts
 /// once per key; else (recent entries) it keeps their next keys in a heap.
+/// On false, `*failed` (when given) is the index of the part at fault.
 bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out,
-                 bool shared_keys);
+                 bool shared_keys, std::size_t* failed = nullptr);
 
 /// A damaged index, as errc::corruption: `what`, then how to repair it (the
 /// indexes are derived from the log: rebuild them).
