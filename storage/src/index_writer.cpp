@@ -79,19 +79,18 @@ int delete_entries(batch_txn& b, MDB_cursor* c, std::size_t count) {
   return rc;
 }
 
-/// Adds the postings of every recent entry from the one at position `from`
-/// on (0: from the first) to `out` (each entry's sorted by key id then
-/// position; `runs` gets where each entry after the first begins), and
-/// sets `oldest` to the position the first of them begins at (unchanged
-/// when there is none).
+/// Adds the postings of every recent entry to `out` (each entry's sorted
+/// by key id then position; `runs` gets where each entry after the first
+/// begins), and sets `oldest` to the position the first of them begins at
+/// (unchanged when there is none).
 /// Errors: corruption, and LMDB's.
-result<void> read_recent(batch_txn& b, global_position from, index::postings& out,
-                         global_position& oldest, std::vector<std::size_t>& runs) {
+result<void> read_recent(batch_txn& b, index::postings& out, global_position& oldest,
+                         std::vector<std::size_t>& runs) {
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
-  MDB_val k{sizeof from, &from}, v{};
-  int rc = b.txn.cursor_get(c, k, v, from == 0 ? MDB_FIRST : MDB_SET_KEY);
+  MDB_val k{}, v{};
+  int rc = b.txn.cursor_get(c, k, v, MDB_FIRST);
   for (bool at_first = true; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT), at_first = false) {
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
     if (at_first) oldest = first;
@@ -459,7 +458,7 @@ result<void> write_index(batch_txn& b) {
     // Each recent entry, and this transaction's, is sorted: merge them.
     index::postings all;
     std::vector<std::size_t> runs;
-    if (auto read = read_recent(b, 0, all, recent_first, runs); !read) return read;
+    if (auto read = read_recent(b, all, recent_first, runs); !read) return read;
     runs.push_back(all.size());
     all.insert(all.end(), added.begin(), added.end());
     // From the newest run back, so that the oldest (an entry folded
