@@ -82,27 +82,53 @@ int delete_entries(batch_txn& b, MDB_cursor* c, std::size_t count) {
 /// Adds the postings of every recent entry to `out` (each entry's sorted
 /// by key id then position; `runs` gets where each entry after the first
 /// begins), and sets `oldest` to the position the first of them begins at
-/// (unchanged when there is none).
-/// Errors: corruption, and LMDB's.
+/// (unchanged when there is none). Errors: corruption (an entry that does
+/// not decode, is keyed at or before segmented_through, or lists a
+/// position outside its range: up to the next entry's first, the newest
+/// up to indexed_through), and LMDB's.
 result<void> read_recent(batch_txn& b, index::postings& out, global_position& oldest,
                          std::vector<std::size_t>& runs) {
   MDB_cursor* c = nullptr;
   if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
+  std::vector<global_position> firsts;
+  std::vector<std::size_t> begins;  // where each entry's postings begin in `out`
   MDB_val k{}, v{};
   int rc = b.txn.cursor_get(c, k, v, MDB_FIRST);
-  for (bool at_first = true; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT), at_first = false) {
+  for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT)) {
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
-    if (at_first) oldest = first;
-    if (!at_first) runs.push_back(out.size());
-    if (first == 0 || !index::list_postings(lmdb::to_view(v), first, out)) {
+    if (!firsts.empty()) runs.push_back(out.size());
+    begins.push_back(out.size());
+    if (first <= b.segmented_through || first > b.indexed_through) {
+      mdb_cursor_close(c);
+      return index::damaged("the recent index has an entry at position " + std::to_string(first) +
+                            ", outside the positions it covers: after meta 'segmented_through' (" +
+                            std::to_string(b.segmented_through) + ") up to 'indexed_through' (" +
+                            std::to_string(b.indexed_through) + ")");
+    }
+    if (!index::list_postings(lmdb::to_view(v), first, out)) {
       mdb_cursor_close(c);
       return index::damaged("the recent index entry at position " + std::to_string(first) +
                             " does not decode");
     }
+    firsts.push_back(first);
   }
   mdb_cursor_close(c);
   if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
+  if (firsts.empty()) return {};
+  oldest = firsts.front();
+  // Each entry's range ends just before the next entry's first position.
+  for (std::size_t e = 0; e < firsts.size(); ++e) {
+    const bool newest = e + 1 == firsts.size();
+    const std::size_t end = newest ? out.size() : begins[e + 1];
+    const global_position last = newest ? b.indexed_through : firsts[e + 1] - 1;
+    for (std::size_t i = begins[e]; i < end; ++i)
+      if (out[i].second < firsts[e] || out[i].second > last)
+        return index::damaged("the recent index entry at position " + std::to_string(firsts[e]) +
+                              " lists position " + std::to_string(out[i].second) +
+                              ", outside its range " + std::to_string(firsts[e]) + ".." +
+                              std::to_string(last));
+  }
   return {};
 }
 
@@ -132,10 +158,11 @@ result<fold> entries_to_fold(batch_txn& b) {
   int rc = b.txn.cursor_get(c, k, v, MDB_LAST);
   for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_PREV)) {
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
-    if (first == 0 || first >= from) {
+    if (first <= b.segmented_through || first >= from) {
       mdb_cursor_close(c);
       return index::damaged("the recent index has an entry at position " + std::to_string(first) +
-                            ", out of order or past meta 'indexed_through' (" +
+                            ", out of order, at or before meta 'segmented_through' (" +
+                            std::to_string(b.segmented_through) + ") or past 'indexed_through' (" +
                             std::to_string(b.indexed_through) + ")");
     }
     if (folded >= 2 && from - first > together) break;

@@ -101,13 +101,15 @@ struct finder_fixture {
   /// Appends fillers (not in `log`) in one transaction that takes the log
   /// past the next multiple of the segment span: the recent index entries
   /// become a segment, and one entry is left after it.
-  void pass_a_span_end() {
+  /// Returns the fillers' last position (the log's head).
+  global_position pass_a_span_end() {
     const global_position span = varve::detail::index::segment_span;
-    const std::size_t fillers = static_cast<std::size_t>(span - head() % span + 1);
-    BOOST_REQUIRE(store
-                      ->append("filler", expected_version::any(),
-                               std::vector<new_event>(fillers, make_event("filler", "f")))
-                      .ok());
+    const global_position at = store->read()->head();
+    const std::size_t fillers = static_cast<std::size_t>(span - at % span + 1);
+    auto r = store->append("filler", expected_version::any(),
+                           std::vector<new_event>(fillers, make_event("filler", "f")));
+    BOOST_REQUIRE(r.ok());
+    return r->last_position;
   }
 
   static bool same(const event_view& e, const expected_event& x) {
@@ -425,6 +427,90 @@ BOOST_AUTO_TEST_CASE(a_fold_over_recent_entries_that_list_one_position_twice_is_
                refused.err().message());
   }
   BOOST_TEST(store->read()->head() == last);
+}
+
+BOOST_AUTO_TEST_CASE(a_seal_over_a_recent_entry_listing_past_its_range_is_refused) {
+  // A posting moved from one recent entry into the one before it (damage:
+  // no posting is missing, none is listed twice) lies outside the older
+  // entry's range. The append that seals the entries into segments fails,
+  // naming the entry and the rebuild, and appends nothing.
+  pass_a_span_end();
+  std::vector<global_position> at;
+  for (int t = 0; t < 3; ++t) {
+    // "moved-..." streams: each event has a type key and a category key.
+    auto r = store->append("moved-" + std::to_string(t), expected_version::any(),
+                           std::vector<new_event>{make_event("moved", "m")});
+    BOOST_REQUIRE(r.ok());
+    at.push_back(r->last_position);
+  }
+  store.reset();
+  {
+    varve_test::raw_env env(opts.directory);
+    auto older = env.get_recent_index(at[0]);
+    auto newer = env.get_recent_index(at[1]);
+    BOOST_REQUIRE(older.has_value() && newer.has_value());
+    varve::detail::index::postings first, second;
+    BOOST_REQUIRE(varve::detail::index::list_postings(*older, at[0], first));
+    BOOST_REQUIRE(varve::detail::index::list_postings(*newer, at[1], second));
+    BOOST_REQUIRE_EQUAL(second.size(), 2u);  // the type's key and the category's
+    first.push_back(second.front());
+    second.erase(second.begin());
+    std::sort(first.begin(), first.end());
+    env.put_recent_index(at[0], varve::detail::index::encode_lists(at[0], first));
+    env.put_recent_index(at[1], varve::detail::index::encode_lists(at[1], second));
+  }
+  store = varve_test::open_store(opts);
+  const global_position head = store->read()->head();
+  const global_position span = varve::detail::index::segment_span;
+  auto refused = store->append("filler", expected_version::any(),
+                               std::vector<new_event>(static_cast<std::size_t>(span - head % span),
+                                                      make_event("filler", "f")));
+  VARVE_CHECK_ERRC(refused, errc::corruption);
+  if (!refused.ok()) {
+    const std::string named =
+        "entry at position " + std::to_string(at[0]) + " lists position " + std::to_string(at[1]);
+    BOOST_TEST(refused.err().message().find(named) != std::string::npos, refused.err().message());
+    BOOST_TEST(refused.err().message().find("rebuild") != std::string::npos,
+               refused.err().message());
+  }
+  BOOST_TEST(store->read()->head() == head);
+}
+
+BOOST_AUTO_TEST_CASE(a_recent_entry_keyed_inside_the_sealed_positions_is_refused) {
+  // Recent entries cover positions after meta 'segmented_through'. One
+  // keyed at it (damage) lists a position the segments list already; the
+  // append that seals the entries fails, naming the entry and the
+  // rebuild, and appends nothing, rather than dropping the entry.
+  const global_position sealed = pass_a_span_end() - 1;
+  BOOST_REQUIRE_EQUAL(sealed % varve::detail::index::segment_span, 0u);
+  auto r = store->append("inside", expected_version::any(),
+                         std::vector<new_event>{make_event("inside", "i")});
+  BOOST_REQUIRE(r.ok());
+  store.reset();
+  {
+    varve_test::raw_env env(opts.directory);
+    auto entry = env.get_recent_index(r->last_position);
+    BOOST_REQUIRE(entry.has_value());
+    varve::detail::index::postings listed;
+    BOOST_REQUIRE(varve::detail::index::list_postings(*entry, r->last_position, listed));
+    BOOST_REQUIRE(!listed.empty());
+    const varve::detail::index::postings moved{{listed.front().first, sealed}};
+    env.put_recent_index(sealed, varve::detail::index::encode_lists(sealed, moved));
+  }
+  store = varve_test::open_store(opts);
+  const global_position head = store->read()->head();
+  const global_position span = varve::detail::index::segment_span;
+  auto refused = store->append("filler", expected_version::any(),
+                               std::vector<new_event>(static_cast<std::size_t>(span - head % span),
+                                                      make_event("filler", "f")));
+  VARVE_CHECK_ERRC(refused, errc::corruption);
+  if (!refused.ok()) {
+    const std::string named = "entry at position " + std::to_string(sealed) + ", outside";
+    BOOST_TEST(refused.err().message().find(named) != std::string::npos, refused.err().message());
+    BOOST_TEST(refused.err().message().find("rebuild") != std::string::npos,
+               refused.err().message());
+  }
+  BOOST_TEST(store->read()->head() == head);
 }
 
 BOOST_AUTO_TEST_CASE(a_recent_entry_that_lists_the_next_entrys_position_fails_reads) {
