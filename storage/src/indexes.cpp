@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <set>
 
 #include "bytes.hpp"
@@ -534,63 +535,90 @@ class recent_stream final : public batched_stream {
 
  private:
   result<bool> load(std::vector<global_position>& out) override {
+    const bool forward = dir_ == direction::forward;
     for (;;) {
-      MDB_val k{}, v{};
-      int rc = 0;
-      if (!cursor_) {
-        if (int o = mdb_cursor_open(txn_, dbi_, &cursor_); o != 0)
-          return lmdb::to_error(o, "opening the recent index");
-        // The entry that holds `from` is the last one that begins at or
-        // before it (the first one, going forward, when none does).
-        global_position seek = std::max<global_position>(from_, 1);
-        k = MDB_val{sizeof seek, &seek};
-        rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
-        const bool exact = rc == 0 && bytes::get_native_u64(lmdb::to_view(k)) == seek;
-        if (!exact) {
-          if (rc != 0 && rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
-          const int prc = mdb_cursor_get(cursor_, &k, &v, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
-          if (prc == MDB_NOTFOUND) {
-            if (dir_ == direction::backward) return false;
-            k = MDB_val{sizeof seek, &seek};
-            rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
-          } else {
-            rc = prc;
-          }
+      // The entry to read: the one looked ahead at (forward), or the next
+      // one from the cursor.
+      global_position first = 0;
+      std::string_view value;
+      if (ahead_) {
+        first = ahead_->first;
+        value = ahead_->second;
+        ahead_.reset();
+      } else {
+        if (ended_) return false;
+        MDB_val k{}, v{};
+        const int rc = step(k, v);
+        if (rc == MDB_NOTFOUND) return false;
+        if (rc != 0) return lmdb::to_error(rc, "reading the recent index");
+        if (k.mv_size != 8) return damaged("a recent index entry has a bad key");
+        first = bytes::get_native_u64(lmdb::to_view(k));
+        value = lmdb::to_view(v);
+      }
+      // The entries cover consecutive ranges, each up to the next one's
+      // first position, the newest up to the indexed position: an entry
+      // that lists a position outside its range would hand a reader an
+      // event twice, or out of log order. Forward, the next entry is read
+      // before this one's positions are handed out, so that each entry is
+      // bounded by its own range whatever order its reader visits in.
+      global_position limit = last_;
+      if (forward) {
+        MDB_val k{}, v{};
+        const int rc = mdb_cursor_get(cursor_, &k, &v, MDB_NEXT);
+        if (rc == MDB_NOTFOUND) {
+          ended_ = true;
+        } else if (rc != 0) {
+          return lmdb::to_error(rc, "reading the recent index");
+        } else {
+          if (k.mv_size != 8) return damaged("a recent index entry has a bad key");
+          const global_position next = bytes::get_native_u64(lmdb::to_view(k));
+          if (next <= first)
+            return damaged("the recent index entry at position " + std::to_string(next) +
+                           " follows the one at " + std::to_string(first));
+          ahead_.emplace(next, lmdb::to_view(v));
+          limit = next - 1;
         }
       } else {
-        rc = mdb_cursor_get(cursor_, &k, &v, dir_ == direction::forward ? MDB_NEXT : MDB_PREV);
+        if (newer_first_ != 0) limit = newer_first_ - 1;
+        newer_first_ = first;
       }
-      if (rc == MDB_NOTFOUND) return false;
-      if (rc != 0) return lmdb::to_error(rc, "reading the recent index");
-      if (k.mv_size != 8) return damaged("a recent index entry has a bad key");
-      const global_position first = bytes::get_native_u64(lmdb::to_view(k));
-      // The entries cover consecutive ranges, each up to the next one's
-      // first position, the last up to the indexed position: an entry that
-      // lists a position outside its range would hand a reader an event
-      // twice, or out of log order.
-      const bool forward = dir_ == direction::forward;
-      if (forward && first <= listed_before_)
-        return damaged("the recent index entry at position " + std::to_string(first) +
-                       " begins at or before position " + std::to_string(listed_before_) +
-                       ", which an older entry lists");
-      const global_position limit = !forward && newer_first_ != 0 ? newer_first_ - 1 : last_;
-      if (!forward) newer_first_ = first;
-      if (!lookup_list(lmdb::to_view(v), first, limit, id_, out))
+      if (!lookup_list(value, first, limit, id_, out))
         return damaged("the recent index entry at position " + std::to_string(first) +
                        " does not decode, or lists a position past " + std::to_string(limit));
-      if (!out.empty()) {
-        if (forward) listed_before_ = out.back();
-        return true;
-      }
+      if (!out.empty()) return true;
     }
+  }
+
+  /// Moves the cursor to the next entry in the read's direction: at first,
+  /// the entry that holds `from_`. Returns LMDB's code.
+  int step(MDB_val& k, MDB_val& v) {
+    if (cursor_)
+      return mdb_cursor_get(cursor_, &k, &v, dir_ == direction::forward ? MDB_NEXT : MDB_PREV);
+    if (int o = mdb_cursor_open(txn_, dbi_, &cursor_); o != 0) return o;
+    // The entry that holds `from` is the last one that begins at or before
+    // it (the first one, going forward, when none does).
+    global_position seek = std::max<global_position>(from_, 1);
+    k = MDB_val{sizeof seek, &seek};
+    int rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && bytes::get_native_u64(lmdb::to_view(k)) == seek) return 0;
+    if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+    const int prc = mdb_cursor_get(cursor_, &k, &v, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+    if (prc != MDB_NOTFOUND) return prc;
+    if (dir_ == direction::backward) return MDB_NOTFOUND;
+    k = MDB_val{sizeof seek, &seek};
+    return mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
   }
 
   MDB_txn* txn_;
   MDB_dbi dbi_;
   std::uint64_t id_;
   MDB_cursor* cursor_ = nullptr;
-  global_position listed_before_ = 0;  // forward: the last position listed so far
-  global_position newer_first_ = 0;    // backward: the first position of the newer entry
+  /// Forward: the entry after the one read last (its first position and
+  /// value, a view valid for the transaction), read ahead; `ended_` when
+  /// there is none.
+  std::optional<std::pair<global_position, std::string_view>> ahead_;
+  bool ended_ = false;
+  global_position newer_first_ = 0;  // backward: the first position of the newer entry
 };
 
 result<std::optional<std::uint64_t>> key_id(MDB_txn* txn, const tables& dbs,

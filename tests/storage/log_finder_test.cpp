@@ -112,6 +112,41 @@ struct finder_fixture {
     return r->last_position;
   }
 
+  /// Appends three events of type "moved" in transactions of their own
+  /// (three recent entries after a span end), then moves the type's
+  /// posting of the second event into the first event's entry (damage: no
+  /// posting missing, none listed twice, one outside its entry's range).
+  /// Returns the three positions; the store is open again.
+  std::vector<global_position> move_a_posting_back() {
+    pass_a_span_end();
+    std::vector<global_position> at;
+    for (int t = 0; t < 3; ++t) {
+      // "moved-..." streams: each event has a type key and a category key.
+      auto r = store->append("moved-" + std::to_string(t), expected_version::any(),
+                             std::vector<new_event>{make_event("moved", "m")});
+      BOOST_REQUIRE(r.ok());
+      at.push_back(r->last_position);
+    }
+    store.reset();
+    {
+      varve_test::raw_env env(opts.directory);
+      auto older = env.get_recent_index(at[0]);
+      auto newer = env.get_recent_index(at[1]);
+      BOOST_REQUIRE(older.has_value() && newer.has_value());
+      varve::detail::index::postings first, second;
+      BOOST_REQUIRE(varve::detail::index::list_postings(*older, at[0], first));
+      BOOST_REQUIRE(varve::detail::index::list_postings(*newer, at[1], second));
+      BOOST_REQUIRE_EQUAL(second.size(), 2u);  // the type's key and the category's
+      first.push_back(second.front());
+      second.erase(second.begin());
+      std::sort(first.begin(), first.end());
+      env.put_recent_index(at[0], varve::detail::index::encode_lists(at[0], first));
+      env.put_recent_index(at[1], varve::detail::index::encode_lists(at[1], second));
+    }
+    store = varve_test::open_store(opts);
+    return at;
+  }
+
   static bool same(const event_view& e, const expected_event& x) {
     return e.version == x.version && e.type == x.type && e.payload == x.payload;
   }
@@ -434,32 +469,7 @@ BOOST_AUTO_TEST_CASE(a_seal_over_a_recent_entry_listing_past_its_range_is_refuse
   // no posting is missing, none is listed twice) lies outside the older
   // entry's range. The append that seals the entries into segments fails,
   // naming the entry and the rebuild, and appends nothing.
-  pass_a_span_end();
-  std::vector<global_position> at;
-  for (int t = 0; t < 3; ++t) {
-    // "moved-..." streams: each event has a type key and a category key.
-    auto r = store->append("moved-" + std::to_string(t), expected_version::any(),
-                           std::vector<new_event>{make_event("moved", "m")});
-    BOOST_REQUIRE(r.ok());
-    at.push_back(r->last_position);
-  }
-  store.reset();
-  {
-    varve_test::raw_env env(opts.directory);
-    auto older = env.get_recent_index(at[0]);
-    auto newer = env.get_recent_index(at[1]);
-    BOOST_REQUIRE(older.has_value() && newer.has_value());
-    varve::detail::index::postings first, second;
-    BOOST_REQUIRE(varve::detail::index::list_postings(*older, at[0], first));
-    BOOST_REQUIRE(varve::detail::index::list_postings(*newer, at[1], second));
-    BOOST_REQUIRE_EQUAL(second.size(), 2u);  // the type's key and the category's
-    first.push_back(second.front());
-    second.erase(second.begin());
-    std::sort(first.begin(), first.end());
-    env.put_recent_index(at[0], varve::detail::index::encode_lists(at[0], first));
-    env.put_recent_index(at[1], varve::detail::index::encode_lists(at[1], second));
-  }
-  store = varve_test::open_store(opts);
+  const std::vector<global_position> at = move_a_posting_back();
   const global_position head = store->read()->head();
   const global_position span = varve::detail::index::segment_span;
   auto refused = store->append("filler", expected_version::any(),
@@ -566,6 +576,29 @@ BOOST_AUTO_TEST_CASE(a_recent_entry_that_lists_the_next_entrys_position_fails_re
     }
     BOOST_TEST((std::adjacent_find(seen.begin(), seen.end()) == seen.end()));
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_forward_query_visits_nothing_a_damaged_entry_lists_past_its_range) {
+  // A recent entry is bounded by the next entry's first position before
+  // any of its positions is handed out: a forward query over an entry that
+  // lists a position of the next entry's range fails, naming the entry and
+  // the rebuild, having visited none of that entry's positions.
+  const std::vector<global_position> at = move_a_posting_back();
+  auto tx = store->read();
+  BOOST_REQUIRE(tx.ok());
+  std::vector<global_position> seen;
+  auto r = tx->scan_query(query::of_types({"moved"}), 1, direction::forward, SIZE_MAX,
+                          [&](const varve::event_view& e) {
+                            seen.push_back(e.position);
+                            return true;
+                          });
+  VARVE_CHECK_ERRC(r, errc::corruption);
+  if (!r.ok()) {
+    const std::string named = "entry at position " + std::to_string(at[0]);
+    BOOST_TEST(r.err().message().find(named) != std::string::npos, r.err().message());
+    BOOST_TEST(r.err().message().find("rebuild") != std::string::npos, r.err().message());
+  }
+  BOOST_TEST(seen.empty(), seen.size() << " positions visited");
 }
 
 BOOST_AUTO_TEST_CASE(query_reads_give_every_listed_event_in_log_order) {
