@@ -157,13 +157,24 @@ result<fold> entries_to_fold(batch_txn& b) {
   global_position together = 0;                  // positions the folded entries cover
   int rc = b.txn.cursor_get(c, k, v, MDB_LAST);
   for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_PREV)) {
-    const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
+    if (k.mv_size != 8) {
+      mdb_cursor_close(c);
+      return index::damaged("the recent index has a key of " + std::to_string(k.mv_size) +
+                            " bytes, not a position");
+    }
+    const global_position first = bytes::get_native_u64(lmdb::to_view(k));
     if (first <= b.segmented_through || first >= from) {
       mdb_cursor_close(c);
+      const std::string why =
+          first <= b.segmented_through
+              ? "at or before meta 'segmented_through' (" + std::to_string(b.segmented_through) +
+                    "), which the segments cover"
+          : from == b.indexed_through + 1
+              ? "past meta 'indexed_through' (" + std::to_string(b.indexed_through) + ")"
+              : "at or after position " + std::to_string(from) +
+                    ", where the entry after it begins";
       return index::damaged("the recent index has an entry at position " + std::to_string(first) +
-                            ", out of order, at or before meta 'segmented_through' (" +
-                            std::to_string(b.segmented_through) + ") or past 'indexed_through' (" +
-                            std::to_string(b.indexed_through) + ")");
+                            ", " + why);
     }
     if (folded >= 2 && from - first > together) break;
     together += from - first;

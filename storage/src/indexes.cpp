@@ -535,10 +535,10 @@ class recent_stream final : public batched_stream {
 
  private:
   result<bool> load(std::vector<global_position>& out) override {
-    const bool forward = dir_ == direction::forward;
+    if (dir_ == direction::backward) return load_backward(out);
     for (;;) {
-      // The entry to read: the one looked ahead at (forward), or the next
-      // one from the cursor.
+      // The entry to read: the one looked ahead at, or the next one from
+      // the cursor.
       global_position first = 0;
       std::string_view value;
       if (ahead_) {
@@ -558,35 +558,80 @@ class recent_stream final : public batched_stream {
       // The entries cover consecutive ranges, each up to the next one's
       // first position, the newest up to the indexed position: an entry
       // that lists a position outside its range would hand a reader an
-      // event twice, or out of log order. Forward, the next entry is read
-      // before this one's positions are handed out, so that each entry is
-      // bounded by its own range whatever order its reader visits in.
+      // event twice, or out of log order. The next entry is read before
+      // this one's positions are handed out, so that each entry is bounded
+      // by its own range whatever order its reader visits in.
       global_position limit = last_;
-      if (forward) {
-        MDB_val k{}, v{};
-        const int rc = mdb_cursor_get(cursor_, &k, &v, MDB_NEXT);
-        if (rc == MDB_NOTFOUND) {
-          ended_ = true;
-        } else if (rc != 0) {
-          return lmdb::to_error(rc, "reading the recent index");
-        } else {
-          if (k.mv_size != 8) return damaged("a recent index entry has a bad key");
-          const global_position next = bytes::get_native_u64(lmdb::to_view(k));
-          if (next <= first)
-            return damaged("the recent index entry at position " + std::to_string(next) +
-                           " follows the one at " + std::to_string(first));
-          ahead_.emplace(next, lmdb::to_view(v));
-          limit = next - 1;
-        }
+      MDB_val k{}, v{};
+      const int rc = mdb_cursor_get(cursor_, &k, &v, MDB_NEXT);
+      if (rc == MDB_NOTFOUND) {
+        ended_ = true;
+      } else if (rc != 0) {
+        return lmdb::to_error(rc, "reading the recent index");
       } else {
-        if (newer_first_ != 0) limit = newer_first_ - 1;
-        newer_first_ = first;
+        if (k.mv_size != 8) return damaged("a recent index entry has a bad key");
+        const global_position next = bytes::get_native_u64(lmdb::to_view(k));
+        if (next <= first)
+          return damaged("the recent index entry at position " + std::to_string(next) +
+                         " follows the one at " + std::to_string(first));
+        ahead_.emplace(next, lmdb::to_view(v));
+        limit = next - 1;
       }
-      if (!lookup_list(value, first, limit, id_, out))
-        return damaged("the recent index entry at position " + std::to_string(first) +
-                       " does not decode, or lists a position past " + std::to_string(limit));
+      if (auto listed = list_in_range(value, first, limit, out); !listed)
+        return std::move(listed).err();
       if (!out.empty()) return true;
     }
+  }
+
+  /// Backward: every entry from the one that holds `from_` back to the
+  /// oldest, in one batch. An older entry that lists a position of a newer
+  /// one's range is found before any position is handed out (a newer
+  /// entry's positions handed out first would skip the one the older entry
+  /// holds); the recent entries are at most 16 or so, and a key's positions
+  /// in them cover less than a span and a transaction.
+  result<bool> load_backward(std::vector<global_position>& out) {
+    if (ended_) return false;
+    ended_ = true;
+    std::vector<std::size_t> begins;  // where each entry's positions begin, newest first
+    global_position limit = last_;
+    for (;;) {
+      MDB_val k{}, v{};
+      const int rc = step(k, v);
+      if (rc == MDB_NOTFOUND) break;
+      if (rc != 0) return lmdb::to_error(rc, "reading the recent index");
+      if (k.mv_size != 8) return damaged("a recent index entry has a bad key");
+      const global_position first = bytes::get_native_u64(lmdb::to_view(k));
+      if (first == 0 || first > limit)
+        return damaged("the recent index entry at position " + std::to_string(first) +
+                       " begins past position " + std::to_string(limit) +
+                       ", where the entry after it ends");
+      begins.push_back(out.size());
+      if (auto listed = list_in_range(lmdb::to_view(v), first, limit, out); !listed)
+        return std::move(listed).err();
+      limit = first - 1;
+    }
+    // Each entry's positions are ascending; the entries were read newest
+    // first: reverse the order of the entries, not of their positions.
+    std::vector<global_position> ascending;
+    ascending.reserve(out.size());
+    for (std::size_t e = begins.size(); e-- > 0;) {
+      const std::size_t end = e + 1 < begins.size() ? begins[e + 1] : out.size();
+      ascending.insert(ascending.end(), out.begin() + static_cast<std::ptrdiff_t>(begins[e]),
+                       out.begin() + static_cast<std::ptrdiff_t>(end));
+    }
+    out = std::move(ascending);
+    return !out.empty();
+  }
+
+  /// The key's positions in the entry `value` that begins at `first`, all
+  /// at most `limit`, appended to `out`; corruption otherwise.
+  result<void> list_in_range(std::string_view value, global_position first, global_position limit,
+                             std::vector<global_position>& out) const {
+    if (!lookup_list(value, first, limit, id_, out))
+      return damaged("the recent index entry at position " + std::to_string(first) +
+                     " does not decode, or lists a position outside its range " +
+                     std::to_string(first) + ".." + std::to_string(limit));
+    return {};
   }
 
   /// Moves the cursor to the next entry in the read's direction: at first,
@@ -614,11 +659,11 @@ class recent_stream final : public batched_stream {
   std::uint64_t id_;
   MDB_cursor* cursor_ = nullptr;
   /// Forward: the entry after the one read last (its first position and
-  /// value, a view valid for the transaction), read ahead; `ended_` when
-  /// there is none.
+  /// value, a view valid for the transaction), read ahead. `ended_`: no
+  /// entry is left to read (forward, none after the one ahead; backward,
+  /// all were read in one batch).
   std::optional<std::pair<global_position, std::string_view>> ahead_;
   bool ended_ = false;
-  global_position newer_first_ = 0;  // backward: the first position of the newer entry
 };
 
 result<std::optional<std::uint64_t>> key_id(MDB_txn* txn, const tables& dbs,
