@@ -657,7 +657,7 @@ BOOST_AUTO_TEST_CASE(a_backward_query_visits_nothing_past_a_position_an_older_en
         BOOST_TEST(r.err().message().find(named) != std::string::npos, r.err().message());
         BOOST_TEST(r.err().message().find("rebuild") != std::string::npos, r.err().message());
       }
-      BOOST_TEST(seen.empty(), seen.size() << " positions visited, the first " << seen.front());
+      BOOST_TEST(seen.empty(), seen.size() << " positions visited");
     }
   }
 }
