@@ -97,7 +97,6 @@ result<void> read_recent(batch_txn& b, index::postings& out, global_position& ol
   int rc = b.txn.cursor_get(c, k, v, MDB_FIRST);
   for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT)) {
     const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
-    if (!firsts.empty()) runs.push_back(out.size());
     begins.push_back(out.size());
     if (first <= b.segmented_through || first > b.indexed_through) {
       mdb_cursor_close(c);
@@ -117,6 +116,7 @@ result<void> read_recent(batch_txn& b, index::postings& out, global_position& ol
   if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
   if (firsts.empty()) return {};
   oldest = firsts.front();
+  runs.insert(runs.end(), begins.begin() + 1, begins.end());
   // Each entry's range ends just before the next entry's first position.
   for (std::size_t e = 0; e < firsts.size(); ++e) {
     const bool newest = e + 1 == firsts.size();

@@ -147,6 +147,25 @@ struct finder_fixture {
     return at;
   }
 
+  /// Appends fillers that take the log to the next multiple of the segment
+  /// span (the append seals the recent entries) and checks that it fails
+  /// with corruption naming `named` and the rebuild, and appends nothing.
+  void check_sealing_is_refused(const std::string& named) {
+    const global_position head = store->read()->head();
+    const global_position span = varve::detail::index::segment_span;
+    auto refused =
+        store->append("filler", expected_version::any(),
+                      std::vector<new_event>(static_cast<std::size_t>(span - head % span),
+                                             make_event("filler", "f")));
+    VARVE_CHECK_ERRC(refused, errc::corruption);
+    if (!refused.ok()) {
+      const std::string& m = refused.err().message();
+      BOOST_TEST(m.find(named) != std::string::npos, m);
+      BOOST_TEST(m.find("rebuild") != std::string::npos, m);
+    }
+    BOOST_TEST(store->read()->head() == head);
+  }
+
   static bool same(const event_view& e, const expected_event& x) {
     return e.version == x.version && e.type == x.type && e.payload == x.payload;
   }
@@ -470,20 +489,8 @@ BOOST_AUTO_TEST_CASE(a_seal_over_a_recent_entry_listing_past_its_range_is_refuse
   // entry's range. The append that seals the entries into segments fails,
   // naming the entry and the rebuild, and appends nothing.
   const std::vector<global_position> at = move_a_posting_back();
-  const global_position head = store->read()->head();
-  const global_position span = varve::detail::index::segment_span;
-  auto refused = store->append("filler", expected_version::any(),
-                               std::vector<new_event>(static_cast<std::size_t>(span - head % span),
-                                                      make_event("filler", "f")));
-  VARVE_CHECK_ERRC(refused, errc::corruption);
-  if (!refused.ok()) {
-    const std::string named =
-        "entry at position " + std::to_string(at[0]) + " lists position " + std::to_string(at[1]);
-    BOOST_TEST(refused.err().message().find(named) != std::string::npos, refused.err().message());
-    BOOST_TEST(refused.err().message().find("rebuild") != std::string::npos,
-               refused.err().message());
-  }
-  BOOST_TEST(store->read()->head() == head);
+  check_sealing_is_refused("entry at position " + std::to_string(at[0]) + " lists position " +
+                           std::to_string(at[1]));
 }
 
 BOOST_AUTO_TEST_CASE(a_recent_entry_keyed_inside_the_sealed_positions_is_refused) {
@@ -508,19 +515,7 @@ BOOST_AUTO_TEST_CASE(a_recent_entry_keyed_inside_the_sealed_positions_is_refused
     env.put_recent_index(sealed, varve::detail::index::encode_lists(sealed, moved));
   }
   store = varve_test::open_store(opts);
-  const global_position head = store->read()->head();
-  const global_position span = varve::detail::index::segment_span;
-  auto refused = store->append("filler", expected_version::any(),
-                               std::vector<new_event>(static_cast<std::size_t>(span - head % span),
-                                                      make_event("filler", "f")));
-  VARVE_CHECK_ERRC(refused, errc::corruption);
-  if (!refused.ok()) {
-    const std::string named = "entry at position " + std::to_string(sealed) + ", outside";
-    BOOST_TEST(refused.err().message().find(named) != std::string::npos, refused.err().message());
-    BOOST_TEST(refused.err().message().find("rebuild") != std::string::npos,
-               refused.err().message());
-  }
-  BOOST_TEST(store->read()->head() == head);
+  check_sealing_is_refused("entry at position " + std::to_string(sealed) + ", outside");
 }
 
 BOOST_AUTO_TEST_CASE(a_recent_entry_that_lists_the_next_entrys_position_fails_reads) {
