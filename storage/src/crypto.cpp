@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -66,8 +68,24 @@ void xor_into(std::uint8_t* out, const std::uint8_t* a, const std::uint8_t* b, s
 
 std::unique_ptr<Botan::AEAD_Mode> make_cipher(const key_bytes& key, Botan::Cipher_Dir dir) {
   auto c = Botan::AEAD_Mode::create_or_throw("AES-256/GCM", dir);
-  c->set_key(key);
+  c->set_key(key.data(), key.size());
   return c;
+}
+
+/// Set (by an exit handler) once the process has begun exiting and Botan's
+/// locked-memory pool is about to be unmapped.
+std::atomic<bool> botan_pool_gone{false};
+
+/// Makes Botan's pool of locked memory (a function-local static, made at
+/// its first allocation) now if it is not made yet, and registers after it
+/// an exit handler, which therefore runs before the pool is destroyed.
+void watch_for_exit() {
+  static const bool watched = [] {
+    Botan::deallocate_memory(Botan::allocate_memory(1, 1), 1, 1);
+    std::atexit([] { botan_pool_gone.store(true); });
+    return true;
+  }();
+  (void)watched;
 }
 
 }  // namespace
@@ -111,9 +129,9 @@ result<key_bytes> read_key_file(const std::string& path) {
     content.pop_back();
   if (content.size() == 2 * key_size) {
     try {
-      key_bytes key = Botan::hex_decode_locked(reinterpret_cast<const char*>(content.data()),
-                                               content.size(), false);
-      if (key.size() == key_size) return key;
+      auto key = Botan::hex_decode_locked(reinterpret_cast<const char*>(content.data()),
+                                          content.size(), false);
+      if (key.size() == key_size) return key_bytes(key.begin(), key.end());
     } catch (const std::exception&) {
     }
   }
@@ -123,7 +141,8 @@ result<key_bytes> read_key_file(const std::string& path) {
 
 result<std::string> master_key::wrap(const key_bytes& data_key) const {
   try {
-    auto wrapped = Botan::rfc3394_keywrap(data_key, Botan::SymmetricKey(key_));
+    const Botan::secure_vector<std::uint8_t> in(data_key.begin(), data_key.end());
+    auto wrapped = Botan::rfc3394_keywrap(in, Botan::SymmetricKey(key_.data(), key_.size()));
     return std::string(wrapped.begin(), wrapped.end());
   } catch (const std::exception& e) {
     return error{errc::io_error, std::string("wrapping a data key: ") + e.what()};
@@ -134,8 +153,9 @@ result<key_bytes> master_key::unwrap(std::string_view wrapped) const {
   if (wrapped.size() != wrapped_key_size)
     return error{errc::corruption, "a wrapped data key has the wrong size"};
   try {
-    key_bytes in(wrapped.begin(), wrapped.end());
-    return Botan::rfc3394_keyunwrap(in, Botan::SymmetricKey(key_));
+    const Botan::secure_vector<std::uint8_t> in(wrapped.begin(), wrapped.end());
+    auto out = Botan::rfc3394_keyunwrap(in, Botan::SymmetricKey(key_.data(), key_.size()));
+    return key_bytes(out.begin(), out.end());
   } catch (const std::exception&) {
     return error{errc::auth_failed, "a data key does not unwrap under the master key"};
   }
@@ -149,7 +169,7 @@ result<std::string> master_key::make_check() const {
     enc->set_associated_data(reinterpret_cast<const std::uint8_t*>(check_ad.data()),
                              check_ad.size());
     enc->start(nonce);
-    key_bytes buf(check_text.begin(), check_text.end());
+    Botan::secure_vector<std::uint8_t> buf(check_text.begin(), check_text.end());
     enc->finish(buf);
     std::string out(nonce.begin(), nonce.end());
     out.append(buf.begin(), buf.end());
@@ -166,7 +186,7 @@ bool master_key::check(std::string_view value) const {
     dec->set_associated_data(reinterpret_cast<const std::uint8_t*>(check_ad.data()),
                              check_ad.size());
     dec->start(reinterpret_cast<const std::uint8_t*>(value.data()), nonce_size);
-    key_bytes buf(value.begin() + nonce_size, value.end());
+    Botan::secure_vector<std::uint8_t> buf(value.begin() + nonce_size, value.end());
     dec->finish(buf);
     return std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()) == check_text;
   } catch (const std::exception&) {
@@ -181,11 +201,11 @@ struct sealer::gcm {
   key_bytes key;  // the key this cipher was made from
   std::unique_ptr<Botan::BlockCipher> aes = Botan::BlockCipher::create_or_throw("AES-256");
   Botan::GHASH ghash;
-  key_bytes state = key_bytes(block);
+  Botan::secure_vector<std::uint8_t> state = Botan::secure_vector<std::uint8_t>(block);
   std::vector<std::uint8_t> hashed;  // associated data and ciphertext, padded, and the lengths
 
   explicit gcm(const key_bytes& k) : key(k) {
-    aes->set_key(key);
+    aes->set_key(key.data(), key.size());
     std::uint8_t h[block] = {};
     aes->encrypt(h);  // H = E_K(0^128)
     ghash.set_key(h, block);
@@ -266,7 +286,16 @@ void sealer::set_associated_data(const event_place& at) {
 }
 
 sealer::sealer() = default;
-sealer::~sealer() = default;
+sealer::~sealer() {
+  if (!botan_pool_gone.load()) return;
+  // The process is exiting and Botan's pool is unmapped: the ciphers'
+  // memory lies in it, and freeing it would crash. Keep them.
+  static std::mutex mutex;
+  static auto* kept = new std::vector<std::unique_ptr<gcm>>;
+  std::lock_guard<std::mutex> lock(mutex);
+  for (auto& [stream, cipher] : ciphers_)
+    kept->push_back(std::move(cipher));
+}
 
 void sealer::forget(std::uint64_t stream_id) {
   ciphers_.erase(stream_id);
@@ -285,6 +314,7 @@ sealer::gcm* sealer::cipher_for(std::uint64_t stream_id, const key_bytes& key) {
     it = ciphers_.end();
   }
   if (it == ciphers_.end()) {
+    watch_for_exit();  // before the first of Botan's objects this sealer keeps
     if (ciphers_.size() >= 1024) ciphers_.clear();
     it = ciphers_.emplace(stream_id, std::make_unique<gcm>(key)).first;
   }

@@ -19,11 +19,16 @@
 // associated data covers the whole record header (format, flags, lengths,
 // stream, version, link, id, time) and the position.
 //
-// Key material lives in Botan::secure_vector (zeroed when released).
+// Key material and plaintexts live in key_bytes, zeroed when released. Not
+// in Botan::secure_vector: that takes memory from Botan's locked pool, which
+// Botan unmaps when the process exits, before a store held in a global or
+// static is closed; key bytes released into it then crash the process. The
+// ciphers a sealer keeps are Botan's objects, in that pool: a sealer
+// destroyed after the pool is gone keeps them (the process is ending).
 // No function here throws: Botan's exceptions become varve errors.
 #pragma once
 
-#include <botan/secmem.h>
+#include <botan/mem_ops.h>
 
 #include <array>
 #include <cstdint>
@@ -33,13 +38,32 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "varve/storage/error.hpp"
 #include "varve/storage/event.hpp"
 
 namespace varve::crypto {
 
-using key_bytes = Botan::secure_vector<std::uint8_t>;
+/// std::allocator that zeroes memory before it releases it.
+template <class T>
+struct scrubbing_allocator {
+  using value_type = T;
+  scrubbing_allocator() noexcept = default;
+  template <class U>
+  scrubbing_allocator(const scrubbing_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept {
+    Botan::secure_scrub_memory(p, n * sizeof(T));
+    std::allocator<T>().deallocate(p, n);
+  }
+  template <class U>
+  bool operator==(const scrubbing_allocator<U>&) const noexcept {
+    return true;
+  }
+};
+
+using key_bytes = std::vector<std::uint8_t, scrubbing_allocator<std::uint8_t>>;
 
 inline constexpr std::size_t key_size = 32;
 inline constexpr std::size_t wrapped_key_size = 40;

@@ -1,9 +1,10 @@
 // varve_test_appender: appends events to a store from another process, for
 // the multi-process tests.
 //
-//   varve_test_appender <dir> <stream> <count> [exact-start]
+//   varve_test_appender [--key-file <file>] <dir> <stream> <count> [exact-start]
 //
-// Opens the store in <dir> (default options, no fsync), appends <count>
+// Opens the store in <dir> (default options, no fsync; encrypted with the
+// master key in <file> when given), appends <count>
 // single events of type "appended" with payload "<pid>:<i>" to <stream>, each
 // with expected version exact(exact-start + i) when exact-start is given, else
 // any, and prints the position of each on its own line. Exits 0; on a failure
@@ -37,8 +38,16 @@ std::optional<std::uint64_t> parse_number(std::string_view text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string key_file;
+  if (argc >= 3 && std::string_view(argv[1]) == "--key-file") {
+    key_file = argv[2];
+    argv[2] = argv[0];
+    argv += 2;
+    argc -= 2;
+  }
   if (argc != 4 && argc != 5) {
-    std::cerr << "usage: " << argv[0] << " <dir> <stream> <count> [exact-start]\n";
+    std::cerr << "usage: " << argv[0]
+              << " [--key-file <file>] <dir> <stream> <count> [exact-start]\n";
     return 2;
   }
   const std::string stream = argv[2];
@@ -52,6 +61,7 @@ int main(int argc, char** argv) {
   varve::options opts;
   opts.directory = argv[1];
   opts.sync = varve::durability::no_sync;
+  opts.key_file = key_file;
   auto opened = varve::event_store::open(opts);
   if (!opened) {
     std::cerr << "open " << argv[1] << ": " << opened.err().to_string() << "\n";

@@ -143,6 +143,21 @@ BOOST_AUTO_TEST_CASE(a_process_that_holds_its_store_in_a_global_exits_cleanly) {
   BOOST_TEST(r.errors.empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_process_that_holds_an_encrypted_store_in_a_global_exits_cleanly) {
+  // Botan frees its pool of locked memory at exit, before the global store
+  // is closed: the store's keys and ciphers must not be released into it.
+  const fs::path key = dir / "master.key";
+  std::ofstream(key) << std::string(64, 'e') << "\n";
+  fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
+  const std::string store = (dir / "encrypted").string();  // the fixture's store is plain
+  const auto r = run_appender(dir.path(), {"--key-file", key.string(), store, "g", "2"});
+  BOOST_TEST(r.positions.size() == 2u);
+  BOOST_TEST(r.errors.empty());
+  BOOST_TEST(
+      run_appender(dir.path(), {"--key-file", key.string(), store, "g", "1", "2"}).positions ==
+      std::vector<global_position>{3});
+}
+
 BOOST_AUTO_TEST_CASE(cached_heads_do_not_go_stale_when_another_process_appends) {
   const auto first = append("s", expected_version::exact(0), make_events(1, "mine"));
   BOOST_TEST(first.first_position == 1u);
