@@ -12,6 +12,7 @@ packages=(
   libboost-test-dev             # Boost.Test
   libcli11-dev libboost-dev     # varvectl: arguments; base64 (Boost.Archive's iterators)
   jq                            # varvectl's tests read its JSON output
+  strace                        # the creation crash test kills a process at each call
   nlohmann-json3-dev            # JSON: the event codec, projection state, varvectl
   libsimdjson-dev               # JSON events read back fast (the codec's reader)
   clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/test.sh --fuzz)

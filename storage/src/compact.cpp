@@ -124,16 +124,6 @@ result<std::vector<std::string>> table_names(MDB_txn* txn) {
   return names;
 }
 
-result<void> sync_path(const fs::path& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return os_error(errno, "opening " + path.string());
-  const int rc = ::fsync(fd);
-  const int code = errno;
-  ::close(fd);
-  if (rc != 0) return os_error(code, "syncing " + path.string());
-  return {};
-}
-
 std::uint64_t size_of(const fs::path& path) {
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
@@ -190,7 +180,12 @@ result<compact_report> event_store::compact(const fs::path& directory) {
   auto claim = detail::store_claim::exclusive(directory);
   if (!claim) return std::move(claim).err();
   if (auto alone = refuse_other_lmdb_users(directory); !alone) return std::move(alone).err();
-  if (auto whole = detail::refuse_empty_data_file(directory); !whole) return std::move(whole).err();
+  auto whole = detail::look_at_data_file(directory);
+  if (!whole) return std::move(whole).err();
+  if (*whole != detail::data_file_state::present)
+    return error{errc::not_found, "the store in " + directory.string() +
+                                      " was never completely created (its creation was cut "
+                                      "short): open it once to create it, then compact it"};
   // A damaged store is not rewritten: the copy would carry the damage on,
   // or stop half way. Nobody writes meanwhile: the file is still.
   auto pages = detail::check_pages(data);
@@ -210,7 +205,7 @@ result<compact_report> event_store::compact(const fs::path& directory) {
     return std::move(entries).err();
   }
   report.entries = *entries;
-  if (auto synced = sync_path(copy, O_RDONLY); !synced) {
+  if (auto synced = detail::sync_path(copy, O_RDONLY); !synced) {
     fs::remove(copy, ec);
     return std::move(synced).err();
   }
@@ -219,7 +214,8 @@ result<compact_report> event_store::compact(const fs::path& directory) {
     fs::remove(copy, ec);
     return os_error(code, "replacing " + data.string());
   }
-  if (auto synced = sync_path(directory, O_RDONLY | O_DIRECTORY); !synced) return synced.err();
+  if (auto synced = detail::sync_path(directory, O_RDONLY | O_DIRECTORY); !synced)
+    return synced.err();
   report.bytes_after = size_of(data);
   return report;
 }

@@ -429,8 +429,11 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   // Holding the claim, no compaction runs: a copy one left is stale.
   std::error_code ec;
   std::filesystem::remove(opts.directory / "data.mdb.compact", ec);
-  if (auto whole = detail::refuse_empty_data_file(opts.directory); !whole)
-    return std::move(whole).err();
+  auto whole = detail::look_at_data_file(opts.directory);
+  if (!whole) return std::move(whole).err();
+  if (*whole == detail::data_file_state::absent)
+    if (auto marked = detail::mark_creation(opts.directory); !marked)
+      return std::move(marked).err();
   impl->opts = opts;
   MDB_env* raw = nullptr;
   if (int rc = mdb_env_create(&raw); rc != 0) return lmdb::to_error(rc, "mdb_env_create");
@@ -456,6 +459,10 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   auto dbs = detail::open_tables(raw, key.get(), opts.error_if_exists, opts.directory, look);
   if (!dbs) return std::move(dbs).err();
   impl->dbs = *dbs;
+  // The tables are committed: an empty data.mdb is damage from now on. (A
+  // marker is also left by a creator killed after another process opened
+  // the store it raced with: whoever opens next removes it.)
+  if (auto ended = detail::end_creation(opts.directory); !ended) return std::move(ended).err();
   impl->stored_format = look.version;
   impl->encrypted = look.encryption.encrypted;
   impl->key_check = std::move(look.encryption.key_check);

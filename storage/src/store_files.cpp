@@ -130,21 +130,62 @@ result<std::optional<pid_t>> lmdb_user(const fs::path& directory) {
   return std::optional<pid_t>{query.l_pid};
 }
 
-result<void> refuse_empty_data_file(const fs::path& directory) {
+result<void> sync_path(const fs::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return os_error(errno, "opening " + path.string());
+  const int rc = ::fsync(fd);
+  const int code = errno;
+  ::close(fd);
+  if (rc != 0) return os_error(code, "syncing " + path.string());
+  return {};
+}
+
+namespace {
+
+fs::path creation_marker(const fs::path& directory) {
+  return directory / "data.mdb.creating";
+}
+
+}  // namespace
+
+result<data_file_state> look_at_data_file(const fs::path& directory) {
   struct stat st {};
   const fs::path data = directory / "data.mdb";
-  if (::stat(data.c_str(), &st) != 0) return {};  // a new store
-  if (!S_ISREG(st.st_mode) || st.st_size != 0) return {};
+  if (::stat(data.c_str(), &st) != 0) {
+    if (errno == ENOENT) return data_file_state::absent;
+    return os_error(errno, "reading " + data.string());
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size != 0) return data_file_state::present;
   // Empty while another process holds LMDB's lock: it is creating the
   // store right now (LMDB makes the file, then writes its first pages while
   // it holds the lock exclusively); mdb_env_open waits for it.
   auto user = lmdb_user(directory);
   if (!user) return std::move(user).err();
-  if (*user) return {};
+  if (*user) return data_file_state::present;
+  struct stat marker {};
+  if (::stat(creation_marker(directory).c_str(), &marker) == 0) return data_file_state::interrupted;
+  if (errno != ENOENT) return os_error(errno, "reading " + creation_marker(directory).string());
   return error{errc::corruption,
                data.string() +
                    " is empty: the store's data is missing. It is not turned into a new "
                    "store; restore it from a backup, or remove the directory to start anew"};
+}
+
+result<void> mark_creation(const fs::path& directory) {
+  const fs::path marker = creation_marker(directory);
+  const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return os_error(errno, "creating " + marker.string());
+  ::close(fd);
+  return sync_path(directory, O_RDONLY | O_DIRECTORY);
+}
+
+result<void> end_creation(const fs::path& directory) {
+  const fs::path marker = creation_marker(directory);
+  if (::unlink(marker.c_str()) != 0) {
+    if (errno == ENOENT) return {};
+    return os_error(errno, "removing " + marker.string());
+  }
+  return sync_path(directory, O_RDONLY | O_DIRECTORY);
 }
 
 result<void> check_data_file_size(MDB_env* env, const fs::path& directory) {

@@ -55,11 +55,37 @@ class store_claim {
 /// on lock.mdb). Errors: io_error.
 result<std::optional<pid_t>> lmdb_user(const std::filesystem::path& directory);
 
-/// Refuses a data file that exists but is empty, unless another process is
-/// creating the store right now (it holds LMDB's lock): LMDB would silently
-/// make it a new, empty store, and everything the store held would be gone
-/// from view. Errors: corruption, io_error.
-result<void> refuse_empty_data_file(const std::filesystem::path& directory);
+/// fsync(2)s the file or directory at `path`, opened with `flags`
+/// (O_RDONLY, or O_RDONLY | O_DIRECTORY). Errors: io_error.
+result<void> sync_path(const std::filesystem::path& path, int flags);
+
+/// What the store's data file is before LMDB maps it.
+enum class data_file_state {
+  absent,       ///< no data.mdb: opening creates the store
+  interrupted,  ///< empty, with the creation marker: a creation was cut short
+  present,      ///< holds data, or another process is creating it right now
+};
+
+/// Looks at data.mdb in `directory`. An empty data file is refused unless
+/// the creation marker (data.mdb.creating, which mark_creation() makes
+/// before LMDB makes data.mdb) says a creation was cut short before it
+/// wrote anything, or another process holds LMDB's lock (it is creating the
+/// store right now; mdb_env_open waits for it): otherwise LMDB would
+/// silently make it a new, empty store, and everything the store held would
+/// be gone from view. Errors: corruption, io_error.
+result<data_file_state> look_at_data_file(const std::filesystem::path& directory);
+
+/// Makes the creation marker in `directory` and syncs the directory, before
+/// LMDB creates data.mdb: a process killed between LMDB making the file and
+/// writing its first pages leaves an empty data.mdb that the next open
+/// recognises as a creation cut short (nothing in it was ever acknowledged).
+/// Errors: io_error.
+result<void> mark_creation(const std::filesystem::path& directory);
+
+/// Removes the creation marker, if any, once the store's tables are
+/// committed: from then on an empty data.mdb is damage again. Errors:
+/// io_error.
+result<void> end_creation(const std::filesystem::path& directory);
 
 /// Checks, right after mdb_env_open, that data.mdb holds every page in use:
 /// pages past the end of a truncated file would be mapped, and the first

@@ -99,6 +99,42 @@ BOOST_AUTO_TEST_CASE(an_empty_data_file_is_refused_not_made_a_new_store) {
   BOOST_CHECK_EQUAL(std::filesystem::file_size(dir / "store" / "data.mdb"), 0u);
 }
 
+BOOST_AUTO_TEST_CASE(an_empty_data_file_with_the_creation_marker_is_created_anew) {
+  // What a process killed after LMDB made data.mdb, before its first page,
+  // leaves: nothing in it was ever acknowledged.
+  varve_test::temp_dir dir;
+  const auto store = dir / "store";
+  std::filesystem::create_directories(store);
+  std::ofstream(store / "data.mdb.creating").flush();
+  std::ofstream(store / "data.mdb").flush();
+  auto o = varve_test::test_options(store);
+  {
+    auto s = varve_test::open_store(o);
+    BOOST_CHECK_EQUAL(s->read()->head(), 0u);
+    BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(2)).ok());
+  }
+  BOOST_CHECK(!std::filesystem::exists(store / "data.mdb.creating"));
+  // From now on an empty data file is damage again.
+  std::filesystem::resize_file(store / "data.mdb", 0);
+  VARVE_CHECK_ERRC(event_store::open(o), errc::corruption);
+}
+
+BOOST_AUTO_TEST_CASE(a_creation_marker_left_beside_a_whole_store_is_removed_at_open) {
+  // A creator killed after another process created the store it raced with
+  // leaves its marker: it must not excuse an emptied data file later.
+  varve_test::temp_dir dir;
+  auto o = varve_test::test_options(dir / "store");
+  {
+    auto s = varve_test::open_store(o);
+    BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(3)).ok());
+  }
+  std::ofstream(dir / "store" / "data.mdb.creating").flush();
+  BOOST_CHECK_EQUAL(varve_test::open_store(o)->read()->head(), 3u);
+  BOOST_CHECK(!std::filesystem::exists(dir / "store" / "data.mdb.creating"));
+  std::filesystem::resize_file(dir / "store" / "data.mdb", 0);
+  VARVE_CHECK_ERRC(event_store::open(o), errc::corruption);
+}
+
 BOOST_AUTO_TEST_CASE(a_foreign_data_file_is_refused_at_open) {
   varve_test::temp_dir dir;
   std::filesystem::create_directories(dir / "store");

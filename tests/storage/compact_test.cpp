@@ -236,6 +236,21 @@ BOOST_AUTO_TEST_CASE(compacting_where_there_is_no_store_is_not_found) {
   VARVE_CHECK_ERRC(event_store::compact(dir / "nothing"), errc::not_found);
 }
 
+BOOST_AUTO_TEST_CASE(a_store_whose_creation_was_cut_short_is_not_compacted_until_opened) {
+  temp_dir dir;
+  const auto store = dir / "store";
+  std::filesystem::create_directories(store);
+  std::ofstream(store / "data.mdb.creating").flush();
+  std::ofstream(store / "data.mdb").flush();
+  auto r = event_store::compact(store);
+  VARVE_REQUIRE_ERRC(r, errc::not_found);
+  BOOST_TEST(r.err().message().find("creation") != std::string::npos, r.err().message());
+  BOOST_CHECK_EQUAL(std::filesystem::file_size(store / "data.mdb"), 0u);
+  BOOST_CHECK(std::filesystem::exists(store / "data.mdb.creating"));
+  BOOST_CHECK_EQUAL(open_store(test_options(store))->read()->head(), 0u);
+  BOOST_CHECK(event_store::compact(store).ok());
+}
+
 BOOST_AUTO_TEST_CASE(a_damaged_store_is_not_compacted) {
   temp_dir dir;
   const options o = test_options(dir / "store");
