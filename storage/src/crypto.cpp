@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -73,8 +72,15 @@ std::unique_ptr<Botan::AEAD_Mode> make_cipher(const key_bytes& key, Botan::Ciphe
 }
 
 /// Set (by an exit handler) once the process has begun exiting and Botan's
-/// locked-memory pool is about to be unmapped.
-std::atomic<bool> botan_pool_gone{false};
+/// locked-memory pool is about to be unmapped. Read and written under
+/// exit_mutex(): a sealer destroyed on another thread during exit frees
+/// its ciphers wholly before the pool goes, or keeps them all.
+bool botan_pool_gone = false;
+
+std::mutex& exit_mutex() {
+  static auto* m = new std::mutex;  // never destroyed: used during exit
+  return *m;
+}
 
 /// Makes Botan's pool of locked memory (a function-local static, made at
 /// its first allocation) now if it is not made yet, and registers after it
@@ -82,7 +88,10 @@ std::atomic<bool> botan_pool_gone{false};
 void watch_for_exit() {
   static const bool watched = [] {
     Botan::deallocate_memory(Botan::allocate_memory(1, 1), 1, 1);
-    std::atexit([] { botan_pool_gone.store(true); });
+    std::atexit([] {
+      std::lock_guard<std::mutex> lock(exit_mutex());
+      botan_pool_gone = true;
+    });
     return true;
   }();
   (void)watched;
@@ -287,12 +296,15 @@ void sealer::set_associated_data(const event_place& at) {
 
 sealer::sealer() = default;
 sealer::~sealer() {
-  if (!botan_pool_gone.load()) return;
+  if (ciphers_.empty()) return;
+  std::lock_guard<std::mutex> lock(exit_mutex());
+  if (!botan_pool_gone) {
+    ciphers_.clear();  // before the exit handler can run: the pool is still there
+    return;
+  }
   // The process is exiting and Botan's pool is unmapped: the ciphers'
   // memory lies in it, and freeing it would crash. Keep them.
-  static std::mutex mutex;
   static auto* kept = new std::vector<std::unique_ptr<gcm>>;
-  std::lock_guard<std::mutex> lock(mutex);
   for (auto& [stream, cipher] : ciphers_)
     kept->push_back(std::move(cipher));
 }

@@ -113,7 +113,7 @@ store_claim::~store_claim() {
   unregister(dev_, ino_);
 }
 
-result<std::optional<pid_t>> lmdb_user(const fs::path& directory) {
+result<std::optional<pid_t>> lmdb_user(const fs::path& directory, bool exclusive_only) {
   const fs::path lock_file = directory / "lock.mdb";
   const int fd = ::open(lock_file.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return std::optional<pid_t>{};  // no lock file: nobody has the environment open
@@ -126,7 +126,8 @@ result<std::optional<pid_t>> lmdb_user(const fs::path& directory) {
   const int code = errno;
   ::close(fd);
   if (rc != 0) return os_error(code, "reading the locks of " + lock_file.string());
-  if (query.l_type == F_UNLCK) return std::optional<pid_t>{};
+  if (query.l_type == F_UNLCK || (exclusive_only && query.l_type != F_WRLCK))
+    return std::optional<pid_t>{};
   return std::optional<pid_t>{query.l_pid};
 }
 
@@ -156,10 +157,12 @@ result<data_file_state> look_at_data_file(const fs::path& directory) {
     return os_error(errno, "reading " + data.string());
   }
   if (!S_ISREG(st.st_mode) || st.st_size != 0) return data_file_state::present;
-  // Empty while another process holds LMDB's lock: it is creating the
-  // store right now (LMDB makes the file, then writes its first pages while
-  // it holds the lock exclusively); mdb_env_open waits for it.
-  auto user = lmdb_user(directory);
+  // Empty while another process holds LMDB's lock exclusively: it is
+  // creating the store right now (LMDB makes the file, then writes its
+  // first pages while it holds the lock so); mdb_env_open waits for it. A
+  // process that merely has the store open holds it shared: an empty file
+  // under it is damage.
+  auto user = lmdb_user(directory, true);
   if (!user) return std::move(user).err();
   if (*user) return data_file_state::present;
   struct stat marker {};
@@ -173,17 +176,27 @@ result<data_file_state> look_at_data_file(const fs::path& directory) {
 
 result<void> mark_creation(const fs::path& directory) {
   const fs::path marker = creation_marker(directory);
-  const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return os_error(errno, "creating " + marker.string());
+  const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return os_error(errno, "creating the creation marker " + marker.string() +
+                               " (the store's data is untouched)");
   ::close(fd);
-  return sync_path(directory, O_RDONLY | O_DIRECTORY);
+  if (auto synced = sync_path(directory, O_RDONLY | O_DIRECTORY); !synced) return synced;
+  // Another process may have created the store since this one looked: the
+  // marker must not stand beside a store that holds data (it would excuse
+  // that data file emptied later).
+  struct stat st {};
+  if (::stat((directory / "data.mdb").c_str(), &st) == 0 && st.st_size != 0)
+    return end_creation(directory);
+  return {};
 }
 
 result<void> end_creation(const fs::path& directory) {
   const fs::path marker = creation_marker(directory);
   if (::unlink(marker.c_str()) != 0) {
     if (errno == ENOENT) return {};
-    return os_error(errno, "removing " + marker.string());
+    return os_error(errno, "removing the creation marker " + marker.string() +
+                               " (the store's data is untouched; remove it by hand)");
   }
   return sync_path(directory, O_RDONLY | O_DIRECTORY);
 }

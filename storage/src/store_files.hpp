@@ -53,7 +53,11 @@ class store_claim {
 /// which takes nothing. Call it only while this process has no environment
 /// on the store (closing the descriptor it uses drops this process's locks
 /// on lock.mdb). Errors: io_error.
-result<std::optional<pid_t>> lmdb_user(const std::filesystem::path& directory);
+/// With `exclusive_only`, only a process holding that byte exclusively
+/// counts: LMDB holds it so while it opens, and so while it creates the
+/// store (a process that has the store open holds it shared).
+result<std::optional<pid_t>> lmdb_user(const std::filesystem::path& directory,
+                                       bool exclusive_only = false);
 
 /// fsync(2)s the file or directory at `path`, opened with `flags`
 /// (O_RDONLY, or O_RDONLY | O_DIRECTORY). Errors: io_error.

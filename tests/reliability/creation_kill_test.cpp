@@ -97,7 +97,8 @@ void check_store(const fs::path& store, const std::string& key_file,
     BOOST_REQUIRE_MESSAGE(opened.ok(), round << ": " << varve_test::describe(opened));
     auto report = (*opened)->verify();
     BOOST_REQUIRE(report.ok());
-    BOOST_REQUIRE_MESSAGE(report->faults.empty(), round << ": " << report->faults.front());
+    BOOST_REQUIRE_MESSAGE(report->faults.empty(),
+                          round << ": " << (report->faults.empty() ? "" : report->faults.front()));
     auto txn = (*opened)->read().value();
     head = txn.head();
     BOOST_REQUIRE_MESSAGE(head >= acknowledged.size(),

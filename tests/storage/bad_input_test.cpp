@@ -119,6 +119,41 @@ BOOST_AUTO_TEST_CASE(an_empty_data_file_with_the_creation_marker_is_created_anew
   VARVE_CHECK_ERRC(event_store::open(o), errc::corruption);
 }
 
+BOOST_AUTO_TEST_CASE(an_empty_data_file_is_refused_while_another_process_has_the_store_open) {
+  // The other process holds LMDB's lock shared: it is not creating the
+  // store, and the empty file is damage, not a store in the making.
+  varve_test::temp_dir dir;
+  auto o = varve_test::test_options(dir / "store");
+  {
+    auto s = varve_test::open_store(o);
+    BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(3)).ok());
+  }
+  int ready[2], done[2];
+  BOOST_REQUIRE(::pipe(ready) == 0 && ::pipe(done) == 0);
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    auto held = event_store::open(o);
+    char c = held.ok() ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    (void)!::read(done[0], &c, 1);  // until the parent closes its end
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  ::close(done[0]);
+  char c = 0;
+  BOOST_REQUIRE(::read(ready[0], &c, 1) == 1);
+  BOOST_REQUIRE_EQUAL(c, 'y');
+  std::filesystem::resize_file(dir / "store" / "data.mdb", 0);
+  auto r = event_store::open(o);
+  ::close(done[1]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(ready[0]);
+  VARVE_REQUIRE_ERRC(r, errc::corruption);
+  BOOST_CHECK(r.err().message().find("empty") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(a_creation_marker_left_beside_a_whole_store_is_removed_at_open) {
   // A creator killed after another process created the store it raced with
   // leaves its marker: it must not excuse an emptied data file later.
