@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bytes.hpp"
+#include "forks.hpp"
 
 namespace varve::crypto {
 
@@ -335,7 +336,9 @@ sealer::gcm* sealer::cipher_for(std::uint64_t stream_id, const key_bytes& key) {
 }
 
 result<void> sealer::next_nonce(char* out) {
-  if (!prefix_drawn_ || counter_ == 0) {
+  // A child made by fork(2) holds a copy of its parent's prefix and
+  // counter: both would make the same nonces.
+  if (!prefix_drawn_ || counter_ == 0 || drawn_after_ != detail::forks_made()) {
     try {
       Botan::system_rng().randomize(reinterpret_cast<std::uint8_t*>(&prefix_), sizeof prefix_);
     } catch (const std::exception& e) {
@@ -343,6 +346,7 @@ result<void> sealer::next_nonce(char* out) {
                    std::string("the system's random generator failed: ") + e.what()};
     }
     prefix_drawn_ = true;
+    drawn_after_ = detail::forks_made();
   }
   bytes::put_le<std::uint64_t>(out, prefix_);
   bytes::put_le<std::uint32_t>(out + 8, counter_++);

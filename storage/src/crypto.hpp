@@ -11,7 +11,8 @@
 //              || event_id:16 || type                                  (format 1 records)
 //
 // The prefix is drawn from the operating system's generator when a sealer
-// seals its first event, and again whenever its counter wraps; the counter
+// seals its first event, again whenever its counter wraps, and again in a
+// child made by fork(2) (which holds a copy of the sealer); the counter
 // goes up by one at every seal. One sealer thus never repeats a nonce, and
 // two sealers (two handles, processes, or copies of a store) share one only
 // when they drew the same 64-bit prefix (storage/FORMAT.md gives the bound).
@@ -128,8 +129,9 @@ class sealer {
   ~sealer();
 
   /// Writes the next nonce this sealer makes (see above) into `out`
-  /// (nonce_size bytes); draws a new prefix first when none is drawn yet
-  /// or the counter wrapped. Errors: io_error (the generator failed).
+  /// (nonce_size bytes); draws a new prefix first when none is drawn yet,
+  /// the counter wrapped, or the process is a fork(2) child of the one
+  /// that drew it. Errors: io_error (the generator failed).
   result<void> next_nonce(char* out);
 
   /// Seals metadata || payload into `out` (seal_overhead + both sizes bytes).
@@ -160,6 +162,7 @@ class sealer {
   std::uint64_t prefix_ = 0;
   std::uint32_t counter_ = 0;
   bool prefix_drawn_ = false;
+  unsigned drawn_after_ = 0;  // forks_made() when the prefix was drawn
   key_bytes buffer_;
   std::string ad_;
 };

@@ -1,11 +1,9 @@
-#include <pthread.h>
-
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <random>
 
 #include "bytes.hpp"
+#include "forks.hpp"
 #include "ids.hpp"
 #include "varve/storage/event.hpp"
 #include "varve/storage/options.hpp"
@@ -16,23 +14,19 @@ namespace {
 
 // splitmix64: a fast generator for the random bits of event ids. Ids need to
 // be unique, not secret; each thread seeds its own from std::random_device.
-/// Counts the fork(2) children this process descends from: a generator
-/// seeded before a fork would make the same ids in the parent and the child.
-std::atomic<unsigned> forks{0};
-const int forks_counted = ::pthread_atfork(nullptr, nullptr, [] { forks.fetch_add(1); });
-
 /// The random part of generated ids: one generator per thread, seeded from
-/// the operating system, and seeded again after a fork.
+/// the operating system, and seeded again after a fork (a generator seeded
+/// before it would make the same ids in the parent and the child).
 struct id_rng {
   std::uint64_t state = 0;
   unsigned seeded_after = ~0u;  // the fork count when it was seeded
   void seed() {
     std::random_device rd;
     state = (std::uint64_t{rd()} << 32) ^ rd();
-    seeded_after = forks.load(std::memory_order_relaxed);
+    seeded_after = detail::forks_made();
   }
   std::uint64_t next() {
-    if (seeded_after != forks.load(std::memory_order_relaxed)) seed();
+    if (seeded_after != detail::forks_made()) seed();
     std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;

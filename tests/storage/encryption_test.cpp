@@ -19,6 +19,7 @@
 #include <set>
 #include <varve/storage/testing.hpp>
 
+#include "crypto.hpp"
 #include "raw_lmdb.hpp"
 #include "temp_dir.hpp"
 
@@ -454,6 +455,40 @@ BOOST_AUTO_TEST_CASE(sealed_bodies_are_standard_aes_256_gcm) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(a_sealer_copied_into_a_forked_child_draws_a_new_nonce_prefix) {
+  // A child made by fork(2) holds a copy of its parent's handles, sealer
+  // and all: sealing with it must not repeat the nonces the parent makes
+  // next (GCM with a repeated nonce gives away plaintext and the key's
+  // authentication).
+  crypto::sealer sealer;
+  char before[crypto::nonce_size];
+  BOOST_REQUIRE(sealer.next_nonce(before).ok());
+  int fds[2];
+  BOOST_REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    char made[crypto::nonce_size];
+    const bool ok = sealer.next_nonce(made).ok() &&
+                    ::write(fds[1], made, sizeof made) == static_cast<ssize_t>(sizeof made);
+    ::_exit(ok ? 0 : 1);
+  }
+  ::close(fds[1]);
+  char in_parent[crypto::nonce_size];
+  BOOST_REQUIRE(sealer.next_nonce(in_parent).ok());
+  char in_child[crypto::nonce_size];
+  BOOST_REQUIRE_EQUAL(::read(fds[0], in_child, sizeof in_child),
+                      static_cast<ssize_t>(sizeof in_child));
+  ::close(fds[0]);
+  int status = 0;
+  BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const std::string parent(in_parent, sizeof in_parent), child(in_child, sizeof in_child);
+  BOOST_CHECK_EQUAL(le_at(parent, 0, 8), le_at(std::string(before, sizeof before), 0, 8));
+  BOOST_CHECK_NE(le_at(child, 0, 8), le_at(parent, 0, 8));
+  BOOST_CHECK(child != parent);
+}
 
 BOOST_AUTO_TEST_CASE(a_key_given_to_a_plain_store_is_refused) {
   temp_dir dir;
