@@ -180,12 +180,8 @@ result<compact_report> event_store::compact(const fs::path& directory) {
   auto claim = detail::store_claim::exclusive(directory);
   if (!claim) return std::move(claim).err();
   if (auto alone = refuse_other_lmdb_users(directory); !alone) return std::move(alone).err();
-  auto whole = detail::look_at_data_file(directory);
-  if (!whole) return std::move(whole).err();
-  if (*whole != detail::data_file_state::present)
-    return error{errc::not_found, "the store in " + directory.string() +
-                                      " was never completely created (its creation was cut "
-                                      "short): open it once to create it, then compact it"};
+  if (auto whole = detail::refuse_unfinished_creation(directory); !whole)
+    return std::move(whole).err();
   // A damaged store is not rewritten: the copy would carry the damage on,
   // or stop half way. Nobody writes meanwhile: the file is still.
   auto pages = detail::check_pages(data);

@@ -26,10 +26,17 @@ namespace {
 /// Tables of the layout, besides views.
 constexpr unsigned core_tables = 13;
 
+constexpr std::uint64_t least_map_size = std::uint64_t{64} << 10;
+
 result<void> validate(const options& o) {
   auto bad = [](std::string what) { return error{errc::invalid_argument, std::move(what)}; };
   if (o.directory.empty()) return bad("options.directory is empty");
   if (o.map_size == 0) return bad("options.map_size is 0");
+  // A new store's tables take more than 32 KiB, and the creation does not
+  // grow the map.
+  if (o.map_size < least_map_size)
+    return bad("options.map_size (" + std::to_string(o.map_size) +
+               " bytes) is under 64 KiB, the least a store is created in");
   if (o.max_map_size == 0) return bad("options.max_map_size is 0");
   if (o.max_map_size < o.map_size)
     return bad("options.max_map_size (" + std::to_string(o.max_map_size) +
@@ -429,11 +436,9 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   // Holding the claim, no compaction runs: a copy one left is stale.
   std::error_code ec;
   std::filesystem::remove(opts.directory / "data.mdb.compact", ec);
-  auto whole = detail::look_at_data_file(opts.directory);
-  if (!whole) return std::move(whole).err();
-  if (*whole == detail::data_file_state::absent)
-    if (auto marked = detail::mark_creation(opts.directory); !marked)
-      return std::move(marked).err();
+  // Creating (or completing) the store, one process at a time.
+  auto creation = detail::prepare_data_file(opts.directory);
+  if (!creation) return std::move(creation).err();
   impl->opts = opts;
   MDB_env* raw = nullptr;
   if (int rc = mdb_env_create(&raw); rc != 0) return lmdb::to_error(rc, "mdb_env_create");
@@ -459,10 +464,9 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   auto dbs = detail::open_tables(raw, key.get(), opts.error_if_exists, opts.directory, look);
   if (!dbs) return std::move(dbs).err();
   impl->dbs = *dbs;
-  // The tables are committed: an empty data.mdb is damage from now on. (A
-  // marker is also left by a creator killed after another process opened
-  // the store it raced with: whoever opens next removes it.)
-  if (auto ended = detail::end_creation(opts.directory); !ended) return std::move(ended).err();
+  // The tables are committed: an empty data.mdb is damage from now on.
+  if (*creation)
+    if (auto finished = (*creation)->finish(); !finished) return std::move(finished).err();
   impl->stored_format = look.version;
   impl->encrypted = look.encryption.encrypted;
   impl->key_check = std::move(look.encryption.key_check);

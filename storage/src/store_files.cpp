@@ -113,7 +113,7 @@ store_claim::~store_claim() {
   unregister(dev_, ino_);
 }
 
-result<std::optional<pid_t>> lmdb_user(const fs::path& directory, bool exclusive_only) {
+result<std::optional<pid_t>> lmdb_user(const fs::path& directory) {
   const fs::path lock_file = directory / "lock.mdb";
   const int fd = ::open(lock_file.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return std::optional<pid_t>{};  // no lock file: nobody has the environment open
@@ -126,8 +126,7 @@ result<std::optional<pid_t>> lmdb_user(const fs::path& directory, bool exclusive
   const int code = errno;
   ::close(fd);
   if (rc != 0) return os_error(code, "reading the locks of " + lock_file.string());
-  if (query.l_type == F_UNLCK || (exclusive_only && query.l_type != F_WRLCK))
-    return std::optional<pid_t>{};
+  if (query.l_type == F_UNLCK) return std::optional<pid_t>{};
   return std::optional<pid_t>{query.l_pid};
 }
 
@@ -143,62 +142,149 @@ result<void> sync_path(const fs::path& path, int flags) {
 
 namespace {
 
+constexpr auto creation_wait = std::chrono::seconds(10);
+
 fs::path creation_marker(const fs::path& directory) {
   return directory / "data.mdb.creating";
 }
 
-}  // namespace
+enum class data_size { absent, empty, holds_data };
 
-result<data_file_state> look_at_data_file(const fs::path& directory) {
-  struct stat st {};
+result<data_size> size_of_data_file(const fs::path& directory) {
   const fs::path data = directory / "data.mdb";
+  struct stat st {};
   if (::stat(data.c_str(), &st) != 0) {
-    if (errno == ENOENT) return data_file_state::absent;
+    if (errno == ENOENT) return data_size::absent;
     return os_error(errno, "reading " + data.string());
   }
-  if (!S_ISREG(st.st_mode) || st.st_size != 0) return data_file_state::present;
-  // Empty while another process holds LMDB's lock exclusively: it is
-  // creating the store right now (LMDB makes the file, then writes its
-  // first pages while it holds the lock so); mdb_env_open waits for it. A
-  // process that merely has the store open holds it shared: an empty file
-  // under it is damage.
-  auto user = lmdb_user(directory, true);
-  if (!user) return std::move(user).err();
-  if (*user) return data_file_state::present;
-  struct stat marker {};
-  if (::stat(creation_marker(directory).c_str(), &marker) == 0) return data_file_state::interrupted;
-  if (errno != ENOENT) return os_error(errno, "reading " + creation_marker(directory).string());
+  // Not a file: LMDB says what it is.
+  if (!S_ISREG(st.st_mode) || st.st_size != 0) return data_size::holds_data;
+  return data_size::empty;
+}
+
+result<bool> marker_exists(const fs::path& directory) {
+  struct stat st {};
+  if (::lstat(creation_marker(directory).c_str(), &st) == 0) return true;
+  if (errno == ENOENT) return false;
+  return os_error(errno, "reading the creation marker " + creation_marker(directory).string());
+}
+
+error empty_data_file(const fs::path& directory) {
   return error{errc::corruption,
-               data.string() +
+               (directory / "data.mdb").string() +
                    " is empty: the store's data is missing. It is not turned into a new "
                    "store; restore it from a backup, or remove the directory to start anew"};
 }
 
-result<void> mark_creation(const fs::path& directory) {
-  const fs::path marker = creation_marker(directory);
-  const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return os_error(errno, "creating the creation marker " + marker.string() +
-                               " (the store's data is untouched)");
-  ::close(fd);
-  if (auto synced = sync_path(directory, O_RDONLY | O_DIRECTORY); !synced) return synced;
-  // Another process may have created the store since this one looked: the
-  // marker must not stand beside a store that holds data (it would excuse
-  // that data file emptied later).
-  struct stat st {};
-  if (::stat((directory / "data.mdb").c_str(), &st) == 0 && st.st_size != 0)
-    return end_creation(directory);
-  return {};
+error marker_error(int code, const fs::path& directory, const std::string& doing) {
+  return os_error(code, doing + " the creation marker " + creation_marker(directory).string() +
+                            " (the store's data is untouched)");
 }
 
-result<void> end_creation(const fs::path& directory) {
+/// Opens the marker, making it when it is not there; `made` says which.
+/// Returns -1 (errno ENOENT) when it vanished between the two tries.
+int open_marker(const fs::path& directory, bool& made) {
   const fs::path marker = creation_marker(directory);
-  if (::unlink(marker.c_str()) != 0) {
-    if (errno == ENOENT) return {};
-    return os_error(errno, "removing the creation marker " + marker.string() +
-                               " (the store's data is untouched; remove it by hand)");
+  made = true;
+  int fd = ::open(marker.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0 || errno != EEXIST) return fd;
+  made = false;
+  return ::open(marker.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/// Whether `fd` is still the file at the marker's path: a process that
+/// finished a creation removed the file whose lock this one waited for.
+result<bool> still_the_marker(int fd, const fs::path& directory) {
+  struct stat held {};
+  struct stat named {};
+  if (::fstat(fd, &held) != 0) return marker_error(errno, directory, "reading");
+  if (::lstat(creation_marker(directory).c_str(), &named) != 0) {
+    if (errno == ENOENT) return false;
+    return marker_error(errno, directory, "reading");
   }
-  return sync_path(directory, O_RDONLY | O_DIRECTORY);
+  return held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+}
+
+}  // namespace
+
+creation_guard::creation_guard(creation_guard&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), directory_(std::move(other.directory_)) {}
+
+creation_guard::~creation_guard() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock; the marker stays
+}
+
+result<void> creation_guard::finish() {
+  // Removed while locked: a process waiting for the lock finds, once it has
+  // it, that its file is no longer the marker, and looks again.
+  if (::unlink(creation_marker(directory_).c_str()) != 0 && errno != ENOENT)
+    return os_error(errno, "removing the creation marker " + creation_marker(directory_).string() +
+                               " (the store's data is untouched; remove it by hand)");
+  auto synced = sync_path(directory_, O_RDONLY | O_DIRECTORY);
+  ::close(std::exchange(fd_, -1));
+  return synced;
+}
+
+result<std::optional<creation_guard>> prepare_data_file(const fs::path& directory) {
+  const auto deadline = std::chrono::steady_clock::now() + creation_wait;
+  for (;;) {
+    auto size = size_of_data_file(directory);
+    if (!size) return std::move(size).err();
+    auto marked = marker_exists(directory);
+    if (!marked) return std::move(marked).err();
+    if (*size == data_size::holds_data && !*marked) return std::optional<creation_guard>{};
+
+    bool made = false;
+    const int fd = open_marker(directory, made);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;  // removed by a creator that finished: look again
+      if (errno == ELOOP) return marker_error(errno, directory, "refusing to follow");
+      return marker_error(errno, directory, made ? "making" : "opening");
+    }
+    creation_guard guard(fd, directory);
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) continue;
+      if (errno != EWOULDBLOCK) return marker_error(errno, directory, "locking");
+      if (std::chrono::steady_clock::now() >= deadline)
+        return error{errc::busy, "another process has been creating the store in " +
+                                     directory.string() + " for 10 s; try again"};
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    auto current = still_the_marker(fd, directory);
+    if (!current) return std::move(current).err();
+    if (!*current) continue;  // the creation it waited for finished: look again
+    if (made)
+      if (auto synced = sync_path(directory, O_RDONLY | O_DIRECTORY); !synced)
+        return std::move(synced).err();
+    // Looked at again under the lock: no process creates the store now.
+    size = size_of_data_file(directory);
+    if (!size) return std::move(size).err();
+    if (*size == data_size::empty && made) {
+      // No creation was under way or cut short: the data file was emptied.
+      // The marker this process made goes, so as not to excuse it later.
+      if (auto finished = guard.finish(); !finished) return std::move(finished).err();
+      return empty_data_file(directory);
+    }
+    // No data file (a new store), an empty one a creation left, a store
+    // holding data that another process finished creating since the first
+    // look (the guard costs a marker made and removed), or one whose
+    // creator was killed before it removed the marker (its tables may not
+    // be there yet): the caller opens it under the lock.
+    return std::optional<creation_guard>{std::move(guard)};
+  }
+}
+
+result<void> refuse_unfinished_creation(const fs::path& directory) {
+  auto size = size_of_data_file(directory);
+  if (!size) return std::move(size).err();
+  auto marked = marker_exists(directory);
+  if (!marked) return std::move(marked).err();
+  if (*size == data_size::absent || *marked)
+    return error{errc::not_found, "the store in " + directory.string() +
+                                      " was never completely created (its creation was cut "
+                                      "short): open it once to create it"};
+  if (*size == data_size::empty) return empty_data_file(directory);
+  return {};
 }
 
 result<void> check_data_file_size(MDB_env* env, const fs::path& directory) {

@@ -53,43 +53,68 @@ class store_claim {
 /// which takes nothing. Call it only while this process has no environment
 /// on the store (closing the descriptor it uses drops this process's locks
 /// on lock.mdb). Errors: io_error.
-/// With `exclusive_only`, only a process holding that byte exclusively
-/// counts: LMDB holds it so while it opens, and so while it creates the
-/// store (a process that has the store open holds it shared).
-result<std::optional<pid_t>> lmdb_user(const std::filesystem::path& directory,
-                                       bool exclusive_only = false);
+result<std::optional<pid_t>> lmdb_user(const std::filesystem::path& directory);
 
 /// fsync(2)s the file or directory at `path`, opened with `flags`
 /// (O_RDONLY, or O_RDONLY | O_DIRECTORY). Errors: io_error.
 result<void> sync_path(const std::filesystem::path& path, int flags);
 
-/// What the store's data file is before LMDB maps it.
-enum class data_file_state {
-  absent,       ///< no data.mdb: opening creates the store
-  interrupted,  ///< empty, with the creation marker: a creation was cut short
-  present,      ///< holds data, or another process is creating it right now
+/// The right to create the store in a directory, held by one process at a
+/// time: an exclusive flock(2) on the creation marker, data.mdb.creating.
+/// The marker is made, and the directory synced, before LMDB makes
+/// data.mdb, and removed (finish()) only once the store's tables are
+/// committed. So:
+///   - an empty data.mdb beside the marker is a creation cut short (nothing
+///     in it was ever acknowledged), or one under way, which the lock
+///     waits for;
+///   - an empty data.mdb without the marker is damage: LMDB would silently
+///     make it a new, empty store, and the store's data would be gone from
+///     view;
+///   - only one process at a time runs mdb_env_open on a data file that
+///     is absent or empty: LMDB writes the first pages of any process that
+///     finds the file empty, and two doing so (two waiters released by a
+///     creator killed in mdb_env_open) overwrite each other's commits.
+/// Destroying a guard that did not finish releases the lock and leaves the
+/// marker: the next open takes the creation as cut short.
+class creation_guard {
+ public:
+  creation_guard(creation_guard&& other) noexcept;
+  creation_guard& operator=(creation_guard&&) = delete;
+  ~creation_guard();
+
+  /// Removes the marker and syncs the directory; the lock goes with the
+  /// guard. Call it once the store's tables are committed. Errors: io_error
+  /// (the marker stays, and only excuses an empty data file: remove it by
+  /// hand).
+  result<void> finish();
+
+ private:
+  friend result<std::optional<creation_guard>> prepare_data_file(
+      const std::filesystem::path& directory);
+  creation_guard(int fd, std::filesystem::path directory)
+      : fd_(fd), directory_(std::move(directory)) {}
+  int fd_ = -1;
+  std::filesystem::path directory_;
 };
 
-/// Looks at data.mdb in `directory`. An empty data file is refused unless
-/// the creation marker (data.mdb.creating, which mark_creation() makes
-/// before LMDB makes data.mdb) says a creation was cut short before it
-/// wrote anything, or another process holds LMDB's lock (it is creating the
-/// store right now; mdb_env_open waits for it): otherwise LMDB would
-/// silently make it a new, empty store, and everything the store held would
-/// be gone from view. Errors: corruption, io_error.
-result<data_file_state> look_at_data_file(const std::filesystem::path& directory);
+/// Looks at data.mdb in `directory` before LMDB maps it, holding the
+/// store's claim. A data file that holds data, with no marker, needs
+/// nothing: returns no guard. Otherwise (no data file, an empty one, or the
+/// marker left by a creation) takes the creation lock, waiting up to 10 s
+/// for a process creating the store, looks again, and returns the guard
+/// under which the caller opens (and so creates, or completes) the store.
+/// Errors: corruption (an empty data.mdb with no creation marker), busy
+/// (another process kept the lock 10 s), io_error (the marker cannot be
+/// made, locked or read: it is a directory, a symbolic link, ...). The
+/// store's data is untouched on every error.
+result<std::optional<creation_guard>> prepare_data_file(const std::filesystem::path& directory);
 
-/// Makes the creation marker in `directory` and syncs the directory, before
-/// LMDB creates data.mdb: a process killed between LMDB making the file and
-/// writing its first pages leaves an empty data.mdb that the next open
-/// recognises as a creation cut short (nothing in it was ever acknowledged).
-/// Errors: io_error.
-result<void> mark_creation(const std::filesystem::path& directory);
-
-/// Removes the creation marker, if any, once the store's tables are
-/// committed: from then on an empty data.mdb is damage again. Errors:
+/// Refuses a store whose creation never finished, for operations that need
+/// a whole store and must not create one (compaction), holding the store's
+/// claim exclusively. Errors: not_found (no data.mdb, or the creation
+/// marker is there), corruption (an empty data.mdb with no marker),
 /// io_error.
-result<void> end_creation(const std::filesystem::path& directory);
+result<void> refuse_unfinished_creation(const std::filesystem::path& directory);
 
 /// Checks, right after mdb_env_open, that data.mdb holds every page in use:
 /// pages past the end of a truncated file would be mapped, and the first

@@ -133,6 +133,8 @@ BOOST_AUTO_TEST_CASE(an_empty_data_file_is_refused_while_another_process_has_the
   const pid_t child = ::fork();
   BOOST_REQUIRE(child >= 0);
   if (child == 0) {
+    ::close(ready[0]);
+    ::close(done[1]);
     auto held = event_store::open(o);
     char c = held.ok() ? 'y' : 'n';
     (void)!::write(ready[1], &c, 1);
@@ -168,6 +170,19 @@ BOOST_AUTO_TEST_CASE(a_creation_marker_left_beside_a_whole_store_is_removed_at_o
   BOOST_CHECK(!std::filesystem::exists(dir / "store" / "data.mdb.creating"));
   std::filesystem::resize_file(dir / "store" / "data.mdb", 0);
   VARVE_CHECK_ERRC(event_store::open(o), errc::corruption);
+}
+
+BOOST_AUTO_TEST_CASE(a_creation_marker_that_is_a_symbolic_link_is_not_followed) {
+  varve_test::temp_dir dir;
+  const auto store = dir / "store";
+  std::filesystem::create_directories(store);
+  std::filesystem::create_symlink(dir / "elsewhere", store / "data.mdb.creating");
+  auto r = event_store::open(varve_test::test_options(store));
+  VARVE_REQUIRE_ERRC(r, errc::io_error);
+  BOOST_TEST_MESSAGE(r.err().message());
+  BOOST_CHECK(r.err().message().find("data.mdb.creating") != std::string::npos);
+  BOOST_CHECK(!std::filesystem::exists(dir / "elsewhere"));
+  BOOST_CHECK(!std::filesystem::exists(store / "data.mdb"));
 }
 
 BOOST_AUTO_TEST_CASE(a_foreign_data_file_is_refused_at_open) {

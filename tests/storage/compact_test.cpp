@@ -251,6 +251,25 @@ BOOST_AUTO_TEST_CASE(a_store_whose_creation_was_cut_short_is_not_compacted_until
   BOOST_CHECK(event_store::compact(store).ok());
 }
 
+BOOST_AUTO_TEST_CASE(
+    a_store_whose_creator_was_killed_before_it_removed_its_marker_waits_for_an_open) {
+  // Killed after LMDB wrote the first pages, before the tables were
+  // committed: the data file holds pages and the marker is still there.
+  temp_dir dir;
+  auto o = test_options(dir / "store");
+  {
+    auto s = open_store(o);
+    BOOST_REQUIRE(s->append("s", expected_version::any(), {{make_event("e", "x")}}).ok());
+  }
+  std::ofstream(o.directory / "data.mdb.creating").flush();
+  auto r = event_store::compact(o.directory);
+  VARVE_REQUIRE_ERRC(r, errc::not_found);
+  BOOST_TEST(r.err().message().find("creation") != std::string::npos, r.err().message());
+  BOOST_CHECK_EQUAL(open_store(o)->read()->head(), 1u);
+  BOOST_CHECK(!std::filesystem::exists(o.directory / "data.mdb.creating"));
+  BOOST_CHECK(event_store::compact(o.directory).ok());
+}
+
 BOOST_AUTO_TEST_CASE(a_damaged_store_is_not_compacted) {
   temp_dir dir;
   const options o = test_options(dir / "store");

@@ -76,6 +76,8 @@ BOOST_AUTO_TEST_CASE(bad_options_are_refused_naming_the_option) {
   cases.back().opts.directory.clear();
   cases.push_back({"map_size", base()});
   cases.back().opts.map_size = 0;
+  cases.push_back({"map_size", base()});
+  cases.back().opts.map_size = std::uint64_t{32} << 10;  // a new store's tables need more
   cases.push_back({"max_map_size", base()});
   cases.back().opts.max_map_size = 0;
   cases.push_back({"max_map_size", base()});

@@ -157,7 +157,10 @@ class function_ref<R(Args...)> {
 /// bytes or place were tampered with reads as errc::auth_failed.
 /// Move-only; use from one thread at a time (it may move between threads).
 /// Keep read transactions short: while one is open in this process the map
-/// cannot grow, and the pages it sees cannot be reused.
+/// cannot grow, and the pages it sees cannot be reused. Destroy it before the
+/// event_store it came from: it refers to the store's environment, and one
+/// outliving its store (a transaction in a global, the store in a
+/// function-local static destroyed first) is undefined behaviour.
 class read_transaction {
  public:
   read_transaction(read_transaction&&) noexcept;

@@ -36,7 +36,8 @@ struct options {
 
   /// Initial size of the memory map. The map grows by itself (doubling) when
   /// full, up to `max_map_size`; past that, appends fail with storage_full.
-  /// The data file only takes the space its pages use.
+  /// The data file only takes the space its pages use. At least 64 KiB
+  /// (open refuses less, invalid_argument).
   std::uint64_t map_size = std::uint64_t{64} << 20;
   std::uint64_t max_map_size = std::uint64_t{256} << 30;
 
