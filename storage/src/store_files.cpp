@@ -205,6 +205,33 @@ result<bool> still_the_marker(int fd, const fs::path& directory) {
   return held.st_dev == named.st_dev && held.st_ino == named.st_ino;
 }
 
+/// Under the creation lock, beside a marker a creation left: a data file
+/// shorter than LMDB's two meta pages is a creation whose first write was
+/// cut short (the disk filled, the power went): LMDB refuses such a file
+/// (MDB_INVALID), and nothing in it was ever acknowledged. It is emptied,
+/// for LMDB to write the meta pages again. A file that holds both is
+/// left as it is: LMDB opens it, and the open makes the tables it lacks.
+result<void> drop_unfinished_meta_pages(const fs::path& directory) {
+  const fs::path data = directory / "data.mdb";
+  const int fd = ::open(data.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ELOOP) return {};  // none, or LMDB says what it is
+    return os_error(errno, "opening " + data.string());
+  }
+  struct stat st {};
+  int rc = ::fstat(fd, &st);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (rc == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size < 2 * page) {
+    rc = ::ftruncate(fd, 0);
+    if (rc == 0) rc = ::fsync(fd);
+  }
+  const int code = errno;
+  ::close(fd);
+  if (rc != 0)
+    return os_error(code, "emptying " + data.string() + ", whose creation was cut short");
+  return {};
+}
+
 }  // namespace
 
 creation_guard::creation_guard(creation_guard&& other) noexcept
@@ -259,6 +286,8 @@ result<std::optional<creation_guard>> prepare_data_file(const fs::path& director
     // Looked at again under the lock: no process creates the store now.
     size = size_of_data_file(directory);
     if (!size) return std::move(size).err();
+    if (!made)
+      if (auto reset = drop_unfinished_meta_pages(directory); !reset) return std::move(reset).err();
     if (*size == data_size::empty && made) {
       // No creation was under way or cut short: the data file was emptied.
       // The marker this process made goes, so as not to excuse it later.

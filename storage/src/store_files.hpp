@@ -64,9 +64,10 @@ result<void> sync_path(const std::filesystem::path& path, int flags);
 /// The marker is made, and the directory synced, before LMDB makes
 /// data.mdb, and removed (finish()) only once the store's tables are
 /// committed. So:
-///   - an empty data.mdb beside the marker is a creation cut short (nothing
-///     in it was ever acknowledged), or one under way, which the lock
-///     waits for;
+///   - an empty data.mdb beside the marker, or one shorter than LMDB's two
+///     meta pages (the first write cut short by a full disk), is a creation
+///     cut short (nothing in it was ever acknowledged), or one under way,
+///     which the lock waits for;
 ///   - an empty data.mdb without the marker is damage: LMDB would silently
 ///     make it a new, empty store, and the store's data would be gone from
 ///     view;

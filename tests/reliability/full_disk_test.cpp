@@ -1,13 +1,15 @@
 // A store on a small filesystem (a size-limited tmpfs) is filled: appends
 // fail with storage_full, nothing committed is lost, the store stays
-// readable, and appends work again once space is freed. Skipped, with a
-// message, where mounting is not permitted.
+// readable, and appends work again once space is freed. A store created on
+// a disk too full to take its first pages opens once space is freed.
+// Skipped, with a message, where mounting is not permitted.
 #define BOOST_TEST_MODULE full_disk
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
 #include <sys/mount.h>
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -96,4 +98,43 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_appends_keeps_what_was_committed_and_re
   store.reset();
   auto reopened = varve_test::open_store(o);
   check(*reopened);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_created_on_a_full_disk_opens_once_space_is_freed) {
+  small_disk disk(1);
+  if (!disk.mounted) {
+    BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (" << disk.error << ")");
+    return;
+  }
+  // Fill the disk, then free two pages: room for the first page of the
+  // lock file and the first of LMDB's two meta pages, not the second.
+  const auto filler = disk.dir / "filler";
+  const long page = ::sysconf(_SC_PAGESIZE);
+  {
+    std::ofstream out(filler, std::ios::binary);
+    const std::string chunk(static_cast<std::size_t>(page), 'f');
+    while (out.write(chunk.data(), static_cast<std::streamsize>(chunk.size())) && out.flush()) {
+    }
+  }
+  std::filesystem::resize_file(filler, std::filesystem::file_size(filler) / page * page - 2 * page);
+  options o = varve_test::test_options(disk.dir / "store");
+  o.sync = durability::sync;
+  auto full = event_store::open(o);
+  VARVE_REQUIRE_ERRC(full, errc::storage_full);
+  BOOST_TEST_MESSAGE("creating on a full disk: "
+                     << full.err().message() << "; data.mdb is "
+                     << std::filesystem::file_size(o.directory / "data.mdb") << " bytes");
+  std::filesystem::remove(filler);
+  {
+    auto store = varve_test::open_store(o);
+    BOOST_REQUIRE(store
+                      ->append("s", expected_version::no_stream(),
+                               std::vector<new_event>(3, varve_test::make_event("e", "x")))
+                      .ok());
+    auto report = store->verify();
+    BOOST_REQUIRE(report.ok());
+    BOOST_CHECK(report->faults.empty());
+  }
+  BOOST_CHECK_EQUAL(varve_test::open_store(o)->read()->head(), 3u);
+  BOOST_CHECK(!std::filesystem::exists(o.directory / "data.mdb.creating"));
 }

@@ -119,6 +119,39 @@ BOOST_AUTO_TEST_CASE(an_empty_data_file_with_the_creation_marker_is_created_anew
   VARVE_CHECK_ERRC(event_store::open(o), errc::corruption);
 }
 
+BOOST_AUTO_TEST_CASE(a_creation_cut_short_within_its_meta_pages_is_created_anew_with_the_marker) {
+  // What a creation whose first write the disk cut short leaves: the first
+  // of LMDB's two meta pages, and the marker. Without the marker the same
+  // file is refused, and left as it is.
+  varve_test::temp_dir dir;
+  { varve_test::open_store(varve_test::test_options(dir / "whole")); }
+  std::string first_page(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)), '\0');
+  {
+    std::ifstream in(dir / "whole" / "data.mdb", std::ios::binary);
+    BOOST_REQUIRE(in.read(first_page.data(), static_cast<std::streamsize>(first_page.size())));
+  }
+  for (const bool marked : {false, true}) {
+    BOOST_TEST_CONTEXT((marked ? "with" : "without") << " the marker") {
+      const auto store = dir / (marked ? "marked" : "unmarked");
+      std::filesystem::create_directories(store);
+      std::ofstream(store / "data.mdb", std::ios::binary) << first_page;
+      if (marked) std::ofstream(store / "data.mdb.creating").flush();
+      auto o = varve_test::test_options(store);
+      auto opened = event_store::open(o);
+      if (!marked) {
+        VARVE_CHECK_ERRC(opened, errc::corruption);
+        BOOST_CHECK_EQUAL(std::filesystem::file_size(store / "data.mdb"), first_page.size());
+        continue;
+      }
+      BOOST_REQUIRE_MESSAGE(opened.ok(), varve_test::describe(opened));
+      BOOST_CHECK(!std::filesystem::exists(store / "data.mdb.creating"));
+      BOOST_REQUIRE((*opened)->append("s", expected_version::no_stream(), make_events(2)).ok());
+      opened->reset();
+      BOOST_CHECK_EQUAL(varve_test::open_store(o)->read()->head(), 2u);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(an_empty_data_file_is_refused_while_another_process_has_the_store_open) {
   // The other process holds LMDB's lock shared: it is not creating the
   // store, and the empty file is damage, not a store in the making.
