@@ -307,7 +307,11 @@ struct compact_report {
 class event_store {
  public:
   /// Opens (or creates) the store in `opts.directory`. One handle per store
-  /// per process: share it between threads. A store of an older format, or
+  /// per process: share it between threads. A child made by fork(2) opens
+  /// the store itself and leaves the handles it inherited alone (LMDB's
+  /// locks are its parent's). Processes that open a new store at once
+  /// create it one at a time; the others open what the first made. A store
+  /// of an older format, or
   /// one whose newest events an older build appended, gets its missing
   /// index entries first, about 2^20 entries per write transaction (a store with
   /// many distinct tags takes a while: 300k events with 900k distinct tags,
@@ -318,7 +322,8 @@ class event_store {
   /// with a wrong one), format_version (the store was written by a newer
   /// Varve), corruption (not a Varve store, or damaged files: an empty or
   /// truncated data.mdb), busy (the store is already open in this process,
-  /// or another process is compacting it), io_error.
+  /// another process is compacting it, or has been creating it for 10 s),
+  /// storage_full, io_error.
   static result<std::unique_ptr<event_store>> open(options opts);
 
   /// Rewrites the closed store in `directory` into a fresh data file and
