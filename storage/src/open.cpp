@@ -162,11 +162,14 @@ struct store_look {
 /// Looks at the store without writing anything: a newer or foreign store
 /// stays untouched. With `error_if_exists`, an existing store is refused
 /// before anything else is checked (its key, say).
-result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key, bool error_if_exists,
-                                 const std::filesystem::path& directory) {
+/// Fills `out` as far as it gets: `exists` is set before any error about
+/// the store found (error_if_exists, its format, its key).
+result<void> look_at_store(MDB_env* env, const crypto::master_key* key, bool error_if_exists,
+                           bool may_create, const std::filesystem::path& directory,
+                           store_look& out) {
+  out = store_look{};
   auto t = begin_at_open(env, MDB_RDONLY);
   if (!t) return std::move(t).err();
-  store_look out;
   MDB_dbi meta = 0;
   int rc = mdb_dbi_open(t->get(), "meta", 0, &meta);
   if (rc == MDB_NOTFOUND) {
@@ -176,7 +179,11 @@ result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key, bo
         st.ms_entries != 0)
       return error{errc::corruption,
                    "the directory holds an LMDB environment that is not a Varve store"};
-    return out;
+    if (!may_create)
+      return error{errc::not_found, "no Varve store in " + directory.string() +
+                                        " (its creation was cut short); an open with "
+                                        "options.create_if_missing creates it"};
+    return {};
   }
   if (rc != 0) return lmdb::to_error(rc, "opening the meta table");
   auto v = t->get(meta, "format_version");
@@ -195,7 +202,7 @@ result<store_look> look_at_store(MDB_env* env, const crypto::master_key* key, bo
   auto looked = look_at_encryption(t->get(), meta, key);
   if (!looked) return std::move(looked).err();
   out.encryption = std::move(*looked);
-  return out;
+  return {};
 }
 
 /// Writes the meta table of a new store (encrypted with `key`).
@@ -229,12 +236,13 @@ result<void> lay_out_meta(lmdb::txn& t, const tables& dbs, const crypto::master_
 /// against it; `look` tells what the store is. Two processes that create a
 /// store at once agree: the one whose write transaction comes second finds
 /// the store made, and looks at it again as an existing one.
-result<tables> open_tables(MDB_env* env, const crypto::master_key* key, bool error_if_exists,
-                           const std::filesystem::path& directory, store_look& look) {
+result<tables> open_tables(MDB_env* env, const crypto::master_key* key, const options& opts,
+                           store_look& look) {
   for (;;) {
-    auto looked = look_at_store(env, key, error_if_exists, directory);
-    if (!looked) return std::move(looked).err();
-    look = std::move(*looked);
+    if (auto looked = look_at_store(env, key, opts.error_if_exists, opts.create_if_missing,
+                                    opts.directory, look);
+        !looked)
+      return std::move(looked).err();
     auto t = begin_at_open(env, 0);
     if (!t) return std::move(t).err();
     tables dbs;
@@ -436,6 +444,9 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   // Holding the claim, no compaction runs: a copy one left is stale.
   std::error_code ec;
   std::filesystem::remove(opts.directory / "data.mdb.compact", ec);
+  if (!opts.create_if_missing && !std::filesystem::exists(opts.directory / "data.mdb", ec))
+    return error{errc::not_found,
+                 "no store in " + opts.directory.string() + " (options.create_if_missing is off)"};
   // Creating (or completing) the store, one process at a time.
   auto creation = detail::prepare_data_file(opts.directory);
   if (!creation) return std::move(creation).err();
@@ -461,12 +472,14 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (auto sized = detail::check_data_file_size(raw, opts.directory); !sized)
     return std::move(sized).err();
   detail::store_look look;
-  auto dbs = detail::open_tables(raw, key.get(), opts.error_if_exists, opts.directory, look);
+  auto dbs = detail::open_tables(raw, key.get(), opts, look);
+  // Once the store's tables are committed (by this open or an earlier one)
+  // an empty data.mdb is damage: the marker goes, even when this open
+  // fails (a wrong key, error_if_exists).
+  if (*creation && (dbs || look.exists))
+    if (auto finished = (*creation)->finish(); !finished) return std::move(finished).err();
   if (!dbs) return std::move(dbs).err();
   impl->dbs = *dbs;
-  // The tables are committed: an empty data.mdb is damage from now on.
-  if (*creation)
-    if (auto finished = (*creation)->finish(); !finished) return std::move(finished).err();
   impl->stored_format = look.version;
   impl->encrypted = look.encryption.encrypted;
   impl->key_check = std::move(look.encryption.key_check);

@@ -164,7 +164,12 @@ result<data_size> size_of_data_file(const fs::path& directory) {
 
 result<bool> marker_exists(const fs::path& directory) {
   struct stat st {};
-  if (::lstat(creation_marker(directory).c_str(), &st) == 0) return true;
+  if (::lstat(creation_marker(directory).c_str(), &st) == 0) {
+    if (S_ISREG(st.st_mode)) return true;
+    return error{errc::io_error, "the creation marker " + creation_marker(directory).string() +
+                                     " is not a regular file; the store's data is untouched. "
+                                     "Remove it (a creation makes it anew)"};
+  }
   if (errno == ENOENT) return false;
   return os_error(errno, "reading the creation marker " + creation_marker(directory).string());
 }
@@ -242,6 +247,11 @@ creation_guard::~creation_guard() {
 }
 
 result<void> creation_guard::finish() {
+  // The data file first: a store opened without fsync would otherwise be
+  // able to lose its first pages in a power cut after the marker went, and
+  // be refused as damaged from then on.
+  if (fs::exists(directory_ / "data.mdb"))
+    if (auto synced = sync_path(directory_ / "data.mdb", O_RDONLY); !synced) return synced;
   // Removed while locked: a process waiting for the lock finds, once it has
   // it, that its file is no longer the marker, and looks again.
   if (::unlink(creation_marker(directory_).c_str()) != 0 && errno != ENOENT)
@@ -286,6 +296,28 @@ result<std::optional<creation_guard>> prepare_data_file(const fs::path& director
     // Looked at again under the lock: no process creates the store now.
     size = size_of_data_file(directory);
     if (!size) return std::move(size).err();
+    if (made && *size == data_size::holds_data) {
+      // Created by another process since the first look: this marker must
+      // not stay beside it, even if this open fails later.
+      if (auto finished = guard.finish(); !finished) return std::move(finished).err();
+      return std::optional<creation_guard>{};
+    }
+    if (*size == data_size::absent) {
+      // No process creates the store now; one that has LMDB's lock has the
+      // environment open on a data file removed from under it. A new one
+      // would share its lock file and be overwritten by it.
+      auto user = lmdb_user(directory);
+      if (!user) return std::move(user).err();
+      if (*user) {
+        if (made)
+          if (auto finished = guard.finish(); !finished) return std::move(finished).err();
+        return error{errc::corruption,
+                     (directory / "data.mdb").string() + " is missing while process " +
+                         std::to_string(**user) +
+                         " has the store open: its data file was removed. It is not made a "
+                         "new store; stop that process and restore data.mdb from a backup"};
+      }
+    }
     if (!made)
       if (auto reset = drop_unfinished_meta_pages(directory); !reset) return std::move(reset).err();
     if (*size == data_size::empty && made) {
@@ -294,11 +326,9 @@ result<std::optional<creation_guard>> prepare_data_file(const fs::path& director
       if (auto finished = guard.finish(); !finished) return std::move(finished).err();
       return empty_data_file(directory);
     }
-    // No data file (a new store), an empty one a creation left, a store
-    // holding data that another process finished creating since the first
-    // look (the guard costs a marker made and removed), or one whose
-    // creator was killed before it removed the marker (its tables may not
-    // be there yet): the caller opens it under the lock.
+    // No data file (a new store), an empty one a creation left, or one
+    // whose creator was killed before it removed the marker (its tables
+    // may not be there yet): the caller opens it under the lock.
     return std::optional<creation_guard>{std::move(guard)};
   }
 }

@@ -10,6 +10,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <fstream>
 
 #include "temp_dir.hpp"
@@ -216,6 +217,83 @@ BOOST_AUTO_TEST_CASE(a_creation_marker_that_is_a_symbolic_link_is_not_followed) 
   BOOST_CHECK(r.err().message().find("data.mdb.creating") != std::string::npos);
   BOOST_CHECK(!std::filesystem::exists(dir / "elsewhere"));
   BOOST_CHECK(!std::filesystem::exists(store / "data.mdb"));
+}
+
+BOOST_AUTO_TEST_CASE(a_creation_marker_that_is_not_a_regular_file_excuses_nothing) {
+  varve_test::temp_dir dir;
+  const auto store = dir / "store";
+  std::filesystem::create_directories(store);
+  BOOST_REQUIRE(::mkfifo((store / "data.mdb.creating").c_str(), 0600) == 0);
+  std::ofstream(store / "data.mdb").flush();  // emptied: damage
+  auto r = event_store::open(varve_test::test_options(store));
+  VARVE_REQUIRE_ERRC(r, errc::io_error);
+  BOOST_TEST_MESSAGE(r.err().message());
+  BOOST_CHECK(r.err().message().find("not a regular file") != std::string::npos);
+  BOOST_CHECK_EQUAL(std::filesystem::file_size(store / "data.mdb"), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_open_of_a_whole_store_leaves_no_creation_marker) {
+  // A marker beside a store whose tables are committed (a creator killed
+  // before it removed it, or one that raced another) goes at the next
+  // open, even one that fails: it must not excuse an emptied file later.
+  varve_test::temp_dir dir;
+  auto o = varve_test::test_options(dir / "store");
+  o.master_key = std::array<std::uint8_t, 32>{1};
+  {
+    auto s = varve_test::open_store(o);
+    BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(3)).ok());
+  }
+  const auto marker = dir / "store" / "data.mdb.creating";
+  std::ofstream(marker).flush();
+  auto wrong = o;
+  wrong.master_key = std::array<std::uint8_t, 32>{2};
+  VARVE_CHECK_ERRC(event_store::open(wrong), errc::auth_failed);
+  BOOST_CHECK(!std::filesystem::exists(marker));
+  std::ofstream(marker).flush();
+  auto again = o;
+  again.error_if_exists = true;
+  VARVE_CHECK_ERRC(event_store::open(again), errc::invalid_argument);
+  BOOST_CHECK(!std::filesystem::exists(marker));
+  std::filesystem::resize_file(dir / "store" / "data.mdb", 0);
+  VARVE_CHECK_ERRC(event_store::open(o), errc::corruption);
+}
+
+BOOST_AUTO_TEST_CASE(a_data_file_removed_under_an_open_store_is_not_made_a_new_store) {
+  varve_test::temp_dir dir;
+  auto o = varve_test::test_options(dir / "store");
+  {
+    auto s = varve_test::open_store(o);
+    BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(3)).ok());
+  }
+  int ready[2], done[2];
+  BOOST_REQUIRE(::pipe(ready) == 0 && ::pipe(done) == 0);
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(ready[0]);
+    ::close(done[1]);
+    auto held = event_store::open(o);
+    char c = held.ok() ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    (void)!::read(done[0], &c, 1);  // until the parent closes its end
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  ::close(done[0]);
+  char c = 0;
+  BOOST_REQUIRE(::read(ready[0], &c, 1) == 1);
+  BOOST_REQUIRE_EQUAL(c, 'y');
+  std::filesystem::remove(dir / "store" / "data.mdb");
+  auto r = event_store::open(o);
+  ::close(done[1]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(ready[0]);
+  VARVE_REQUIRE_ERRC(r, errc::corruption);
+  BOOST_TEST_MESSAGE(r.err().message());
+  BOOST_CHECK(r.err().message().find("missing while process") != std::string::npos);
+  BOOST_CHECK(!std::filesystem::exists(dir / "store" / "data.mdb"));
+  BOOST_CHECK(!std::filesystem::exists(dir / "store" / "data.mdb.creating"));
 }
 
 BOOST_AUTO_TEST_CASE(a_foreign_data_file_is_refused_at_open) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -148,6 +149,38 @@ BOOST_AUTO_TEST_CASE(missing_directory_without_create_if_missing_is_refused) {
   BOOST_TEST((r.err().code() == errc::not_found || r.err().code() == errc::invalid_argument),
              "got " << r.err().to_string());
   BOOST_TEST(!fs::exists(dir / "missing"));
+}
+
+BOOST_AUTO_TEST_CASE(an_open_without_create_if_missing_creates_nothing_in_an_empty_directory) {
+  temp_dir dir;
+  fs::create_directories(dir / "empty");
+  auto o = test_options(dir / "empty");
+  o.create_if_missing = false;
+  VARVE_CHECK_ERRC(event_store::open(o), errc::not_found);
+  BOOST_CHECK(!fs::exists(dir / "empty" / "data.mdb"));
+  BOOST_CHECK(!fs::exists(dir / "empty" / "data.mdb.creating"));
+}
+
+BOOST_AUTO_TEST_CASE(an_open_without_create_if_missing_leaves_a_creation_cut_short_to_its_creator) {
+  // An encrypted store whose creator was killed before its tables: a tool
+  // that only reads must not complete it as a plain store.
+  temp_dir dir;
+  const auto store = dir / "store";
+  fs::create_directories(store);
+  std::ofstream(store / "data.mdb.creating").flush();
+  std::ofstream(store / "data.mdb").flush();
+  auto o = test_options(store);
+  o.create_if_missing = false;
+  auto r = event_store::open(o);
+  VARVE_REQUIRE_ERRC(r, errc::not_found);
+  BOOST_TEST_MESSAGE(r.err().message());
+  BOOST_CHECK(fs::exists(store / "data.mdb.creating"));
+  o.create_if_missing = true;
+  o.master_key = std::array<std::uint8_t, 32>{7};
+  auto created = event_store::open(o);
+  BOOST_REQUIRE_MESSAGE(created.ok(), varve_test::describe(created));
+  BOOST_CHECK((*created)->encrypted());
+  BOOST_CHECK(!fs::exists(store / "data.mdb.creating"));
 }
 
 BOOST_AUTO_TEST_CASE(missing_directory_is_created_with_mode_0700) {

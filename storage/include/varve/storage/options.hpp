@@ -24,7 +24,9 @@ std::string_view to_string(durability d) noexcept;
 
 struct options {
   /// Directory holding the store (data.mdb, lock.mdb). Created, mode 0700,
-  /// when missing and `create_if_missing` is set.
+  /// when missing and `create_if_missing` is set. Without it, open creates
+  /// nothing: no directory, no store in an empty one, and no completion of
+  /// a creation cut short (not_found).
   std::filesystem::path directory{};
   bool create_if_missing = true;
   /// Refuse (invalid_argument) to open a store that exists already: open
