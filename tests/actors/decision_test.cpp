@@ -565,7 +565,7 @@ BOOST_AUTO_TEST_CASE(shutdown_answers_every_decision_waiting_or_in_flight) {
     for (int i = 0; i < 2000; ++i)
       replies.push_back(rt->decide_async<booking>(
           book_seat{"r" + std::to_string(i % 3), "g" + std::to_string(i), 100000}, 600s));
-    for (std::size_t i = 0; i < 100; ++i)  // the first 100 answered, the rest not all
+    for (std::size_t i = 0; i < 20; ++i)  // the first 20 answered, the rest not all
       BOOST_REQUIRE(replies[i].wait_for(60s) == std::future_status::ready);
     rt->shutdown();
     auto after = rt->decide<booking>(book_seat{"r1", "late"});
@@ -585,7 +585,7 @@ BOOST_AUTO_TEST_CASE(shutdown_answers_every_decision_waiting_or_in_flight) {
     }
   }
   BOOST_TEST_MESSAGE(acknowledged.size() << " answered, " << unavailable << " unavailable");
-  BOOST_TEST(acknowledged.size() >= 100u);
+  BOOST_TEST(acknowledged.size() >= 20u);
   auto again = runtime::open(options_for(dir.path()));
   BOOST_REQUIRE(again);
   for (const auto& tag : acknowledged)
