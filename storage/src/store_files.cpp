@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -250,7 +251,8 @@ result<void> creation_guard::finish() {
   // The data file first: a store opened without fsync would otherwise be
   // able to lose its first pages in a power cut after the marker went, and
   // be refused as damaged from then on.
-  if (fs::exists(directory_ / "data.mdb"))
+  std::error_code ec;
+  if (fs::exists(directory_ / "data.mdb", ec))
     if (auto synced = sync_path(directory_ / "data.mdb", O_RDONLY); !synced) return synced;
   // Removed while locked: a process waiting for the lock finds, once it has
   // it, that its file is no longer the marker, and looks again.
