@@ -17,6 +17,7 @@
 #include "../storage/temp_dir.hpp"
 
 using namespace varve;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -36,24 +37,38 @@ struct small_disk {
   ~small_disk() {
     if (mounted) ::umount2(dir.path().c_str(), MNT_DETACH);
   }
+
+  /// True, with a message, when the test cannot run here.
+  bool skipped() const {
+    if (!mounted) BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (" << error << ")");
+    return !mounted;
+  }
+
+  /// Fills the disk with a file, then shrinks it to leave `free_pages`
+  /// pages free; returns its path (removing it frees the space).
+  fs::path fill_leaving(std::uintmax_t free_pages) const {
+    const auto filler = dir / "filler";
+    const auto page = static_cast<std::uintmax_t>(::sysconf(_SC_PAGESIZE));
+    {
+      std::ofstream out(filler, std::ios::binary);
+      const std::string chunk(page, 'f');
+      while (out.write(chunk.data(), static_cast<std::streamsize>(chunk.size())) && out.flush()) {
+      }
+    }
+    const auto size = fs::file_size(filler) / page * page;
+    BOOST_REQUIRE(size > free_pages * page);
+    fs::resize_file(filler, size - free_pages * page);
+    return filler;
+  }
 };
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_full_disk_refuses_appends_keeps_what_was_committed_and_recovers) {
   small_disk disk(16);
-  if (!disk.mounted) {
-    BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (" << disk.error << ")");
-    return;
-  }
-  // Take most of the space with a file that can be removed later.
-  const auto filler = disk.dir / "filler";
-  {
-    std::ofstream out(filler, std::ios::binary);
-    const std::string mib(1 << 20, 'f');
-    for (int i = 0; i < 10; ++i)
-      out << mib;
-  }
+  if (disk.skipped()) return;
+  // Leave the store 6 MiB, with a file that can be removed later.
+  const auto filler = disk.fill_leaving((6 << 20) / ::sysconf(_SC_PAGESIZE));
   options o = varve_test::test_options(disk.dir / "store");
   o.sync = durability::sync;
   o.map_size = 1 << 20;
@@ -102,21 +117,10 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_appends_keeps_what_was_committed_and_re
 
 BOOST_AUTO_TEST_CASE(a_store_created_on_a_full_disk_opens_once_space_is_freed) {
   small_disk disk(1);
-  if (!disk.mounted) {
-    BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (" << disk.error << ")");
-    return;
-  }
-  // Fill the disk, then free two pages: room for the first page of the
-  // lock file and the first of LMDB's two meta pages, not the second.
-  const auto filler = disk.dir / "filler";
-  const long page = ::sysconf(_SC_PAGESIZE);
-  {
-    std::ofstream out(filler, std::ios::binary);
-    const std::string chunk(static_cast<std::size_t>(page), 'f');
-    while (out.write(chunk.data(), static_cast<std::streamsize>(chunk.size())) && out.flush()) {
-    }
-  }
-  std::filesystem::resize_file(filler, std::filesystem::file_size(filler) / page * page - 2 * page);
+  if (disk.skipped()) return;
+  // Two pages free: room for the first page of the lock file and the
+  // first of LMDB's two meta pages, not the second.
+  const auto filler = disk.fill_leaving(2);
   options o = varve_test::test_options(disk.dir / "store");
   o.sync = durability::sync;
   auto full = event_store::open(o);

@@ -26,6 +26,52 @@ std::array<std::uint8_t, 32> key(std::uint8_t b) {
   return k;
 }
 
+/// A child process that holds the store of `o` open (LMDB's lock held
+/// shared, as by any reader or writer) from construction until release()
+/// or destruction; fails the test when the child cannot open it.
+class held_by_another_process {
+ public:
+  explicit held_by_another_process(const options& o) {
+    int ready[2], done[2];
+    BOOST_REQUIRE(::pipe(ready) == 0 && ::pipe(done) == 0);
+    child_ = ::fork();
+    BOOST_REQUIRE(child_ >= 0);
+    if (child_ == 0) {
+      ::close(ready[0]);
+      ::close(done[1]);
+      auto held = event_store::open(o);
+      char c = held.ok() ? 'y' : 'n';
+      (void)!::write(ready[1], &c, 1);
+      (void)!::read(done[0], &c, 1);  // until the parent closes its end
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(done[0]);
+    done_ = done[1];
+    char c = 0;
+    const bool answered = ::read(ready[0], &c, 1) == 1;
+    ::close(ready[0]);
+    if (!answered || c != 'y') release();
+    BOOST_REQUIRE_MESSAGE(answered && c == 'y', "the other process could not open the store");
+  }
+  held_by_another_process(const held_by_another_process&) = delete;
+  held_by_another_process& operator=(const held_by_another_process&) = delete;
+  ~held_by_another_process() { release(); }
+
+  /// Lets the child close the store and exit, and waits for it.
+  void release() {
+    if (child_ <= 0) return;
+    ::close(done_);
+    int status = 0;
+    ::waitpid(child_, &status, 0);
+    child_ = -1;
+  }
+
+ private:
+  pid_t child_ = -1;
+  int done_ = -1;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_truncated_data_file_is_refused_at_open) {
@@ -162,30 +208,10 @@ BOOST_AUTO_TEST_CASE(an_empty_data_file_is_refused_while_another_process_has_the
     auto s = varve_test::open_store(o);
     BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(3)).ok());
   }
-  int ready[2], done[2];
-  BOOST_REQUIRE(::pipe(ready) == 0 && ::pipe(done) == 0);
-  const pid_t child = ::fork();
-  BOOST_REQUIRE(child >= 0);
-  if (child == 0) {
-    ::close(ready[0]);
-    ::close(done[1]);
-    auto held = event_store::open(o);
-    char c = held.ok() ? 'y' : 'n';
-    (void)!::write(ready[1], &c, 1);
-    (void)!::read(done[0], &c, 1);  // until the parent closes its end
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  ::close(done[0]);
-  char c = 0;
-  BOOST_REQUIRE(::read(ready[0], &c, 1) == 1);
-  BOOST_REQUIRE_EQUAL(c, 'y');
+  held_by_another_process other(o);
   std::filesystem::resize_file(dir / "store" / "data.mdb", 0);
   auto r = event_store::open(o);
-  ::close(done[1]);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  ::close(ready[0]);
+  other.release();
   VARVE_REQUIRE_ERRC(r, errc::corruption);
   BOOST_CHECK(r.err().message().find("empty") != std::string::npos);
 }
@@ -265,30 +291,10 @@ BOOST_AUTO_TEST_CASE(a_data_file_removed_under_an_open_store_is_not_made_a_new_s
     auto s = varve_test::open_store(o);
     BOOST_REQUIRE(s->append("s", expected_version::any(), make_events(3)).ok());
   }
-  int ready[2], done[2];
-  BOOST_REQUIRE(::pipe(ready) == 0 && ::pipe(done) == 0);
-  const pid_t child = ::fork();
-  BOOST_REQUIRE(child >= 0);
-  if (child == 0) {
-    ::close(ready[0]);
-    ::close(done[1]);
-    auto held = event_store::open(o);
-    char c = held.ok() ? 'y' : 'n';
-    (void)!::write(ready[1], &c, 1);
-    (void)!::read(done[0], &c, 1);  // until the parent closes its end
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  ::close(done[0]);
-  char c = 0;
-  BOOST_REQUIRE(::read(ready[0], &c, 1) == 1);
-  BOOST_REQUIRE_EQUAL(c, 'y');
+  held_by_another_process other(o);
   std::filesystem::remove(dir / "store" / "data.mdb");
   auto r = event_store::open(o);
-  ::close(done[1]);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  ::close(ready[0]);
+  other.release();
   VARVE_REQUIRE_ERRC(r, errc::corruption);
   BOOST_TEST_MESSAGE(r.err().message());
   BOOST_CHECK(r.err().message().find("missing while process") != std::string::npos);
