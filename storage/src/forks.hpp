@@ -11,4 +11,13 @@ namespace varve::detail {
 /// parent at the fork. Costs a relaxed atomic load.
 unsigned forks_made() noexcept;
 
+/// Counts a fork that fork()'s handlers did not see: a child made by
+/// syscall(SYS_fork) or clone(2) without CLONE_VM, which runs no
+/// pthread_atfork handler. Compares getpid() with the process id seen last
+/// and, when they differ, adds one to forks_made(). Costs a system call
+/// (about 230 ns here): a write transaction calls it once as it begins,
+/// which covers the ids and nonces drawn within it; event_id::generate()
+/// does not (it would cost four times what it does).
+void notice_unannounced_fork() noexcept;
+
 }  // namespace varve::detail

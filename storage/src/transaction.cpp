@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "forks.hpp"
 #include "store_impl.hpp"
 
 namespace varve::detail {
@@ -65,6 +66,8 @@ result<std::optional<write_txn>> store_impl::begin_write() {
   if (failed)
     return error{errc::failed_state, "the store stopped taking writes after an I/O failure (" +
                                          failure + "); reopen it to recover what was committed"};
+  // The ids and nonces this transaction draws must not repeat a parent's.
+  detail::notice_unannounced_fork();
   std::optional<write_txn> t;
   if (int rc = write_txn::begin(env.get(), faults.get(), dbi_mutex, t); rc != 0) {
     if (rc != MDB_MAP_RESIZED) return lmdb::to_error(rc, "beginning a write transaction");

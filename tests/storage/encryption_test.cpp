@@ -10,6 +10,7 @@
 
 #include <lmdb.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include <varve/storage/testing.hpp>
 
 #include "crypto.hpp"
+#include "forks.hpp"
 #include "raw_lmdb.hpp"
 #include "temp_dir.hpp"
 
@@ -488,6 +490,41 @@ BOOST_AUTO_TEST_CASE(a_sealer_copied_into_a_forked_child_draws_a_new_nonce_prefi
   BOOST_CHECK_EQUAL(le_at(parent, 0, 8), le_at(std::string(before, sizeof before), 0, 8));
   BOOST_CHECK_NE(le_at(child, 0, 8), le_at(parent, 0, 8));
   BOOST_CHECK(child != parent);
+}
+
+BOOST_AUTO_TEST_CASE(a_sealer_in_a_child_of_a_raw_fork_draws_a_new_prefix_once_it_is_noticed) {
+  // syscall(SYS_fork) runs no pthread_atfork handler; a write transaction
+  // notices the new process as it begins (notice_unannounced_fork) before
+  // it seals anything.
+  crypto::sealer sealer;
+  char before[crypto::nonce_size];
+  BOOST_REQUIRE(sealer.next_nonce(before).ok());
+  int fds[2];
+  BOOST_REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = static_cast<pid_t>(::syscall(SYS_fork));
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    detail::notice_unannounced_fork();
+    char made[crypto::nonce_size];
+    const bool ok = sealer.next_nonce(made).ok() &&
+                    ::write(fds[1], made, sizeof made) == static_cast<ssize_t>(sizeof made);
+    ::_exit(ok ? 0 : 1);
+  }
+  ::close(fds[1]);
+  detail::notice_unannounced_fork();  // the parent's own process: no fork
+  char in_parent[crypto::nonce_size];
+  BOOST_REQUIRE(sealer.next_nonce(in_parent).ok());
+  char in_child[crypto::nonce_size];
+  BOOST_REQUIRE_EQUAL(::read(fds[0], in_child, sizeof in_child),
+                      static_cast<ssize_t>(sizeof in_child));
+  ::close(fds[0]);
+  int status = 0;
+  BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const std::string parent(in_parent, sizeof in_parent), child(in_child, sizeof in_child);
+  BOOST_CHECK_EQUAL(le_at(parent, 0, 8), le_at(std::string(before, sizeof before), 0, 8));
+  BOOST_CHECK_NE(le_at(child, 0, 8), le_at(parent, 0, 8));
 }
 
 BOOST_AUTO_TEST_CASE(a_key_given_to_a_plain_store_is_refused) {
