@@ -238,6 +238,22 @@ result<void> drop_unfinished_meta_pages(const fs::path& directory) {
   return {};
 }
 
+/// Takes the creation lock on the open marker `fd` without waiting: a
+/// POSIX record lock on the whole file, false (with errno) when another
+/// process holds it. Such locks belong to the process: a child forked while
+/// one thread creates the store does not hold it too (as it would an
+/// flock, until it exited). The process registered the directory before
+/// (store_claim), so no other of its own threads opens or closes the marker
+/// meanwhile, which would release the lock.
+bool lock_marker(int fd) {
+  struct flock whole {};
+  whole.l_type = F_WRLCK;
+  whole.l_whence = SEEK_SET;
+  whole.l_start = 0;
+  whole.l_len = 0;  // to the end, however long
+  return ::fcntl(fd, F_SETLK, &whole) == 0;
+}
+
 }  // namespace
 
 creation_guard::creation_guard(creation_guard&& other) noexcept
@@ -281,9 +297,9 @@ result<std::optional<creation_guard>> prepare_data_file(const fs::path& director
       return marker_error(errno, directory, made ? "making" : "opening");
     }
     creation_guard guard(fd, directory);
-    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    while (!lock_marker(fd)) {
       if (errno == EINTR) continue;
-      if (errno != EWOULDBLOCK) return marker_error(errno, directory, "locking");
+      if (errno != EACCES && errno != EAGAIN) return marker_error(errno, directory, "locking");
       if (std::chrono::steady_clock::now() >= deadline)
         return error{errc::busy, "another process has been creating the store in " +
                                      directory.string() + " for 10 s; try again"};

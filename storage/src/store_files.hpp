@@ -60,7 +60,8 @@ result<std::optional<pid_t>> lmdb_user(const std::filesystem::path& directory);
 result<void> sync_path(const std::filesystem::path& path, int flags);
 
 /// The right to create the store in a directory, held by one process at a
-/// time: an exclusive flock(2) on the creation marker, data.mdb.creating.
+/// time: a POSIX write lock (fcntl) on the creation marker,
+/// data.mdb.creating, which a forked child does not inherit.
 /// The marker is made, and the directory synced, before LMDB makes
 /// data.mdb, and removed (finish()) only once the store's tables are
 /// committed. So:

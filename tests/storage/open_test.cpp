@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "raw_lmdb.hpp"
+#include "store_files.hpp"
 #include "temp_dir.hpp"
 
 #ifndef VARVE_MDB_STAT
@@ -337,4 +339,34 @@ BOOST_AUTO_TEST_CASE(error_if_exists_opens_only_a_store_it_creates) {
   BOOST_CHECK(with_key.err().message().find("already exists") != std::string::npos);
   o.error_if_exists = false;
   BOOST_CHECK_EQUAL(open_store(o)->read()->head(), 1u);  // untouched
+}
+
+BOOST_AUTO_TEST_CASE(a_child_forked_while_a_store_is_created_does_not_hold_its_creation_lock) {
+  // One thread creates the store, holding the creation lock, while another
+  // forks: the child inherits the marker's descriptor. Once the creator
+  // lets go, the next opener must not wait for the child (10 s, then busy).
+  temp_dir dir;
+  const auto store = dir / "store";
+  fs::create_directories(store);
+  auto creating = detail::prepare_data_file(store);
+  BOOST_REQUIRE_MESSAGE(creating.ok() && creating->has_value(), "no creation lock taken");
+  int held[2];
+  BOOST_REQUIRE(::pipe(held) == 0);
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(held[1]);
+    char c;
+    (void)!::read(held[0], &c, 1);  // lives on until the parent closes its end
+    ::_exit(0);
+  }
+  ::close(held[0]);
+  creating->reset();  // the creator stops before creating anything: the marker stays
+  auto opened = event_store::open(test_options(store));
+  ::close(held[1]);
+  int status = 0;
+  BOOST_REQUIRE_EQUAL(::waitpid(child, &status, 0), child);
+  BOOST_REQUIRE_MESSAGE(opened.ok(), varve_test::describe(opened));
+  BOOST_CHECK((*opened)->append("s", expected_version::no_stream(), make_events(1)).ok());
+  BOOST_CHECK(!fs::exists(store / "data.mdb.creating"));
 }
