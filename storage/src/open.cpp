@@ -280,7 +280,12 @@ result<tables> open_tables(MDB_env* env, const crypto::master_key* key, const op
       if (auto laid = lay_out_meta(*t, dbs, key, look.encryption); !laid)
         return std::move(laid).err();
     }
-    if (int rc = t->commit(); rc != 0) return lmdb::to_error(rc, "committing the store layout");
+    if (int rc = t->commit(); rc != 0) {
+      if (rc == EIO && detail::disk_full(opts.directory))
+        return error{errc::storage_full, "the disk holding " + opts.directory.string() +
+                                             " is full; free space and retry"};
+      return lmdb::to_error(rc, "committing the store layout");
+    }
     return dbs;
   }
 }
@@ -460,6 +465,8 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
     return lmdb::to_error(rc, "mdb_env_set_maxreaders");
   if (int rc = mdb_env_set_mapsize(raw, opts.map_size); rc != 0)
     return lmdb::to_error(rc, "mdb_env_set_mapsize");
+  if (auto slots = detail::allocate_lock_file(opts.directory, opts.max_readers); !slots)
+    return std::move(slots).err();
   unsigned flags = MDB_NOTLS;
   if (opts.sync == durability::no_meta_sync) flags |= MDB_NOMETASYNC;
   if (opts.sync == durability::no_sync) flags |= MDB_NOSYNC;

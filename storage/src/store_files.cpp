@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -129,6 +131,34 @@ result<std::optional<pid_t>> lmdb_user(const fs::path& directory) {
   if (rc != 0) return os_error(code, "reading the locks of " + lock_file.string());
   if (query.l_type == F_UNLCK) return std::optional<pid_t>{};
   return std::optional<pid_t>{query.l_pid};
+}
+
+bool disk_full(const fs::path& directory) {
+  struct statvfs st {};
+  if (::statvfs(directory.c_str(), &st) != 0) return false;
+  return std::uint64_t{st.f_bavail} * st.f_frsize < (std::uint64_t{1} << 20);
+}
+
+result<void> allocate_lock_file(const fs::path& directory, std::uint32_t max_readers) {
+  const fs::path lock_file = directory / "lock.mdb";
+  const int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return {};  // LMDB opens it itself, and says why it cannot
+  struct stat st {};
+  // A slot is a 64-byte cache line, after a header of a few lines.
+  off_t bytes = (static_cast<off_t>(max_readers) + 64) * 64;
+  if (::fstat(fd, &st) == 0) bytes = std::max<off_t>(bytes, st.st_size);
+  int rc = 0;
+  do {
+    rc = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, bytes);
+  } while (rc != 0 && errno == EINTR);
+  const int code = errno;
+  ::close(fd);
+  if (rc == 0 || code == EOPNOTSUPP || code == ENOSYS) return {};
+  if (code == ENOSPC || code == EDQUOT)
+    return error{errc::storage_full, "the disk holding " + directory.string() +
+                                         " has no room for the reader slots of " +
+                                         lock_file.string() + "; free space and retry"};
+  return os_error(code, "allocating " + lock_file.string());
 }
 
 result<void> sync_path(const fs::path& path, int flags) {

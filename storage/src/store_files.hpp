@@ -55,6 +55,20 @@ class store_claim {
 /// on lock.mdb). Errors: io_error.
 result<std::optional<pid_t>> lmdb_user(const std::filesystem::path& directory);
 
+/// Whether the filesystem of `directory` has (almost) no space left: under
+/// 1 MiB free. LMDB reports a write cut short by a full disk as EIO; with
+/// this, such a failure is storage_full, not an I/O fault.
+bool disk_full(const std::filesystem::path& directory);
+
+/// Allocates the disk blocks of LMDB's lock file in `directory` for
+/// `max_readers` reader slots, creating the file when absent (as LMDB
+/// would, mode 0600), without changing its size: LMDB sizes it with
+/// ftruncate and writes a reader's slot through a shared map, so on a full
+/// disk the first process to take a slot in a hole would die of SIGBUS.
+/// A file system that cannot preallocate is left to LMDB. Errors:
+/// storage_full (the disk cannot hold the slots), io_error.
+result<void> allocate_lock_file(const std::filesystem::path& directory, std::uint32_t max_readers);
+
 /// fsync(2)s the file or directory at `path`, opened with `flags`
 /// (O_RDONLY, or O_RDONLY | O_DIRECTORY). Errors: io_error.
 result<void> sync_path(const std::filesystem::path& path, int flags);

@@ -1,13 +1,12 @@
 // The lifecycle of a write transaction: begin (adopting a map another
 // process grew), run the work, commit; on MDB_MAP_FULL abort, grow the map
 // and run the work again; after a failed commit, stop taking writes.
-#include <sys/statvfs.h>
-
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 
 #include "forks.hpp"
+#include "store_files.hpp"
 #include "store_impl.hpp"
 
 namespace varve::detail {
@@ -15,13 +14,6 @@ namespace varve::detail {
 namespace {
 
 constexpr auto map_lock_wait = std::chrono::seconds(10);
-
-/// Whether the filesystem of `dir` has (almost) no space left.
-bool disk_full(const std::filesystem::path& dir) {
-  struct statvfs st {};
-  if (::statvfs(dir.c_str(), &st) != 0) return false;
-  return std::uint64_t{st.f_bavail} * st.f_frsize < (std::uint64_t{1} << 20);
-}
 
 }  // namespace
 
