@@ -17,7 +17,10 @@ unsigned forks_made() noexcept;
 /// and, when they differ, adds one to forks_made(). Costs a system call
 /// (about 230 ns here): a write transaction calls it once as it begins,
 /// which covers the ids and nonces drawn within it; event_id::generate()
-/// does not (it would cost four times what it does).
+/// does not (it would cost four times what it does). Not noticed: a child
+/// whose process id equals the one seen last (a child of a new PID
+/// namespace's first process, which is 1 there too, or an id reused after
+/// its owner exited).
 void notice_unannounced_fork() noexcept;
 
 }  // namespace varve::detail

@@ -3,12 +3,15 @@
 #include "page_check.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -144,16 +147,24 @@ result<void> allocate_lock_file(const fs::path& directory, std::uint32_t max_rea
   const int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return {};  // LMDB opens it itself, and says why it cannot
   struct stat st {};
+  const off_t size = ::fstat(fd, &st) == 0 ? st.st_size : 0;
+  auto allocate = [fd](off_t bytes) {
+    int rc = 0;
+    do {
+      rc = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, bytes);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? 0 : errno;
+  };
   // A slot is a 64-byte cache line, after a header of a few lines.
-  off_t bytes = (static_cast<off_t>(max_readers) + 64) * 64;
-  if (::fstat(fd, &st) == 0) bytes = std::max<off_t>(bytes, st.st_size);
-  int rc = 0;
-  do {
-    rc = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, bytes);
-  } while (rc != 0 && errno == EINTR);
-  const int code = errno;
+  int code = allocate(std::max<off_t>((static_cast<off_t>(max_readers) + 64) * 64, size));
+  if ((code == ENOSPC || code == EDQUOT) && size > 0) {
+    // A process that has the store open sized the file: LMDB takes its
+    // slots as they are, however many this open asked for.
+    auto user = lmdb_user(directory);
+    if (user && *user) code = allocate(size);
+  }
   ::close(fd);
-  if (rc == 0 || code == EOPNOTSUPP || code == ENOSYS) return {};
+  if (code == 0 || code == EOPNOTSUPP || code == ENOSYS) return {};
   if (code == ENOSPC || code == EDQUOT)
     return error{errc::storage_full, "the disk holding " + directory.string() +
                                          " has no room for the reader slots of " +
@@ -268,29 +279,73 @@ result<void> drop_unfinished_meta_pages(const fs::path& directory) {
   return {};
 }
 
-/// Takes the creation lock on the open marker `fd` without waiting: a
-/// POSIX record lock on the whole file, false (with errno) when another
-/// process holds it. Such locks belong to the process: a child forked while
-/// one thread creates the store does not hold it too (as it would an
-/// flock, until it exited). The process registered the directory before
-/// (store_claim), so no other of its own threads opens or closes the marker
-/// meanwhile, which would release the lock.
+/// Takes the creation lock on the open marker `fd` without waiting: false
+/// (with errno) when another process holds it. An flock, not a POSIX
+/// record lock: a record lock is dropped when the process closes any
+/// descriptor of the file (a thread of the program reading the marker
+/// would let a second creator in), an flock only with the last descriptor
+/// of this open. A forked child shares that open: guard_descriptors closes
+/// its copy.
 bool lock_marker(int fd) {
-  struct flock whole {};
-  whole.l_type = F_WRLCK;
-  whole.l_whence = SEEK_SET;
-  whole.l_start = 0;
-  whole.l_len = 0;  // to the end, however long
-  return ::fcntl(fd, F_SETLK, &whole) == 0;
+  return ::flock(fd, LOCK_EX | LOCK_NB) == 0;
 }
 
+/// The marker descriptors of the creation guards alive in this process.
+/// A child made by fork(2) closes its copies as it starts, so that it does
+/// not keep its parent's creation lock until it exits (every other opener
+/// of the new store would wait 10 s, then get busy). A guard beyond the
+/// slots, or a fork made between a marker's open and its guard, still
+/// passes the lock on; so does a fork that runs no pthread_atfork handler.
+class guard_descriptors {
+ public:
+  static void add(int fd) noexcept {
+    for (auto& slot : slots_) {
+      int free = 0;
+      if (slot.compare_exchange_strong(free, fd + 1)) return;
+    }
+  }
+  static void remove(int fd) noexcept {
+    for (auto& slot : slots_) {
+      int held = fd + 1;
+      if (slot.compare_exchange_strong(held, 0)) return;
+    }
+  }
+
+ private:
+  static void close_in_child() noexcept {
+    for (auto& slot : slots_) {
+      const int held = slot.exchange(0);
+      if (held > 0) ::close(held - 1);
+    }
+  }
+  // A descriptor plus one; 0 is a free slot (zero-initialized, so usable
+  // by a store opened while the program's statics are set up).
+  static inline std::atomic<int> slots_[64] = {};
+  friend struct guard_descriptors_in_children;
+};
+
+// A namespace-scope object: always initialized (a static data member that
+// nothing uses need not be).
+struct guard_descriptors_in_children {
+  guard_descriptors_in_children() {
+    ::pthread_atfork(nullptr, nullptr, &guard_descriptors::close_in_child);
+  }
+} const closed_in_children;
+
 }  // namespace
+
+creation_guard::creation_guard(int fd, fs::path directory)
+    : fd_(fd), directory_(std::move(directory)) {
+  guard_descriptors::add(fd_);
+}
 
 creation_guard::creation_guard(creation_guard&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), directory_(std::move(other.directory_)) {}
 
 creation_guard::~creation_guard() {
-  if (fd_ >= 0) ::close(fd_);  // releases the lock; the marker stays
+  if (fd_ < 0) return;
+  guard_descriptors::remove(fd_);  // before the number can be reused
+  ::close(fd_);                    // releases the lock; the marker stays
 }
 
 result<void> creation_guard::finish() {
@@ -306,6 +361,7 @@ result<void> creation_guard::finish() {
     return os_error(errno, "removing the creation marker " + creation_marker(directory_).string() +
                                " (the store's data is untouched; remove it by hand)");
   auto synced = sync_path(directory_, O_RDONLY | O_DIRECTORY);
+  guard_descriptors::remove(fd_);
   ::close(std::exchange(fd_, -1));
   return synced;
 }
@@ -329,7 +385,7 @@ result<std::optional<creation_guard>> prepare_data_file(const fs::path& director
     creation_guard guard(fd, directory);
     while (!lock_marker(fd)) {
       if (errno == EINTR) continue;
-      if (errno != EACCES && errno != EAGAIN) return marker_error(errno, directory, "locking");
+      if (errno != EWOULDBLOCK) return marker_error(errno, directory, "locking");
       if (std::chrono::steady_clock::now() >= deadline)
         return error{errc::busy, "another process has been creating the store in " +
                                      directory.string() + " for 10 s; try again"};

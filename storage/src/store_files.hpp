@@ -74,8 +74,10 @@ result<void> allocate_lock_file(const std::filesystem::path& directory, std::uin
 result<void> sync_path(const std::filesystem::path& path, int flags);
 
 /// The right to create the store in a directory, held by one process at a
-/// time: a POSIX write lock (fcntl) on the creation marker,
-/// data.mdb.creating, which a forked child does not inherit.
+/// time: an exclusive flock(2) on the creation marker, data.mdb.creating.
+/// A child forked while a guard is held closes its copy of the marker's
+/// descriptor at once (a pthread_atfork handler), so the lock stays its
+/// parent's alone.
 /// The marker is made, and the directory synced, before LMDB makes
 /// data.mdb, and removed (finish()) only once the store's tables are
 /// committed. So:
@@ -107,8 +109,7 @@ class creation_guard {
  private:
   friend result<std::optional<creation_guard>> prepare_data_file(
       const std::filesystem::path& directory);
-  creation_guard(int fd, std::filesystem::path directory)
-      : fd_(fd), directory_(std::move(directory)) {}
+  creation_guard(int fd, std::filesystem::path directory);
   int fd_ = -1;
   std::filesystem::path directory_;
 };

@@ -153,7 +153,7 @@ void kill_at_every_call(const std::string& key_file) {
   const auto calls = count_calls(dir.path(), key_file);
   // Looking for the files, creating them, locking the marker, reading the
   // first page and writing the first meta page are the calls of a creation.
-  for (const char* call : {"newfstatat", "openat", "fcntl", "pread64", "pwrite64", "unlink"})
+  for (const char* call : {"newfstatat", "openat", "flock", "pread64", "pwrite64", "unlink"})
     BOOST_REQUIRE_MESSAGE(calls.count(call), "no " << call << " on data.mdb was traced");
   int rounds = 0;
   for (const auto& [call, count] : calls) {

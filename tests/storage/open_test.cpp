@@ -4,6 +4,8 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -369,4 +371,26 @@ BOOST_AUTO_TEST_CASE(a_child_forked_while_a_store_is_created_does_not_hold_its_c
   BOOST_REQUIRE_MESSAGE(opened.ok(), varve_test::describe(opened));
   BOOST_CHECK((*opened)->append("s", expected_version::no_stream(), make_events(1)).ok());
   BOOST_CHECK(!fs::exists(store / "data.mdb.creating"));
+}
+
+BOOST_AUTO_TEST_CASE(the_creation_lock_holds_while_the_process_opens_and_closes_the_marker) {
+  // A thread of the creating process that reads the marker (a backup, a
+  // file scanner) must not release the lock to another creator.
+  temp_dir dir;
+  const auto store = dir / "store";
+  fs::create_directories(store);
+  auto creating = detail::prepare_data_file(store);
+  BOOST_REQUIRE_MESSAGE(creating.ok() && creating->has_value(), "no creation lock taken");
+  { std::ifstream(store / "data.mdb.creating").get(); }
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    const int fd = ::open((store / "data.mdb.creating").c_str(), O_RDWR | O_CLOEXEC);
+    const bool locked_out = fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::_exit(locked_out ? 0 : 1);
+  }
+  int status = 0;
+  BOOST_REQUIRE_EQUAL(::waitpid(child, &status, 0), child);
+  BOOST_CHECK_MESSAGE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "another process could take the creation lock");
 }
