@@ -73,12 +73,7 @@ fi
 
 cmake -S . -B "$build" -G Ninja "${cmake_args[@]}" >/dev/null
 if [ "$mode" = tsan ]; then
-  cmake --build "$build" -j2 --target storage_event_test storage_append_test storage_batch_test \
-    storage_read_test storage_log_walk_test storage_log_finder_test \
-    storage_open_test storage_growth_test storage_corruption_test storage_multiprocess_test \
-    storage_failure_test storage_encryption_test storage_verify_test storage_page_check_test \
-    storage_bad_input_test storage_compact_test storage_fault_sweep_test storage_model_test \
-    storage_query_test storage_interpolation_test storage_varint_test varve_test_appender
+  cmake --build "$build" -j2 --target varve_storage_tests
 else
   cmake --build "$build" -j2
 fi
