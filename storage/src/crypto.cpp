@@ -204,6 +204,37 @@ bool master_key::check(std::string_view value) const {
   }
 }
 
+namespace {
+
+// The associated data of an event. Format 3: position || head, type and
+// tags || stream name (`type` is empty: the head covers it); format 2:
+// position || header || type || stream name; format 1: stream id ||
+// version || position || id || type.
+std::size_t associated_data_size(const event_place& at) {
+  if (!at.head.empty()) return 8 + at.head.size() + at.type.size() + at.stream_name.size();
+  return 40 + at.type.size();
+}
+
+void put_associated_data(const event_place& at, std::uint8_t* out) {
+  char* p = reinterpret_cast<char*>(out);
+  if (!at.head.empty()) {
+    bytes::put_le<std::uint64_t>(p, at.position);
+    std::memcpy(p += 8, at.head.data(), at.head.size());
+    p += at.head.size();
+    if (!at.type.empty()) std::memcpy(p, at.type.data(), at.type.size());
+    if (!at.stream_name.empty())
+      std::memcpy(p + at.type.size(), at.stream_name.data(), at.stream_name.size());
+    return;
+  }
+  bytes::put_le<std::uint64_t>(p, at.stream_id);
+  bytes::put_le<std::uint64_t>(p + 8, at.version);
+  bytes::put_le<std::uint64_t>(p + 16, at.position);
+  std::memcpy(p + 24, at.id.bytes.data(), 16);
+  if (!at.type.empty()) std::memcpy(p + 40, at.type.data(), at.type.size());
+}
+
+}  // namespace
+
 struct sealer::gcm {
   static constexpr std::size_t block = 16;
   static constexpr std::size_t batch = 32;  // counter blocks encrypted per call
@@ -229,11 +260,12 @@ struct sealer::gcm {
            std::size_t size, std::uint8_t mask[block]) {
     std::uint8_t counters[block * batch], stream[block * batch];
     std::uint32_t counter = 1;
-    std::size_t done = 0;
+    std::size_t done = 0, used = 0;  // `used`: key stream bytes to scrub
     bool first = true;
     while (first || done < size) {
       const std::size_t blocks =
           std::min(batch, (size - done + block - 1) / block + (first ? 1 : 0));
+      used = std::max(used, blocks * block);
       for (std::size_t i = 0; i < blocks; ++i) {
         std::memcpy(counters + block * i, nonce, nonce_size);
         bytes::put_be<std::uint32_t>(reinterpret_cast<char*>(counters + block * i + nonce_size),
@@ -250,50 +282,32 @@ struct sealer::gcm {
       xor_into(out + done, in + done, stream + at, n);
       done += n;
     }
-    Botan::secure_scrub_memory(stream, sizeof stream);
+    Botan::secure_scrub_memory(stream, used);
   }
 
-  /// The tag of `ciphertext` with associated data `ad`: GHASH over
-  /// ad || 0* || ciphertext || 0* || bits(ad):u64 BE || bits(text):u64 BE,
-  /// in one pass, XOR mask.
-  void tag(std::string_view ad, const std::uint8_t* ciphertext, std::size_t size,
+  /// The tag of `ciphertext` with the associated data of event `at`: GHASH
+  /// over ad || 0* || ciphertext || 0* || bits(ad):u64 BE || bits(text):u64
+  /// BE, assembled in `hashed` and hashed in one pass, XOR mask.
+  void tag(const event_place& at, const std::uint8_t* ciphertext, std::size_t size,
            const std::uint8_t mask[block], std::uint8_t out[block]) {
-    const std::size_t ad_padded = (ad.size() + block - 1) / block * block;
+    const std::size_t ad = associated_data_size(at);
+    const std::size_t ad_padded = (ad + block - 1) / block * block;
     const std::size_t text_padded = (size + block - 1) / block * block;
-    hashed.assign(ad_padded + text_padded + block, 0);
-    std::memcpy(hashed.data(), ad.data(), ad.size());
-    if (size > 0) std::memcpy(hashed.data() + ad_padded, ciphertext, size);
-    char* lengths = reinterpret_cast<char*>(hashed.data() + ad_padded + text_padded);
-    bytes::put_be<std::uint64_t>(lengths, std::uint64_t{ad.size()} * 8);
+    const std::size_t total = ad_padded + text_padded + block;
+    if (hashed.size() < total) hashed.resize(total);
+    std::uint8_t* h = hashed.data();
+    put_associated_data(at, h);
+    std::memset(h + ad, 0, ad_padded - ad);
+    if (size > 0) std::memcpy(h + ad_padded, ciphertext, size);
+    std::memset(h + ad_padded + size, 0, text_padded - size);
+    char* lengths = reinterpret_cast<char*>(h + ad_padded + text_padded);
+    bytes::put_be<std::uint64_t>(lengths, std::uint64_t{ad} * 8);
     bytes::put_be<std::uint64_t>(lengths + 8, std::uint64_t{size} * 8);
     std::fill(state.begin(), state.end(), std::uint8_t{0});
-    ghash.ghash_update(state, hashed.data(), hashed.size());
+    ghash.ghash_update(state, h, total);
     xor_into(out, state.data(), mask, block);
   }
 };
-
-void sealer::set_associated_data(const event_place& at) {
-  // Format 3: position || head, type and tags || stream name (`type` is
-  // empty: the head covers it); format 2: position || header || type ||
-  // stream name.
-  if (!at.head.empty()) {
-    ad_.resize(8 + at.head.size() + at.type.size() + at.stream_name.size());
-    char* p = ad_.data();
-    bytes::put_le<std::uint64_t>(p, at.position);
-    std::memcpy(p += 8, at.head.data(), at.head.size());
-    p += at.head.size();
-    if (!at.type.empty()) std::memcpy(p, at.type.data(), at.type.size());
-    if (!at.stream_name.empty())
-      std::memcpy(p + at.type.size(), at.stream_name.data(), at.stream_name.size());
-    return;
-  }
-  ad_.resize(40 + at.type.size());
-  bytes::put_le<std::uint64_t>(ad_.data(), at.stream_id);
-  bytes::put_le<std::uint64_t>(ad_.data() + 8, at.version);
-  bytes::put_le<std::uint64_t>(ad_.data() + 16, at.position);
-  std::memcpy(ad_.data() + 24, at.id.bytes.data(), 16);
-  std::memcpy(ad_.data() + 40, at.type.data(), at.type.size());
-}
 
 sealer::sealer() = default;
 sealer::~sealer() {
@@ -366,8 +380,7 @@ result<void> sealer::seal(const event_place& at, const key_bytes& key, std::stri
     if (!payload.empty()) std::memcpy(body + metadata.size(), payload.data(), payload.size());
     std::uint8_t mask[gcm::block];
     c->ctr(nonce, body, body, size, mask);
-    set_associated_data(at);
-    c->tag(ad_, body, size, mask, body + size);
+    c->tag(at, body, size, mask, body + size);
     Botan::secure_scrub_memory(mask, sizeof mask);
     return {};
   } catch (const std::exception& e) {
@@ -387,8 +400,7 @@ result<void> sealer::open(const event_place& at, const key_bytes& key, std::stri
     plain.resize(size);
     std::uint8_t mask[gcm::block], expected[gcm::block];
     c->ctr(nonce, text, plain.data(), size, mask);
-    set_associated_data(at);
-    c->tag(ad_, text, size, mask, expected);
+    c->tag(at, text, size, mask, expected);
     const bool authentic = equal_in_constant_time(expected, text + size, gcm::block);
     Botan::secure_scrub_memory(mask, sizeof mask);
     if (!authentic) {  // nothing of an unauthenticated text is handed out

@@ -153,8 +153,6 @@ class sealer {
 
  private:
   gcm* cipher_for(std::uint64_t stream_id, const key_bytes& key);
-  /// The associated data of an event, in ad_ (no allocation per event).
-  void set_associated_data(const event_place& at);
 
   std::unordered_map<std::uint64_t, std::unique_ptr<gcm>> ciphers_;
   std::uint64_t last_id_ = 0;  // the stream of the last cipher used, in last_
@@ -164,7 +162,6 @@ class sealer {
   bool prefix_drawn_ = false;
   unsigned drawn_after_ = 0;  // forks_made() when the prefix was drawn
   key_bytes buffer_;
-  std::string ad_;
 };
 
 /// Unwrapped data keys shared by the readers of a store, bounded in number,
