@@ -458,73 +458,66 @@ BOOST_AUTO_TEST_CASE(sealed_bodies_are_standard_aes_256_gcm) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+/// The nonces a sealer makes around a fork: its last before it, then the
+/// first the parent and the child each make after it. `fork_call` makes the
+/// child; `notice` runs in both processes before they seal (the check a
+/// write transaction makes as it begins).
+struct nonces_around_fork {
+  std::string before, parent, child;
+};
+nonces_around_fork seal_around_fork(crypto::sealer& sealer, pid_t (*fork_call)(),
+                                    void (*notice)()) {
+  nonces_around_fork out;
+  char made[crypto::nonce_size];
+  BOOST_REQUIRE(sealer.next_nonce(made).ok());
+  out.before.assign(made, sizeof made);
+  int fds[2];
+  BOOST_REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = fork_call();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    notice();
+    const bool ok = sealer.next_nonce(made).ok() &&
+                    ::write(fds[1], made, sizeof made) == static_cast<ssize_t>(sizeof made);
+    ::_exit(ok ? 0 : 1);
+  }
+  ::close(fds[1]);
+  notice();
+  BOOST_REQUIRE(sealer.next_nonce(made).ok());
+  out.parent.assign(made, sizeof made);
+  BOOST_REQUIRE_EQUAL(::read(fds[0], made, sizeof made), static_cast<ssize_t>(sizeof made));
+  out.child.assign(made, sizeof made);
+  ::close(fds[0]);
+  int status = 0;
+  BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return out;
+}
+
 BOOST_AUTO_TEST_CASE(a_sealer_copied_into_a_forked_child_draws_a_new_nonce_prefix) {
   // A child made by fork(2) holds a copy of its parent's handles, sealer
   // and all: sealing with it must not repeat the nonces the parent makes
   // next (GCM with a repeated nonce gives away plaintext and the key's
   // authentication).
   crypto::sealer sealer;
-  char before[crypto::nonce_size];
-  BOOST_REQUIRE(sealer.next_nonce(before).ok());
-  int fds[2];
-  BOOST_REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  BOOST_REQUIRE(pid >= 0);
-  if (pid == 0) {
-    char made[crypto::nonce_size];
-    const bool ok = sealer.next_nonce(made).ok() &&
-                    ::write(fds[1], made, sizeof made) == static_cast<ssize_t>(sizeof made);
-    ::_exit(ok ? 0 : 1);
-  }
-  ::close(fds[1]);
-  char in_parent[crypto::nonce_size];
-  BOOST_REQUIRE(sealer.next_nonce(in_parent).ok());
-  char in_child[crypto::nonce_size];
-  BOOST_REQUIRE_EQUAL(::read(fds[0], in_child, sizeof in_child),
-                      static_cast<ssize_t>(sizeof in_child));
-  ::close(fds[0]);
-  int status = 0;
-  BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
-  BOOST_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  const std::string parent(in_parent, sizeof in_parent), child(in_child, sizeof in_child);
-  BOOST_CHECK_EQUAL(le_at(parent, 0, 8), le_at(std::string(before, sizeof before), 0, 8));
-  BOOST_CHECK_NE(le_at(child, 0, 8), le_at(parent, 0, 8));
-  BOOST_CHECK(child != parent);
+  const auto n = seal_around_fork(sealer, &::fork, [] {});
+  BOOST_CHECK_EQUAL(le_at(n.parent, 0, 8), le_at(n.before, 0, 8));
+  BOOST_CHECK_NE(le_at(n.child, 0, 8), le_at(n.parent, 0, 8));
+  BOOST_CHECK(n.child != n.parent);
 }
 
 BOOST_AUTO_TEST_CASE(a_sealer_in_a_child_of_a_raw_fork_draws_a_new_prefix_once_it_is_noticed) {
   // syscall(SYS_fork) runs no pthread_atfork handler; a write transaction
   // notices the new process as it begins (notice_unannounced_fork) before
-  // it seals anything.
+  // it seals anything. In the parent the notice finds its own process: no
+  // fork.
   crypto::sealer sealer;
-  char before[crypto::nonce_size];
-  BOOST_REQUIRE(sealer.next_nonce(before).ok());
-  int fds[2];
-  BOOST_REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = static_cast<pid_t>(::syscall(SYS_fork));
-  BOOST_REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    detail::notice_unannounced_fork();
-    char made[crypto::nonce_size];
-    const bool ok = sealer.next_nonce(made).ok() &&
-                    ::write(fds[1], made, sizeof made) == static_cast<ssize_t>(sizeof made);
-    ::_exit(ok ? 0 : 1);
-  }
-  ::close(fds[1]);
-  detail::notice_unannounced_fork();  // the parent's own process: no fork
-  char in_parent[crypto::nonce_size];
-  BOOST_REQUIRE(sealer.next_nonce(in_parent).ok());
-  char in_child[crypto::nonce_size];
-  BOOST_REQUIRE_EQUAL(::read(fds[0], in_child, sizeof in_child),
-                      static_cast<ssize_t>(sizeof in_child));
-  ::close(fds[0]);
-  int status = 0;
-  BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
-  BOOST_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  const std::string parent(in_parent, sizeof in_parent), child(in_child, sizeof in_child);
-  BOOST_CHECK_EQUAL(le_at(parent, 0, 8), le_at(std::string(before, sizeof before), 0, 8));
-  BOOST_CHECK_NE(le_at(child, 0, 8), le_at(parent, 0, 8));
+  const auto n = seal_around_fork(
+      sealer, [] { return static_cast<pid_t>(::syscall(SYS_fork)); },
+      &detail::notice_unannounced_fork);
+  BOOST_CHECK_EQUAL(le_at(n.parent, 0, 8), le_at(n.before, 0, 8));
+  BOOST_CHECK_NE(le_at(n.child, 0, 8), le_at(n.parent, 0, 8));
 }
 
 BOOST_AUTO_TEST_CASE(a_key_given_to_a_plain_store_is_refused) {

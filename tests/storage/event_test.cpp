@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "event_ids.hpp"
 #include "temp_dir.hpp"
 
 using namespace varve;
@@ -151,19 +152,6 @@ BOOST_AUTO_TEST_CASE(ids_generated_in_a_forked_child_differ_from_the_parents) {
   BOOST_CHECK_EQUAL(shared, 0);
 }
 
-namespace {
-
-/// The random bits of an id Varve generated (all but the time and the
-/// version and variant bits).
-std::string random_bits(const varve::event_id& id) {
-  std::string bits(id.bytes.begin() + 6, id.bytes.end());
-  bits[0] = static_cast<char>(bits[0] & 0x0F);
-  bits[2] = static_cast<char>(bits[2] & 0x3F);
-  return bits;
-}
-
-}  // namespace
-
 BOOST_AUTO_TEST_CASE(ids_a_store_generates_in_a_child_of_a_raw_fork_differ_from_its_parents) {
   // syscall(SYS_fork) runs no pthread_atfork handler: the child holds its
   // parent's generator. The store must notice the new process itself, or
@@ -192,11 +180,5 @@ BOOST_AUTO_TEST_CASE(ids_a_store_generates_in_a_child_of_a_raw_fork_differ_from_
   auto parent = store->read_stream("parent");
   BOOST_REQUIRE(child.ok() && parent.ok());
   BOOST_REQUIRE_EQUAL(child->size(), static_cast<std::size_t>(count));
-  std::set<std::string> drawn;
-  for (const auto& e : *parent)
-    drawn.insert(random_bits(e.id));
-  int shared = 0;
-  for (const auto& e : *child)
-    shared += static_cast<int>(drawn.count(random_bits(e.id)));
-  BOOST_CHECK_EQUAL(shared, 0);
+  BOOST_CHECK_EQUAL(varve_test::shared_random_bits(*child, *parent), 0);
 }

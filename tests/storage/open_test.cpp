@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -343,15 +344,26 @@ BOOST_AUTO_TEST_CASE(error_if_exists_opens_only_a_store_it_creates) {
   BOOST_CHECK_EQUAL(open_store(o)->read()->head(), 1u);  // untouched
 }
 
-BOOST_AUTO_TEST_CASE(a_child_forked_while_a_store_is_created_does_not_hold_its_creation_lock) {
+/// A store directory that this process is creating: it holds the creation
+/// lock on the marker, data.mdb.creating, and has created nothing yet.
+struct creation_in_progress {
+  temp_dir dir;
+  fs::path store = dir / "store";
+  std::optional<detail::creation_guard> guard;
+
+  creation_in_progress() {
+    fs::create_directories(store);
+    auto creating = detail::prepare_data_file(store);
+    BOOST_REQUIRE_MESSAGE(creating.ok() && creating->has_value(), "no creation lock taken");
+    guard.emplace(std::move(**creating));
+  }
+};
+
+BOOST_FIXTURE_TEST_CASE(a_child_forked_while_a_store_is_created_does_not_hold_its_creation_lock,
+                        creation_in_progress) {
   // One thread creates the store, holding the creation lock, while another
   // forks: the child inherits the marker's descriptor. Once the creator
   // lets go, the next opener must not wait for the child (10 s, then busy).
-  temp_dir dir;
-  const auto store = dir / "store";
-  fs::create_directories(store);
-  auto creating = detail::prepare_data_file(store);
-  BOOST_REQUIRE_MESSAGE(creating.ok() && creating->has_value(), "no creation lock taken");
   int held[2];
   BOOST_REQUIRE(::pipe(held) == 0);
   const pid_t child = ::fork();
@@ -363,7 +375,7 @@ BOOST_AUTO_TEST_CASE(a_child_forked_while_a_store_is_created_does_not_hold_its_c
     ::_exit(0);
   }
   ::close(held[0]);
-  creating->reset();  // the creator stops before creating anything: the marker stays
+  guard.reset();  // the creator stops before creating anything: the marker stays
   auto opened = event_store::open(test_options(store));
   ::close(held[1]);
   int status = 0;
@@ -373,14 +385,10 @@ BOOST_AUTO_TEST_CASE(a_child_forked_while_a_store_is_created_does_not_hold_its_c
   BOOST_CHECK(!fs::exists(store / "data.mdb.creating"));
 }
 
-BOOST_AUTO_TEST_CASE(the_creation_lock_holds_while_the_process_opens_and_closes_the_marker) {
+BOOST_FIXTURE_TEST_CASE(the_creation_lock_holds_while_the_process_opens_and_closes_the_marker,
+                        creation_in_progress) {
   // A thread of the creating process that reads the marker (a backup, a
   // file scanner) must not release the lock to another creator.
-  temp_dir dir;
-  const auto store = dir / "store";
-  fs::create_directories(store);
-  auto creating = detail::prepare_data_file(store);
-  BOOST_REQUIRE_MESSAGE(creating.ok() && creating->has_value(), "no creation lock taken");
   { std::ifstream(store / "data.mdb.creating").get(); }
   const pid_t child = ::fork();
   BOOST_REQUIRE(child >= 0);
