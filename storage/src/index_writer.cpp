@@ -253,18 +253,6 @@ result<void> fold_recent(batch_txn& b, const fold& f, const index::postings& add
   return {};
 }
 
-/// Writes the segment of span `s` from postings sorted by key id then
-/// position, all in `s` (none: no segment).
-result<void> put_segment(batch_txn& b, const index::span& s, const index::postings& sorted,
-                         unsigned flags) {
-  if (sorted.empty()) return {};
-  if (int rc = b.txn.put(b.store.dbs.index, index::segment_key(s),
-                         index::encode_lists(s.first, sorted), flags);
-      rc != 0)
-    return lmdb::to_error(rc, "writing the index");
-  return {};
-}
-
 /// Replaces the segments of tier `from` in `into` (a span of the tier
 /// above) by one segment of `into`.
 result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& into) {
@@ -320,10 +308,28 @@ result<void> merge_segments(batch_txn& b, std::uint8_t from, const index::span& 
   return {};
 }
 
+/// Writes `lists` (key lists from s.first; empty: none) as the segment of
+/// span `s` of the smallest tier, then merges the smaller tiers into the
+/// larger at their span ends.
+result<void> seal_span(batch_txn& b, const index::span& s, std::string_view lists) {
+  // Tier 2 sorts last: each new span goes at the end of the table.
+  if (!lists.empty())
+    if (int rc = b.txn.put(b.store.dbs.index, index::segment_key(s), lists, MDB_APPEND); rc != 0)
+      return lmdb::to_error(rc, "writing the index");
+  // A span end of a larger tier: its spans of the tier below become one.
+  for (int tier = index::tiers - 2; tier >= 0; --tier) {
+    const global_position size = global_position{1} << index::tier_bits[tier];
+    if (s.last() % size != 0) break;
+    const index::span into{static_cast<std::uint8_t>(tier), s.last() - size + 1, size};
+    if (auto merged = merge_segments(b, static_cast<std::uint8_t>(tier + 1), into); !merged)
+      return merged;
+  }
+  return {};
+}
+
 /// Writes the segments of every whole span in (segmented_through, through]
-/// from `sorted` (sorted by key id then position), merging the smaller tiers
-/// into the larger at their span ends, and removes what it wrote from
-/// `sorted`.
+/// from `sorted` (sorted by key id then position), and removes what it
+/// wrote from `sorted`.
 result<void> write_segments(batch_txn& b, index::postings& sorted, global_position through) {
   index::postings span_postings;
   for (global_position first = b.segmented_through + 1; first + index::segment_span - 1 <= through;
@@ -332,18 +338,73 @@ result<void> write_segments(batch_txn& b, index::postings& sorted, global_positi
     span_postings.clear();
     for (const auto& posting : sorted)
       if (posting.second >= s.first && posting.second <= s.last()) span_postings.push_back(posting);
-    // Tier 2 sorts last: each new span goes at the end of the table.
-    if (auto put = put_segment(b, s, span_postings, MDB_APPEND); !put) return put;
-    // A span end of a larger tier: its spans of the tier below become one.
-    for (int tier = index::tiers - 2; tier >= 0; --tier) {
-      const global_position size = global_position{1} << index::tier_bits[tier];
-      if (s.last() % size != 0) break;
-      const index::span into{static_cast<std::uint8_t>(tier), s.last() - size + 1, size};
-      if (auto merged = merge_segments(b, static_cast<std::uint8_t>(tier + 1), into); !merged)
-        return merged;
-    }
+    const std::string lists =
+        span_postings.empty() ? std::string{} : index::encode_lists(s.first, span_postings);
+    if (auto sealed = seal_span(b, s, lists); !sealed) return sealed;
   }
   std::erase_if(sorted, [&](const auto& posting) { return posting.second <= through; });
+  return {};
+}
+
+/// The common seal: the log passed the end of the one span after
+/// segmented_through, and every recent entry lies in it (they end at
+/// indexed_through, before the span's end). The segment is the recent
+/// entries merged as stored (each key's gaps copied) with this
+/// transaction's postings in the span, encoded once; `added` keeps the
+/// postings after the span, and the recent entries are gone. Errors:
+/// corruption (an entry keyed outside its range, or that does not decode
+/// or leaves its range), and LMDB's.
+result<void> seal_one_span(batch_txn& b, index::postings& added) {
+  const index::span s{index::tiers - 1, b.segmented_through + 1, index::segment_span};
+  if (auto after = check_after(b, added, b.indexed_through + 1); !after) return after;
+  index::postings in_span, later;
+  for (const auto& posting : added)
+    (posting.second <= s.last() ? in_span : later).push_back(posting);
+  std::vector<index::list_part> parts;
+  MDB_cursor* c = nullptr;
+  if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
+    return lmdb::to_error(rc, "opening the recent index");
+  struct closer {
+    MDB_cursor* c;
+    ~closer() { mdb_cursor_close(c); }
+  } guard{c};
+  MDB_val k{}, v{};
+  int rc = b.txn.cursor_get(c, k, v, MDB_FIRST);
+  for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT)) {
+    const global_position first = k.mv_size == 8 ? bytes::get_native_u64(lmdb::to_view(k)) : 0;
+    if (first <= b.segmented_through || first > b.indexed_through ||
+        (!parts.empty() && first <= parts.back().first))
+      return index::damaged("the recent index has an entry at position " + std::to_string(first) +
+                            ", outside the positions it covers: after meta 'segmented_through' (" +
+                            std::to_string(b.segmented_through) + ") up to 'indexed_through' (" +
+                            std::to_string(b.indexed_through) + "), after the entry before it");
+    if (!parts.empty()) parts.back().last = first - 1;
+    parts.push_back(index::list_part{lmdb::to_view(v), first, b.indexed_through});
+  }
+  if (rc != MDB_NOTFOUND) return lmdb::to_error(rc, "reading the recent index");
+  // The entries are read in place and merged before they are dropped: the
+  // drop may reuse the pages they are on.
+  std::string own, lists;
+  if (!in_span.empty()) {
+    own = index::encode_lists(b.indexed_through + 1, in_span);
+    parts.push_back(index::list_part{own, b.indexed_through + 1, s.last()});
+  }
+  if (std::size_t bad = 0;
+      !parts.empty() && !index::merge_lists(parts, s.first, lists, false, &bad)) {
+    // Damage: read_recent names the entry and the position it lists.
+    index::postings scratch;
+    global_position oldest = 0;
+    std::vector<std::size_t> runs;
+    if (auto read = read_recent(b, scratch, oldest, runs); !read) return read;
+    return index::damaged("the recent index entry at position " + std::to_string(parts[bad].first) +
+                          " does not seal: it does not decode, or lists a position outside " +
+                          std::to_string(parts[bad].first) + ".." +
+                          std::to_string(parts[bad].last));
+  }
+  if (rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
+    return lmdb::to_error(rc, "emptying the recent index");
+  if (auto sealed = seal_span(b, s, lists); !sealed) return sealed;
+  added = std::move(later);
   return {};
 }
 
@@ -490,9 +551,12 @@ result<void> write_index(batch_txn& b) {
     auto folded = fold_recent(b, *folding, added, entry);
     if (!folded) return folded;
     recent_first = folding->from;
+  } else if (seal && segmented - b.segmented_through == index::segment_span &&
+             b.indexed_through < segmented) {
+    if (auto sealed = seal_one_span(b, added); !sealed) return sealed;
   } else if (seal) {
-    // The log passed a span end: the recent entries and this transaction's
-    // postings become segments, up to the last whole span.
+    // The log passed more than one span end: the recent entries and this
+    // transaction's postings become segments, up to the last whole span.
     // Each recent entry, and this transaction's, is sorted: merge them.
     index::postings all;
     std::vector<std::size_t> runs;
@@ -515,9 +579,9 @@ result<void> write_index(batch_txn& b) {
     added = std::move(all);
     if (int rc = b.txn.drop(b.store.dbs.index_recent, 0); rc != 0)
       return lmdb::to_error(rc, "emptying the recent index");
+    if (auto written = write_segments(b, added, segmented); !written) return written;
   }
   if (seal) {
-    if (auto written = write_segments(b, added, segmented); !written) return written;
     recent_first = segmented + 1;
     if (int rc = b.txn.put(b.store.dbs.meta, "segmented_through", encode_u64_le(segmented));
         rc != 0)

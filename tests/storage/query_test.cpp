@@ -515,6 +515,46 @@ BOOST_AUTO_TEST_CASE(many_small_transactions_are_read_through_a_few_recent_index
   BOOST_TEST(raw.entries("index_recent", MDB_INTEGERKEY) <= 16u);
 }
 
+BOOST_AUTO_TEST_CASE(
+    a_span_is_sealed_from_its_recent_entries_and_the_transaction_crossing_its_end) {
+  // Transactions of 700 events, each with two of 1,500 tags: the 6th
+  // crosses position 4096 and seals the span from the 5 recent entries as
+  // stored and its own events up to 4096; its events after 4096 become the
+  // next recent entry. The 12th seals the second span the same way.
+  for (int t = 0; t < 12; ++t) {
+    std::vector<new_event> events;
+    for (int i = t * 700; i < t * 700 + 700; ++i)
+      events.push_back(tagged(i % 50 == 0 ? "fiftieth" : "other",
+                              {"a:" + std::to_string(i % 1000), "b:" + std::to_string(i % 500)}));
+    BOOST_REQUIRE(
+        store->append(t % 2 ? "odd-" + std::to_string(t) : "even", expected_version::any(), events)
+            .ok());
+  }
+  BOOST_REQUIRE_EQUAL(head(), 8400u);
+  const std::vector<query> queries{query::of_types({"fiftieth"}), query::of_tags({"a:7"}),
+                                   query::of_tags({"b:499"}), query::of_tags({"a:95", "b:95"}),
+                                   query{{query_item{{}, {}, {"odd"}}}}};
+  for (int reopened = 0; reopened < 2; ++reopened) {
+    if (reopened) reopen();
+    for (const query& q : queries) {
+      BOOST_TEST_CONTEXT(q.to_string()) {
+        BOOST_TEST(!scanned(*store, q).empty());
+        BOOST_TEST(queried(*store, q) == scanned(*store, q));
+        BOOST_TEST(queried(*store, q, 4096, direction::backward) ==
+                   scanned(*store, q, 4096, direction::backward));
+        BOOST_TEST(queried(*store, q, 4097) == scanned(*store, q, 4097));
+      }
+    }
+  }
+  auto report = store->verify();
+  BOOST_REQUIRE(report.ok());
+  BOOST_TEST(report->faults.empty());
+  BOOST_TEST(report->index_entries == 8400u * 4 - 6 * 700);  // type, 2 tags, odd-* category
+  store.reset();
+  varve_test::raw_env raw(dir / "store");
+  BOOST_TEST(raw.entries("index_recent", MDB_INTEGERKEY) == 1u);  // 8193..8400
+}
+
 BOOST_AUTO_TEST_CASE(a_fold_of_recent_entries_rewrites_the_newest_and_keeps_the_older_larger_one) {
   // Single-event transactions: the 17th finds 16 entries and folds them all
   // (each covers one position) into one covering 1..17. The 33rd finds that
