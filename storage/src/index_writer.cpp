@@ -132,6 +132,10 @@ result<void> read_recent(batch_txn& b, index::postings& out, global_position& ol
   return {};
 }
 
+/// Up to this many recent entries are merged with a pass over them per key
+/// rather than through a heap (merge_lists).
+constexpr std::size_t few_parts = 8;
+
 /// Recent entries to fold: the newest `entries` of them, the oldest
 /// beginning at position `from`.
 struct fold {
@@ -241,7 +245,7 @@ result<void> fold_recent(batch_txn& b, const fold& f, const index::postings& add
     own = index::encode_lists(b.indexed_through + 1, added);
     parts.push_back(index::list_part{own, b.indexed_through + 1, b.indexed_to()});
   }
-  if (std::size_t bad = 0; !index::merge_lists(parts, f.from, out, false, &bad))
+  if (std::size_t bad = 0; !index::merge_lists(parts, f.from, out, parts.size() <= few_parts, &bad))
     return index::damaged("the recent index entry at position " + std::to_string(parts[bad].first) +
                           " does not fold: it does not decode, or lists a position outside " +
                           std::to_string(parts[bad].first) + ".." +
@@ -389,8 +393,8 @@ result<void> seal_one_span(batch_txn& b, index::postings& added) {
     own = index::encode_lists(b.indexed_through + 1, in_span);
     parts.push_back(index::list_part{own, b.indexed_through + 1, s.last()});
   }
-  if (std::size_t bad = 0;
-      !parts.empty() && !index::merge_lists(parts, s.first, lists, false, &bad)) {
+  if (std::size_t bad = 0; !parts.empty() && !index::merge_lists(parts, s.first, lists,
+                                                                 parts.size() <= few_parts, &bad)) {
     // Damage: read_recent names the entry and the position it lists.
     index::postings scratch;
     global_position oldest = 0;

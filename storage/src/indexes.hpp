@@ -117,9 +117,11 @@ struct list_part {
 /// Merges the key lists of `parts` (ranges in ascending order, within
 /// [first, last]) into one, beginning at `first`, into `out`: each key's
 /// positions from every part, in log order. false when a part does not
-/// decode or leaves its range. `shared_keys`: the parts have most keys in
-/// common (the segments of a span), and the merge passes over the parts
-/// once per key; else (recent entries) it keeps their next keys in a heap.
+/// decode or leaves its range. `shared_keys`: the merge passes over the
+/// parts once per key, the cheaper way when the parts have most keys in
+/// common (the segments of a span) or are few (up to 8 recent entries: W9a's
+/// seal 4,688 -> 4,563 instructions an event); else it keeps their next keys
+/// in a heap.
 /// On false, `*failed` (when given) is the index of the part at fault.
 bool merge_lists(const std::vector<list_part>& parts, global_position first, std::string& out,
                  bool shared_keys, std::size_t* failed = nullptr);
