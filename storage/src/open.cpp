@@ -347,6 +347,20 @@ result<bool> index_of_an_older_layout(store_impl& s) {
 
 }  // namespace
 
+void prefault(store_impl& s) {
+  auto t = begin_read_at_open(s);
+  if (!t) return;
+  // The finder checks where the map begins (LMDB does not say).
+  const log_finder finder(t->get(), s.main_table, s.dbs.events, s.map_start);
+  const char* start = s.map_start.load(std::memory_order_acquire);
+  MDB_envinfo info{};
+  MDB_stat st{};
+  if (!start || mdb_env_info(s.env.get(), &info) != 0 || mdb_env_stat(s.env.get(), &st) != 0)
+    return;
+  const std::uint64_t used = (std::uint64_t{info.me_last_pgno} + 1) * st.ms_psize;
+  prefault_resident(start, std::min<std::uint64_t>(used, info.me_mapsize));
+}
+
 result<void> index_up_to_date(store_impl& s, bool strict) {
   auto older = index_of_an_older_layout(s);
   if (!older) return std::move(older).err();
@@ -494,6 +508,7 @@ result<std::unique_ptr<event_store>> event_store::open(options opts) {
   impl->max_key_size = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
   if (auto v = impl->open_new_views(); !v) return std::move(v).err();
   if (auto indexed = detail::index_up_to_date(*impl); !indexed) return std::move(indexed).err();
+  if (opts.prefault_map) detail::prefault(*impl);
   return std::unique_ptr<event_store>(new event_store(std::move(impl)));
 }
 

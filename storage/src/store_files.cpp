@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace varve::detail {
 
@@ -140,6 +142,39 @@ bool disk_full(const fs::path& directory) {
   struct statvfs st {};
   if (::statvfs(directory.c_str(), &st) != 0) return false;
   return std::uint64_t{st.f_bavail} * st.f_frsize < (std::uint64_t{1} << 20);
+}
+
+void prefault_resident(const void* map, std::uint64_t bytes) {
+#ifndef MADV_POPULATE_READ
+  constexpr int populate_read = 22;  // Linux 5.14; older headers lack the name
+#else
+  constexpr int populate_read = MADV_POPULATE_READ;
+#endif
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  auto* base = static_cast<char*>(const_cast<void*>(map));
+  if (base == nullptr || page == 0 || reinterpret_cast<std::uintptr_t>(base) % page != 0) return;
+  // A window at a time: the residency vector stays small for any map.
+  constexpr std::uint64_t window_pages = 1u << 16;
+  std::vector<unsigned char> resident;
+  const std::uint64_t pages = bytes / page;
+  for (std::uint64_t first = 0; first < pages; first += window_pages) {
+    const std::uint64_t n = std::min(window_pages, pages - first);
+    resident.assign(n, 0);
+    char* at = base + first * page;
+    if (::mincore(at, n * page, resident.data()) != 0) return;
+    for (std::uint64_t i = 0; i < n;) {
+      if (!(resident[i] & 1)) {
+        ++i;
+        continue;
+      }
+      std::uint64_t end = i + 1;
+      while (end < n && (resident[end] & 1))
+        ++end;
+      if (::madvise(at + i * page, (end - i) * page, populate_read) != 0 && errno == EINVAL)
+        return;  // a kernel without it
+      i = end;
+    }
+  }
 }
 
 result<void> allocate_lock_file(const fs::path& directory, std::uint32_t max_readers) {

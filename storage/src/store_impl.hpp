@@ -244,6 +244,12 @@ struct store_impl {
 /// still opens: readers find those events through the log).
 result<void> index_up_to_date(store_impl& s, bool strict = false);
 
+/// At open, with options.prefault_map: maps the store's pages that are in
+/// the page cache into this process (prefault_resident), up to the last
+/// page in use. Best effort: does nothing when the map's start cannot be
+/// checked.
+void prefault(store_impl& s);
+
 struct read_state {
   const store_impl* store = nullptr;
   std::shared_lock<std::shared_timed_mutex> map_guard;

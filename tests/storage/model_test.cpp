@@ -1080,6 +1080,7 @@ struct run_config {
   std::uint64_t max_event_bytes = 0;
   varve::durability sync = varve::durability::no_sync;
   bool verify_checksums = true;
+  bool prefault_map = true;
 
   static run_config of(std::uint64_t seed, bool encrypted) {
     rng r(seed ^ 0xC0FFEE);
@@ -1096,6 +1097,7 @@ struct run_config {
              : d < 95 ? varve::durability::no_meta_sync
                       : varve::durability::sync;
     c.verify_checksums = r.chance(75);
+    c.prefault_map = r.chance(50);
     return c;
   }
 
@@ -1103,7 +1105,8 @@ struct run_config {
     return std::string(encrypted ? "encrypted" : "plain") + ", map_size " +
            std::to_string(map_size) + ", max_event_bytes " + std::to_string(max_event_bytes) +
            ", " + std::string(varve::to_string(sync)) +
-           (verify_checksums ? "" : ", verify_checksums off");
+           (verify_checksums ? "" : ", verify_checksums off") +
+           (prefault_map ? "" : ", prefault_map off");
   }
 };
 
@@ -1164,6 +1167,7 @@ struct world {
     o.max_event_bytes = cfg.max_event_bytes;
     o.sync = cfg.sync;
     o.verify_checksums = cfg.verify_checksums;
+    o.prefault_map = cfg.prefault_map;
     o.master_key = key;
     return o;
   }

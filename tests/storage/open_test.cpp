@@ -6,12 +6,14 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -63,6 +65,27 @@ std::string run(const std::string& command, int* status) {
 void fill(event_store& store, const std::string& stream, std::size_t n) {
   auto r = store.append(stream, expected_version::any(), make_events(n, stream));
   BOOST_REQUIRE_MESSAGE(r.ok(), varve_test::describe(r));
+}
+
+/// Kilobytes of `file` this process has mapped in its page tables (Rss
+/// over its mappings in /proc/self/smaps).
+std::uint64_t mapped_kib(const fs::path& file) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::uint64_t kib = 0;
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    // A mapping's first line starts with its address range: "lo-hi perms ...".
+    const bool header = !line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+                        line.find('-') < line.find(' ');
+    if (header) {
+      inside =
+          line.size() >= file.string().size() &&
+          line.compare(line.size() - file.string().size(), std::string::npos, file.string()) == 0;
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      kib += std::stoull(line.substr(4));
+    }
+  }
+  return kib;
 }
 
 }  // namespace
@@ -260,6 +283,43 @@ BOOST_AUTO_TEST_CASE(reopen_after_close_finds_the_store_as_it_was) {
   BOOST_REQUIRE_EQUAL(one->size(), 5u);
   BOOST_TEST(one->back().version == 5u);
   BOOST_TEST(one->back().position == 6u);
+}
+
+BOOST_AUTO_TEST_CASE(open_maps_the_pages_held_in_the_page_cache_unless_told_not_to) {
+  temp_dir dir;
+  auto o = test_options(dir / "store");
+  {
+    auto store = open_store(o);
+    // About 4 MB, every page of it just written: in the page cache.
+    const std::vector<new_event> events(1000, varve_test::make_event("t", std::string(100, 'x')));
+    for (int i = 0; i < 20; ++i) {
+      auto r = store->append("s-" + std::to_string(i), expected_version::any(), events);
+      VARVE_REQUIRE_OK(r);
+    }
+  }
+  const auto used_kib = fs::file_size(dir / "store" / "data.mdb") / 1024;
+  BOOST_REQUIRE_GT(used_kib, 2000u);
+  const fs::path data = fs::canonical(dir / "store" / "data.mdb");
+
+  o.prefault_map = false;
+  {
+    auto store = open_store(o);
+    BOOST_TEST(mapped_kib(data) < used_kib / 4);  // what opening read: metas, a few pages
+  }
+  o.prefault_map = true;
+  auto store = open_store(o);
+  void* probe = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  BOOST_REQUIRE(probe != MAP_FAILED);
+  const bool kernel_populates = ::madvise(probe, 4096, 22 /* MADV_POPULATE_READ */) == 0;
+  ::munmap(probe, 4096);
+  if (!kernel_populates) {
+    BOOST_TEST_MESSAGE("this kernel lacks MADV_POPULATE_READ (Linux 5.14): open maps nothing");
+    return;
+  }
+  BOOST_TEST(mapped_kib(data) >= used_kib * 9 / 10);
+  auto all = store->read_log(1, direction::forward, SIZE_MAX);  // and the store reads as before
+  VARVE_REQUIRE_OK(all);
+  BOOST_TEST(all->size() == 20000u);
 }
 
 BOOST_AUTO_TEST_CASE(garbage_data_file_is_refused_as_corruption) {

@@ -58,6 +58,15 @@ struct options {
   /// their authentication tag either way.
   bool verify_checksums = true;
 
+  /// At open, map into this process the store's pages that the operating
+  /// system already holds in memory (its page cache), so that reads do not
+  /// take a page fault on each page they touch first (1 to 10 us a fault
+  /// on a virtual machine, about 0.05 us a page this way: some 20 ms per
+  /// GiB held, at open). Reads nothing from disk, and takes no memory but
+  /// the page tables (2 MiB per GiB mapped). Off: pages are mapped as reads
+  /// first touch them. Pages written after open are mapped as read.
+  bool prefault_map = true;
+
   /// Encryption at rest: the store's 256-bit master key, given in memory or
   /// as a key file (32 raw bytes or 64 hex digits; refused when group or
   /// others may access it). Give at most one. A new store given a key is
