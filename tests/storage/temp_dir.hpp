@@ -211,22 +211,40 @@ struct store_fixture {
 
 }  // namespace varve_test
 
+// Each macro evaluates its result expression once: `VARVE_REQUIRE_OK(
+// store->append(...))` appends once (Boost builds the message even when the
+// check passes).
+
 /// Requires a result to hold a value; on failure prints its error.
-#define VARVE_REQUIRE_OK(r) \
-  BOOST_REQUIRE_MESSAGE((r).ok(), "expected success, got " << ::varve_test::describe(r))
+#define VARVE_REQUIRE_OK(r)                                                                   \
+  do {                                                                                        \
+    const auto& varve_result_ = (r);                                                          \
+    BOOST_REQUIRE_MESSAGE(varve_result_.ok(),                                                 \
+                          "expected success, got " << ::varve_test::describe(varve_result_)); \
+  } while (false)
 
 /// Checks a result to hold a value; on failure prints its error.
-#define VARVE_CHECK_OK(r) \
-  BOOST_CHECK_MESSAGE((r).ok(), "expected success, got " << ::varve_test::describe(r))
+#define VARVE_CHECK_OK(r)                                                                   \
+  do {                                                                                      \
+    const auto& varve_result_ = (r);                                                        \
+    BOOST_CHECK_MESSAGE(varve_result_.ok(),                                                 \
+                        "expected success, got " << ::varve_test::describe(varve_result_)); \
+  } while (false)
 
 /// Checks that a result failed with the given code.
-#define VARVE_CHECK_ERRC(r, expected_code)                                               \
-  BOOST_CHECK_MESSAGE(!(r).ok() && (r).err().code() == (expected_code),                  \
-                      "expected error " << ::varve::to_string(expected_code) << ", got " \
-                                        << ::varve_test::describe(r))
+#define VARVE_CHECK_ERRC(r, expected_code)                                                    \
+  do {                                                                                        \
+    const auto& varve_result_ = (r);                                                          \
+    BOOST_CHECK_MESSAGE(!varve_result_.ok() && varve_result_.err().code() == (expected_code), \
+                        "expected error " << ::varve::to_string(expected_code) << ", got "    \
+                                          << ::varve_test::describe(varve_result_));          \
+  } while (false)
 
 /// Requires that a result failed with the given code.
-#define VARVE_REQUIRE_ERRC(r, expected_code)                                               \
-  BOOST_REQUIRE_MESSAGE(!(r).ok() && (r).err().code() == (expected_code),                  \
-                        "expected error " << ::varve::to_string(expected_code) << ", got " \
-                                          << ::varve_test::describe(r))
+#define VARVE_REQUIRE_ERRC(r, expected_code)                                                    \
+  do {                                                                                          \
+    const auto& varve_result_ = (r);                                                            \
+    BOOST_REQUIRE_MESSAGE(!varve_result_.ok() && varve_result_.err().code() == (expected_code), \
+                          "expected error " << ::varve::to_string(expected_code) << ", got "    \
+                                            << ::varve_test::describe(varve_result_));          \
+  } while (false)
