@@ -2,6 +2,10 @@
 
 #include <isa-l/crc.h>
 
+#if VARVE_HAVE_ISAL_CRC32_ISCSI_01
+extern "C" unsigned int crc32_iscsi_01(unsigned char* buffer, int len, unsigned int init_crc);
+#endif
+
 #include <cstring>
 #include <string>
 
@@ -20,15 +24,33 @@ bool known_format(std::uint8_t format) {
   return format == format_v1 || format == format_v2 || format == format_v3;
 }
 
+using crc_function = unsigned int (*)(unsigned char*, int, unsigned int);
+
+/// The CRC32C for records under 256 bytes, most of the log. ISA-L's
+/// crc32_iscsi picks its AVX-512 variant where the CPU has it, which takes
+/// twice as long as its crc32-instruction variant below 256 bytes (150
+/// bytes: 20 ns against 10.5 ns on this project's machines) and is faster
+/// above. The variant is in ISA-L's x86-64 builds (the build checks) but
+/// not in its header.
+crc_function short_crc() {
+#if VARVE_HAVE_ISAL_CRC32_ISCSI_01
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul")) return crc32_iscsi_01;
+#endif
+  return crc32_iscsi;
+}
+
 }  // namespace
 
 std::uint32_t checksum(global_position position, std::string_view bytes) {
   // ISA-L's crc32_iscsi is CRC32C without the final inversion. The position
   // goes in after the CRC, not before it: one call over the record costs
   // about a third of two chained calls for a 170-byte record.
+  static const crc_function crc_short = short_crc();
+  auto* in = reinterpret_cast<unsigned char*>(const_cast<char*>(bytes.data()));
+  const int size = static_cast<int>(bytes.size());
   const std::uint32_t crc =
-      crc32_iscsi(reinterpret_cast<unsigned char*>(const_cast<char*>(bytes.data())),
-                  static_cast<int>(bytes.size()), 0xFFFFFFFFu) ^
+      (bytes.size() < 256 ? crc_short(in, size, 0xFFFFFFFFu) : crc32_iscsi(in, size, 0xFFFFFFFFu)) ^
       0xFFFFFFFFu;
   return crc ^ static_cast<std::uint32_t>(position);
 }
