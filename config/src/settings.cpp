@@ -29,7 +29,7 @@ error bad(std::string what) {
 /// One option of the "varve" group: its name, its field, its help line.
 struct option_row {
   const char* name;
-  std::variant<std::string settings::*, std::size_t settings::*> field;
+  std::variant<std::string settings::*, std::size_t settings::*, bool settings::*> field;
   const char* help;
 };
 
@@ -40,6 +40,10 @@ const option_row option_rows[] = {
     {"map-size-mib", &settings::map_size_mib, "initial memory map size in MiB"},
     {"max-map-size-mib", &settings::max_map_size_mib, "largest map in MiB; past it: storage_full"},
     {"max-event-bytes", &settings::max_event_bytes, "largest event (type + metadata + payload)"},
+    {"skip-checksums", &settings::skip_checksums,
+     "reads do not check each plain record's CRC32C (verify still does)"},
+    {"skip-prefault", &settings::skip_prefault,
+     "open does not map the store's pages the page cache holds"},
     {"batch-max-events", &settings::batch_max_events, "most events in one group commit"},
     {"batch-max-bytes", &settings::batch_max_bytes, "most bytes in one group commit"},
     {"batch-max-wait-us", &settings::batch_max_wait_us,
@@ -68,6 +72,21 @@ std::string size_problem(const std::string& name, const caf::config_value& value
   if (number && *number >= 0) return {};
   return "varve." + name + " is " + caf::to_string(value) + "; a whole number from 0 to " +
          std::to_string(std::numeric_limits<std::int64_t>::max()) + " is expected";
+}
+
+/// What is wrong with `value` of switch option `name`, or "" when it is
+/// true or false.
+std::string switch_problem(const std::string& name, const caf::config_value& value) {
+  if (caf::holds_alternative<caf::config_value::boolean>(value)) return {};
+  return "varve." + name + " is " + caf::to_string(value) + "; true or false is expected";
+}
+
+/// What is wrong with the value of option `row` named `name`, or "".
+std::string value_problem(const option_row& row, const std::string& name,
+                          const caf::config_value& value) {
+  if (std::holds_alternative<std::size_t settings::*>(row.field)) return size_problem(name, value);
+  if (std::holds_alternative<bool settings::*>(row.field)) return switch_problem(name, value);
+  return {};
 }
 
 const option_row* row_named(const std::string& name) {
@@ -124,6 +143,8 @@ options settings::store_options() const {
   o.map_size = std::uint64_t{map_size_mib} << 20;
   o.max_map_size = std::uint64_t{max_map_size_mib} << 20;
   o.max_event_bytes = max_event_bytes;
+  o.verify_checksums = !skip_checksums;
+  o.prefault_map = !skip_prefault;
   return o;
 }
 
@@ -178,9 +199,8 @@ result<void> check_config_text(std::string_view text, const std::string& file) {
     for (const auto& [key, value] : *group) {
       const option_row* row = row_named(key);
       if (!row) return bad("config file " + file + ": unknown option varve." + key);
-      if (std::holds_alternative<std::size_t settings::*>(row->field))
-        if (auto problem = size_problem(key, value); !problem.empty())
-          return bad("config file " + file + ": " + problem);
+      if (auto problem = value_problem(*row, key, value); !problem.empty())
+        return bad("config file " + file + ": " + problem);
     }
   }
   return {};
@@ -200,8 +220,7 @@ result<void> finish_settings(settings& s, const caf::settings& parsed, program_d
     for (const auto& [key, value] : *group) {
       const option_row* row = row_named(key);
       if (!row) return bad("unknown option varve." + key);
-      if (std::holds_alternative<std::size_t settings::*>(row->field))
-        if (auto problem = size_problem(key, value); !problem.empty()) return bad(problem);
+      if (auto problem = value_problem(*row, key, value); !problem.empty()) return bad(problem);
     }
   }
   if (s.data_dir.empty()) s.data_dir = std::string(defaults.data_dir);

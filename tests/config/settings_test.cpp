@@ -44,14 +44,21 @@ BOOST_AUTO_TEST_CASE(the_file_and_then_the_command_line_set_options_and_others_a
   varve_test::temp_dir dir;
   const auto ini = (dir / "varve.ini").string();
   std::ofstream(ini) << "[varve]\ndata-dir=\"from-ini\"\ncheckpoint-every=42\nsync=\"no_sync\"\n"
+                        "skip-checksums=true\n"
                         "[bank]\naccounts=7\n";
   auto s = read({"--config-file=" + ini, "--varve.data-dir=from-cli", "--bank.commands=9",
-                 "--scheduler.max-threads=2", "--varve.snapshot-every=0"});
+                 "--scheduler.max-threads=2", "--varve.snapshot-every=0", "--varve.skip-prefault"});
   BOOST_REQUIRE_MESSAGE(s.ok(), (s ? "" : s.err().message()));
   BOOST_CHECK_EQUAL(s->data_dir, "from-cli");
   BOOST_CHECK_EQUAL(s->checkpoint_every, 42u);
   BOOST_CHECK_EQUAL(s->snapshot_every, 0u);
   BOOST_CHECK(s->store_options().sync == varve::durability::no_sync);
+  BOOST_CHECK(!s->store_options().verify_checksums);  // the file's
+  BOOST_CHECK(!s->store_options().prefault_map);      // the command line's
+  auto plain = read({"--config-file=" + shipped_ini});
+  BOOST_REQUIRE(plain.ok());
+  BOOST_CHECK(plain->store_options().verify_checksums);
+  BOOST_CHECK(plain->store_options().prefault_map);
 }
 
 BOOST_AUTO_TEST_CASE(a_program_default_data_dir_gives_way_to_the_command_line) {
@@ -71,6 +78,8 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_refused_in_one_line_naming_it) {
   varve_test::temp_dir dir;
   const auto unknown_ini = (dir / "unknown.ini").string();
   std::ofstream(unknown_ini) << "[varve]\nno-such-option=1\n";
+  const auto not_a_switch_ini = (dir / "not_a_switch.ini").string();
+  std::ofstream(not_a_switch_ini) << "[varve]\nskip-prefault=\"sometimes\"\n";
   const auto loose = (dir / "loose.key").string();
   std::ofstream(loose) << std::string(64, 'a');
   ::chmod(loose.c_str(), 0644);
@@ -81,6 +90,9 @@ BOOST_AUTO_TEST_CASE(bad_configuration_is_refused_in_one_line_naming_it) {
       {{"--varve.batch-max-events=0"}, "varve.batch-max-events"},
       {{"--varve.serve-port=70000"}, "varve.serve-port"},
       {{"--varve.map-size-mib=abc"}, "--varve.map-size-mib=abc"},
+      {{"--varve.skip-checksums=sometimes"}, "--varve.skip-checksums=sometimes"},
+      {{"--config-file=" + not_a_switch_ini},
+       "varve.skip-prefault is \"sometimes\"; true or false"},
       {{"--varve.key-file=" + (dir / "missing.key").string()}, "cannot be read"},
       {{"--varve.key-file=" + loose}, "group or others"},
       {{"--config-file=" + (dir / "absent.ini").string()}, "cannot read config file"},

@@ -31,6 +31,9 @@ struct settings {
   std::size_t map_size_mib = 64;
   std::size_t max_map_size_mib = 256 * 1024;
   std::size_t max_event_bytes = 16 << 20;
+  // Switches: false unless set (CAF's command line sets a flag, never clears one).
+  bool skip_checksums = false;  ///< not options::verify_checksums
+  bool skip_prefault = false;   ///< not options::prefault_map
   // Storage actor.
   std::size_t batch_max_events = 8192;
   std::size_t batch_max_bytes = 64 << 20;
