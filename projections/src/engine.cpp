@@ -284,8 +284,11 @@ void projection_engine::send_commit() {
     auto& copy = in_flight_view_->updates();
     copy.reserve(commit_->views.size());
     const std::string& name = in_flight_view_->view();
-    for (const view_update& u : commit_->views)  // its reads look keys up: no view name kept
-      if (u.view == name) copy.push_back(view_update{{}, u.kind, u.key, u.value});
+    const std::string* of = nullptr;               // the view of `u` (empty: the one before's)
+    for (const view_update& u : commit_->views) {  // its reads look keys up: no view name kept
+      if (!u.view.empty()) of = &u.view;
+      if (of && *of == name) copy.push_back(view_update{{}, u.kind, u.key, u.value});
+    }
   }
   write_request w;
   w.views = std::move(commit_->views);

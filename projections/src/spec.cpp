@@ -52,13 +52,16 @@ constexpr std::size_t newest_writes = 16;
 
 }  // namespace
 
+// The first update names the view, the rest leave it empty (the same view:
+// view_update), which saves an allocation a row for names of over 15 bytes.
 void view_batch::put(std::string_view key, std::string_view value) {
-  updates_.push_back(
-      view_update{view_, view_update::op::put, std::string(key), std::string(value)});
+  updates_.push_back(view_update{updates_.empty() ? view_ : std::string(), view_update::op::put,
+                                 std::string(key), std::string(value)});
 }
 
 void view_batch::erase(std::string_view key) {
-  updates_.push_back(view_update{view_, view_update::op::erase, std::string(key), {}});
+  updates_.push_back(view_update{
+      updates_.empty() ? view_ : std::string(), view_update::op::erase, std::string(key), {}});
 }
 
 void view_batch::rollback(std::size_t savepoint) {

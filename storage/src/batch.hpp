@@ -163,9 +163,11 @@ result<void> check_condition(batch_txn& b, const append_condition& c);
 result<void> check_cursor(batch_txn& b, const cursor_update& c);
 result<std::uint64_t> check_snapshot(batch_txn& b, const std::vector<plan>& plans,
                                      const snapshot_update& u);
-/// check_view: `check_name` false skips the view name's checks (the name
-/// passed them in an earlier update of the request).
-result<void> check_view(const store_impl& s, const view_update& u, bool check_name = true);
+/// check_view: the update `u` to view `name` (u.view, or the view of the
+/// update before it when u.view is empty); `check_name` false skips the
+/// name's checks (it passed them in an earlier update of the request).
+result<void> check_view(const store_impl& s, const view_update& u, const std::string& name,
+                        bool check_name = true);
 
 /// Checks that view `name` exists or one more fits (options.max_views).
 /// Errors: invalid_argument.

@@ -36,11 +36,12 @@ result<std::uint64_t> check_snapshot(batch_txn& b, const std::vector<plan>& plan
   return (*head)->info.id;
 }
 
-result<void> check_view(const store_impl& s, const view_update& u, bool check_name) {
-  if (check_name && (u.view.empty() || u.view.size() > 200 || !utf8::valid(u.view) ||
-                     u.view.find('\0') != std::string::npos))
+result<void> check_view(const store_impl& s, const view_update& u, const std::string& name,
+                        bool check_name) {
+  if (check_name && (name.empty() || name.size() > 200 || !utf8::valid(name) ||
+                     name.find('\0') != std::string::npos))
     return error{errc::invalid_argument,
-                 "view name must be 1 to 200 bytes of UTF-8 without NUL: '" + u.view + "'"};
+                 "view name must be 1 to 200 bytes of UTF-8 without NUL: '" + name + "'"};
   switch (u.kind) {
     case view_update::op::put:
     case view_update::op::erase:
@@ -48,11 +49,11 @@ result<void> check_view(const store_impl& s, const view_update& u, bool check_na
     case view_update::op::erase_if_equal:
       break;
     default:
-      return error{errc::invalid_argument, "view '" + u.view + "': unknown kind of update " +
+      return error{errc::invalid_argument, "view '" + name + "': unknown kind of update " +
                                                std::to_string(static_cast<unsigned>(u.kind))};
   }
   if (u.kind != view_update::op::clear && (u.key.empty() || u.key.size() > s.max_key_size))
-    return error{errc::invalid_argument, "view '" + u.view + "': keys must be 1 to " +
+    return error{errc::invalid_argument, "view '" + name + "': keys must be 1 to " +
                                              std::to_string(s.max_key_size) + " bytes"};
   return {};
 }
@@ -105,8 +106,11 @@ struct view_writer {
   }
 };
 
+/// Writes `u`; an update with an empty view name is to the view of the one
+/// before it (checked: the request's first update names its view).
 int apply_view(batch_txn& b, const view_update& u, view_writer& w) {
-  if (!w.name || *w.name != u.view) {
+  if (u.view.empty() && !w.name) return EINVAL;
+  if (!w.name || (!u.view.empty() && *w.name != u.view)) {
     if (w.cursor) mdb_cursor_close(w.cursor);
     w = view_writer{};
     if (int rc = view_for_write(b, u.view, w.dbi); rc != 0) return rc;
@@ -182,7 +186,8 @@ result<void> write_side_tables(batch_txn& b, const write_request& req,
   }
   view_writer w;
   for (const view_update& u : req.views) {
-    if (int rc = apply_view(b, u, w); rc != 0) return lmdb::to_error(rc, "writing view " + u.view);
+    if (int rc = apply_view(b, u, w); rc != 0)
+      return lmdb::to_error(rc, "writing view " + (w.name ? *w.name : u.view));
     b.wrote = true;
   }
   return {};

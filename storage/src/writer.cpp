@@ -77,15 +77,20 @@ write_outcome apply_request(batch_txn& b, const request_ref& ref) {
     snapshot_ids.push_back(*id);
   }
   // A projection's batch writes many rows to one view: its name is checked
-  // once per run of updates to it.
+  // once per run of updates to it, and given once (an empty name is the
+  // name of the update before).
   const std::string* checked_view = nullptr;
   for (const view_update& u : req.views) {
-    const bool same_view = checked_view && *checked_view == u.view;
-    auto valid = check_view(b.store, u, !same_view);
+    if (u.view.empty() && !checked_view)
+      return error{errc::invalid_argument,
+                   "a view update names no view, and no update before it in the request does"};
+    const std::string& name = u.view.empty() ? *checked_view : u.view;
+    const bool same_view = checked_view && *checked_view == name;
+    auto valid = check_view(b.store, u, name, !same_view);
     if (!valid) return std::move(valid).err();
     if (same_view) continue;
-    if (auto room = check_view_room(b, u.view); !room) return std::move(room).err();
-    checked_view = &u.view;
+    if (auto room = check_view_room(b, name); !room) return std::move(room).err();
+    checked_view = &name;
   }
   // A retried request whose events are all in place already is answered
   // with their places, whatever its condition says now (a condition that is

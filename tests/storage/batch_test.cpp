@@ -302,6 +302,47 @@ BOOST_AUTO_TEST_CASE(a_conditional_erase_removes_a_view_row_only_while_it_holds_
   erase_if("missing", "x");  // nothing there: fine
 }
 
+BOOST_AUTO_TEST_CASE(a_view_update_without_a_name_goes_to_the_view_of_the_update_before_it) {
+  const std::string long_name = "a-view-name-longer-than-fifteen-bytes";
+  write_request r;
+  r.views.push_back(view_update{long_name, view_update::op::put, "a", "1"});
+  r.views.push_back(view_update{{}, view_update::op::put, "b", "2"});
+  r.views.push_back(view_update{"other", view_update::op::put, "c", "3"});
+  r.views.push_back(view_update{{}, view_update::op::put, "d", "4"});
+  r.views.push_back(view_update{long_name, view_update::op::erase, "a", {}});
+  r.views.push_back(view_update{{}, view_update::op::put, "e", "5"});
+  const auto out = write({r});
+  BOOST_REQUIRE_MESSAGE(out.front().ok(), varve_test::describe(out.front()));
+  auto rows = [&](const std::string& view) {
+    std::map<std::string, std::string> got;
+    auto tx = read();
+    VARVE_REQUIRE_OK(tx.scan_view(view, "", [&](std::string_view k, std::string_view v) {
+      got.emplace(k, v);
+      return true;
+    }));
+    return got;
+  };
+  BOOST_TEST((rows(long_name) == std::map<std::string, std::string>{{"b", "2"}, {"e", "5"}}));
+  BOOST_TEST((rows("other") == std::map<std::string, std::string>{{"c", "3"}, {"d", "4"}}));
+  BOOST_TEST(rows("").empty());
+
+  // The first update of a request must name its view; the request fails
+  // whole, and the one beside it in the batch commits.
+  write_request unnamed, fine;
+  unnamed.views.push_back(view_update{long_name, view_update::op::put, "f", "6"});
+  unnamed.views.front().view.clear();
+  unnamed.views.push_back(view_update{long_name, view_update::op::put, "g", "7"});
+  fine.views.push_back(view_update{"other", view_update::op::put, "h", "8"});
+  const auto both = write({unnamed, fine});
+  BOOST_REQUIRE(!both[0].ok());
+  BOOST_TEST(both[0].err().code() == errc::invalid_argument);
+  BOOST_TEST(both[0].err().message().find("names no view") != std::string::npos,
+             both[0].err().message());
+  BOOST_TEST(both[1].ok());
+  BOOST_TEST(rows(long_name).size() == 2u);
+  BOOST_TEST(rows("other").size() == 3u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_FIXTURE_TEST_CASE(a_store_holds_max_views_views_and_refuses_one_more_by_name, store_fixture) {

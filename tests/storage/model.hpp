@@ -412,9 +412,10 @@ class model {
     return {};
   }
 
-  result<void> check_view(const varve::view_update& u) const {
-    if (u.view.empty() || u.view.size() > max_view_name || !valid_utf8(u.view) ||
-        u.view.find('\0') != std::string::npos)
+  /// `name` is the update's view: its own, or (empty) the one before's.
+  result<void> check_view(const varve::view_update& u, const std::string& name) const {
+    if (name.empty() || name.size() > max_view_name || !valid_utf8(name) ||
+        name.find('\0') != std::string::npos)
       return invalid("bad view name");
     if (u.kind != varve::view_update::op::clear &&
         (u.key.empty() || u.key.size() > lim_.max_key_size))
@@ -477,8 +478,12 @@ class model {
     for (const varve::snapshot_update& u : req.snapshots) {
       if (auto ok = check_snapshot(plans, u); !ok) return ok.err();
     }
+    // An update with an empty view name is to the view of the update
+    // before it in the request; the first must name one.
+    std::vector<std::string> view_of;
     for (const varve::view_update& u : req.views) {
-      if (auto ok = check_view(u); !ok) return ok.err();
+      view_of.push_back(u.view.empty() && !view_of.empty() ? view_of.back() : u.view);
+      if (auto ok = check_view(u, view_of.back()); !ok) return ok.err();
     }
     std::vector<append_result> results;
     for (const plan& p : plans)
@@ -487,8 +492,9 @@ class model {
       cursors[c.consumer] = cursor{c.position, c.state};
     for (const varve::snapshot_update& u : req.snapshots)
       find(u.stream)->snap = snapshot{u.version, u.schema, u.bytes};
-    for (const varve::view_update& u : req.views) {
-      auto& rows = views[u.view];
+    for (std::size_t i = 0; i < req.views.size(); ++i) {
+      const varve::view_update& u = req.views[i];
+      auto& rows = views[view_of[i]];
       switch (u.kind) {
         case varve::view_update::op::put:
           rows[u.key] = u.value;

@@ -103,7 +103,9 @@ class view_batch {
   result<std::optional<std::string>> get(std::string_view key) const;
 
   const std::string& view() const { return view_; }
-  /// The writes in order, for the commit (puts and erases of this view).
+  /// The writes in order, for the commit (puts and erases of this view):
+  /// the first names the view, the others leave `view` empty (the same
+  /// view, as view_update allows).
   std::vector<view_update>& updates() { return updates_; }
 
   /// For the projection engine: undo the writes after a savepoint.

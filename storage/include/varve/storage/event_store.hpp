@@ -77,6 +77,11 @@ struct snapshot_update {
 /// `erase` removes `key` (absent keys are fine), `clear` empties the view,
 /// `erase_if_equal` removes `key` only while it holds `value` (otherwise it
 /// leaves it, and the request still succeeds).
+///
+/// An empty `view` means the view of the update before it in the same
+/// request: a run of rows to one view names it once (a view name of over 15
+/// bytes costs an allocation per copy). The first update of a request must
+/// name its view (invalid_argument otherwise).
 struct view_update {
   enum class op : std::uint8_t { put, erase, clear, erase_if_equal };
   std::string view{};
