@@ -216,13 +216,10 @@ result<void> fold_recent(batch_txn& b, const fold& f, const index::postings& add
                          std::string& out) {
   std::vector<index::list_part> parts;
   parts.reserve(f.entries + 1);
-  MDB_cursor* c = nullptr;
-  if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
+  scoped_cursor recent;
+  if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, recent); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
-  struct closer {
-    MDB_cursor* c;
-    ~closer() { mdb_cursor_close(c); }
-  } guard{c};
+  MDB_cursor* const c = recent.get();
   global_position from = f.from;
   MDB_val k{sizeof from, &from}, v{};
   int rc = b.txn.cursor_get(c, k, v, MDB_SET_KEY);
@@ -365,13 +362,10 @@ result<void> seal_one_span(batch_txn& b, index::postings& added) {
   for (const auto& posting : added)
     (posting.second <= s.last() ? in_span : later).push_back(posting);
   std::vector<index::list_part> parts;
-  MDB_cursor* c = nullptr;
-  if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, c); rc != 0)
+  scoped_cursor recent;
+  if (int rc = b.txn.cursor_open(b.store.dbs.index_recent, recent); rc != 0)
     return lmdb::to_error(rc, "opening the recent index");
-  struct closer {
-    MDB_cursor* c;
-    ~closer() { mdb_cursor_close(c); }
-  } guard{c};
+  MDB_cursor* const c = recent.get();
   MDB_val k{}, v{};
   int rc = b.txn.cursor_get(c, k, v, MDB_FIRST);
   for (; rc == 0; rc = b.txn.cursor_get(c, k, v, MDB_NEXT)) {

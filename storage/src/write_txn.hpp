@@ -41,6 +41,23 @@ inline int injected(fault_injector* faults, lmdb_call call, const where& at) {
   return faults->before(call, lmdb_call_site{at.file, at.line});
 }
 
+/// A cursor of a write transaction (write_txn::cursor_open), closed when
+/// it goes out of scope; the transaction must outlive it.
+class scoped_cursor {
+ public:
+  scoped_cursor() = default;
+  scoped_cursor(const scoped_cursor&) = delete;
+  scoped_cursor& operator=(const scoped_cursor&) = delete;
+  ~scoped_cursor() {
+    if (cursor_) mdb_cursor_close(cursor_);
+  }
+  MDB_cursor* get() const { return cursor_; }
+
+ private:
+  friend class write_txn;
+  MDB_cursor* cursor_ = nullptr;
+};
+
 class write_txn {
  public:
   /// Begins a write transaction on `env`. Returns 0, or the code of the
@@ -65,6 +82,10 @@ class write_txn {
   int drop(MDB_dbi dbi, int del, const where& at = where::current());
   int dbi_open(const char* name, unsigned flags, MDB_dbi& dbi, const where& at = where::current());
   int cursor_open(MDB_dbi dbi, MDB_cursor*& cursor, const where& at = where::current());
+  /// cursor_open into `cursor` (which holds none yet), closed with it.
+  int cursor_open(MDB_dbi dbi, scoped_cursor& cursor, const where& at = where::current()) {
+    return cursor_open(dbi, cursor.cursor_, at);
+  }
   /// MDB_NOTFOUND (no such entry, or the end) does not break the transaction.
   int cursor_get(MDB_cursor* cursor, MDB_val& key, MDB_val& value, MDB_cursor_op op,
                  const where& at = where::current());
