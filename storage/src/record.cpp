@@ -2,7 +2,7 @@
 
 #include <isa-l/crc.h>
 
-#if VARVE_HAVE_ISAL_CRC32_ISCSI_01
+#if VARVE_HAVE_ISAL_CRC32_ISCSI_01 && defined(__x86_64__)
 extern "C" unsigned int crc32_iscsi_01(unsigned char* buffer, int len, unsigned int init_crc);
 #endif
 
@@ -33,7 +33,7 @@ using crc_function = unsigned int (*)(unsigned char*, int, unsigned int);
 /// above. The variant is in ISA-L's x86-64 builds (the build checks) but
 /// not in its header.
 crc_function short_crc() {
-#if VARVE_HAVE_ISAL_CRC32_ISCSI_01
+#if VARVE_HAVE_ISAL_CRC32_ISCSI_01 && defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul")) return crc32_iscsi_01;
 #endif
