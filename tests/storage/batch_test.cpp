@@ -42,6 +42,16 @@ void damage_record_and_reopen(store_fixture& f, global_position position) {
   f.store = varve_test::open_store(f.opts);
 }
 
+/// The rows of view `view` as `tx` sees them.
+std::map<std::string, std::string> view_rows(const read_transaction& tx, const std::string& view) {
+  std::map<std::string, std::string> rows;
+  VARVE_REQUIRE_OK(tx.scan_view(view, "", [&](std::string_view k, std::string_view v) {
+    rows.emplace(k, v);
+    return true;
+  }));
+  return rows;
+}
+
 }  // namespace
 
 struct batch_fixture : store_fixture {
@@ -313,15 +323,7 @@ BOOST_AUTO_TEST_CASE(a_view_update_without_a_name_goes_to_the_view_of_the_update
   r.views.push_back(view_update{{}, view_update::op::put, "e", "5"});
   const auto out = write({r});
   BOOST_REQUIRE_MESSAGE(out.front().ok(), varve_test::describe(out.front()));
-  auto rows = [&](const std::string& view) {
-    std::map<std::string, std::string> got;
-    auto tx = read();
-    VARVE_REQUIRE_OK(tx.scan_view(view, "", [&](std::string_view k, std::string_view v) {
-      got.emplace(k, v);
-      return true;
-    }));
-    return got;
-  };
+  auto rows = [&](const std::string& view) { return view_rows(read(), view); };
   BOOST_TEST((rows(long_name) == std::map<std::string, std::string>{{"b", "2"}, {"e", "5"}}));
   BOOST_TEST((rows("other") == std::map<std::string, std::string>{{"c", "3"}, {"d", "4"}}));
   BOOST_TEST(rows("").empty());
@@ -392,15 +394,7 @@ BOOST_FIXTURE_TEST_CASE(one_request_writing_several_views_in_turn_leaves_each_as
   auto out = store->write({&r, 1});
   BOOST_REQUIRE(out.ok());
   BOOST_REQUIRE_MESSAGE((*out)[0].ok(), varve_test::describe((*out)[0]));
-  auto rows = [&](const std::string& view) {
-    std::map<std::string, std::string> m;
-    auto tx = read();
-    VARVE_REQUIRE_OK(tx.scan_view(view, "", [&](std::string_view k, std::string_view v) {
-      m.emplace(k, v);
-      return true;
-    }));
-    return m;
-  };
+  auto rows = [&](const std::string& view) { return view_rows(read(), view); };
   auto a = rows("a");
   BOOST_TEST(a.size() == 300u);  // 300 puts, one erased, one added
   BOOST_TEST(!a.contains("k1001"));
